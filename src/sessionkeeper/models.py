@@ -1,0 +1,170 @@
+"""Value types returned by the Store, and the limits every face enforces."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+MAX_MESSAGE_LENGTH = 100_000
+MAX_TITLE_LENGTH = 200
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_MESSAGES_PAGE = 500
+MAX_METADATA_BYTES = 1_000_000
+
+ROLES = ("system", "user", "assistant", "tool")
+Role = Literal["system", "user", "assistant", "tool"]
+STATUSES = ("active", "ended")
+SORT_FIELDS = ("created_at", "updated_at", "last_message_at", "title")
+
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Agent ids and session types are free text in the seeds; we only refuse what would be
+# unreadable in a table or a URL.
+LABEL_RE = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
+
+T = TypeVar("T")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    agent_id: str
+    title: str | None
+    session_type: str
+    status: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    last_message_at: datetime | None
+    message_count: int
+    token_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("created_at", "updated_at", "ended_at", "last_message_at"):
+            data[key] = _iso(data[key])
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    session_id: str
+    seq: int
+    role: str
+    content: str
+    agent_id: str | None
+    model: str | None
+    token_count: int
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append. ``token_count`` is computed by the store when omitted."""
+
+    role: str
+    content: str
+    agent_id: str | None = None
+    model: str | None = None
+    metadata: dict[str, Any] | None = None
+    token_count: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int | None
+    limit: int
+    offset: int
+    has_more: bool
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    session_id: str
+    seq: int
+    role: str
+    agent_id: str | None
+    snippet: str
+    rank: float
+    created_at: datetime
+    session_title: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The newest messages of a session that fit a token budget, oldest first."""
+
+    session_id: str
+    messages: list[Message]
+    max_tokens: int
+    total_tokens: int
+    dropped_messages: int
+    dropped_tokens: int
+    pinned: int
+    estimated: bool
+    encoding: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["messages"] = [m.to_dict() for m in self.messages]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    pruned_count: int
+    message_count: int
+    dry_run: bool
+    days: float
+    cutoff: datetime
+    session_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cutoff"] = _iso(self.cutoff)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    total_sessions: int
+    total_messages: int
+    total_tokens: int
+    active_sessions: int
+    ended_sessions: int
+    ghost_sessions: int
+    stale_sessions: int
+    active_agents: int
+    by_agent: dict[str, int]
+    by_type: dict[str, int]
+    oldest_session: datetime | None
+    newest_activity: datetime | None
+    ghost_threshold_minutes: float
+    stale_threshold_days: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["oldest_session"] = _iso(self.oldest_session)
+        data["newest_activity"] = _iso(self.newest_activity)
+        return data
