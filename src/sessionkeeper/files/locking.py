@@ -1,0 +1,200 @@
+"""OpenClaw-compatible lock and atomic rewrite for a JSON index file (``sessions.json``).
+
+OpenClaw's gateway rewrites ``<agent>/sessions/sessions.json`` every time a session is touched.
+Anyone else who edits that file must use the same protocol, or one of the two writers silently
+loses the other's update (the seed skill did exactly that). The protocol, in order:
+
+1. **Take** ``sessions.json.lock`` beside the index with a create-exclusive open
+   (``O_CREAT | O_EXCL``): exactly one process can create it. The holder writes
+   ``{"pid": ..., "createdAt": <ISO time>}`` inside so a waiter can say who is blocking it.
+2. **Wait** if it exists: poll (every 25 ms by default) for up to ``timeout`` seconds (10 s), then
+   give up with :class:`~sessionkeeper.errors.Conflict` naming the lock file and its holder.
+3. **Break** a lock whose mtime is older than ``stale_after`` (30 s): its holder crashed. The file
+   is first *renamed* to a unique name (only one breaker can win that rename), re-checked, then
+   removed; if the renamed file turns out to be fresh (someone re-took the lock between our
+   ``stat`` and ``rename``) it is linked back (``link`` fails rather than overwrite a newer lock).
+4. **Inside** the lock: re-read the index (never trust a copy read before the lock), modify it,
+   write a unique temp file in the same directory (``mkstemp``), ``fsync`` it, ``os.replace`` it
+   onto the index (atomic: readers see the old or the new file, never half of one), ``fsync`` the
+   directory so the rename survives a crash.
+5. **Release** in ``finally``: remove the lock file, but only if it is still ours (same inode).
+
+Lock holders must stay short (well under ``stale_after``): nothing slow happens under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sessionkeeper.errors import Conflict
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_STALE_AFTER = 30.0
+DEFAULT_POLL_INTERVAL = 0.025
+
+
+def lock_path_for(index_path: Path) -> Path:
+    """The lock file guarding ``index_path``: ``sessions.json`` → ``sessions.json.lock``."""
+    return index_path.with_name(index_path.name + ".lock")
+
+
+def read_holder(lock_path: Path) -> dict[str, Any] | None:
+    """The ``{"pid", "createdAt"}`` payload of a lock file, or None if absent or unreadable."""
+    try:
+        data = json.loads(lock_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class IndexLock:
+    """Context manager holding ``<index>.lock`` by the OpenClaw protocol (see module docstring)."""
+
+    def __init__(
+        self,
+        index_path: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self.index_path = Path(index_path)
+        self.lock_path = lock_path_for(self.index_path)
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self.poll_interval = poll_interval
+        self._inode: int | None = None
+
+    # -- acquire ---------------------------------------------------------------------------
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self._try_create():
+                return
+            self._break_if_stale()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self.poll_interval)
+        if self._try_create():  # one last chance after the final sleep
+            return
+        holder = read_holder(self.lock_path)
+        who = (
+            f"pid {holder.get('pid')} since {holder.get('createdAt')}"
+            if holder
+            else "an unknown holder"
+        )
+        raise Conflict(
+            f"Timed out after {self.timeout:g}s waiting for {self.lock_path} (held by {who})",
+            lock_path=str(self.lock_path),
+            holder=holder,
+        )
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            payload = {"pid": os.getpid(), "createdAt": datetime.now(UTC).isoformat()}
+            os.write(fd, json.dumps(payload).encode("utf-8"))
+            self._inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        return True
+
+    def _break_if_stale(self) -> None:
+        try:
+            st = os.stat(self.lock_path)
+        except FileNotFoundError:
+            return
+        if time.time() - st.st_mtime <= self.stale_after:
+            return
+        aside = self.lock_path.with_name(
+            f"{self.lock_path.name}.stale.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        )
+        try:
+            os.rename(self.lock_path, aside)
+        except FileNotFoundError:
+            return  # another waiter broke it first
+        try:
+            moved = os.stat(aside)
+            if moved.st_ino != st.st_ino and time.time() - moved.st_mtime <= self.stale_after:
+                # We took a lock someone acquired after our stat: put it back if the slot is free.
+                with contextlib.suppress(OSError):
+                    os.link(aside, self.lock_path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(aside)
+
+    # -- release ---------------------------------------------------------------------------
+    def release(self) -> None:
+        if self._inode is None:
+            return
+        try:
+            if os.stat(self.lock_path).st_ino == self._inode:
+                os.unlink(self.lock_path)
+        except FileNotFoundError:
+            pass
+        finally:
+            self._inode = None
+
+    def __enter__(self) -> IndexLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as indented JSON: temp file, fsync, rename, fsync dir.
+
+    Keeps the permission bits of the file it replaces (``mkstemp`` creates 0600).
+    """
+    path = Path(path)
+    try:
+        mode: int | None = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.flush()
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

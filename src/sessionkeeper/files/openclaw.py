@@ -1,0 +1,520 @@
+"""Filesystem store over an OpenClaw-style agents directory (the seed ``session_manager`` skill).
+
+Layout::
+
+    <root>/<agent>/sessions/sessions.json              index: session key → entry dict
+    <root>/<agent>/sessions/<sessionId>.jsonl          transcript
+    <root>/<agent>/sessions/<sessionId>.jsonl.deleted.<ISO time, ':' → '-'>   archived transcript
+
+Every method returns plain dicts in the seed's JSON shapes. Nothing is ever unlinked except
+archives older than the retention (``orphans``): deleting a session removes its index keys and
+*renames* its transcript.
+
+Concurrency: OpenClaw's gateway rewrites ``sessions.json`` all the time, so every change here goes
+through :class:`~sessionkeeper.files.locking.IndexLock` (the gateway's ``sessions.json.lock``
+protocol, explained in :mod:`sessionkeeper.files.locking`): take the lock of one agent's index,
+re-read the index, remove keys, write it atomically, archive transcripts, release. Decisions taken
+from an unlocked read (which sessions are stale, which transcripts are orphans) are re-checked
+under the lock, so a session touched meanwhile is kept. Key order and unknown fields survive.
+
+Counting: ``list_sessions`` and ``get_session_stats`` count index entries (keys), as the seed did;
+``prune_sessions`` counts distinct session ids, the unit it deletes (a session is stale when its
+newest key is; an entry without a readable ``updatedAt`` counts as stale, as in the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sessionkeeper.files.locking import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_TIMEOUT,
+    IndexLock,
+    atomic_write_json,
+)
+
+__all__ = ["DEFAULT_MAIN_KEY", "OpenClawStore", "default_root", "session_type_for_key"]
+
+DEFAULT_MAIN_KEY = "agent:main:main"
+INDEX_NAME = "sessions.json"
+TRANSCRIPT_SUFFIX = ".jsonl"
+ARCHIVE_MARK = ".jsonl.deleted."
+ARCHIVE_RETENTION_DAYS = 7.0
+_ARCHIVE_TS_RE = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})(\.\d+)?")
+
+Entry = dict[str, Any]
+Index = dict[str, Any]
+
+
+def default_root() -> Path:
+    """The agents root: ``$OPENCLAW_WORKSPACE`` or ``$ARIA_WORKSPACE`` (its ``agents/`` subdir
+    when it has one, else the dir itself), else ``~/.openclaw/agents``."""
+    for var in ("OPENCLAW_WORKSPACE", "ARIA_WORKSPACE"):
+        value = os.environ.get(var)
+        if value:
+            base = Path(value).expanduser()
+            return base / "agents" if (base / "agents").is_dir() else base
+    return Path.home() / ".openclaw" / "agents"
+
+
+def session_type_for_key(key: str) -> str:
+    """``cron`` / ``subagent`` / ``run`` / ``direct`` from an OpenClaw session key."""
+    for kind in ("cron", "subagent", "run"):
+        if f":{kind}:" in key:
+            return kind
+    return "direct"
+
+
+def _check_name(value: object, what: str) -> str:
+    """Refuse anything that could leave the sessions directory when used as a file name."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{what} must be a non-empty string", value=repr(value))
+    if value in (".", "..") or any(c in value for c in "/\\\x00") or os.path.isabs(value):
+        raise InvalidInput(f"{what} {value!r} is not a plain file name", value=value)
+    return value
+
+
+def _is_safe(value: object) -> bool:
+    try:
+        _check_name(value, "id")
+    except InvalidInput:
+        return False
+    return True
+
+
+def _updated_ms(entry: Entry) -> float | None:
+    """``updatedAt`` as epoch milliseconds (ints per OpenClaw; ISO strings tolerated)."""
+    value = entry.get("updatedAt")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp() * 1000
+    return None
+
+
+def _iso_from_ms(ms: float | None) -> str | None:
+    if ms is None:
+        return None
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="seconds" if ms % 1000 == 0 else "milliseconds")
+
+
+def _archive_stamp(now: datetime) -> str:
+    """OpenClaw's ``new Date().toISOString().replace(/:/g, '-')``: 2026-02-15T18-00-00.123Z."""
+    return now.strftime("%Y-%m-%dT%H-%M-%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _archive_time(name: str) -> float | None:
+    """Epoch seconds encoded in an archive name, or None if it carries no readable stamp."""
+    match = _ARCHIVE_TS_RE.search(name.partition(ARCHIVE_MARK)[2])
+    if not match:
+        return None
+    day, hh, mm, ss, frac = match.groups()
+    try:
+        moment = datetime.fromisoformat(f"{day}T{hh}:{mm}:{ss}{frac or ''}+00:00")
+    except ValueError:
+        return None
+    return moment.timestamp()
+
+
+class OpenClawStore:
+    """Read, delete (archive), prune and repair an OpenClaw agents directory."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        protected_ids: set[str] | None = None,
+        main_key: str | None = None,
+        on_deleted: Callable[[str], bool] | None = None,
+        lock_timeout: float = DEFAULT_TIMEOUT,
+        stale_lock_seconds: float = DEFAULT_STALE_AFTER,
+        lock_poll_interval: float = DEFAULT_POLL_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        if protected_ids is None:
+            env_id = os.environ.get("ARIA_SESSION_ID", "").strip()
+            protected_ids = {env_id} if env_id else set()
+        self.protected_ids = set(protected_ids)
+        self.main_key = main_key or DEFAULT_MAIN_KEY
+        self.on_deleted = on_deleted
+        self.lock_timeout = lock_timeout
+        self.stale_lock_seconds = stale_lock_seconds
+        self.lock_poll_interval = lock_poll_interval
+        self.clock = clock
+
+    # -- paths and reading ------------------------------------------------------------------
+    def agents(self) -> list[str]:
+        """Agent directory names that have a ``sessions/`` directory, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if (p / "sessions").is_dir() and _is_safe(p.name)
+        )
+
+    def _dir(self, agent: str) -> Path:
+        return self.root / _check_name(agent, "agent") / "sessions"
+
+    def _index_path(self, agent: str) -> Path:
+        return self._dir(agent) / INDEX_NAME
+
+    def _read_index(self, agent: str) -> Index:
+        path = self._index_path(agent)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        if not text.strip():
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInput(f"{path} is not valid JSON: {exc}", path=str(path)) from exc
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path} is not a JSON object", path=str(path))
+        return data
+
+    def _lock(self, agent: str) -> IndexLock:
+        return IndexLock(
+            self._index_path(agent),
+            timeout=self.lock_timeout,
+            stale_after=self.stale_lock_seconds,
+            poll_interval=self.lock_poll_interval,
+        )
+
+    @staticmethod
+    def _entries(index: Index) -> Iterator[tuple[str, Entry, str]]:
+        for key, entry in index.items():
+            if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
+                yield key, entry, entry["sessionId"]
+
+    def iter_entries(self, agent: str | None = None) -> Iterator[tuple[str, str, Entry]]:
+        """Yield ``(agent, key, entry)`` for every index entry that has a string ``sessionId``."""
+        for name in [agent] if agent is not None else self.agents():
+            for key, entry, _sid in self._entries(self._read_index(name)):
+                yield name, key, entry
+
+    def read_transcript(self, agent: str, session_id: str) -> list[dict[str, Any]]:
+        """Parse ``<agent>/sessions/<session_id>.jsonl`` (blank lines skipped)."""
+        path = self._dir(agent) / (_check_name(session_id, "session id") + TRANSCRIPT_SUFFIX)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise NotFound(f"No transcript {path}", path=str(path)) from exc
+        records: list[dict[str, Any]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"{path}: line {number} is not valid JSON: {exc}", path=str(path), line=number
+                ) from exc
+            if not isinstance(record, dict):
+                raise InvalidInput(
+                    f"{path}: line {number} is not a JSON object", path=str(path), line=number
+                )
+            records.append(record)
+        return records
+
+    def _protected_in(self, index: Index) -> set[str]:
+        ids = set(self.protected_ids)
+        main = index.get(self.main_key)
+        if isinstance(main, dict) and isinstance(main.get("sessionId"), str):
+            ids.add(main["sessionId"])
+        return ids
+
+    def protected(self) -> set[str]:
+        """Session ids that are never deleted: ``protected_ids`` plus what the main key names."""
+        ids = set(self.protected_ids)
+        for agent in self.agents():
+            ids |= self._protected_in(self._read_index(agent))
+        return ids
+
+    # -- listing and stats ------------------------------------------------------------------
+    def list_sessions(self, agent: str | None = None) -> dict[str, Any]:
+        """All index entries (one row per key), newest first, in the seed's shape."""
+        if agent is not None and not self._dir(agent).is_dir():
+            raise NotFound(f"No agent {agent!r} under {self.root}", agent=agent)
+        rows: list[tuple[float, dict[str, Any]]] = []
+        for name, key, entry in self.iter_entries(agent):
+            ms = _updated_ms(entry)
+            rows.append(
+                (
+                    ms if ms is not None else float("-inf"),
+                    {
+                        "id": entry["sessionId"],
+                        "sessionId": entry["sessionId"],
+                        "key": key,
+                        "agentId": name,
+                        "session_type": session_type_for_key(key),
+                        "label": entry.get("label"),
+                        "updatedAt": _iso_from_ms(ms),
+                        "contextTokens": entry.get("contextTokens"),
+                        "model": entry.get("model"),
+                    },
+                )
+            )
+        rows.sort(key=lambda r: (-r[0], r[1]["agentId"], r[1]["key"]))
+        sessions = [row for _, row in rows]
+        return {"session_count": len(sessions), "sessions": sessions}
+
+    def _is_stale(self, ms: float | None, minutes: float, now: float) -> bool:
+        return ms is None or (now * 1000 - ms) > minutes * 60_000
+
+    def get_session_stats(self, stale_minutes: float = 60) -> dict[str, Any]:
+        """Counts of index entries: total, stale (older than ``stale_minutes``), per agent."""
+        stale_minutes = _check_minutes(stale_minutes, "stale_minutes")
+        now = self.clock()
+        by_agent: dict[str, int] = {}
+        total = stale = 0
+        for agent in self.agents():
+            by_agent[agent] = 0
+            for _key, entry, _sid in self._entries(self._read_index(agent)):
+                by_agent[agent] += 1
+                total += 1
+                stale += self._is_stale(_updated_ms(entry), stale_minutes, now)
+        return {
+            "total_sessions": total,
+            "stale_sessions": stale,
+            "active_sessions": total - stale,
+            "by_agent": by_agent,
+            "stale_threshold_minutes": stale_minutes,
+        }
+
+    # -- deleting ---------------------------------------------------------------------------
+    def _archive(self, transcript: Path) -> bool:
+        """Rename a transcript to ``<name>.deleted.<stamp>``; False if there is none."""
+        if not transcript.is_file():
+            return False
+        stamp = _archive_stamp(datetime.fromtimestamp(self.clock(), UTC))
+        target = transcript.with_name(f"{transcript.name}.deleted.{stamp}")
+        n = 0
+        while target.exists():
+            n += 1
+            target = transcript.with_name(f"{transcript.name}.deleted.{stamp}-{n}")
+        try:
+            os.rename(transcript, target)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _purge_agent(
+        self, agent: str, ids: set[str], keep: Callable[[Entry], bool] | None = None
+    ) -> dict[str, tuple[list[str], bool]]:
+        """Under the agent's lock: drop every key of ``ids`` and archive their transcripts.
+
+        Protected sessions are never touched; if ``keep(entry)`` is true for any key of a
+        session (re-read under the lock), that session is left alone in this agent.
+        Returns ``{session_id: (removed keys, transcript archived)}`` for what was done.
+        """
+        directory = self._dir(agent)
+        ids = {sid for sid in ids if _is_safe(sid)}
+        snapshot = self._read_index(agent)
+        if not any(sid in ids for _k, _e, sid in self._entries(snapshot)) and not any(
+            (directory / (sid + TRANSCRIPT_SUFFIX)).is_file() for sid in ids
+        ):
+            return {}  # nothing to do here: no lock, no write
+        done: dict[str, tuple[list[str], bool]] = {}
+        with self._lock(agent):
+            index = self._read_index(agent)
+            targets = ids - self._protected_in(index)
+            if keep is not None:
+                targets -= {sid for _k, e, sid in self._entries(index) if keep(e)}
+            removed: dict[str, list[str]] = {}
+            for key, _entry, sid in list(self._entries(index)):
+                if sid in targets and key != self.main_key:
+                    del index[key]
+                    removed.setdefault(sid, []).append(key)
+            if removed:
+                atomic_write_json(self._index_path(agent), index)
+            still_referenced = {sid for _k, _e, sid in self._entries(index)}
+            for sid in sorted(targets):
+                archived = sid not in still_referenced and self._archive(
+                    directory / (sid + TRANSCRIPT_SUFFIX)
+                )
+                if sid in removed or archived:
+                    done[sid] = (removed.get(sid, []), archived)
+        return done
+
+    def _mark_ended(self, session_id: str) -> tuple[bool, str | None]:
+        if self.on_deleted is None:
+            return False, None
+        try:
+            return bool(self.on_deleted(session_id)), None
+        except Exception as exc:  # the callback is best effort, the fs delete already happened
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def delete_session(self, session_id: str) -> dict[str, Any]:
+        """Remove every key of ``session_id`` (all agents), archive its transcript, mark ended."""
+        sid = _check_name(session_id, "session id")
+        if sid in self.protected():
+            raise Forbidden(f"Session {sid} is protected (current or main session)", id=sid)
+        removed_keys: list[str] = []
+        archived = False
+        for agent in self.agents():
+            keys, arch = self._purge_agent(agent, {sid}).get(sid, ([], False))
+            removed_keys += keys
+            archived = archived or arch
+        if not removed_keys and not archived:
+            raise NotFound(f"Session {sid} not found under {self.root}", id=sid)
+        pg_ok, pg_error = self._mark_ended(sid)
+        db = "DB marked ended" if pg_ok else "DB not updated"
+        if pg_error:
+            db += f" (callback failed: {pg_error})"
+        transcript = "archived" if archived else "missing"
+        return {
+            "deleted": sid,
+            "removed_keys": removed_keys,
+            "transcript_archived": archived,
+            "pg_status_updated": pg_ok,
+            "message": (
+                f"Session {sid} removed ({len(removed_keys)} keys, transcript={transcript}), {db}"
+            ),
+        }
+
+    def cleanup_after_delegation(self, session_id: str) -> dict[str, Any]:
+        """Delete a sub-agent's session once its delegation is done (same as delete_session)."""
+        return self.delete_session(session_id)
+
+    def prune_sessions(self, max_age_minutes: float = 60, dry_run: bool = False) -> dict[str, Any]:
+        """Delete (archive) every session whose newest key is older than ``max_age_minutes``."""
+        max_age_minutes = _check_minutes(max_age_minutes, "max_age_minutes")
+        now = self.clock()
+        newest: dict[str, float] = {}  # session id → newest updatedAt of its keys (-inf: none)
+        where: dict[str, set[str]] = {}
+        for agent, _key, entry in self.iter_entries():
+            sid, ms = entry["sessionId"], _updated_ms(entry)
+            newest[sid] = max(newest.get(sid, float("-inf")), float("-inf") if ms is None else ms)
+            where.setdefault(sid, set()).add(agent)
+        protected = self.protected()
+        errors: list[dict[str, str]] = []
+        candidates: list[str] = []
+        for sid, ms in sorted(newest.items(), key=lambda kv: (-kv[1], kv[0])):
+            if sid in protected or not self._is_stale(ms, max_age_minutes, now):
+                continue
+            if not _is_safe(sid):
+                errors.append({"id": sid, "error": "unsafe session id left untouched"})
+                continue
+            candidates.append(sid)
+        deleted: list[str] = []
+        if not dry_run:
+
+            def fresh(entry: Entry) -> bool:
+                return not self._is_stale(_updated_ms(entry), max_age_minutes, self.clock())
+
+            done: set[str] = set()
+            for agent in sorted({a for sid in candidates for a in where[sid]}):
+                mine = {sid for sid in candidates if agent in where[sid]}
+                try:
+                    done |= set(self._purge_agent(agent, mine, keep=fresh))
+                except (Conflict, InvalidInput, OSError) as exc:
+                    errors += [{"id": sid, "error": str(exc)} for sid in sorted(mine)]
+            for sid in candidates:
+                if sid in done:
+                    deleted.append(sid)
+                    _ok, pg_error = self._mark_ended(sid)
+                    if pg_error:
+                        errors.append({"id": sid, "error": f"DB update failed: {pg_error}"})
+        pruned = len(candidates) if dry_run else len(deleted)
+        return {
+            "total_sessions": len(newest),
+            "pruned_count": pruned,
+            "kept_count": len(newest) - pruned,
+            "dry_run": dry_run,
+            "deleted_ids": list(candidates) if dry_run else deleted,
+            "errors": errors,
+            "threshold_minutes": max_age_minutes,
+        }
+
+    # -- repair -----------------------------------------------------------------------------
+    def _orphan_scan(self, agent: str, index: Index) -> tuple[list[str], list[Path]]:
+        directory = self._dir(agent)
+        protected = self._protected_in(index)
+        missing = [
+            key
+            for key, _entry, sid in self._entries(index)
+            if _is_safe(sid)
+            and sid not in protected
+            and key != self.main_key
+            and not (directory / (sid + TRANSCRIPT_SUFFIX)).is_file()
+        ]
+        referenced = {sid for _k, _e, sid in self._entries(index)}
+        orphans = sorted(
+            p
+            for p in directory.glob("*" + TRANSCRIPT_SUFFIX)
+            if p.is_file() and p.name[: -len(TRANSCRIPT_SUFFIX)] not in referenced
+        )
+        return missing, orphans
+
+    def orphans(
+        self, dry_run: bool = False, *, archive_retention_days: float = ARCHIVE_RETENTION_DAYS
+    ) -> dict[str, Any]:
+        """Drop keys whose transcript is gone, archive unreferenced transcripts, and remove
+        archives older than ``archive_retention_days`` (by their name's stamp, else mtime).
+        Paths are reported relative to the root (``agent/sessions/file``)."""
+        missing_all: list[str] = []
+        orphan_all: list[str] = []
+        expired_all: list[str] = []
+        now = self.clock()
+        for agent in self.agents():
+            directory = self._dir(agent)
+            missing, orphans = self._orphan_scan(agent, self._read_index(agent))
+            if not dry_run and (missing or orphans):
+                with self._lock(agent):
+                    index = self._read_index(agent)
+                    missing, orphans = self._orphan_scan(agent, index)
+                    for key in missing:
+                        del index[key]
+                    if missing:
+                        atomic_write_json(self._index_path(agent), index)
+                    orphans = [p for p in orphans if self._archive(p)]
+            missing_all += missing
+            orphan_all += [p.relative_to(self.root).as_posix() for p in orphans]
+            for path in sorted(directory.glob("*" + ARCHIVE_MARK + "*")):
+                if not path.is_file():
+                    continue
+                stamp = _archive_time(path.name)
+                when = stamp if stamp is not None else path.stat().st_mtime
+                if now - when <= archive_retention_days * 86_400:
+                    continue
+                if not dry_run:
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                expired_all.append(path.relative_to(self.root).as_posix())
+        return {
+            "missing_transcripts": missing_all,
+            "orphan_transcripts": orphan_all,
+            "expired_archives": expired_all,
+            "dry_run": dry_run,
+        }
+
+
+def _check_minutes(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidInput(f"{name} must be a number >= 0", value=repr(value))
+    return value

@@ -1,0 +1,123 @@
+"""The schema, as SQLAlchemy Core tables: the single description of what the Store reads.
+
+Alembic owns the database (``migrations/``); a test compares these tables with a migrated
+database on both dialects so the two cannot drift. Full-text search objects are the one
+deliberate exception, because they are dialect-specific: a generated ``tsv`` column + GIN
+index on PostgreSQL, an FTS5 external-content table kept by triggers on SQLite (see
+``search.py`` and migration 0001).
+
+Why the shape:
+- ``messages`` is keyed by ``(session_id, seq)``: order is by seq, never by timestamp, and
+  every key starting with session_id keeps the table shardable by session (Citus-style).
+- ``sessions`` carries counters (message_count, token_count, last_seq) updated in the same
+  transaction as every write, so listings never count messages. ``last_seq`` is separate
+  from ``message_count`` because deleting a message must not let a later seq be reused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+# Bump together with a new migration in migrations/versions/ (a test checks they agree).
+SCHEMA_REVISION = "0001"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both dialects.
+
+    PostgreSQL stores timestamptz. SQLite has no timestamp type: values are stored as naive
+    UTC ISO text, which sorts and compares correctly as text, and read back as aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> Any:
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", String(128), primary_key=True),
+    Column("agent_id", String(64), nullable=False, server_default="main"),
+    Column("title", String(200)),
+    Column("session_type", String(64), nullable=False, server_default="chat"),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("metadata", _json()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("last_message_at", UTCDateTime()),
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    Column("token_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_seq", Integer, nullable=False, server_default="0"),
+    Index("ix_sessions_agent_updated", "agent_id", "updated_at"),
+    Index("ix_sessions_agent_created", "agent_id", "created_at"),
+    Index("ix_sessions_updated", "updated_at"),
+    Index("ix_sessions_created", "created_at"),
+    Index("ix_sessions_status_updated", "status", "updated_at"),
+    # Ghosts (sessions nobody spoke in) are found by this small partial index alone.
+    Index(
+        "ix_sessions_ghosts",
+        "created_at",
+        postgresql_where=text("message_count = 0"),
+        sqlite_where=text("message_count = 0"),
+    ),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column(
+        "session_id",
+        String(128),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("agent_id", String(64)),
+    Column("model", String(128)),
+    Column("token_count", Integer, nullable=False, server_default="0"),
+    Column("metadata", _json()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("session_id", "seq", name="pk_messages"),
+)

@@ -1,0 +1,810 @@
+"""The Store: sessions and messages over SQLAlchemy async (aiosqlite or asyncpg).
+
+Design in brief (the why lives next to each piece):
+- One append is one short transaction that bumps the session row's counters and takes the
+  next seq from ``last_seq`` under that row's lock, then inserts the message. On PostgreSQL
+  both happen in a single statement (a data-modifying CTE), one round trip; on SQLite the
+  transaction begins IMMEDIATE, so writers queue instead of deadlocking.
+- Reads never count messages: message_count / token_count live on the session row.
+- Every operation validates its arguments before opening a transaction: bad input changes
+  nothing. Typed errors come from ``sessionkeeper.errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sessionkeeper import tokens
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound
+from sessionkeeper.models import (
+    DEFAULT_PAGE_SIZE,
+    MAX_MESSAGES_PAGE,
+    MAX_PAGE_SIZE,
+    Message,
+    NewMessage,
+    Page,
+    PruneResult,
+    SearchHit,
+    Session,
+    Stats,
+    Window,
+)
+from sessionkeeper.store import housekeeping, validate, window
+from sessionkeeper.store import search as fts
+from sessionkeeper.store.engine import create_engine, ensure_schema
+from sessionkeeper.store.schema import UTCDateTime, messages, sessions
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+_SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "created_at": sessions.c.created_at,
+    "updated_at": sessions.c.updated_at,
+    # Nullable columns are sorted through a total expression so keyset cursors stay exact.
+    "last_message_at": func.coalesce(sessions.c.last_message_at, sessions.c.created_at),
+    "title": func.coalesce(sessions.c.title, ""),
+}
+
+# PostgreSQL append in one round trip: the UPDATE takes the session row lock and hands the
+# new seq to the INSERT. No row from `bump` (unknown session) means nothing is inserted.
+_PG_APPEND = text(
+    """
+    WITH bump AS (
+        UPDATE sessions
+        SET last_seq = last_seq + 1, message_count = message_count + 1,
+            token_count = token_count + :token_count, updated_at = :now, last_message_at = :now
+        WHERE session_id = :session_id
+        RETURNING last_seq
+    )
+    INSERT INTO messages
+        (session_id, seq, role, content, agent_id, model, token_count, metadata, created_at)
+    SELECT :session_id, last_seq, :role, :content, :agent_id, :model, :token_count,
+           :metadata, :created_at
+    FROM bump
+    RETURNING seq
+    """
+).bindparams(
+    bindparam("metadata", type_=JSONB(none_as_null=True)),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _session(row: Row[Any] | Mapping[str, Any]) -> Session:
+    m = row._mapping if isinstance(row, Row) else row
+    return Session(
+        session_id=m["session_id"],
+        agent_id=m["agent_id"],
+        title=m["title"],
+        session_type=m["session_type"],
+        status=m["status"],
+        metadata=dict(m["metadata"] or {}),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        ended_at=m["ended_at"],
+        last_message_at=m["last_message_at"],
+        message_count=m["message_count"],
+        token_count=m["token_count"],
+    )
+
+
+def _message(row: Row[Any]) -> Message:
+    m = row._mapping
+    return Message(
+        session_id=m["session_id"],
+        seq=m["seq"],
+        role=m["role"],
+        content=m["content"],
+        agent_id=m["agent_id"],
+        model=m["model"],
+        token_count=m["token_count"],
+        metadata=dict(m["metadata"] or {}),
+        created_at=m["created_at"],
+    )
+
+
+_MESSAGE_COLUMNS = [c for c in messages.c if c.name != "tsv"]
+
+
+class Store:
+    """Async session store. Open with ``await Store.open(url)`` or wrap an existing engine."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        encoding: str = "cl100k_base",
+        owns_engine: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.tokenizer = tokens.get_tokenizer(encoding)
+        self._owns_engine = owns_engine
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        encoding: str = "cl100k_base",
+        upgrade: bool = False,
+        **engine_kwargs: Any,
+    ) -> Store:
+        """Open (and, if empty, create) the database at ``url``; default: the user data dir.
+
+        An existing database at an older schema is refused unless ``upgrade=True``.
+        """
+        if url is None:
+            from sessionkeeper.config import default_database_url
+
+            url = default_database_url()
+        engine = create_engine(url, **engine_kwargs)
+        try:
+            await ensure_schema(engine, upgrade_older=upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, encoding=encoding, owns_engine=True)
+
+    @classmethod
+    async def from_engine(
+        cls, engine: AsyncEngine, *, encoding: str = "cl100k_base", upgrade: bool = False
+    ) -> Store:
+        """Use an engine the caller owns (and disposes). SQLite engines should come from
+        ``sessionkeeper.store.engine.create_engine`` to get WAL and BEGIN IMMEDIATE."""
+        await ensure_schema(engine, upgrade_older=upgrade)
+        return cls(engine, encoding=encoding)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite; see engine.py)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(sk_write=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    # ── sessions ────────────────────────────────────────────────────────────
+
+    async def create_session(
+        self,
+        *,
+        agent_id: str = "main",
+        title: str | None = None,
+        session_type: str = "chat",
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        values = {
+            "session_id": validate.session_id(session_id) if session_id else uuid.uuid4().hex[:16],
+            "agent_id": validate.label(agent_id, "agent_id"),
+            "title": validate.title(title),
+            "session_type": validate.label(session_type, "session_type"),
+            "status": "active",
+            "metadata": validate.metadata(metadata),
+        }
+        now = utcnow()
+        values.update(
+            created_at=now, updated_at=now, ended_at=None, last_message_at=None,
+            message_count=0, token_count=0, last_seq=0,
+        )
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(sessions).values(values))
+        except IntegrityError as exc:
+            raise Conflict(f"session {values['session_id']!r} already exists") from exc
+        return _session(values)
+
+    async def get_session(self, session_id: str) -> Session:
+        validate.session_id(session_id)
+        async with self._read() as conn:
+            row = (
+                await conn.execute(select(sessions).where(sessions.c.session_id == session_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return _session(row)
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+        session_type: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        sort: str = "updated_at",
+        order: str = "desc",
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        cursor: str | None = None,
+        with_total: bool = True,
+    ) -> Page[Session]:
+        """A page of sessions. Offset paging, or keyset paging with ``cursor`` (from
+        ``Page.next_cursor``), which stays fast however deep the page."""
+        sort, order = validate.sort(sort, order)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        validate.non_negative(offset, "offset")
+        if cursor is not None and offset:
+            raise InvalidInput("give either offset or cursor, not both")
+        where: list[ColumnElement[bool]] = []
+        if agent_id is not None:
+            where.append(sessions.c.agent_id == validate.label(agent_id, "agent_id"))
+        if agent_ids is not None:
+            where.append(sessions.c.agent_id.in_(list(agent_ids)))
+        if session_type is not None:
+            where.append(sessions.c.session_type == validate.label(session_type, "session_type"))
+        if status is not None:
+            where.append(sessions.c.status == validate.status(status))
+        if search is not None:
+            query = fts.check_query(search)
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(
+                or_(
+                    sessions.c.title.ilike(f"%{escaped}%", escape="\\"),
+                    fts.session_match(self.dialect, query),
+                )
+            )
+        for column, bound, op in (
+            (sessions.c.created_at, created_after, "gt"),
+            (sessions.c.created_at, created_before, "lt"),
+            (sessions.c.updated_at, updated_after, "gt"),
+            (sessions.c.updated_at, updated_before, "lt"),
+        ):
+            if bound is not None:
+                _check_aware(bound)
+                where.append(column > bound if op == "gt" else column < bound)
+
+        key = _SORT_COLUMNS[sort]
+        page_where = list(where)
+        if cursor is not None:
+            page_where.append(_after_cursor(key, sort, order, cursor))
+        ordering = (
+            [key.desc(), sessions.c.session_id.desc()]
+            if order == "desc"
+            else [key.asc(), sessions.c.session_id.asc()]
+        )
+        stmt = (
+            select(sessions, key.label("sk_sort_key"))
+            .where(*page_where)
+            .order_by(*ordering)
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            total = None
+            if with_total:
+                count = select(func.count()).select_from(sessions).where(*where)
+                total = int((await conn.execute(count)).scalar_one())
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            _encode_cursor(sort, order, rows[-1].sk_sort_key, rows[-1].session_id)
+            if has_more and rows
+            else None
+        )
+        return Page(
+            items=[_session(r) for r in rows],
+            total=total,
+            limit=limit,
+            offset=offset,
+            has_more=has_more,
+            next_cursor=next_cursor,
+        )
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None | _Unset = UNSET,
+        metadata: dict[str, Any] | None | _Unset = UNSET,
+        session_type: str | _Unset = UNSET,
+        status: str | _Unset = UNSET,
+    ) -> Session:
+        """Change the given fields (``None`` clears title or metadata). Metadata is replaced."""
+        validate.session_id(session_id)
+        now = utcnow()
+        values: dict[str, Any] = {"updated_at": now}
+        if not isinstance(title, _Unset):
+            values["title"] = validate.title(title)
+        if not isinstance(metadata, _Unset):
+            values["metadata"] = validate.metadata(metadata)
+        if not isinstance(session_type, _Unset):
+            values["session_type"] = validate.label(session_type, "session_type")
+        if not isinstance(status, _Unset):
+            values["status"] = validate.status(status)
+            values["ended_at"] = now if status == "ended" else None
+        return await self._update(session_id, values)
+
+    async def end_session(self, session_id: str) -> Session:
+        """Mark ended (kept, not deleted). Ending twice keeps the first ended_at."""
+        validate.session_id(session_id)
+        now = utcnow()
+        return await self._update(
+            session_id,
+            {
+                "status": "ended",
+                "ended_at": func.coalesce(sessions.c.ended_at, now),
+                "updated_at": now,
+            },
+        )
+
+    async def _update(self, session_id: str, values: dict[str, Any]) -> Session:
+        stmt = (
+            update(sessions)
+            .where(sessions.c.session_id == session_id)
+            .values(values)
+            .returning(*sessions.c)
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return _session(row)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session and all its messages."""
+        validate.session_id(session_id)
+        stmt = (
+            delete(sessions)
+            .where(sessions.c.session_id == session_id)
+            .returning(sessions.c.session_id)
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+
+    # ── messages ────────────────────────────────────────────────────────────
+
+    def _prepare(self, message: NewMessage | Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(message, Mapping):
+            unknown = set(message) - set(NewMessage.__dataclass_fields__)
+            if unknown:
+                raise InvalidInput(f"unknown message fields: {', '.join(sorted(unknown))}")
+            try:
+                message = NewMessage(**message)
+            except TypeError as exc:
+                raise InvalidInput(f"invalid message: {exc}") from exc
+        content = validate.content(message.content)
+        token_count = message.token_count
+        if token_count is None:
+            token_count = self.tokenizer.count(content)
+        else:
+            validate.non_negative(token_count, "token_count")
+        if message.created_at is not None:
+            _check_aware(message.created_at)
+        return {
+            "role": validate.role(message.role),
+            "content": content,
+            "agent_id": validate.optional_label(message.agent_id, "agent_id"),
+            "model": _check_model(message.model),
+            "token_count": token_count,
+            "metadata": validate.metadata(message.metadata),
+            "created_at": message.created_at,
+        }
+
+    async def add_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        agent_id: str | None = None,
+        model: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        token_count: int | None = None,
+        created_at: datetime | None = None,
+    ) -> Message:
+        """Append one message; its seq is the session's next. Raises TooLarge over 100,000
+        characters (nothing is stored) and NotFound for an unknown session."""
+        validate.session_id(session_id)
+        row = self._prepare(
+            NewMessage(role, content, agent_id, model, metadata, token_count, created_at)
+        )
+        now = utcnow()
+        row["created_at"] = row["created_at"] or now
+        if self.dialect == "postgresql":
+            async with self._write() as conn:
+                result = await conn.execute(
+                    _PG_APPEND, {**row, "session_id": session_id, "now": now}
+                )
+                seq = result.scalar_one_or_none()
+            if seq is None:
+                raise NotFound(f"session {session_id!r} not found")
+        else:
+            (seq,) = await self._append_rows(session_id, [row], now)
+        return Message(session_id=session_id, seq=seq, **{**row, "metadata": row["metadata"] or {}})
+
+    async def add_messages(
+        self, session_id: str, items: Iterable[NewMessage | Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append several messages in one transaction: all stored, or none."""
+        validate.session_id(session_id)
+        rows = [self._prepare(item) for item in items]
+        if not rows:
+            await self.get_session(session_id)
+            return []
+        now = utcnow()
+        for row in rows:
+            row["created_at"] = row["created_at"] or now
+        seqs = await self._append_rows(session_id, rows, now)
+        return [
+            Message(session_id=session_id, seq=seq, **{**row, "metadata": row["metadata"] or {}})
+            for seq, row in zip(seqs, rows, strict=True)
+        ]
+
+    async def _append_rows(
+        self, session_id: str, rows: list[dict[str, Any]], now: datetime
+    ) -> list[int]:
+        bump = (
+            update(sessions)
+            .where(sessions.c.session_id == session_id)
+            .values(
+                last_seq=sessions.c.last_seq + len(rows),
+                message_count=sessions.c.message_count + len(rows),
+                token_count=sessions.c.token_count + sum(r["token_count"] for r in rows),
+                updated_at=now,
+                last_message_at=now,
+            )
+            .returning(sessions.c.last_seq)
+        )
+        async with self._write() as conn:
+            last = (await conn.execute(bump)).scalar_one_or_none()
+            if last is None:
+                raise NotFound(f"session {session_id!r} not found")
+            first = last - len(rows) + 1
+            seqs = list(range(first, last + 1))
+            await conn.execute(
+                insert(messages),
+                [
+                    {**row, "session_id": session_id, "seq": seq}
+                    for seq, row in zip(seqs, rows, strict=True)
+                ],
+            )
+        return seqs
+
+    async def get_messages(
+        self,
+        session_id: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        last: int | None = None,
+    ) -> list[Message]:
+        """Messages in seq order. ``last=N``: the newest N (still oldest first).
+        ``after_seq``: resume after a seq you have; ``since``: created after a time."""
+        validate.session_id(session_id)
+        validate.limit(limit, MAX_MESSAGES_PAGE)
+        validate.non_negative(offset, "offset")
+        where: list[ColumnElement[bool]] = [messages.c.session_id == session_id]
+        if since is not None:
+            _check_aware(since)
+            where.append(messages.c.created_at > since)
+        if after_seq is not None:
+            where.append(messages.c.seq > validate.non_negative(after_seq, "after_seq"))
+        stmt = select(*_MESSAGE_COLUMNS).where(*where)
+        if last is not None:
+            validate.limit(last, MAX_MESSAGES_PAGE, "last")
+            stmt = stmt.order_by(messages.c.seq.desc()).limit(last).offset(offset)
+        else:
+            stmt = stmt.order_by(messages.c.seq).limit(limit).offset(offset)
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            # Only an empty answer needs the extra lookup that tells "no such session".
+            if not rows:
+                await self._require_session(conn, session_id)
+        found = [_message(r) for r in rows]
+        if last is not None:
+            found.reverse()
+        return found
+
+    async def _require_session(self, conn: AsyncConnection, session_id: str) -> None:
+        exists = await conn.execute(
+            select(sessions.c.session_id).where(sessions.c.session_id == session_id)
+        )
+        if exists.first() is None:
+            raise NotFound(f"session {session_id!r} not found")
+
+    async def delete_message(self, session_id: str, seq: int) -> Message:
+        """Delete one message; the session's counters follow. Seqs are never reused."""
+        validate.session_id(session_id)
+        validate.non_negative(seq, "seq")
+        gone = (
+            delete(messages)
+            .where(messages.c.session_id == session_id, messages.c.seq == seq)
+            .returning(*_MESSAGE_COLUMNS)
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(gone)).first()
+            if row is None:
+                await self._require_session(conn, session_id)
+                raise NotFound(f"message {seq} not found in session {session_id!r}")
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.session_id == session_id)
+                .values(
+                    message_count=sessions.c.message_count - 1,
+                    token_count=sessions.c.token_count - row.token_count,
+                    updated_at=utcnow(),
+                )
+            )
+        return _message(row)
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        limit: int = 20,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``)."""
+        query = fts.check_query(query)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        if session_id is not None:
+            validate.session_id(session_id)
+        agents = _merge_agents(agent_id, agent_ids)
+        async with self._read() as conn:
+            return await fts.search_messages(
+                conn, query, limit=limit, session_id=session_id, agent_ids=agents
+            )
+
+    async def context_window(
+        self, session_id: str, max_tokens: int, *, reserve: int = 0
+    ) -> Window:
+        """The newest messages that fit ``max_tokens - reserve`` (see ``window.py``)."""
+        validate.session_id(session_id)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidInput(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        validate.non_negative(reserve, "reserve")
+        budget = max_tokens - reserve
+        if budget < 1:
+            raise InvalidInput(f"reserve ({reserve}) leaves no room in max_tokens ({max_tokens})")
+        base = select(*_MESSAGE_COLUMNS).where(messages.c.session_id == session_id)
+        async with self._read() as conn:
+            head = await conn.execute(
+                select(sessions.c.message_count, sessions.c.token_count).where(
+                    sessions.c.session_id == session_id
+                )
+            )
+            counts = head.first()
+            if counts is None:
+                raise NotFound(f"session {session_id!r} not found")
+            first = (await conn.execute(base.order_by(messages.c.seq).limit(16))).all()
+            pinned = window.pinned_prefix(_message(r) for r in first)
+            pinned_cost = sum(window.cost(m) for m in pinned)
+            if pinned_cost > budget:
+                raise InvalidInput(
+                    f"the system prompt alone needs {pinned_cost} tokens, more than the "
+                    f"budget of {budget}"
+                )
+            floor = pinned[-1].seq if pinned else 0
+            # Read newest-first in chunks only until the budget is certainly exceeded.
+            newest: list[Message] = []
+            spent, before = 0, None
+            while spent <= budget - pinned_cost:
+                chunk_stmt = base.where(messages.c.seq > floor)
+                if before is not None:
+                    chunk_stmt = chunk_stmt.where(messages.c.seq < before)
+                chunk = (
+                    await conn.execute(chunk_stmt.order_by(messages.c.seq.desc()).limit(200))
+                ).all()
+                if not chunk:
+                    break
+                for r in chunk:
+                    message = _message(r)
+                    newest.append(message)
+                    spent += window.cost(message)
+                before = chunk[-1].seq
+        tail, used, _ = window.fill(budget - pinned_cost, newest)
+        chosen = pinned + tail
+        return Window(
+            session_id=session_id,
+            messages=chosen,
+            max_tokens=max_tokens,
+            total_tokens=pinned_cost + used,
+            dropped_messages=counts.message_count - len(chosen),
+            dropped_tokens=counts.token_count - sum(m.token_count for m in chosen),
+            pinned=len(pinned),
+            estimated=self.tokenizer.estimated,
+            encoding=self.tokenizer.encoding_name,
+        )
+
+    # ── maintenance and stats (queries in housekeeping.py) ─────────────────
+
+    async def delete_ghost_sessions(self, older_than_minutes: float = 15) -> int:
+        """Delete sessions with no messages created more than N minutes ago; returns how many."""
+        minutes = validate.positive_number(older_than_minutes, "older_than_minutes")
+        return await housekeeping.delete_ghosts(self.engine, minutes, utcnow())
+
+    async def prune_old_sessions(
+        self, days: float = 30, *, dry_run: bool = False, batch_size: int = 500
+    ) -> PruneResult:
+        """Delete sessions idle (no update) for more than ``days``, in bounded batches."""
+        days = validate.positive_number(days, "days", allow_zero=False)
+        validate.limit(batch_size, 10_000, "batch_size")
+        return await housekeeping.prune(self.engine, days, utcnow(), dry_run, batch_size)
+
+    async def get_stats(
+        self,
+        *,
+        agent_ids: Sequence[str] | None = None,
+        ghost_minutes: float = 15,
+        stale_days: float = 30,
+    ) -> Stats:
+        validate.positive_number(ghost_minutes, "ghost_minutes")
+        validate.positive_number(stale_days, "stale_days")
+        return await housekeeping.stats(
+            self.engine, utcnow(), ghost_minutes, stale_days, agent_ids
+        )
+
+    # ── import (used by exporters/importers: rows written verbatim) ────────
+
+    async def import_session(
+        self, session: Session, items: Sequence[Message], *, replace: bool = False
+    ) -> bool:
+        """Write a session and its messages exactly as given (seq, timestamps, counts).
+
+        Idempotent by session id: an existing session is left alone (returns False) unless
+        ``replace``. Counters are recomputed from the messages, so they stay true.
+        """
+        validate.session_id(session.session_id)
+        for message in items:
+            validate.content(message.content)
+            validate.role(message.role)
+        last_seq = max((m.seq for m in items), default=0)
+        if len({m.seq for m in items}) != len(items):
+            raise InvalidInput(f"session {session.session_id!r}: duplicate seq in import")
+        row = {
+            **{k: v for k, v in session.to_dict().items() if k in sessions.c},
+            "metadata": session.metadata or None,
+            "created_at": session.created_at,
+            "updated_at": session.updated_at,
+            "ended_at": session.ended_at,
+            "last_message_at": session.last_message_at,
+            "message_count": len(items),
+            "token_count": sum(m.token_count for m in items),
+            "last_seq": max(last_seq, _int(session, "last_seq")),
+        }
+        async with self._write() as conn:
+            exists = await conn.execute(
+                select(sessions.c.session_id).where(sessions.c.session_id == session.session_id)
+            )
+            if exists.first() is not None:
+                if not replace:
+                    return False
+                await conn.execute(
+                    delete(sessions).where(sessions.c.session_id == session.session_id)
+                )
+            await conn.execute(insert(sessions).values(row))
+            if items:
+                await conn.execute(
+                    insert(messages),
+                    [
+                        {
+                            c.name: (getattr(m, c.name) if c.name != "metadata" else m.metadata or None)
+                            for c in _MESSAGE_COLUMNS
+                        }
+                        for m in items
+                    ],
+                )
+        return True
+
+    async def iter_sessions(self, *, batch: int = 100, **filters: Any) -> AsyncIterator[Session]:
+        """Every session matching ``filters`` (as list_sessions), page by page via cursors."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(
+                limit=batch, cursor=cursor, with_total=False, **filters
+            )
+            for item in page.items:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+
+
+def _int(obj: object, name: str) -> int:
+    value = getattr(obj, name, 0)
+    return value if isinstance(value, int) else 0
+
+
+def _check_aware(value: Any) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput(f"expected a timezone-aware datetime, got {value!r}")
+
+
+def _check_model(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 128:
+        raise InvalidInput("model must be a string of 1-128 characters", field="model")
+    return value
+
+
+def _merge_agents(agent_id: str | None, agent_ids: Sequence[str] | None) -> list[str] | None:
+    if agent_id is None and agent_ids is None:
+        return None
+    if agent_id is not None:
+        validate.label(agent_id, "agent_id")
+        return [agent_id] if agent_ids is None or agent_id in agent_ids else []
+    return list(agent_ids or [])
+
+
+def _encode_cursor(sort: str, order: str, key: Any, session_id: str) -> str:
+    value = key.isoformat() if isinstance(key, datetime) else key
+    raw = json.dumps([sort, order, value, session_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after_cursor(
+    key: ColumnElement[Any], sort: str, order: str, cursor: str
+) -> ColumnElement[bool]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        c_sort, c_order, value, last_id = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("invalid cursor") from exc
+    if (c_sort, c_order) != (sort, order):
+        raise InvalidInput("cursor was made for another sort order; start again without it")
+    if sort != "title":
+        value = datetime.fromisoformat(value)
+    # (key, id) past the cursor, written so the leading key can use its index.
+    if order == "desc":
+        return (key <= value) & ((key < value) | (sessions.c.session_id < last_id))  # type: ignore[no-any-return]
+    return (key >= value) & ((key > value) | (sessions.c.session_id > last_id))  # type: ignore[no-any-return]

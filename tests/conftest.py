@@ -1,0 +1,86 @@
+"""Shared fixtures: every store test runs on a real SQLite file AND a real PostgreSQL.
+
+PostgreSQL comes from SESSIONKEEPER_TEST_PG_URL (default: the local server's ``test``
+database). Each test run creates its own database beside it, so parallel runs don't meet,
+and drops it at the end. If the server is unreachable the PostgreSQL tests skip with a loud
+reason locally, and FAIL under CI=true: CI must never pass without having run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionkeeper.store.sql import Store
+
+PG_ADMIN_URL = os.environ.get(
+    "SESSIONKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_url_for(database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    url = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run (dropped afterwards)."""
+    name = f"sk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc!r}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(f"!!! SKIPPING POSTGRESQL TESTS: {message}")
+    yield _pg_url_for(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database, once per dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url: str = request.getfixturevalue("pg_database_url")
+    asyncio.run(_reset_pg(url))
+    yield url
+
+
+async def _reset_pg(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
+    try:
+        yield s
+    finally:
+        await s.close()
