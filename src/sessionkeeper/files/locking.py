@@ -17,7 +17,8 @@ loses the other's update (the seed skill did exactly that). The protocol, in ord
    write a unique temp file in the same directory (``mkstemp``), ``fsync`` it, ``os.replace`` it
    onto the index (atomic: readers see the old or the new file, never half of one), ``fsync`` the
    directory so the rename survives a crash.
-5. **Release** in ``finally``: remove the lock file, but only if it is still ours (same inode).
+5. **Release** in ``finally``: remove the lock file, but only if it is still ours (same content:
+   pid and creation time to the microsecond).
 
 Lock holders must stay short (well under ``stale_after``): nothing slow happens under the lock.
 """
@@ -72,7 +73,7 @@ class IndexLock:
         self.timeout = timeout
         self.stale_after = stale_after
         self.poll_interval = poll_interval
-        self._inode: int | None = None
+        self._payload: bytes | None = None
 
     # -- acquire ---------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -105,8 +106,8 @@ class IndexLock:
             return False
         try:
             payload = {"pid": os.getpid(), "createdAt": datetime.now(UTC).isoformat()}
-            os.write(fd, json.dumps(payload).encode("utf-8"))
-            self._inode = os.fstat(fd).st_ino
+            self._payload = json.dumps(payload).encode("utf-8")
+            os.write(fd, self._payload)
         finally:
             os.close(fd)
         return True
@@ -127,7 +128,7 @@ class IndexLock:
             return  # another waiter broke it first
         try:
             moved = os.stat(aside)
-            if moved.st_ino != st.st_ino and time.time() - moved.st_mtime <= self.stale_after:
+            if time.time() - moved.st_mtime <= self.stale_after:
                 # We took a lock someone acquired after our stat: put it back if the slot is free.
                 with contextlib.suppress(OSError):
                     os.link(aside, self.lock_path)
@@ -137,15 +138,15 @@ class IndexLock:
 
     # -- release ---------------------------------------------------------------------------
     def release(self) -> None:
-        if self._inode is None:
+        if self._payload is None:
             return
         try:
-            if os.stat(self.lock_path).st_ino == self._inode:
+            if self.lock_path.read_bytes() == self._payload:
                 os.unlink(self.lock_path)
         except FileNotFoundError:
             pass
         finally:
-            self._inode = None
+            self._payload = None
 
     def __enter__(self) -> IndexLock:
         self.acquire()
