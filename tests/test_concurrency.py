@@ -1,0 +1,72 @@
+"""Many OS processes appending to ONE session: no lost message, no gap, no reordering."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+
+from sqlalchemy import func, select
+
+from sessionkeeper.store.schema import messages
+from sessionkeeper.store.sql import Store
+
+WRITERS = 4
+PER_WRITER = 250
+
+
+def _writer(url: str, session_id: str, writer: int) -> None:
+    async def run() -> None:
+        store = await Store.open(url)
+        try:
+            for i in range(PER_WRITER):
+                await store.add_message(
+                    session_id, "user", f"writer {writer} message {i}", agent_id=f"w{writer}"
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def test_four_processes_append_to_one_session(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        session = await store.create_session(title="contended")
+        ctx = mp.get_context("spawn")
+        procs = [
+            ctx.Process(target=_writer, args=(db_url, session.session_id, w))
+            for w in range(WRITERS)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=300)
+        assert [p.exitcode for p in procs] == [0] * WRITERS
+
+        rows = []
+        after = 0
+        while True:
+            page = await store.get_messages(session.session_id, limit=500, after_seq=after)
+            if not page:
+                break
+            rows += page
+            after = page[-1].seq
+        total = WRITERS * PER_WRITER
+        assert len(rows) == total
+        assert [m.seq for m in rows] == list(range(1, total + 1))
+        for w in range(WRITERS):
+            mine = [m.content for m in rows if m.agent_id == f"w{w}"]
+            assert mine == [f"writer {w} message {i}" for i in range(PER_WRITER)]
+        got = await store.get_session(session.session_id)
+        async with store.engine.connect() as conn:
+            token_sum = (
+                await conn.execute(
+                    select(func.sum(messages.c.token_count)).where(
+                        messages.c.session_id == session.session_id
+                    )
+                )
+            ).scalar_one()
+        assert got.message_count == total
+        assert got.token_count == token_sum == sum(m.token_count for m in rows)
+    finally:
+        await store.close()

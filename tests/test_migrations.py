@@ -1,0 +1,111 @@
+"""Schema ownership: Alembic creates it, the Core tables describe it, mismatches are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+from sqlalchemy import text
+
+from sessionkeeper.errors import SchemaMismatch
+from sessionkeeper.store import engine as sk_engine
+from sessionkeeper.store.schema import SCHEMA_REVISION, metadata
+from sessionkeeper.store.sql import Store
+
+
+def test_schema_revision_is_alembic_head() -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(sk_engine.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
+
+
+def _ignore_fts(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    # Dialect-specific search objects live only in the migration (see schema.py).
+    return not (name or "").startswith(("messages_fts", "tsv", "ix_messages_tsv"))
+
+
+async def test_migrated_database_matches_core_tables(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        async with store.engine.connect() as conn:
+            diffs = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(
+                        c, opts={"include_object": _ignore_fts, "compare_type": True}
+                    ),
+                    metadata,
+                )
+            )
+        assert diffs == []
+    finally:
+        await store.close()
+
+
+async def _set_revision(url: str, revision: str) -> None:
+    engine = sk_engine.create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        await engine.dispose()
+
+
+async def test_older_and_newer_schemas_are_refused_clearly(db_url: str) -> None:
+    await (await Store.open(db_url)).close()
+    await _set_revision(db_url, "0000")
+    with pytest.raises(SchemaMismatch, match="older.*sessionkeeper db upgrade"):
+        await Store.open(db_url)
+    await _set_revision(db_url, "9999")
+    with pytest.raises(SchemaMismatch, match="newer"):
+        await Store.open(db_url)
+    with pytest.raises(SchemaMismatch, match="newer"):
+        await Store.open(db_url, upgrade=True)
+
+
+async def test_upgrade_is_idempotent(db_url: str) -> None:
+    engine = sk_engine.create_engine(db_url)
+    try:
+        assert await sk_engine.upgrade(engine) == (None, SCHEMA_REVISION)
+        assert await sk_engine.upgrade(engine) == (SCHEMA_REVISION, SCHEMA_REVISION)
+    finally:
+        await engine.dispose()
+
+
+def _open_and_write(url: str, n: int) -> None:
+    async def run() -> None:
+        store = await Store.open(url)
+        try:
+            s = await store.create_session(session_id=f"p{n}")
+            await store.add_message(s.session_id, "user", f"from {n}")
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def test_processes_opening_an_empty_database_at_once(db_url: str) -> None:
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_open_and_write, args=(db_url, n)) for n in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    store = await Store.open(db_url)
+    try:
+        assert (await store.list_sessions()).total == 4
+    finally:
+        await store.close()
+
+
+async def test_unreachable_database_is_unavailable() -> None:
+    from sessionkeeper.errors import Unavailable
+
+    with pytest.raises(Unavailable):
+        await Store.open("postgresql://nobody@127.0.0.1:1/nothing")
