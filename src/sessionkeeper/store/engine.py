@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,18 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+_hooked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def install_sqlite_hooks(engine: AsyncEngine) -> None:
-    """Pragmas on connect, and BEGIN / BEGIN IMMEDIATE emitted by us rather than the driver."""
+    """Pragmas on connect, and BEGIN / BEGIN IMMEDIATE emitted by us rather than the driver.
+
+    Idempotent; for an engine made elsewhere it applies to connections opened afterwards.
+    """
     sync_engine = engine.sync_engine
+    if engine.dialect.name != "sqlite" or sync_engine in _hooked:
+        return
+    _hooked.add(sync_engine)
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

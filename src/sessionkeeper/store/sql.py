@@ -53,7 +53,7 @@ from sessionkeeper.models import (
 )
 from sessionkeeper.store import housekeeping, validate, window
 from sessionkeeper.store import search as fts
-from sessionkeeper.store.engine import create_engine, ensure_schema
+from sessionkeeper.store.engine import create_engine, ensure_schema, install_sqlite_hooks
 from sessionkeeper.store.schema import UTCDateTime, messages, sessions
 
 
@@ -181,8 +181,9 @@ class Store:
     async def from_engine(
         cls, engine: AsyncEngine, *, encoding: str = "cl100k_base", upgrade: bool = False
     ) -> Store:
-        """Use an engine the caller owns (and disposes). SQLite engines should come from
-        ``sessionkeeper.store.engine.create_engine`` to get WAL and BEGIN IMMEDIATE."""
+        """Use an engine the caller owns (and disposes). On SQLite, connections opened from
+        now on get the store's pragmas and BEGIN IMMEDIATE writes (see engine.py)."""
+        install_sqlite_hooks(engine)
         await ensure_schema(engine, upgrade_older=upgrade)
         return cls(engine, encoding=encoding)
 

@@ -1,0 +1,1 @@
+"""Surfaces of the systems sessionkeeper replaces: the Aria session manager and skill runner."""
