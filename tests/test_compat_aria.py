@@ -29,7 +29,15 @@ def test_seed_verification_surface() -> None:
     assert (aria.MAX_MESSAGE_LENGTH, aria.MAX_TITLE_LENGTH) == (100000, 200)
     assert (aria.DEFAULT_PAGE_SIZE, aria.MAX_PAGE_SIZE) == (20, 100)
     params = inspect.signature(NativeSessionManager.list_sessions).parameters
-    assert list(params)[1:] == ["agent_id", "session_type", "search", "limit", "offset", "sort", "order"]
+    assert list(params)[1:] == [
+        "agent_id",
+        "session_type",
+        "search",
+        "limit",
+        "offset",
+        "sort",
+        "order",
+    ]
     assert list(inspect.signature(NativeSessionManager.delete_message).parameters)[1:] == [
         "message_id",
         "session_id",
@@ -45,7 +53,14 @@ async def mgr(db_url: str):  # type: ignore[no-untyped-def]
 
 async def test_session_lifecycle_dict_shapes(mgr: NativeSessionManager) -> None:
     created = await mgr.create_session(agent_id="aria-talk", title="Morning chat")
-    assert set(created) == {"session_id", "title", "agent_id", "session_type", "created_at", "message_count"}
+    assert set(created) == {
+        "session_id",
+        "title",
+        "agent_id",
+        "session_type",
+        "created_at",
+        "message_count",
+    }
     assert len(created["session_id"]) == 16 and created["message_count"] == 0
     auto = await mgr.create_session()
     assert auto["title"] == f"Session {auto['session_id'][:8]}"
@@ -64,7 +79,15 @@ async def test_session_lifecycle_dict_shapes(mgr: NativeSessionManager) -> None:
     assert (await mgr.list_sessions(limit=1000))["limit"] == 100  # seed clamps
 
     msgs = await mgr.get_messages(sid)
-    assert set(msgs[0]) == {"id", "session_id", "role", "content", "agent_id", "metadata", "created_at"}
+    assert set(msgs[0]) == {
+        "id",
+        "session_id",
+        "role",
+        "content",
+        "agent_id",
+        "metadata",
+        "created_at",
+    }
     updated = await mgr.update_session(sid, title="Renamed", metadata={"k": 1})
     assert updated is not None and (updated["title"], updated["metadata"]) == ("Renamed", {"k": 1})
     assert await mgr.end_session(sid) is True
@@ -102,7 +125,13 @@ async def test_maintenance_and_stats(mgr: NativeSessionManager) -> None:
     await mgr.create_session(agent_id="b")
     assert await mgr.delete_ghost_sessions(older_than_minutes=0) == 1
     stats = await mgr.get_stats()
-    assert set(stats) == {"total_sessions", "total_messages", "active_agents", "oldest_session", "newest_activity"}
+    assert set(stats) == {
+        "total_sessions",
+        "total_messages",
+        "active_agents",
+        "oldest_session",
+        "newest_activity",
+    }
     assert (stats["total_sessions"], stats["total_messages"], stats["active_agents"]) == (1, 1, 1)
     assert await mgr.prune_old_sessions(days=30, dry_run=True) == {
         "pruned_count": 0,

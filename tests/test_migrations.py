@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 from sqlalchemy import text
 
 from sessionkeeper.errors import SchemaMismatch
@@ -25,7 +25,9 @@ def test_schema_revision_is_alembic_head() -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
 
 
-def _ignore_fts(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def _ignore_fts(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     # Dialect-specific search objects live only in the migration (see schema.py).
     return not (name or "").startswith(("messages_fts", "tsv", "ix_messages_tsv"))
 

@@ -98,7 +98,9 @@ async def test_too_large_is_refused_whole(store: Store) -> None:
         ("user", "hi", {"agent_id": "bad agent"}),
     ],
 )
-async def test_append_rejects_bad_input(store: Store, role: str, content: object, extra: dict) -> None:
+async def test_append_rejects_bad_input(
+    store: Store, role: str, content: object, extra: dict
+) -> None:
     s = await store.create_session()
     with pytest.raises(InvalidInput):
         await store.add_message(s.session_id, role, content, **extra)  # type: ignore[arg-type]
@@ -197,7 +199,7 @@ async def test_search_ranked_with_snippets_and_filters(store: Store) -> None:
     assert [h.seq for h in await store.search_messages("bread", session_id=a.session_id)] == [1]
     assert len(await store.search_messages("bread", limit=1)) == 1
     # punctuation and quotes in user input are not query syntax errors
-    assert await store.search_messages("\"sourdough needs\" (starter)?!")
+    assert await store.search_messages('"sourdough needs" (starter)?!')
     with pytest.raises(InvalidInput):
         await store.search_messages("")
     await store.delete_session(a.session_id)
@@ -225,7 +227,7 @@ async def test_context_window_budget_pins_and_tool_units(store: Store) -> None:
     assert everything.dropped_messages == 0 and everything.pinned == 1
     assert everything.total_tokens == 205 + 7 * o
 
-    # Room for system + latest + answer + the whole tool unit (60 + 3 overheads), not the old question.
+    # Room for system, latest, answer and the whole tool unit; not for the old question.
     budget = 10 + 5 + 30 + 60 + 6 * o
     w = await store.context_window(sid, budget)
     assert [m.seq for m in w.messages] == [1, 3, 4, 5, 6, 7]

@@ -70,7 +70,7 @@ class Tokenizer:
             self._load()
         if self._encoding is None:
             return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) if text else 0
-        # disallowed_special=() : a message that quotes "<|endoftext|>" is text, not a control token.
+        # disallowed_special=(): a message quoting "<|endoftext|>" is text, not a control token.
         return len(self._encoding.encode(text, disallowed_special=()))
 
 

@@ -214,9 +214,7 @@ class NativeSessionManager:
         metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         store = await self.store()
-        m = await store.add_message(
-            session_id, role, content, agent_id=agent_id, metadata=metadata
-        )
+        m = await store.add_message(session_id, role, content, agent_id=agent_id, metadata=metadata)
         return _message_dict(m, with_metadata=False)
 
     async def get_messages(

@@ -106,7 +106,9 @@ async def current_revision(conn: AsyncConnection) -> str | None:
     )
     if not has_table:
         return None
-    row = (await conn.execute(select(text("version_num")).select_from(text("alembic_version")))).first()
+    row = (
+        await conn.execute(select(text("version_num")).select_from(text("alembic_version")))
+    ).first()
     return str(row[0]) if row else None
 
 
@@ -171,6 +173,7 @@ async def ensure_schema(engine: AsyncEngine, *, upgrade_older: bool = False) -> 
     )
 
 
-async def ping(engine: AsyncEngine, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout), engine.connect() as conn:
+async def ping(engine: AsyncEngine, seconds: float = 5.0) -> None:
+    """Raise if the database does not answer a trivial query within ``seconds``."""
+    async with asyncio.timeout(seconds), engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

@@ -55,8 +55,9 @@ async def prune(
         async with engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(func.count(), func.coalesce(func.sum(sessions.c.message_count), 0))
-                    .where(stale)
+                    select(
+                        func.count(), func.coalesce(func.sum(sessions.c.message_count), 0)
+                    ).where(stale)
                 )
             ).one()
         return PruneResult(int(row[0]), int(row[1]), True, days, cutoff)
@@ -92,7 +93,9 @@ async def stats(
     scope = [sessions.c.agent_id.in_(list(agent_ids))] if agent_ids is not None else []
 
     def count_if(*cond: Any) -> Any:
-        return func.coalesce(func.sum(case((cond[0] if len(cond) == 1 else cond[0] & cond[1], 1), else_=0)), 0)
+        return func.coalesce(
+            func.sum(case((cond[0] if len(cond) == 1 else cond[0] & cond[1], 1), else_=0)), 0
+        )
 
     totals = select(
         func.count(),

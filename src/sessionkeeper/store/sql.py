@@ -221,7 +221,7 @@ class Store:
         metadata: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
-        values = {
+        values: dict[str, Any] = {
             "session_id": validate.session_id(session_id) if session_id else uuid.uuid4().hex[:16],
             "agent_id": validate.label(agent_id, "agent_id"),
             "title": validate.title(title),
@@ -231,8 +231,13 @@ class Store:
         }
         now = utcnow()
         values.update(
-            created_at=now, updated_at=now, ended_at=None, last_message_at=None,
-            message_count=0, token_count=0, last_seq=0,
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
+            last_message_at=None,
+            message_count=0,
+            token_count=0,
+            last_seq=0,
         )
         try:
             async with self._write() as conn:
@@ -604,9 +609,7 @@ class Store:
                 conn, query, limit=limit, session_id=session_id, agent_ids=agents
             )
 
-    async def context_window(
-        self, session_id: str, max_tokens: int, *, reserve: int = 0
-    ) -> Window:
+    async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:
         """The newest messages that fit ``max_tokens - reserve`` (see ``window.py``)."""
         validate.session_id(session_id)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -689,9 +692,7 @@ class Store:
     ) -> Stats:
         validate.positive_number(ghost_minutes, "ghost_minutes")
         validate.positive_number(stale_days, "stale_days")
-        return await housekeeping.stats(
-            self.engine, utcnow(), ghost_minutes, stale_days, agent_ids
-        )
+        return await housekeeping.stats(self.engine, utcnow(), ghost_minutes, stale_days, agent_ids)
 
     # ── import (used by exporters/importers: rows written verbatim) ────────
 
@@ -737,7 +738,9 @@ class Store:
                     insert(messages),
                     [
                         {
-                            c.name: (getattr(m, c.name) if c.name != "metadata" else m.metadata or None)
+                            c.name: (
+                                getattr(m, c.name) if c.name != "metadata" else m.metadata or None
+                            )
                             for c in _MESSAGE_COLUMNS
                         }
                         for m in items
@@ -749,15 +752,12 @@ class Store:
         """Every session matching ``filters`` (as list_sessions), page by page via cursors."""
         cursor: str | None = None
         while True:
-            page = await self.list_sessions(
-                limit=batch, cursor=cursor, with_total=False, **filters
-            )
+            page = await self.list_sessions(limit=batch, cursor=cursor, with_total=False, **filters)
             for item in page.items:
                 yield item
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
-
 
 
 def _int(obj: object, name: str) -> int:

@@ -1,4 +1,4 @@
-"""Argument checks shared by every Store operation: refuse bad input before touching the database."""
+"""Argument checks shared by every Store operation: refuse bad input before any write."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def optional_label(value: Any, field: str) -> str | None:
 
 def role(value: Any) -> str:
     if value not in ROLES:
-        raise InvalidInput(f"invalid role {value!r}: expected one of {', '.join(ROLES)}", field="role")
+        raise InvalidInput(
+            f"invalid role {value!r}: expected one of {', '.join(ROLES)}", field="role"
+        )
     return str(value)
 
 
@@ -119,5 +121,7 @@ def non_negative(value: Any, field: str) -> int:
 def positive_number(value: Any, field: str, *, allow_zero: bool = True) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or value < 0 or (value == 0 and not allow_zero) or value != value:
-        raise InvalidInput(f"{field} must be a {'non-negative' if allow_zero else 'positive'} number")
+        raise InvalidInput(
+            f"{field} must be a {'non-negative' if allow_zero else 'positive'} number"
+        )
     return float(value)

@@ -60,9 +60,7 @@ def units_newest_first(messages_newest_first: Iterable[Message]) -> Iterator[lis
         yield list(reversed(pending_tools))
 
 
-def fill(
-    budget: int, messages_newest_first: Iterable[Message]
-) -> tuple[list[Message], int, bool]:
+def fill(budget: int, messages_newest_first: Iterable[Message]) -> tuple[list[Message], int, bool]:
     """Take units newest-first while they fit ``budget``.
 
     Returns (chosen messages in chronological order, tokens used, whether the walk stopped
