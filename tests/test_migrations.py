@@ -111,3 +111,15 @@ async def test_unreachable_database_is_unavailable() -> None:
 
     with pytest.raises(Unavailable):
         await Store.open("postgresql://nobody@127.0.0.1:1/nothing")
+
+
+async def test_upgrade_from_first_revision(db_url: str) -> None:
+    engine = sk_engine.create_engine(db_url)
+    try:
+        assert await sk_engine.upgrade(engine, "0001") == (None, "0001")
+        with pytest.raises(SchemaMismatch, match="older"):
+            await Store.open(db_url)
+        assert await sk_engine.upgrade(engine) == ("0001", SCHEMA_REVISION)
+    finally:
+        await engine.dispose()
+    await (await Store.open(db_url)).close()

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -39,7 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 # Bump together with a new migration in migrations/versions/ (a test checks they agree).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -120,4 +121,19 @@ messages = Table(
     Column("metadata", _json()),
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("session_id", "seq", name="pk_messages"),
+)
+
+# API keys for the REST service. Only a SHA-256 of the secret is stored: keys are 256-bit
+# random strings, so a slow password hash buys nothing, and a fast one keeps auth cheap.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(200)),
+    Column("secret_hash", String(64), nullable=False),
+    Column("admin", Boolean, nullable=False, server_default=text("false")),
+    Column("agent_ids", _json()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),
 )
