@@ -12,8 +12,6 @@ Design in brief (the why lives next to each piece):
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,7 +20,6 @@ from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     bindparam,
     delete,
     func,
@@ -51,9 +48,10 @@ from sessionkeeper.models import (
     Stats,
     Window,
 )
-from sessionkeeper.store import housekeeping, validate, window
+from sessionkeeper.store import housekeeping, importing, paging, validate, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.engine import create_engine, ensure_schema, install_sqlite_hooks
+from sessionkeeper.store.rows import MESSAGE_COLUMNS, message_from_row, session_from_row
 from sessionkeeper.store.schema import UTCDateTime, messages, sessions
 
 
@@ -64,13 +62,6 @@ class _Unset:
 
 UNSET: Final = _Unset()
 
-_SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
-    "created_at": sessions.c.created_at,
-    "updated_at": sessions.c.updated_at,
-    # Nullable columns are sorted through a total expression so keyset cursors stay exact.
-    "last_message_at": func.coalesce(sessions.c.last_message_at, sessions.c.created_at),
-    "title": func.coalesce(sessions.c.title, ""),
-}
 
 # PostgreSQL append in one round trip: the UPDATE takes the session row lock and hands the
 # new seq to the INSERT. No row from `bump` (unknown session) means nothing is inserted.
@@ -99,42 +90,6 @@ _PG_APPEND = text(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _session(row: Row[Any] | Mapping[str, Any]) -> Session:
-    m = row._mapping if isinstance(row, Row) else row
-    return Session(
-        session_id=m["session_id"],
-        agent_id=m["agent_id"],
-        title=m["title"],
-        session_type=m["session_type"],
-        status=m["status"],
-        metadata=dict(m["metadata"] or {}),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        ended_at=m["ended_at"],
-        last_message_at=m["last_message_at"],
-        message_count=m["message_count"],
-        token_count=m["token_count"],
-    )
-
-
-def _message(row: Row[Any]) -> Message:
-    m = row._mapping
-    return Message(
-        session_id=m["session_id"],
-        seq=m["seq"],
-        role=m["role"],
-        content=m["content"],
-        agent_id=m["agent_id"],
-        model=m["model"],
-        token_count=m["token_count"],
-        metadata=dict(m["metadata"] or {}),
-        created_at=m["created_at"],
-    )
-
-
-_MESSAGE_COLUMNS = [c for c in messages.c if c.name != "tsv"]
 
 
 class Store:
@@ -244,7 +199,7 @@ class Store:
                 await conn.execute(insert(sessions).values(values))
         except IntegrityError as exc:
             raise Conflict(f"session {values['session_id']!r} already exists") from exc
-        return _session(values)
+        return session_from_row(values)
 
     async def get_session(self, session_id: str) -> Session:
         validate.session_id(session_id)
@@ -254,7 +209,7 @@ class Store:
             ).first()
         if row is None:
             raise NotFound(f"session {session_id!r} not found")
-        return _session(row)
+        return session_from_row(row)
 
     async def list_sessions(
         self,
@@ -310,10 +265,10 @@ class Store:
                 _check_aware(bound)
                 where.append(column > bound if op == "gt" else column < bound)
 
-        key = _SORT_COLUMNS[sort]
+        key = paging.SORT_COLUMNS[sort]
         page_where = list(where)
         if cursor is not None:
-            page_where.append(_after_cursor(key, sort, order, cursor))
+            page_where.append(paging.after_cursor(key, sort, order, cursor))
         ordering = (
             [key.desc(), sessions.c.session_id.desc()]
             if order == "desc"
@@ -335,12 +290,12 @@ class Store:
         has_more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = (
-            _encode_cursor(sort, order, rows[-1].sk_sort_key, rows[-1].session_id)
+            paging.encode_cursor(sort, order, rows[-1].sk_sort_key, rows[-1].session_id)
             if has_more and rows
             else None
         )
         return Page(
-            items=[_session(r) for r in rows],
+            items=[session_from_row(r) for r in rows],
             total=total,
             limit=limit,
             offset=offset,
@@ -396,7 +351,7 @@ class Store:
             row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound(f"session {session_id!r} not found")
-        return _session(row)
+        return session_from_row(row)
 
     async def delete_session(self, session_id: str) -> None:
         """Delete a session and all its messages."""
@@ -541,7 +496,7 @@ class Store:
             where.append(messages.c.created_at > since)
         if after_seq is not None:
             where.append(messages.c.seq > validate.non_negative(after_seq, "after_seq"))
-        stmt = select(*_MESSAGE_COLUMNS).where(*where)
+        stmt = select(*MESSAGE_COLUMNS).where(*where)
         if last is not None:
             validate.limit(last, MAX_MESSAGES_PAGE, "last")
             stmt = stmt.order_by(messages.c.seq.desc()).limit(last).offset(offset)
@@ -552,7 +507,7 @@ class Store:
             # Only an empty answer needs the extra lookup that tells "no such session".
             if not rows:
                 await self._require_session(conn, session_id)
-        found = [_message(r) for r in rows]
+        found = [message_from_row(r) for r in rows]
         if last is not None:
             found.reverse()
         return found
@@ -571,7 +526,7 @@ class Store:
         gone = (
             delete(messages)
             .where(messages.c.session_id == session_id, messages.c.seq == seq)
-            .returning(*_MESSAGE_COLUMNS)
+            .returning(*MESSAGE_COLUMNS)
         )
         async with self._write() as conn:
             row = (await conn.execute(gone)).first()
@@ -587,7 +542,7 @@ class Store:
                     updated_at=utcnow(),
                 )
             )
-        return _message(row)
+        return message_from_row(row)
 
     async def search_messages(
         self,
@@ -618,42 +573,9 @@ class Store:
         budget = max_tokens - reserve
         if budget < 1:
             raise InvalidInput(f"reserve ({reserve}) leaves no room in max_tokens ({max_tokens})")
-        base = select(*_MESSAGE_COLUMNS).where(messages.c.session_id == session_id)
         async with self._read() as conn:
-            head = await conn.execute(
-                select(sessions.c.message_count, sessions.c.token_count).where(
-                    sessions.c.session_id == session_id
-                )
-            )
-            counts = head.first()
-            if counts is None:
-                raise NotFound(f"session {session_id!r} not found")
-            first = (await conn.execute(base.order_by(messages.c.seq).limit(16))).all()
-            pinned = window.pinned_prefix(_message(r) for r in first)
-            pinned_cost = sum(window.cost(m) for m in pinned)
-            if pinned_cost > budget:
-                raise InvalidInput(
-                    f"the system prompt alone needs {pinned_cost} tokens, more than the "
-                    f"budget of {budget}"
-                )
-            floor = pinned[-1].seq if pinned else 0
-            # Read newest-first in chunks only until the budget is certainly exceeded.
-            newest: list[Message] = []
-            spent, before = 0, None
-            while spent <= budget - pinned_cost:
-                chunk_stmt = base.where(messages.c.seq > floor)
-                if before is not None:
-                    chunk_stmt = chunk_stmt.where(messages.c.seq < before)
-                chunk = (
-                    await conn.execute(chunk_stmt.order_by(messages.c.seq.desc()).limit(200))
-                ).all()
-                if not chunk:
-                    break
-                for r in chunk:
-                    message = _message(r)
-                    newest.append(message)
-                    spent += window.cost(message)
-                before = chunk[-1].seq
+            counts, pinned, newest = await window.read_tail(conn, session_id, budget)
+        pinned_cost = sum(window.cost(m) for m in pinned)
         tail, used, _ = window.fill(budget - pinned_cost, newest)
         chosen = pinned + tail
         return Window(
@@ -661,8 +583,8 @@ class Store:
             messages=chosen,
             max_tokens=max_tokens,
             total_tokens=pinned_cost + used,
-            dropped_messages=counts.message_count - len(chosen),
-            dropped_tokens=counts.token_count - sum(m.token_count for m in chosen),
+            dropped_messages=counts[0] - len(chosen),
+            dropped_tokens=counts[1] - sum(m.token_count for m in chosen),
             pinned=len(pinned),
             estimated=self.tokenizer.estimated,
             encoding=self.tokenizer.encoding_name,
@@ -694,59 +616,11 @@ class Store:
         validate.positive_number(stale_days, "stale_days")
         return await housekeeping.stats(self.engine, utcnow(), ghost_minutes, stale_days, agent_ids)
 
-    # ── import (used by exporters/importers: rows written verbatim) ────────
-
     async def import_session(
         self, session: Session, items: Sequence[Message], *, replace: bool = False
     ) -> bool:
-        """Write a session and its messages exactly as given (seq, timestamps, counts).
-
-        Idempotent by session id: an existing session is left alone (returns False) unless
-        ``replace``. Counters are recomputed from the messages, so they stay true.
-        """
-        validate.session_id(session.session_id)
-        for message in items:
-            validate.content(message.content)
-            validate.role(message.role)
-        last_seq = max((m.seq for m in items), default=0)
-        if len({m.seq for m in items}) != len(items):
-            raise InvalidInput(f"session {session.session_id!r}: duplicate seq in import")
-        row = {
-            **{k: v for k, v in session.to_dict().items() if k in sessions.c},
-            "metadata": session.metadata or None,
-            "created_at": session.created_at,
-            "updated_at": session.updated_at,
-            "ended_at": session.ended_at,
-            "last_message_at": session.last_message_at,
-            "message_count": len(items),
-            "token_count": sum(m.token_count for m in items),
-            "last_seq": max(last_seq, _int(session, "last_seq")),
-        }
-        async with self._write() as conn:
-            exists = await conn.execute(
-                select(sessions.c.session_id).where(sessions.c.session_id == session.session_id)
-            )
-            if exists.first() is not None:
-                if not replace:
-                    return False
-                await conn.execute(
-                    delete(sessions).where(sessions.c.session_id == session.session_id)
-                )
-            await conn.execute(insert(sessions).values(row))
-            if items:
-                await conn.execute(
-                    insert(messages),
-                    [
-                        {
-                            c.name: (
-                                getattr(m, c.name) if c.name != "metadata" else m.metadata or None
-                            )
-                            for c in _MESSAGE_COLUMNS
-                        }
-                        for m in items
-                    ],
-                )
-        return True
+        """Write a session and its messages verbatim (see ``importing.py``); idempotent by id."""
+        return await importing.import_session(self.engine, session, items, replace=replace)
 
     async def iter_sessions(self, *, batch: int = 100, **filters: Any) -> AsyncIterator[Session]:
         """Every session matching ``filters`` (as list_sessions), page by page via cursors."""
@@ -758,11 +632,6 @@ class Store:
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
-
-
-def _int(obj: object, name: str) -> int:
-    value = getattr(obj, name, 0)
-    return value if isinstance(value, int) else 0
 
 
 def _check_aware(value: Any) -> None:
@@ -785,27 +654,3 @@ def _merge_agents(agent_id: str | None, agent_ids: Sequence[str] | None) -> list
         validate.label(agent_id, "agent_id")
         return [agent_id] if agent_ids is None or agent_id in agent_ids else []
     return list(agent_ids or [])
-
-
-def _encode_cursor(sort: str, order: str, key: Any, session_id: str) -> str:
-    value = key.isoformat() if isinstance(key, datetime) else key
-    raw = json.dumps([sort, order, value, session_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _after_cursor(
-    key: ColumnElement[Any], sort: str, order: str, cursor: str
-) -> ColumnElement[bool]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        c_sort, c_order, value, last_id = json.loads(raw)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("invalid cursor") from exc
-    if (c_sort, c_order) != (sort, order):
-        raise InvalidInput("cursor was made for another sort order; start again without it")
-    if sort != "title":
-        value = datetime.fromisoformat(value)
-    # (key, id) past the cursor, written so the leading key can use its index.
-    if order == "desc":
-        return (key <= value) & ((key < value) | (sessions.c.session_id < last_id))  # type: ignore[no-any-return]
-    return (key >= value) & ((key > value) | (sessions.c.session_id > last_id))  # type: ignore[no-any-return]
