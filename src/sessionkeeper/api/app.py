@@ -1,0 +1,82 @@
+"""The FastAPI application factory.
+
+No import-time singletons: ``create_app(settings)`` builds a fresh app every call, so tests
+(and one process serving two databases) can hold several. The lifespan opens the Store from
+``settings.database_url`` unless one was injected (then the caller owns and closes it), and
+starts the maintenance loop as a task it owns: the reference is kept on ``app.state`` and the
+task is cancelled and awaited on shutdown, so no job is left running against a closed engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from sessionkeeper import __version__
+from sessionkeeper.api.errors import install_error_handlers
+from sessionkeeper.api.routes import engine_router
+from sessionkeeper.config import Settings
+from sessionkeeper.maintenance import MaintenanceRunner
+from sessionkeeper.store.sql import Store
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """Build the API. With ``store`` given, the app uses it as is and never closes it."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if app.state.store is None:
+                opened = await Store.open(settings.database_url, encoding=settings.encoding)
+                stack.push_async_callback(_forget_store, app, opened)
+                app.state.store = opened
+            if settings.maintenance:
+                runner = MaintenanceRunner.from_settings(app.state.store, settings)
+                task = asyncio.create_task(runner.run(), name="sessionkeeper-maintenance")
+                app.state.maintenance = runner
+                app.state.maintenance_task = task
+                stack.push_async_callback(_stop, task)
+            yield
+
+    app = FastAPI(
+        title="sessionkeeper",
+        version=__version__,
+        description="Conversation-session memory for LLM agents.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.store = store  # None until the lifespan opens one
+    app.state.maintenance = None
+    app.state.maintenance_task = None
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. (Database readiness is /readyz.)"""
+        return {"status": "ok"}
+
+    # /readyz (database reachable, schema current) and /metrics (Prometheus) go here.
+
+    app.include_router(engine_router())
+    return app
+
+
+async def _forget_store(app: FastAPI, store: Store) -> None:
+    app.state.store = None
+    await store.close()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

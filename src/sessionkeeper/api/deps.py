@@ -1,0 +1,108 @@
+"""Dependencies shared by the routers, as ``Annotated`` aliases (``StoreDep``, ``PrincipalDep``…).
+
+The auth hook: every route learns *who is asking* from ``get_principal`` and reaches a session
+only through ``visible_session`` / ``visible_session_id``. Today ``get_principal`` returns the
+all-agents admin. The API-key layer will replace that one function (reading the key from the
+request and resolving it to a ``Principal``) without touching any route:
+
+- a key scoped to agents sees other agents' sessions as *not existing* (404, never 403, so
+  ids cannot be probed);
+- listings, search and stats pass ``principal.agent_ids`` to the Store as their scope;
+- set-wide maintenance (ghost purge, prune) requires an admin (``AdminDep``; 403 otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from sessionkeeper.config import Settings
+from sessionkeeper.errors import Forbidden, NotFound, Unavailable
+from sessionkeeper.models import Session
+from sessionkeeper.store.sql import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. ``agent_ids=None`` means every agent (an admin)."""
+
+    name: str
+    agent_ids: frozenset[str] | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.agent_ids is None
+
+    def can_see(self, agent_id: str) -> bool:
+        return self.agent_ids is None or agent_id in self.agent_ids
+
+    def require_agent(self, agent_id: str) -> None:
+        """Creating a session for an agent outside the caller's scope is refused (403)."""
+        if not self.can_see(agent_id):
+            raise Forbidden(f"this key may not act for agent {agent_id!r}", agent_id=agent_id)
+
+    @property
+    def scope(self) -> list[str] | None:
+        """The Store's ``agent_ids`` argument: None for all agents, else the allowed ones."""
+        return None if self.agent_ids is None else sorted(self.agent_ids)
+
+
+ADMIN = Principal(name="admin")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise Unavailable("the session store is not open (the app's lifespan has not started)")
+    return store
+
+
+async def get_principal() -> Principal:
+    """The caller. No authentication yet: everyone is the all-agents admin."""
+    return ADMIN
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+SessionIdPath = Annotated[str, Path(description="The session's id.")]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this operation spans every agent and needs an admin key")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+async def visible_session(
+    session_id: SessionIdPath, store: StoreDep, principal: PrincipalDep
+) -> Session:
+    """The session, if it exists and the caller may see it; otherwise NotFound (404)."""
+    session = await store.get_session(session_id)
+    if not principal.can_see(session.agent_id):
+        raise NotFound(f"session {session_id!r} not found")
+    return session
+
+
+async def visible_session_id(
+    session_id: SessionIdPath, store: StoreDep, principal: PrincipalDep
+) -> str:
+    """The session id, checked like ``visible_session``, for routes whose Store call reports an
+    unknown session itself: an admin skips the extra read; a scoped caller pays for it."""
+    if not principal.is_admin:
+        await visible_session(session_id, store, principal)
+    return session_id
+
+
+VisibleSession = Annotated[Session, Depends(visible_session)]
+VisibleSessionId = Annotated[str, Depends(visible_session_id)]

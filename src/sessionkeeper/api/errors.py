@@ -1,0 +1,135 @@
+"""The one place where failures become HTTP responses.
+
+Every error body has the same shape: ``{"error": <stable code>, "detail": <sentence>, ...}``
+plus the exception's details (``field``, ``limit``…). The status comes from the nearest class
+in the exception's MRO, so a subclass (TooLarge is an InvalidInput) gets its own status
+when it has one and its parent's otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sessionkeeper.api.schemas import UNION_TAGS
+from sessionkeeper.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SchemaMismatch,
+    SessionkeeperError,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS: dict[type[SessionkeeperError], int] = {
+    NotFound: 404,
+    TooLarge: 413,
+    InvalidInput: 422,
+    Conflict: 409,
+    Unauthorized: 401,
+    Forbidden: 403,
+    SchemaMismatch: 503,
+    Unavailable: 503,
+}
+
+
+def status_for(exc: SessionkeeperError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, detail: str, **details: Any) -> dict[str, Any]:
+    extra = {k: v for k, v in details.items() if k not in ("error", "detail")}
+    return {"error": code, "detail": detail, **extra}
+
+
+async def _sessionkeeper_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SessionkeeperError)
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        error_body(exc.code, exc.message, **exc.details), status_code=status, headers=headers
+    )
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # ("body", "single", "messages", 0, "role") → "messages[0].role"; the first element says
+    # where (body, query, path, header) and union tags are not fields.
+    path = ""
+    for part in loc[1:]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in UNION_TAGS:
+            path += f".{part}" if path else part
+    return path
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems: list[dict[str, str]] = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        where = str(loc[0]) if loc else "request"
+        problems.append(
+            {"field": _field_path(loc) or where, "in": where, "message": str(error.get("msg"))}
+        )
+    if not problems:
+        return JSONResponse(error_body(InvalidInput.code, "invalid request"), status_code=422)
+    first = problems[0]
+    # "query field 'since': Input should have timezone info"; "body: Input should be …"
+    subject = first["in"]
+    if first["field"] != first["in"]:
+        subject += f" field {first['field']!r}"
+    detail = f"{subject}: {first['message']}"
+    if len(problems) > 1:
+        detail += f" (and {len(problems) - 1} more)"
+    return JSONResponse(
+        error_body(InvalidInput.code, detail, field=first["field"], errors=problems),
+        status_code=422,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Routing errors (unknown path 404, wrong method 405) in the same shape as ours.
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        code = "http_error"
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The driver could not reach the database, or SQLite stayed locked past busy_timeout:
+    # a retryable condition, not a bug in the request.
+    logger.warning("database unavailable: %s", exc)
+    return JSONResponse(
+        error_body(Unavailable.code, "the database is not answering; retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SessionkeeperError, _sessionkeeper_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)

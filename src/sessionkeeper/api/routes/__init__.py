@@ -1,0 +1,17 @@
+"""Routers of the REST API, assembled under ``/api/engine``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sessionkeeper.api.routes import maintenance, sessions
+
+SESSIONS_PREFIX = "/api/engine/sessions"
+
+
+def engine_router() -> APIRouter:
+    router = APIRouter()
+    # Maintenance first: its fixed paths (/ghosts, /prune) must win over /{session_id}.
+    router.include_router(maintenance.router, prefix=SESSIONS_PREFIX)
+    router.include_router(sessions.router, prefix=SESSIONS_PREFIX)
+    return router

@@ -1,0 +1,195 @@
+"""Background maintenance: the ghost purge and the idle-session prune, on a schedule.
+
+One ``MaintenanceRunner`` per process (the API's lifespan starts ``run()`` as a task it owns).
+With several API replicas on one PostgreSQL every replica runs the loop, and each job is
+guarded by a session-level advisory lock (``pg_try_advisory_lock``) taken on a dedicated
+connection for the job's duration: the replica that gets the lock does the work, the others
+skip that round (``None``) instead of queueing to repeat it. On SQLite one file means one
+machine, and the Store's write transactions already serialise the deletes: no lock.
+
+Why the lock connection is in AUTOCOMMIT: the advisory lock belongs to the database session,
+not a transaction, so the connection need not sit "idle in transaction" (which would hold back
+VACUUM and could be killed by idle_in_transaction_session_timeout) while the job works on
+other connections. If the unlock cannot be confirmed the connection is invalidated rather
+than returned to the pool, so a lock can never outlive its job inside a pooled connection.
+
+Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; the prune first
+runs one ``prune_interval`` after start-up. Each next run is measured from the end of the
+previous one, so a slow job never piles up runs. A failing job is logged and retried on its
+next turn; only cancellation stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import text
+
+from sessionkeeper.models import PruneResult
+
+if TYPE_CHECKING:
+    from sessionkeeper.config import Settings
+    from sessionkeeper.store.sql import Store
+
+logger = logging.getLogger(__name__)
+
+# Advisory lock keys, one per job; any constants work as long as every replica agrees.
+GHOST_JOB_KEY = 0x534B_0001  # "SK" 1
+PRUNE_JOB_KEY = 0x534B_0002  # "SK" 2
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class JobStatus:
+    """What a job did last, for logs now and for /metrics and /readyz later."""
+
+    name: str
+    runs: int = 0
+    skipped: int = 0
+    failures: int = 0
+    last_started: datetime | None = None
+    last_finished: datetime | None = None
+    last_error: str | None = None
+
+
+class MaintenanceRunner:
+    """Runs the ghost purge and the prune against ``store`` (intervals in minutes / hours;
+    fractions are fine, and tests use fractions of a second)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ghost_interval_minutes: float = 10,
+        ghost_age_minutes: float = 15,
+        prune_interval_hours: float = 6,
+        prune_days: float = 30,
+    ) -> None:
+        if ghost_interval_minutes <= 0 or prune_interval_hours <= 0:
+            raise ValueError("maintenance intervals must be positive")
+        self.store = store
+        self.ghost_interval_seconds = ghost_interval_minutes * 60
+        self.prune_interval_seconds = prune_interval_hours * 3600
+        self.ghost_age_minutes = ghost_age_minutes
+        self.prune_days = prune_days
+        self.ghosts = JobStatus("ghost_purge")
+        self.prune = JobStatus("prune")
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings) -> MaintenanceRunner:
+        return cls(
+            store,
+            ghost_interval_minutes=settings.ghost_interval_minutes,
+            ghost_age_minutes=settings.ghost_age_minutes,
+            prune_interval_hours=settings.prune_interval_hours,
+            prune_days=settings.prune_days,
+        )
+
+    # ── one run of each job ────────────────────────────────────────────────
+
+    async def purge_ghosts_once(self) -> int | None:
+        """Delete ghosts now; the count, or None when another replica holds the job."""
+        async with self._job_lock(GHOST_JOB_KEY) as acquired:
+            if not acquired:
+                return None
+            return await self.store.delete_ghost_sessions(self.ghost_age_minutes)
+
+    async def prune_once(self) -> PruneResult | None:
+        """Prune idle sessions now; the result, or None when another replica holds the job."""
+        async with self._job_lock(PRUNE_JOB_KEY) as acquired:
+            if not acquired:
+                return None
+            return await self.store.prune_old_sessions(self.prune_days)
+
+    @asynccontextmanager
+    async def _job_lock(self, key: int) -> AsyncIterator[bool]:
+        if self.store.dialect != "postgresql":
+            yield True
+            return
+        async with self.store.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+            if not got:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                except BaseException:
+                    # Closing the connection for real is the only other way to release it.
+                    await conn.invalidate()
+                    raise
+
+    # ── the loop ───────────────────────────────────────────────────────────
+
+    async def run(self) -> None:
+        """Loop both jobs on their intervals until cancelled."""
+        clock = asyncio.get_running_loop().time
+        next_ghosts = clock()
+        next_prune = clock() + self.prune_interval_seconds
+        logger.info(
+            "maintenance: ghost purge every %.0fs (older than %s min), prune every %.0fs "
+            "(idle over %s days)",
+            self.ghost_interval_seconds,
+            self.ghost_age_minutes,
+            self.prune_interval_seconds,
+            self.prune_days,
+        )
+        while True:
+            if clock() >= next_ghosts:
+                await self._guarded(self.ghosts, self.purge_ghosts_once, _describe_ghosts)
+                next_ghosts = clock() + self.ghost_interval_seconds
+            if clock() >= next_prune:
+                await self._guarded(self.prune, self.prune_once, _describe_prune)
+                next_prune = clock() + self.prune_interval_seconds
+            await asyncio.sleep(max(0.0, min(next_ghosts, next_prune) - clock()))
+
+    async def _guarded(
+        self,
+        status: JobStatus,
+        job: Callable[[], Awaitable[T | None]],
+        describe: Callable[[T], str],
+    ) -> None:
+        status.last_started = datetime.now(UTC)
+        try:
+            result = await job()
+        except Exception as exc:  # a failing job must not end the loop
+            status.failures += 1
+            status.last_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("maintenance: %s failed; retrying next interval", status.name)
+            return
+        finally:
+            status.last_finished = datetime.now(UTC)
+        if result is None:
+            status.skipped += 1
+            logger.debug("maintenance: %s is running on another replica", status.name)
+            return
+        status.runs += 1
+        status.last_error = None
+        message = describe(result)
+        if message:
+            logger.info("maintenance: %s", message)
+
+
+def _describe_ghosts(deleted: int) -> str:
+    if not deleted:
+        return ""
+    return f"ghost purge deleted {deleted} empty session{'s' if deleted != 1 else ''}"
+
+
+def _describe_prune(result: PruneResult) -> str:
+    if not result.pruned_count:
+        return ""
+    return (
+        f"prune deleted {result.pruned_count} session(s) idle over {result.days:g} days "
+        f"({result.message_count} messages)"
+    )
