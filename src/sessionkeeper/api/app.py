@@ -19,7 +19,9 @@ from fastapi import FastAPI
 
 from sessionkeeper import __version__
 from sessionkeeper.api.errors import install_error_handlers
+from sessionkeeper.api.pages import install_pages
 from sessionkeeper.api.routes import engine_router
+from sessionkeeper.api.routes.chat import install_chat
 from sessionkeeper.config import Settings
 from sessionkeeper.maintenance import MaintenanceRunner
 from sessionkeeper.store.sql import Store
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     # /readyz (database reachable, schema current) and /metrics (Prometheus) go here.
 
     app.include_router(engine_router())
+    install_chat(app, settings)  # POST /api/engine/chat/stream (SSE), GET …/chat/model
+    install_pages(app)  # /chat, /sessions, /static
     return app
 
 

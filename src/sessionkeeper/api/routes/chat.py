@@ -1,0 +1,170 @@
+"""Chat over Server-Sent Events: ``POST /api/engine/chat/stream``, ``GET /api/engine/chat/model``.
+
+The turn logic lives in ``sessionkeeper.chat``; this module only speaks HTTP. Everything that
+can refuse a request (unknown or invisible session, duplicate resend, oversized content)
+runs before the response starts, so it arrives as an ordinary JSON error with its status
+(404, 409, 413, 422) rather than inside a stream. After that the body is
+``text/event-stream`` with events written as ``event: <name>\\ndata: <json>\\n\\n``.
+
+The model client is built once per app by :func:`install_chat` (``app.state.llm``) from the
+settings, and closed when the app shuts down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Send
+
+from sessionkeeper.api.deps import PrincipalDep, SettingsDep, StoreDep, get_principal
+from sessionkeeper.chat import ChatEvent, ChatRequest, model_info, prepare_turn
+from sessionkeeper.config import Settings
+from sessionkeeper.llm import LLMClient, make_client
+
+CHAT_PREFIX = "/api/engine/chat"
+
+# Like every /api/engine route, even GET /model needs a caller (an API key, or open mode).
+router = APIRouter(tags=["chat"], dependencies=[Depends(get_principal)])
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(description="The user's message (at most 100,000 characters).")
+    session_id: str | None = Field(
+        None, description="Continue this session; omit to start one with this message."
+    )
+    agent_id: str = Field("main", description="The agent of a new session (ignored otherwise).")
+    max_context_tokens: int | None = Field(
+        None, ge=1, description="Token budget of the window sent to the model; default: server's."
+    )
+
+
+class ModelInfo(BaseModel):
+    model: str
+    echo: bool
+    label: str
+
+
+def get_llm(request: Request) -> LLMClient:
+    llm: LLMClient = request.app.state.llm  # built by install_chat
+    return llm
+
+
+LLMDep = Annotated[LLMClient, Depends(get_llm)]
+
+
+def build_llm(settings: Settings) -> LLMClient:
+    return make_client(
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key,
+        timeout=settings.llm_timeout_seconds,
+    )
+
+
+def sse(event: ChatEvent) -> str:
+    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event.name}\ndata: {data}\n\n"
+
+
+async def _encode(events: AsyncGenerator[ChatEvent, None]) -> AsyncIterator[str]:
+    # aclosing: closing this generator closes the turn's, which then stores a partial reply.
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield sse(event)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body iterator when streaming stops.
+
+    Starlette cancels ``stream_response`` when the client disconnects; if that happens while
+    the generator waits at a ``yield``, the generator would only be finalised whenever the
+    garbage collector gets to it. Closing it here, shielded, runs its cleanup at once.
+    """
+
+    media_type = "text/event-stream"
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.move_on_after(15, shield=True):
+                    await aclose()
+
+
+@router.post(
+    "/stream",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Events: session, delta…, then done or error.",
+        },
+        404: {"description": "Unknown session (or one outside the caller's agents)."},
+        409: {"description": "Same content resent within 5 s, or the session has ended."},
+    },
+)
+async def chat_stream(
+    body: ChatBody,
+    store: StoreDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    llm: LLMDep,
+) -> EventStreamResponse:
+    """Send a message and stream the reply (Server-Sent Events).
+
+    Without ``session_id`` the session is created by this message and its id is the first
+    event. Events: ``session`` {session_id, created, title, …}; ``delta`` {text};
+    ``done`` {session_id, message, window, model, echo, label}; ``error`` {detail, message}.
+    """
+    turn = await prepare_turn(
+        store,
+        llm,
+        ChatRequest(
+            content=body.content,
+            session_id=body.session_id,
+            agent_id=body.agent_id,
+            max_context_tokens=body.max_context_tokens,
+        ),
+        default_max_tokens=settings.max_context_tokens,
+        scope=principal.agent_ids,
+    )
+    return EventStreamResponse(
+        _encode(turn.events()),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/model")
+async def chat_model(llm: LLMDep) -> ModelInfo:
+    """The model the chat endpoint uses; ``echo: true`` is the offline echo model."""
+    return ModelInfo(**model_info(llm))
+
+
+def install_chat(app: FastAPI, settings: Settings) -> None:
+    """Mount the chat routes and give the app its model client (closed at shutdown)."""
+    app.state.llm = build_llm(settings)
+    app.include_router(router, prefix=CHAT_PREFIX)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with inner(app_) as state:
+            try:
+                yield state
+            finally:
+                llm: LLMClient | None = getattr(app_.state, "llm", None)
+                if llm is not None:
+                    await llm.aclose()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,331 @@
+"""One chat turn: a user message in, a streamed assistant reply out. No HTTP here.
+
+A turn has two phases, so that every refusal happens before the first byte of a stream:
+
+1. :func:`prepare_turn` checks the request, finds the session or creates it (here, when the
+   first message arrives, never before: visiting a chat page makes no row), refuses a
+   duplicate resend (:class:`Conflict`), stores the user message, sets the auto-title and
+   computes the context window the model will see. If a check fails after a write, the write
+   is undone, so a refused request changes nothing.
+2. :meth:`ChatTurn.events` calls the model with that window and yields events: ``session``
+   first, then ``delta`` pieces, then ``done`` or ``error``. The reply is stored however the
+   stream ends: whole when the model finishes; partial and marked
+   (``{"partial": true, "error": …}``) when the model fails or the consumer goes away.
+   Text the user has already seen is never lost.
+
+The model gets the session's token-budgeted window, not the whole history:
+``context_window(sid, max_tokens, reserve=reply_reserve(max_tokens))``.
+
+Auto-title rule (applied when the session has no title): take the session's first user
+message, collapse every run of whitespace to one space and strip the ends; if the result is
+longer than 80 characters, keep its first 77 characters and append ``"..."`` (80 in all).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, SessionkeeperError
+from sessionkeeper.llm import LLMClient
+from sessionkeeper.models import Message, Session, Window
+from sessionkeeper.store import validate
+from sessionkeeper.store.sql import Store
+from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_SECONDS = 5.0
+TITLE_MAX = 80
+TITLE_CUT = 77
+ECHO_LABEL = "offline echo model — no LLM configured"
+DISCONNECTED = "client disconnected before the reply was complete"
+# Metadata keys of a stored message that belong in the OpenAI message itself.
+_PASSTHROUGH = ("tool_calls", "tool_call_id", "name")
+# Bounded time to store a partial reply once the consumer has gone away.
+_SAVE_TIMEOUT = 10.0
+
+
+def auto_title(text: str) -> str | None:
+    """The title a first user message gives a session (see the module docstring)."""
+    collapsed = " ".join(text.split())
+    if not collapsed:
+        return None
+    return collapsed if len(collapsed) <= TITLE_MAX else collapsed[:TITLE_CUT] + "..."
+
+
+def reply_reserve(max_tokens: int) -> int:
+    """Tokens of the budget kept free for the model's reply."""
+    return min(1024, max_tokens // 4)
+
+
+def to_openai(message: Message) -> dict[str, Any]:
+    """A stored message as an OpenAI chat message (tool metadata passed through)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    for key in _PASSTHROUGH:
+        if key in message.metadata:
+            out[key] = message.metadata[key]
+    return out
+
+
+def model_info(llm: LLMClient) -> dict[str, Any]:
+    """What the model endpoint and every ``done`` event say about the model."""
+    return {
+        "model": llm.model,
+        "echo": llm.is_echo,
+        "label": ECHO_LABEL if llm.is_echo else llm.model,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    content: str
+    session_id: str | None = None
+    agent_id: str = "main"  # used only when the session is created by this request
+    max_context_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    """One event of a turn: ``session``, ``delta``, ``done`` or ``error``."""
+
+    name: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChatTurn:
+    """A prepared turn: the user message is stored; iterate :meth:`events` to run the model."""
+
+    store: Store
+    llm: LLMClient
+    session: Session
+    created: bool
+    user_message: Message
+    window: Window
+    reserve: int
+    reply: Message | None = None
+
+    @property
+    def prompt(self) -> list[dict[str, Any]]:
+        """What the model is sent: the window (which ends with the new user message)."""
+        return [to_openai(m) for m in self.window.messages]
+
+    def window_info(self) -> dict[str, Any]:
+        w = self.window
+        return {
+            "max_tokens": w.max_tokens,
+            "reserve": self.reserve,
+            "total_tokens": w.total_tokens,
+            "messages": len(w.messages),
+            "first_seq": w.messages[0].seq if w.messages else None,
+            "dropped_messages": w.dropped_messages,
+            "dropped_tokens": w.dropped_tokens,
+            "pinned": w.pinned,
+            "estimated": w.estimated,
+            "encoding": w.encoding,
+        }
+
+    async def events(self) -> AsyncGenerator[ChatEvent, None]:
+        """Run the model; yield session, delta…, then done or error. Always stores the reply."""
+        sid = self.session.session_id
+        yield ChatEvent(
+            "session",
+            {
+                "session_id": sid,
+                "created": self.created,
+                "title": self.session.title,
+                "agent_id": self.session.agent_id,
+                "user_message": self.user_message.to_dict(),
+                **model_info(self.llm),
+            },
+        )
+        pieces: list[str] = []
+        error: str | None = None
+        stream = self.llm.stream(self.prompt)
+        try:
+            async for piece in stream:
+                pieces.append(piece)
+                yield ChatEvent("delta", {"text": piece})
+        except Exception as exc:  # the model failed: keep what arrived, report the rest
+            error = exc.message if isinstance(exc, SessionkeeperError) else repr(exc)
+            if not isinstance(exc, SessionkeeperError):
+                logger.exception("chat model failed unexpectedly")
+        except BaseException:
+            # The consumer went away: GeneratorExit at a yield, or cancellation while we
+            # waited for the model. Store what the user saw, shielded from that cancellation,
+            # and stop the model request.
+            with anyio.move_on_after(_SAVE_TIMEOUT, shield=True):
+                await self._save_quietly("".join(pieces), DISCONNECTED)
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            raise
+
+        text = "".join(pieces)
+        if error is not None:
+            await self._save_quietly(text, error)
+            yield ChatEvent(
+                "error",
+                {
+                    "session_id": sid,
+                    "detail": error,
+                    "message": self.reply.to_dict() if self.reply else None,
+                },
+            )
+            return
+        try:
+            self.reply = await self._save(text, None)
+        except SessionkeeperError as exc:  # e.g. the session was deleted meanwhile
+            yield ChatEvent("error", {"session_id": sid, "detail": exc.message, "message": None})
+            return
+        yield ChatEvent(
+            "done",
+            {
+                "session_id": sid,
+                "message": self.reply.to_dict(),
+                "window": self.window_info(),
+                **model_info(self.llm),
+            },
+        )
+
+    async def _save(self, text: str, error: str | None) -> Message:
+        metadata: dict[str, Any] = {}
+        if self.llm.is_echo:
+            metadata["echo"] = True
+        if error is not None:
+            metadata.update(partial=True, error=error)
+        return await self.store.add_message(
+            self.session.session_id,
+            "assistant",
+            text,
+            agent_id=self.session.agent_id,
+            model=self.llm.model,
+            metadata=metadata,
+        )
+
+    async def _save_quietly(self, text: str, error: str) -> None:
+        """Store a partial reply if any text arrived; a failure here is logged, not raised."""
+        if not text or self.reply is not None:
+            return
+        try:
+            self.reply = await self._save(text, error)
+        except Exception:
+            logger.exception("could not store the partial reply in %s", self.session.session_id)
+
+
+async def _find_session(store: Store, session_id: str, scope: Collection[str] | None) -> Session:
+    session = await store.get_session(session_id)
+    if scope is not None and session.agent_id not in scope:
+        raise NotFound(f"session {session_id!r} not found")  # 404, never 403: no probing
+    if session.status == "ended":
+        raise Conflict(f"session {session_id!r} has ended; start a new chat", session_id=session_id)
+    return session
+
+
+async def _check_duplicate(store: Store, session: Session, content: str) -> None:
+    """Refuse the same content sent to the same session within DUPLICATE_SECONDS."""
+    if session.message_count == 0:
+        return
+    recent = await store.get_messages(session.session_id, last=4)
+    last_user = next((m for m in reversed(recent) if m.role == "user"), None)
+    if last_user is None or last_user.content != content:
+        return
+    age = (datetime.now(UTC) - last_user.created_at).total_seconds()
+    if age < DUPLICATE_SECONDS:
+        raise Conflict(
+            f"the same message was sent to this session {age:.1f}s ago; not sent again",
+            session_id=session.session_id,
+            seq=last_user.seq,
+        )
+
+
+async def _first_user_text(store: Store, session: Session, content: str) -> str:
+    if session.message_count == 0:
+        return content
+    first = await store.get_messages(session.session_id, limit=50)
+    return next((m.content for m in first if m.role == "user"), content)
+
+
+async def prepare_turn(
+    store: Store,
+    llm: LLMClient,
+    request: ChatRequest,
+    *,
+    default_max_tokens: int,
+    scope: Collection[str] | None = None,
+) -> ChatTurn:
+    """Validate, create the session if needed, store the user message, compute the window.
+
+    ``scope``: the agent ids the caller may act for (None: all). A session outside it is
+    NotFound; creating one for an agent outside it is Forbidden.
+    """
+    content = request.content
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidInput("content must not be empty", field="content")
+    validate.content(content)  # TooLarge before a session is created for it
+    max_tokens = request.max_context_tokens or default_max_tokens
+    if max_tokens < 1:
+        raise InvalidInput("max_context_tokens must be positive", field="max_context_tokens")
+    reserve = reply_reserve(max_tokens)
+    needed = store.tokenizer.count(content) + MESSAGE_OVERHEAD_TOKENS
+    if needed > max_tokens - reserve:
+        raise InvalidInput(
+            f"the message needs {needed} tokens; the context budget is {max_tokens - reserve} "
+            f"({max_tokens} minus {reserve} kept for the reply)",
+            field="content",
+        )
+
+    created = False
+    if request.session_id is not None:
+        session = await _find_session(store, request.session_id, scope)
+        await _check_duplicate(store, session, content)
+    else:
+        if scope is not None and request.agent_id not in scope:
+            raise Forbidden(f"this key may not act for agent {request.agent_id!r}")
+        session = await store.create_session(agent_id=request.agent_id, title=auto_title(content))
+        created = True
+
+    stored: Message | None = None
+    try:
+        stored = await store.add_message(session.session_id, "user", content)
+        window = await store.context_window(session.session_id, max_tokens, reserve=reserve)
+        if not window.messages or window.messages[-1].seq != stored.seq:
+            raise InvalidInput(
+                "the message does not fit the context budget beside the system prompt",
+                field="content",
+            )
+    except BaseException:
+        with anyio.move_on_after(_SAVE_TIMEOUT, shield=True):
+            await _undo(store, session.session_id, created, stored)
+        raise
+    user_message = stored
+
+    if session.title is None:
+        title = auto_title(await _first_user_text(store, session, content))
+        if title is not None:
+            session = await store.update_session(session.session_id, title=title)
+    return ChatTurn(
+        store=store,
+        llm=llm,
+        session=session,
+        created=created,
+        user_message=user_message,
+        window=window,
+        reserve=reserve,
+    )
+
+
+async def _undo(store: Store, session_id: str, created: bool, message: Message | None) -> None:
+    try:
+        if created:
+            await store.delete_session(session_id)
+        elif message is not None:
+            await store.delete_message(session_id, message.seq)
+    except Exception:
+        logger.exception("could not undo the refused chat message in session %s", session_id)

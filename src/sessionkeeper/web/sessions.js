@@ -1,0 +1,255 @@
+/* The sessions dashboard: totals, per-agent counts, a searchable paginated table, a transcript
+ * view, and the maintenance buttons (ghost purge; prune with a dry run first). */
+"use strict";
+
+(() => {
+  const { api, el, clear, when, fullTime, num } = SK;
+  const $ = (id) => document.getElementById(id);
+  const PAGE = 20;
+  const GHOST_MINUTES = 15;
+  const state = { offset: 0, total: 0, selected: null, pruneDays: null };
+
+  function notice(node, text, kind) {
+    node.hidden = !text;
+    node.textContent = text || "";
+    node.className = "notice" + (kind ? " " + kind : "");
+  }
+  const say = (text, kind) => notice($("notice"), text, kind);
+  const maintSay = (text, kind) => notice($("maint-result"), text, kind);
+  const plural = (n, word) => num(n) + " " + word + (n === 1 ? "" : "s");
+
+  /* ── stats ───────────────────────────────────────────────────────────── */
+
+  async function loadStats() {
+    let st;
+    try { st = await api("/sessions/stats"); } catch (err) {
+      say("Could not load stats: " + err.message, "error");
+      return;
+    }
+    $("st-sessions").textContent = num(st.total_sessions);
+    $("st-status").textContent = num(st.active_sessions) + " active · " +
+      num(st.ended_sessions) + " ended";
+    $("st-messages").textContent = num(st.total_messages);
+    $("st-tokens").textContent = num(st.total_tokens) + " tokens";
+    $("st-agents").textContent = num(Object.keys(st.by_agent).length);
+    $("st-types").textContent = Object.entries(st.by_type)
+      .map(([t, n]) => num(n) + " " + t).join(" · ");
+    $("st-ghosts").textContent = num(st.ghost_sessions);
+    $("st-ghost-rule").textContent = "no messages, over " + st.ghost_threshold_minutes + " min old";
+    $("st-stale").textContent = num(st.stale_sessions);
+    $("st-stale-rule").textContent = "idle over " + st.stale_threshold_days + " days";
+    $("card-ghosts").classList.toggle("warn", st.ghost_sessions > 0);
+    $("card-stale").classList.toggle("warn", st.stale_sessions > 0);
+    $("purge-ghosts").textContent = "Purge ghosts (" + num(st.ghost_sessions) + ")";
+
+    const bars = clear($("by-agent"));
+    const entries = Object.entries(st.by_agent).sort((a, b) => b[1] - a[1]);
+    const top = entries.length ? entries[0][1] : 1;
+    if (!entries.length) bars.append(el("li", { class: "muted small", text: "No sessions yet." }));
+    for (const [agent, n] of entries) {
+      const bar = el("span", { class: "bar" });
+      bar.style.width = Math.max(2, Math.round((100 * n) / top)) + "%";
+      bars.append(el("li", {}, el("span", { class: "bar-label", text: agent }),
+        el("span", { class: "bar-track" }, bar), el("span", { class: "bar-num", text: num(n) })));
+    }
+
+    const select = $("filter-agent");
+    const keep = select.value;
+    clear(select).append(el("option", { value: "", text: "All agents" }));
+    for (const [agent] of entries) select.append(el("option", { value: agent, text: agent }));
+    select.value = entries.some(([a]) => a === keep) ? keep : "";
+  }
+
+  /* ── table ───────────────────────────────────────────────────────────── */
+
+  async function loadTable() {
+    const q = new URLSearchParams({ limit: PAGE, offset: state.offset, sort: "updated_at",
+      order: "desc" });
+    const search = $("search").value.trim();
+    if (search) q.set("search", search);
+    if ($("filter-agent").value) q.set("agent_id", $("filter-agent").value);
+    if ($("filter-status").value) q.set("status", $("filter-status").value);
+    let page;
+    try { page = await api("/sessions?" + q); } catch (err) {
+      say("Could not load sessions: " + err.message, "error");
+      return;
+    }
+    if (!page.sessions.length && state.offset > 0) {  // the last page emptied (deletes)
+      state.offset = Math.max(0, state.offset - PAGE);
+      return loadTable();
+    }
+    state.total = page.total;
+    const rows = clear($("rows"));
+    if (!page.sessions.length) {
+      rows.append(el("tr", {}, el("td", { colspan: 7, class: "muted empty-row",
+        text: search ? "No session matches “" + search + "”." : "No sessions." })));
+    }
+    for (const s of page.sessions) {
+      const last = s.last_message_at || s.updated_at;
+      const row = el("tr", {
+        class: "row" + (s.session_id === state.selected ? " selected" : ""),
+        tabindex: 0, "data-session-id": s.session_id,
+        onclick: () => showDetail(s.session_id),
+        onkeydown: (e) => { if (e.key === "Enter") showDetail(s.session_id); },
+      },
+      el("td", {}, el("div", { class: "cell-title", text: s.title || "Untitled" }),
+        el("div", { class: "cell-id", text: s.session_id })),
+      el("td", { text: s.agent_id }),
+      el("td", { text: s.session_type }),
+      el("td", {}, el("span", { class: "badge status-" + s.status, text: s.status }),
+        s.message_count === 0 ? el("span", { class: "badge warn", text: "empty" }) : null),
+      el("td", { class: "num", text: num(s.message_count) }),
+      el("td", { class: "num", text: num(s.token_count) }),
+      el("td", { title: fullTime(last), text: when(last) }));
+      rows.append(row);
+    }
+    const first = page.sessions.length ? state.offset + 1 : 0;
+    const lastN = state.offset + page.sessions.length;
+    $("page-info").textContent = page.total === null
+      ? first + "–" + lastN
+      : first + "–" + lastN + " of " + num(page.total);
+    $("prev").disabled = state.offset === 0;
+    $("next").disabled = !page.has_more;
+  }
+
+  /* ── transcript ──────────────────────────────────────────────────────── */
+
+  async function showDetail(sessionId) {
+    state.selected = sessionId;
+    for (const tr of document.querySelectorAll("#rows tr.row")) {
+      tr.classList.toggle("selected", tr.dataset.sessionId === sessionId);
+    }
+    const id = encodeURIComponent(sessionId);
+    let s, list;
+    try {
+      [s, list] = await Promise.all([api("/sessions/" + id),
+        api("/sessions/" + id + "/messages?last=500")]);
+    } catch (err) {
+      say("Could not open " + sessionId + ": " + err.message, "error");
+      return;
+    }
+    $("detail").hidden = false;
+    $("detail-title").textContent = s.title || "Untitled";
+    $("detail-meta").textContent = [s.session_id, s.agent_id, s.session_type, s.status,
+      plural(s.message_count, "message"), num(s.token_count) + " tokens",
+      "created " + fullTime(s.created_at)].join(" · ");
+    $("detail-open").href = "/chat?session=" + id;
+    $("detail-end").disabled = s.status === "ended";
+    const box = clear($("detail-messages"));
+    if (!list.messages.length) box.append(el("p", { class: "muted", text: "No messages." }));
+    if (s.message_count > list.messages.length) {
+      box.append(el("p", { class: "muted small",
+        text: "Showing the newest " + list.messages.length + " messages." }));
+    }
+    for (const m of list.messages) {
+      const md = m.metadata || {};
+      const tags = [md.echo ? "echo model" : m.model, md.partial ? "partial: " + md.error : null]
+        .filter(Boolean).join(" · ");
+      box.append(el("article", { class: "msg " + m.role },
+        el("div", { class: "msg-role" }, m.role + " #" + m.seq,
+          el("span", { class: "msg-meta-inline", text: (tags ? tags + " · " : "") +
+            fullTime(m.created_at) })),
+        el("div", { class: "bubble", text: m.content })));
+    }
+    $("detail").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
+
+  async function refreshAll() {
+    await Promise.all([loadStats(), loadTable()]);
+  }
+
+  async function endSelected() {
+    const id = state.selected;
+    try {
+      await api("/sessions/" + encodeURIComponent(id) + "/end", { method: "POST" });
+      say("Session " + id + " ended.");
+      await Promise.all([refreshAll(), showDetail(id)]);
+    } catch (err) { say("End failed: " + err.message, "error"); }
+  }
+
+  async function deleteSelected() {
+    const id = state.selected;
+    if (!window.confirm("Delete session " + id + " and all its messages?")) return;
+    try {
+      await api("/sessions/" + encodeURIComponent(id), { method: "DELETE" });
+      $("detail").hidden = true;
+      state.selected = null;
+      say("Session " + id + " deleted.");
+      await refreshAll();
+    } catch (err) { say("Delete failed: " + err.message, "error"); }
+  }
+
+  /* ── maintenance ─────────────────────────────────────────────────────── */
+
+  async function purgeGhosts() {
+    const button = $("purge-ghosts");
+    button.disabled = true;
+    try {
+      const r = await api("/sessions/ghosts?older_than_minutes=" + GHOST_MINUTES,
+        { method: "DELETE" });
+      maintSay("Purged " + plural(r.deleted, "ghost session") + ".", "ok");
+      await refreshAll();
+    } catch (err) {
+      maintSay("Purge failed: " + err.message, "error");
+    } finally { button.disabled = false; }
+  }
+
+  async function pruneCheck() {
+    const days = Number($("prune-days").value);
+    if (!(days > 0)) { maintSay("Enter a number of days above 0.", "error"); return; }
+    try {
+      const r = await api("/sessions/prune?dry_run=true&days=" + days, { method: "POST" });
+      state.pruneDays = days;
+      const confirm = $("prune-confirm");
+      confirm.hidden = r.pruned_count === 0;
+      confirm.textContent = "Confirm: delete " + plural(r.pruned_count, "session");
+      maintSay(r.pruned_count
+        ? plural(r.pruned_count, "session") + " (" + plural(r.message_count, "message") +
+          ") idle for more than " + days + " days would be deleted."
+        : "No session has been idle for more than " + days + " days.", r.pruned_count ? "warn" : "ok");
+    } catch (err) { maintSay("Prune check failed: " + err.message, "error"); }
+  }
+
+  async function pruneConfirm() {
+    const days = state.pruneDays;
+    $("prune-confirm").hidden = true;
+    try {
+      const r = await api("/sessions/prune?days=" + days, { method: "POST" });
+      maintSay("Pruned " + plural(r.pruned_count, "session") + " (" +
+        plural(r.message_count, "message") + ").", "ok");
+      await refreshAll();
+    } catch (err) { maintSay("Prune failed: " + err.message, "error"); }
+  }
+
+  /* ── wiring ──────────────────────────────────────────────────────────── */
+
+  let searchTimer = null;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { state.offset = 0; loadTable(); }, 300);
+  });
+  for (const id of ["filter-agent", "filter-status"]) {
+    $(id).addEventListener("change", () => { state.offset = 0; loadTable(); });
+  }
+  $("refresh").addEventListener("click", refreshAll);
+  $("prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - PAGE);
+    loadTable();
+  });
+  $("next").addEventListener("click", () => { state.offset += PAGE; loadTable(); });
+  $("detail-close").addEventListener("click", () => {
+    $("detail").hidden = true;
+    state.selected = null;
+    loadTable();
+  });
+  $("detail-end").addEventListener("click", endSelected);
+  $("detail-delete").addEventListener("click", deleteSelected);
+  $("purge-ghosts").addEventListener("click", purgeGhosts);
+  $("prune-check").addEventListener("click", pruneCheck);
+  $("prune-confirm").addEventListener("click", pruneConfirm);
+  $("prune-days").addEventListener("input", () => { $("prune-confirm").hidden = true; });
+  SK.wireKeyButton($("api-key"));
+
+  SK.showModel($("model"));
+  refreshAll();
+})();

@@ -1,0 +1,370 @@
+"""The chat endpoint over real SQLite and PostgreSQL, with a real local model server.
+
+The model is ``tests/fakellm.py``: an OpenAI-compatible streaming server on 127.0.0.1 that
+records what it was sent, so the tests assert the exact messages the model received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from fakellm import FakeLLM, run_fake_llm
+from sessionkeeper.api import create_app
+from sessionkeeper.api.deps import Principal, get_principal
+from sessionkeeper.chat import DISCONNECTED, ECHO_LABEL, auto_title, reply_reserve, to_openai
+from sessionkeeper.config import Settings
+from sessionkeeper.store.schema import messages
+from sessionkeeper.store.sql import Store
+from sessionkeeper.sync import SyncStore
+
+STREAM = "/api/engine/chat/stream"
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLM]:
+    with run_fake_llm() as server:
+        yield server
+
+
+def make_app(db_url: str, store: Store, fake: FakeLLM | None) -> Any:
+    settings = Settings(
+        database_url=db_url,
+        maintenance=False,
+        llm_base_url=fake.base_url if fake else None,
+        llm_model="fake-model" if fake else None,
+    )
+    return create_app(settings, store=store)
+
+
+@pytest.fixture
+async def client(db_url: str, store: Store, fake: FakeLLM) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_app(db_url, store, fake)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        c.app = app  # type: ignore[attr-defined]
+        yield c
+    await app.state.llm.aclose()
+
+
+async def chat(client: httpx.AsyncClient, **body: Any) -> list[tuple[str, dict[str, Any]]]:
+    r = await client.post(STREAM, json=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    return parse_sse(r.text)
+
+
+async def test_session_created_by_first_message_and_its_id_comes_first(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    assert (await store.list_sessions()).total == 0
+    events = await chat(client, content="Hello there")
+    name, first = events[0]
+    assert name == "session" and first["created"] is True and first["title"] == "Hello there"
+    sid = first["session_id"]
+    assert [n for n, _ in events[1:-1]] == ["delta"] * (len(events) - 2)
+    deltas = "".join(d["text"] for n, d in events if n == "delta")
+    assert deltas == "Reply to: Hello there"
+    name, done = events[-1]
+    assert name == "done" and done["session_id"] == sid
+    assert done["message"]["role"] == "assistant" and done["message"]["content"] == deltas
+    assert done["message"]["model"] == "fake-model" and done["echo"] is False
+
+    page = await store.list_sessions()
+    assert page.total == 1 and page.items[0].session_id == sid
+    stored = await store.get_messages(sid)
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", "Hello there"),
+        ("assistant", "Reply to: Hello there"),
+    ]
+    assert stored[1].metadata == {} and stored[1].model == "fake-model"
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "Hello there"}]
+
+    # Continuing the session: same id, created false, nothing new created.
+    events = await chat(client, session_id=sid, content="And again")
+    assert events[0][0] == "session" and events[0][1]["created"] is False
+    assert (await store.list_sessions()).total == 1
+    assert (await store.get_session(sid)).message_count == 4
+
+
+async def test_user_message_is_stored_before_the_model_is_called(
+    client: httpx.AsyncClient, db_url: str, fake: FakeLLM
+) -> None:
+    seen: list[list[tuple[str, str]]] = []
+    sync = SyncStore.open(db_url)
+
+    def reply(sent: list[dict[str, Any]]) -> str:
+        # Runs inside the model server, while the chat request waits for it.
+        page = sync.list_sessions()
+        seen.append(
+            [(m.role, m.content) for s in page.items for m in sync.get_messages(s.session_id)]
+        )
+        return "ok"
+
+    fake.options.reply = reply
+    try:
+        events = await chat(client, content="store me first")
+    finally:
+        await asyncio.to_thread(sync.close)
+    assert seen == [[("user", "store me first")]]
+    assert events[-1][0] == "done"
+
+
+async def test_model_receives_only_the_token_budgeted_window(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    s = await store.create_session(title="long")
+    await store.add_message(s.session_id, "system", "You are terse.")
+    for i in range(30):
+        await store.add_message(s.session_id, "user", f"old question number {i} " * 3)
+        await store.add_message(s.session_id, "assistant", f"old answer number {i} " * 3)
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    await store.add_message(s.session_id, "assistant", "", metadata={"tool_calls": call})
+    await store.add_message(s.session_id, "tool", "42", metadata={"tool_call_id": "c1"})
+
+    events = await chat(
+        client, session_id=s.session_id, content="newest prompt", max_context_tokens=240
+    )
+    done = events[-1][1]
+    window = done["window"]
+    assert window["max_tokens"] == 240 and window["reserve"] == reply_reserve(240) == 60
+    assert window["dropped_messages"] > 40 and window["total_tokens"] <= 180
+
+    sent = fake.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "You are terse."}  # pinned
+    assert sent[-1] == {"role": "user", "content": "newest prompt"}
+    assert {"role": "assistant", "content": "", "tool_calls": call} in sent
+    assert {"role": "tool", "content": "42", "tool_call_id": "c1"} in sent
+    assert not any("number 0 " in m["content"] for m in sent)
+    assert len(sent) == window["messages"] < 30
+
+    # Exactly the Store's window for the session as it was when the model was called.
+    await store.delete_message(s.session_id, done["message"]["seq"])
+    expected = await store.context_window(s.session_id, 240, reserve=60)
+    assert sent == [to_openai(m) for m in expected.messages]
+
+
+async def test_model_failure_mid_stream_keeps_the_partial_reply(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    fake.options.reply = "one two three four five six seven eight"
+    fake.options.abort_after = 2
+    events = await chat(client, content="tell me")
+    names = [n for n, _ in events]
+    assert names == ["session", "delta", "delta", "error"]
+    seen = "".join(d["text"] for n, d in events if n == "delta")
+    assert seen == "one two three four "
+    error = events[-1][1]
+    assert "model server" in error["detail"]
+    sid = events[0][1]["session_id"]
+    stored = await store.get_messages(sid)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].content == seen
+    assert stored[1].metadata["partial"] is True and stored[1].metadata["error"] == error["detail"]
+    assert error["message"]["seq"] == stored[1].seq
+
+
+async def test_model_failing_at_once_stores_no_reply(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    fake.options.fail_status = 503
+    events = await chat(client, content="anyone?")
+    assert [n for n, _ in events] == ["session", "error"]
+    assert "HTTP 503" in events[-1][1]["detail"] and events[-1][1]["message"] is None
+    stored = await store.get_messages(events[0][1]["session_id"])
+    assert [(m.role, m.content) for m in stored] == [("user", "anyone?")]
+
+
+@pytest.mark.parametrize("while_", ["waiting for the model", "blocked sending to the client"])
+async def test_client_disconnect_stores_the_partial_reply_marked(
+    db_url: str, store: Store, fake: FakeLLM, while_: str
+) -> None:
+    """Drive the ASGI app by hand: the client goes away after the first delta, while the
+    server waits for the model, or while it is stuck writing the next event to a slow client
+    (the stream generator is then parked at a ``yield`` and must be closed explicitly)."""
+    blocked = while_ == "blocked sending to the client"
+    fake.options.reply = "alpha beta gamma delta epsilon zeta eta theta"
+    fake.options.chunks = 8
+    fake.options.delay = 0.01 if blocked else 0.15
+    app = make_app(db_url, store, fake)
+    body = json.dumps({"content": "stream slowly"}).encode()
+    first_delta = asyncio.Event()
+    received: list[bytes] = []
+    status: list[int] = []
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await first_delta.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        elif message.get("body"):
+            if blocked and first_delta.is_set():
+                await asyncio.Event().wait()  # a client that stopped reading
+            received.append(message["body"])
+            if b"event: delta" in message["body"]:
+                first_delta.set()
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": STREAM,
+        "raw_path": STREAM.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    await app.state.llm.aclose()
+    assert status == [200]
+    events = parse_sse(b"".join(received).decode())
+    assert "done" not in [n for n, _ in events]
+    seen = "".join(d["text"] for n, d in events if n == "delta")
+    assert seen and len(fake.requests) == 1
+    sid = events[0][1]["session_id"]
+    stored = await store.get_messages(sid)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    reply = stored[1]
+    assert reply.content.startswith(seen) and reply.content != fake.options.reply
+    assert reply.metadata == {"partial": True, "error": DISCONNECTED}
+
+
+async def test_same_content_resent_within_5_seconds_is_409(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    events = await chat(client, content="Did it send?")
+    sid = events[0][1]["session_id"]
+    r = await client.post(STREAM, json={"session_id": sid, "content": "Did it send?"})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "conflict" and "not sent again" in r.json()["detail"]
+    assert (await store.get_session(sid)).message_count == 2  # nothing stored
+
+    # Different content is fine at once; the same content is fine once 5 s have passed.
+    await chat(client, session_id=sid, content="Something else")
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(messages)
+            .where(messages.c.session_id == sid)
+            .values(created_at=datetime.now(UTC) - timedelta(seconds=6))
+        )
+    await chat(client, session_id=sid, content="Something else")
+    assert (await store.get_session(sid)).message_count == 6
+
+
+def test_auto_title_rule() -> None:
+    assert auto_title("  Hello\n\n  world\t ") == "Hello world"
+    assert auto_title(" \n ") is None
+    exactly_80 = "x" * 80
+    assert auto_title(exactly_80) == exactly_80
+    long = "word " * 40
+    title = auto_title(long)
+    assert title == ("word " * 40)[:77] + "..." and title is not None and len(title) == 80
+
+
+async def test_auto_title_on_sessions(client: httpx.AsyncClient, store: Store) -> None:
+    long = "Please   summarise\nthis very long request " + "about many things " * 10
+    events = await chat(client, content=long)
+    expected = " ".join(long.split())[:77] + "..."
+    assert events[0][1]["title"] == expected
+    assert (await store.get_session(events[0][1]["session_id"])).title == expected
+
+    # An untitled session made elsewhere gets its title from its first user message.
+    untitled = await store.create_session()
+    await store.add_message(untitled.session_id, "user", "first   words")
+    await chat(client, session_id=untitled.session_id, content="second words")
+    assert (await store.get_session(untitled.session_id)).title == "first words"
+
+    titled = await store.create_session(title="Keep me")
+    events = await chat(client, session_id=titled.session_id, content="hi")
+    assert events[0][1]["title"] == "Keep me"
+    assert (await store.get_session(titled.session_id)).title == "Keep me"
+
+
+async def test_echo_model_is_labelled(db_url: str, store: Store) -> None:
+    app = make_app(db_url, store, None)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = await c.get("/api/engine/chat/model")
+        assert r.json() == {"model": "echo", "echo": True, "label": ECHO_LABEL}
+        events = await chat(c, content="ping")
+    assert events[0][1]["echo"] is True and events[0][1]["label"] == ECHO_LABEL
+    done = events[-1][1]
+    assert done["echo"] is True and done["label"] == "offline echo model — no LLM configured"
+    assert done["message"]["model"] == "echo" and done["message"]["metadata"] == {"echo": True}
+    assert done["message"]["content"].startswith("[echo model — no LLM configured] You said: ping")
+
+
+async def test_model_endpoint_names_the_configured_model(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/engine/chat/model")
+    assert r.json() == {"model": "fake-model", "echo": False, "label": "fake-model"}
+
+
+async def test_refused_requests_change_nothing(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    r = await client.post(STREAM, json={"session_id": "nope", "content": "hi"})
+    assert r.status_code == 404, r.text
+    r = await client.post(STREAM, json={"content": "   "})
+    assert r.status_code == 422, r.text
+    r = await client.post(STREAM, json={"content": "x" * 100_001})
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+    r = await client.post(STREAM, json={"content": "word " * 300, "max_context_tokens": 100})
+    assert r.status_code == 422 and "context budget" in r.json()["detail"]
+    r = await client.post(STREAM, json={"content": "hi", "agent_id": "bad agent!"})
+    assert r.status_code == 422, r.text
+    assert (await store.list_sessions()).total == 0 and fake.requests == []
+
+    ended = await store.create_session()
+    await store.end_session(ended.session_id)
+    r = await client.post(STREAM, json={"session_id": ended.session_id, "content": "hi"})
+    assert r.status_code == 409 and "ended" in r.json()["detail"]
+    assert (await store.get_session(ended.session_id)).message_count == 0
+
+
+async def test_scoped_key_chats_only_in_its_agents_sessions(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    other = await store.create_session(agent_id="main")
+    mine = await store.create_session(agent_id="alpha")
+    app = client.app  # type: ignore[attr-defined]
+
+    async def scoped() -> Principal:
+        return Principal(name="alpha-key", agent_ids=frozenset({"alpha"}))
+
+    app.dependency_overrides[get_principal] = scoped
+    r = await client.post(STREAM, json={"session_id": other.session_id, "content": "hi"})
+    assert r.status_code == 404, r.text
+    r = await client.post(STREAM, json={"content": "hi"})  # agent_id defaults to main
+    assert r.status_code == 403, r.text
+    events = await chat(client, session_id=mine.session_id, content="hi")
+    assert events[-1][0] == "done"
+    events = await chat(client, agent_id="alpha", content="new one")
+    assert events[0][1]["agent_id"] == "alpha" and events[0][1]["created"] is True
+    assert (await store.get_session(other.session_id)).message_count == 0
