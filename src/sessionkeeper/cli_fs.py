@@ -1,0 +1,230 @@
+"""``sessionkeeper fs …`` over an OpenClaw-style agents root, and the ``skill`` runner.
+
+``--json`` prints exactly the dicts of :class:`~sessionkeeper.files.openclaw.OpenClawStore`
+(the seed skill's shapes). Deleting commands also mark the session ended in the database
+(the two-layer delete) when one is configured with ``--db`` or SESSIONKEEPER_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sessionkeeper import cli_common as common
+from sessionkeeper import cli_output as out
+from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.errors import SessionkeeperError
+
+if TYPE_CHECKING:
+    from sessionkeeper.files.openclaw import OpenClawStore
+
+app = typer.Typer(
+    help="OpenClaw-style session directories (<root>/<agent>/sessions/sessions.json).",
+    no_args_is_help=True,
+)
+skill_app = typer.Typer()
+
+
+class _FsOptions:
+    root: Path | None = None
+
+
+fs_options = _FsOptions()
+
+
+@app.callback()
+def fs_main(
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Agents root (default $OPENCLAW_WORKSPACE, $ARIA_WORKSPACE, "
+            "else ~/.openclaw/agents).",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Also mark deleted sessions ended in this database.")
+    ] = None,
+) -> None:
+    """OpenClaw-style session directories: list, delete, prune, stats, orphans."""
+    fs_options.root = root
+    if db is not None:
+        common.options.db = db
+
+
+@contextlib.contextmanager
+def _fs_store(with_database: bool = False) -> Iterator[OpenClawStore]:
+    from sessionkeeper.compat.skill import DatabaseMarker, open_fs_store
+
+    if not (with_database and common.database_configured()):
+        yield open_fs_store(fs_options.root)
+        return
+    with DatabaseMarker(common.database_url(), encoding=common.encoding()) as marker:
+        yield open_fs_store(fs_options.root, marker)
+
+
+def _ago(iso: str | None) -> str:
+    return out.when(iso)
+
+
+@app.command("list")
+def fs_list(
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sessions from every agent's sessions.json (one row per key), newest first."""
+    with _fs_store() as fs:
+        result = fs.list_sessions(agent)
+    if as_json:
+        out.emit_json(result)
+        return
+    out.print_table(
+        f"Sessions under {fs.root}",
+        ["sessionId", "agent", "type", "key", "label", "updated", "model", "ctx tokens"],
+        (
+            [
+                s["sessionId"],
+                s["agentId"],
+                s["session_type"],
+                s["key"],
+                s["label"],
+                _ago(s["updatedAt"]),
+                s["model"],
+                s["contextTokens"],
+            ]
+            for s in result["sessions"]
+        ),
+        caption=f"{result['session_count']} keys",
+    )
+
+
+def _emit_delete(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.emit_json(result)
+        return
+    out.plain(result["message"])
+    for key in result["removed_keys"]:
+        out.plain(f"  removed key {key}")
+
+
+@app.command("delete")
+def fs_delete(
+    session_id: Annotated[str, typer.Argument(help="The sessionId (a plain file name).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Two-layer delete: drop its index keys, archive its transcript, mark it ended in the DB."""
+    with _fs_store(with_database=True) as fs:
+        result = fs.delete_session(session_id)
+    _emit_delete(result, as_json)
+
+
+@app.command("cleanup-after-delegation")
+def fs_cleanup(
+    session_id: Annotated[str, typer.Argument(help="The sub-agent's sessionId.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a sub-agent's session once its delegation is done (same as delete)."""
+    with _fs_store(with_database=True) as fs:
+        result = fs.cleanup_after_delegation(session_id)
+    _emit_delete(result, as_json)
+
+
+@app.command("prune")
+def fs_prune(
+    max_age_minutes: Annotated[
+        float, typer.Option(help="Delete sessions idle for longer than this.")
+    ] = 60,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete (archive) every session idle longer than --max-age-minutes."""
+    with _fs_store(with_database=not dry_run) as fs:
+        result = fs.prune_sessions(max_age_minutes, dry_run)
+    if as_json:
+        out.emit_json(result)
+        return
+    verb = "Would prune" if dry_run else "Pruned"
+    out.plain(
+        f"{verb} {result['pruned_count']} of {result['total_sessions']} sessions idle over "
+        f"{result['threshold_minutes']:g} min; kept {result['kept_count']}"
+    )
+    for sid in result["deleted_ids"]:
+        out.plain(f"  {sid}")
+    for error in result["errors"]:
+        out.plain(f"  error: {error['id']}: {error['error']}")
+
+
+@app.command("stats")
+def fs_stats(
+    stale_minutes: Annotated[float, typer.Option(help="Idle this long counts as stale.")] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts of index entries: total, stale, active, per agent."""
+    with _fs_store() as fs:
+        result = fs.get_session_stats(stale_minutes)
+    if as_json:
+        out.emit_json(result)
+        return
+    out.print_fields(
+        f"Sessions under {fs.root}",
+        [
+            ("total", result["total_sessions"]),
+            (f"stale (>{result['stale_threshold_minutes']:g} min)", result["stale_sessions"]),
+            ("active", result["active_sessions"]),
+        ],
+    )
+    out.print_table("By agent", ["agent", "sessions"], sorted(result["by_agent"].items()))
+
+
+@app.command("orphans")
+def fs_orphans(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Repair: drop keys whose transcript is gone, archive unreferenced transcripts,
+    remove archives older than 7 days."""
+    with _fs_store() as fs:
+        result = fs.orphans(dry_run)
+    if as_json:
+        out.emit_json(result)
+        return
+    prefix = "Would fix" if dry_run else "Fixed"
+    for label, name in (
+        ("keys without a transcript (removed)", "missing_transcripts"),
+        ("unreferenced transcripts (archived)", "orphan_transcripts"),
+        ("expired archives (deleted)", "expired_archives"),
+    ):
+        out.plain(f"{prefix} {len(result[name])} {label}")
+        for item in result[name]:
+            out.plain(f"  {item}")
+
+
+@skill_app.command()
+def skill(
+    name: Annotated[str, typer.Argument(help="Skill name: session_manager.")],
+    function: Annotated[
+        str,
+        typer.Argument(
+            help="list_sessions, delete_session, prune_sessions, get_session_stats, "
+            "cleanup_after_delegation."
+        ),
+    ],
+    args: Annotated[str, typer.Argument(help="JSON object of arguments.")] = "{}",
+    root: Annotated[Path | None, typer.Option("--root", help="Agents root.")] = None,
+) -> None:
+    """Run a skill function like Aria's run_skill.py: JSON out, {"error": …} on failure."""
+    from sessionkeeper.compat.skill import run_skill
+
+    url = common.database_url() if common.database_configured() else None
+    try:
+        result = run_skill(
+            name, function, args, root=root, database_url=url, encoding=common.encoding()
+        )
+    except (SessionkeeperError, OSError) as exc:
+        out.emit_json({"error": out.fail_message(exc)})
+        raise typer.Exit(out.exit_code_for(exc)) from None
+    out.emit_json(result)

@@ -1,0 +1,177 @@
+"""``sessionkeeper export`` and ``sessionkeeper import`` (the work is in files/transfer.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
+
+import typer
+
+from sessionkeeper import cli_common as common
+from sessionkeeper import cli_output as out
+from sessionkeeper.cli_common import JsonOpt
+
+if TYPE_CHECKING:
+    from sessionkeeper.files.transfer import ExportSummary, ImportSummary
+    from sessionkeeper.store.sql import Store
+
+app = typer.Typer()
+
+# Below this many sessions a progress bar only flickers.
+PROGRESS_MIN_ITEMS = 20
+
+
+@contextlib.contextmanager
+def _atomic_output(path: Path) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only once completely written."""
+    path = path.expanduser()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@app.command("export")
+def export(
+    session_ids: Annotated[
+        list[str] | None, typer.Argument(help="Sessions to export (default: the current one).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every session.")] = False,
+    agent: Annotated[
+        list[str] | None, typer.Option("--agent", "-a", help="Every session of these agents.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or markdown.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export sessions as JSONL (lossless; `import` reads it back) or Markdown transcripts."""
+    from sessionkeeper.errors import InvalidInput
+    from sessionkeeper.files.transfer import EXPORT_FORMATS, export_sessions
+
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
+    if session_ids and (all_ or agent):
+        raise InvalidInput("give session ids, or --all / --agent, not both")
+    ids: list[str] | None = list(session_ids) if session_ids else None
+    if ids is None and not all_ and not agent:
+        ids = [common.session_or_current(None)]
+
+    def work(handle: IO[str]) -> Callable[[Store], Awaitable[ExportSummary]]:
+        async def go(store: Store) -> ExportSummary:
+            return await export_sessions(
+                store, handle, fmt=fmt, session_ids=ids, agent_ids=agent or None
+            )
+
+        return go
+
+    if output is None:
+        common.run(work(sys.stdout))
+        sys.stdout.flush()
+        return
+    with _atomic_output(output) as handle:
+        summary = common.run(work(handle))
+    summary.destination = str(output)
+    if as_json:
+        out.emit_json(summary.to_dict())
+    else:
+        out.plain(
+            f"Exported {summary.sessions} session{'s' if summary.sessions != 1 else ''} "
+            f"({summary.messages} messages) to {output}"
+        )
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="A JSONL file ('-' for stdin) or a directory.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl, openclaw (an agents root) or aria-session (a cache dir); "
+            "default: guessed from the source.",
+        ),
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            "-a",
+            help="jsonl/openclaw: import only this agent; aria-session: the agent to use "
+            "(default main).",
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite sessions that already exist.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import sessions; existing ones are skipped (idempotent) unless --replace.
+
+    Exit code 1 when some sessions failed (the others are imported).
+    """
+    from sessionkeeper.files.transfer import plan_import, run_import
+
+    plan = plan_import(source, fmt, agent=agent)
+    show_progress = (
+        not as_json
+        and sys.stderr.isatty()
+        and (plan.total is None or plan.total >= PROGRESS_MIN_ITEMS)
+    )
+
+    async def go(store: Store) -> ImportSummary:
+        if not show_progress:
+            return await run_import(store, plan, replace=replace)
+        from rich.progress import Progress
+
+        with Progress(console=out.err_console(), transient=True) as bar:
+            task = bar.add_task(f"Importing {plan.format}", total=plan.total)
+            return await run_import(
+                store, plan, replace=replace, progress=lambda _name: bar.advance(task)
+            )
+
+    summary = common.run(go)
+    if summary.current and common.current_id(required=False) is None:
+        common.remember(summary.current)
+    if as_json:
+        out.emit_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(out.GENERIC)
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    out.plain(
+        f"Imported {len(summary.imported)} session{'s' if len(summary.imported) != 1 else ''} "
+        f"({summary.messages} messages) from {summary.source} [{summary.format}]; "
+        f"skipped {len(summary.skipped)}, failed {len(summary.failed)}"
+    )
+    if summary.skipped:
+        out.print_table(
+            "Skipped",
+            ["session", "source", "reason"],
+            ([s["session_id"], s["source"], s["reason"]] for s in summary.skipped),
+        )
+    if summary.failed:
+        out.print_table(
+            "Failed",
+            ["session", "source", "error"],
+            ([f["session_id"], f["source"], f["error"]] for f in summary.failed),
+        )
+    for warning in summary.warnings:
+        out.plain(f"warning: {warning}")
+    if summary.current:
+        out.plain(f"aria-session current session: {summary.current}")

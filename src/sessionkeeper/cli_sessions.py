@@ -1,0 +1,396 @@
+"""CLI commands on sessions and messages.
+
+new, current, switch, list, show, add, ask, end, delete, search.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sessionkeeper import cli_common as common
+from sessionkeeper import cli_output as out
+from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:
+    from sessionkeeper.models import Message, Page, Session
+    from sessionkeeper.store.sql import Store
+
+app = typer.Typer()
+
+SessionOpt = Annotated[
+    str | None,
+    typer.Option("--session", "-s", help="Session id (default: the current session)."),
+]
+_ROLE_STYLE = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta"}
+
+
+def _session_rows(sessions: list[Session], current: str | None) -> list[list[Any]]:
+    return [
+        [
+            "*" if s.session_id == current else "",
+            s.session_id,
+            s.agent_id,
+            s.session_type,
+            s.status,
+            s.title,
+            s.message_count,
+            s.token_count,
+            out.when(s.updated_at),
+        ]
+        for s in sessions
+    ]
+
+
+def _print_session(session: Session, title: str | None = None) -> None:
+    out.print_fields(
+        title,
+        [
+            ("session", session.session_id),
+            ("title", session.title),
+            ("agent", session.agent_id),
+            ("type", session.session_type),
+            ("status", session.status),
+            ("messages", session.message_count),
+            ("tokens", session.token_count),
+            ("created", out.when(session.created_at)),
+            ("updated", out.when(session.updated_at)),
+        ]
+        + ([("ended", out.when(session.ended_at))] if session.ended_at else []),
+    )
+
+
+def _print_message(message: Message) -> None:
+    from rich.markup import escape
+
+    style = _ROLE_STYLE.get(message.role, "bold yellow")
+    extra = f" · {message.model}" if message.model else ""
+    out.say(
+        f"\n[{style}]{message.role.capitalize()}[/] "
+        f"[dim]#{message.seq} · {out.when(message.created_at)}{escape(extra)}[/]"
+    )
+    body = message.content or ""
+    calls = message.metadata.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        names = [str((c.get("function") or {}).get("name")) for c in calls if isinstance(c, dict)]
+        body += ("\n" if body else "") + f"[tool calls: {', '.join(names)}]"
+    out.console().print(escape(body), soft_wrap=True)
+
+
+def _text_arg(text: str) -> str:
+    """``-`` reads the text from stdin (for long or multi-line content)."""
+    return sys.stdin.read() if text == "-" else text
+
+
+@app.command()
+def new(
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id.")] = "main",
+    title: Annotated[str | None, typer.Option("--title", "-t", help="Title.")] = None,
+    session_type: Annotated[
+        str, typer.Option("--type", help="Session type: chat, cron, subagent…")
+    ] = "chat",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a session and make it the current one."""
+    session = common.run(
+        lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type)
+    )
+    common.remember(session.session_id)
+    if as_json:
+        out.emit_json(session.to_dict())
+    else:
+        out.say(f"Created new session: [bold]{session.session_id}[/] (now current)")
+
+
+@app.command()
+def current(as_json: JsonOpt = False) -> None:
+    """Show the current session."""
+    sid = common.session_or_current(None)
+    session = common.run(lambda store: store.get_session(sid))
+    if as_json:
+        out.emit_json(session.to_dict())
+    else:
+        out.say(session.session_id)
+
+
+@app.command()
+def switch(
+    session_id: Annotated[str, typer.Argument(help="Session to make current.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Make another session the current one."""
+    session = common.run(lambda store: store.get_session(session_id))
+    common.remember(session.session_id)
+    if as_json:
+        out.emit_json(session.to_dict())
+    else:
+        out.say(f"Switched to session: [bold]{session.session_id}[/]")
+
+
+@app.command("list")
+def list_(
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    session_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    status: Annotated[str | None, typer.Option(help="active or ended.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-q", help="Title or message text contains.")
+    ] = None,
+    sort: Annotated[str, typer.Option(help="created_at, updated_at, last_message_at, title.")] = (
+        "updated_at"
+    ),
+    order: Annotated[str, typer.Option(help="asc or desc.")] = "desc",
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Page size (max 100).")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after a page (its next_cursor).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sessions, newest activity first (* marks the current one)."""
+    page: Page[Session] = common.run(
+        lambda store: store.list_sessions(
+            agent_id=agent,
+            session_type=session_type,
+            status=status,
+            search=search,
+            sort=sort,
+            order=order,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+    )
+    current_sid = common.current_id(required=False)
+    if as_json:
+        out.emit_json(
+            {
+                "sessions": [s.to_dict() for s in page.items],
+                "total": page.total,
+                "limit": page.limit,
+                "offset": page.offset,
+                "has_more": page.has_more,
+                "next_cursor": page.next_cursor,
+                "current": current_sid,
+            }
+        )
+        return
+    shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "0"
+    caption = f"{shown} of {page.total} (* = current)"
+    if page.next_cursor:
+        caption += f"; next page: --cursor {page.next_cursor}"
+    out.print_table(
+        "Sessions",
+        ["", "id", "agent", "type", "status", "title", "msgs", "tokens", "updated"],
+        _session_rows(page.items, current_sid),
+        caption=caption,
+    )
+
+
+@app.command()
+def show(
+    session_id: Annotated[str | None, typer.Argument(help="Default: the current session.")] = None,
+    last: Annotated[
+        int | None, typer.Option("--last", "-n", help="Only the newest N messages (max 500).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a session and its conversation."""
+    sid = common.session_or_current(session_id)
+
+    async def work(store: Store) -> tuple[Session, list[Message]]:
+        from sessionkeeper.files.transfer import all_messages
+
+        session = await store.get_session(sid)
+        if last is not None:
+            return session, await store.get_messages(sid, last=last)
+        return session, await all_messages(store, sid)
+
+    session, messages = common.run(work)
+    if as_json:
+        out.emit_json({"session": session.to_dict(), "messages": [m.to_dict() for m in messages]})
+        return
+    _print_session(session, f"Session {session.session_id}")
+    for message in messages:
+        _print_message(message)
+    if last is not None and len(messages) < session.message_count:
+        out.say(f"\n[dim]({session.message_count - len(messages)} earlier messages not shown)[/]")
+
+
+@app.command()
+def add(
+    role: Annotated[str, typer.Argument(help="system, user, assistant or tool.")],
+    text: Annotated[str, typer.Argument(help="The message ('-' reads stdin).")],
+    session: SessionOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model that wrote it.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Append a message to the current session (one is created if there is none)."""
+    content = _text_arg(text)
+
+    async def work(store: Store) -> tuple[Message, bool]:
+        from sessionkeeper.store import validate
+
+        validate.role(role)
+        validate.content(content)  # refuse before creating a session for it
+        sid = session or common.current_id(required=False)
+        created = sid is None
+        if sid is None:
+            sid = (await store.create_session()).session_id
+        return await store.add_message(sid, role, content, model=model), created
+
+    message, created = common.run(work)
+    if created:
+        common.remember(message.session_id)
+    if as_json:
+        out.emit_json(message.to_dict())
+    else:
+        note = " (new session, now current)" if created else ""
+        out.say(
+            f"Added {message.role} message #{message.seq} to {message.session_id}{note} "
+            f"[dim]({message.token_count} tokens)[/]"
+        )
+
+
+@app.command()
+def ask(
+    text: Annotated[str, typer.Argument(help="Your message ('-' reads stdin).")],
+    session: SessionOpt = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Context budget (default SESSIONKEEPER_MAX_CONTEXT_TOKENS).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the model with the session's context; both turns are stored.
+
+    The model is SESSIONKEEPER_LLM_BASE_URL / _LLM_MODEL / _LLM_API_KEY (any OpenAI-compatible
+    server); without one, the offline echo model answers.
+    """
+    content = _text_arg(text)
+    cfg = common.settings()
+
+    async def work(store: Store) -> dict[str, Any]:
+        from sessionkeeper.chat import ChatRequest, prepare_turn
+        from sessionkeeper.llm import make_client
+
+        llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)
+        try:
+            turn = await prepare_turn(
+                store,
+                llm,
+                ChatRequest(
+                    content,
+                    session_id=session or common.current_id(required=False),
+                    max_context_tokens=max_tokens,
+                ),
+                default_max_tokens=cfg.max_context_tokens,
+            )
+            if turn.created:
+                common.remember(turn.session.session_id)
+            result: dict[str, Any] = {}
+            async for event in turn.events():
+                if event.name == "delta" and not as_json:
+                    sys.stdout.write(event.data["text"])
+                    sys.stdout.flush()
+                elif event.name == "done":
+                    result = event.data
+                elif event.name == "error":
+                    if not as_json:
+                        sys.stdout.write("\n")
+                    raise Unavailable(event.data["detail"])
+        finally:
+            await llm.aclose()
+        return {
+            "session_id": turn.session.session_id,
+            "created": turn.created,
+            "user": turn.user_message.to_dict(),
+            "assistant": result["message"],
+            "model": result["model"],
+            "echo": result["echo"],
+            "window": result["window"],
+        }
+
+    result = common.run(work)
+    if as_json:
+        out.emit_json(result)
+    else:
+        sys.stdout.write("\n")
+
+
+@app.command()
+def end(
+    session_id: Annotated[str | None, typer.Argument(help="Default: the current session.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a session ended (kept, with its history)."""
+    sid = common.session_or_current(session_id)
+    session = common.run(lambda store: store.end_session(sid))
+    if as_json:
+        out.emit_json(session.to_dict())
+    else:
+        out.say(f"Ended session [bold]{sid}[/]")
+
+
+@app.command()
+def delete(
+    session_id: Annotated[str, typer.Argument(help="Session to delete with its messages.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a session and all its messages (for good; `end` keeps history)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("refusing to delete without confirmation: add --yes")
+        if not typer.confirm(f"Delete session {session_id} and all its messages?"):
+            raise typer.Exit(1)
+    common.run(lambda store: store.delete_session(session_id))
+    common.forget(session_id)
+    if as_json:
+        out.emit_json({"deleted": session_id})
+    else:
+        out.say(f"Deleted session [bold]{session_id}[/]")
+
+
+_MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words to find in message text.")],
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Only this session.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Max hits (100).")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Full-text search over messages, best matches first."""
+    hits = common.run(
+        lambda store: store.search_messages(query, limit=limit, session_id=session, agent_id=agent)
+    )
+    if as_json:
+        out.emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        return
+    from rich.markup import escape
+
+    def snippet(text: str) -> str:
+        parts = _MARK.split(text)  # even: plain text, odd: the match
+        return "".join(
+            escape(p) if i % 2 == 0 else f"[bold yellow]{escape(p)}[/]" for i, p in enumerate(parts)
+        )
+
+    from rich.table import Table
+
+    table = Table(title=f"Search: {escape(query)}", header_style="bold")
+    for name in ("session", "seq", "role", "when", "snippet"):
+        table.add_column(name, overflow="fold")
+    for h in hits:
+        table.add_row(
+            escape(h.session_id), str(h.seq), h.role, out.when(h.created_at), snippet(h.snippet)
+        )
+    out.console().print(table)
+    if not hits:
+        out.say("[dim]no matches[/]")

@@ -1,0 +1,201 @@
+"""The Aria skill-runner surface: ``run_skill.py session_manager <function> '<json_args>'``.
+
+``sessionkeeper skill session_manager FUNCTION 'JSON_ARGS'`` calls :func:`run_skill`, which
+dispatches to :class:`~sessionkeeper.files.openclaw.OpenClawStore` and returns the seed's JSON.
+
+The two-layer delete: when a database is configured, every session the filesystem layer
+deletes is also marked ended in the database (history kept, as the seed's PATCH did) by
+:class:`DatabaseMarker`, the store's ``on_deleted`` callback. It ends the database session
+whose id is the filesystem sessionId, or else those whose ``metadata.aria_session_id`` is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sessionkeeper.errors import InvalidInput, NotFound
+from sessionkeeper.models import SESSION_ID_RE
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+    from sessionkeeper.files.openclaw import OpenClawStore
+    from sessionkeeper.store.sql import Store
+
+SKILL_NAME = "session_manager"
+
+
+class DatabaseMarker:
+    """``on_deleted`` callback for OpenClawStore: mark the matching database session ended.
+
+    OpenClawStore is synchronous; the Store is async. The Store lives on an event loop in a
+    background thread (an anyio blocking portal), opened on the first call only, so commands
+    that delete nothing never touch the database.
+    """
+
+    def __init__(self, database_url: str, *, encoding: str = "cl100k_base") -> None:
+        self.database_url = database_url
+        self.encoding = encoding
+        self._stack = contextlib.ExitStack()
+        self._portal: BlockingPortal | None = None
+        self._store: Store | None = None
+        self._by_aria_id: dict[str, list[str]] | None = None
+
+    def _ensure(self) -> tuple[BlockingPortal, Store]:
+        if self._portal is None or self._store is None:
+            from anyio.from_thread import start_blocking_portal
+
+            from sessionkeeper.store.sql import Store
+
+            portal = self._stack.enter_context(start_blocking_portal())
+            self._portal = portal
+            self._store = portal.call(lambda: Store.open(self.database_url, encoding=self.encoding))
+        return self._portal, self._store
+
+    def __call__(self, fs_session_id: str) -> bool:
+        portal, store = self._ensure()
+        return portal.call(self._end, store, fs_session_id)
+
+    async def _end(self, store: Store, fs_session_id: str) -> bool:
+        if SESSION_ID_RE.fullmatch(fs_session_id):
+            try:
+                await store.end_session(fs_session_id)
+            except NotFound:
+                pass
+            else:
+                return True
+        if self._by_aria_id is None:
+            # One pass over the sessions per command, then a dict: a prune of many sessions
+            # costs one scan, not one per session.
+            found: dict[str, list[str]] = {}
+            async for session in store.iter_sessions():
+                aria_id = session.metadata.get("aria_session_id")
+                if isinstance(aria_id, str):
+                    found.setdefault(aria_id, []).append(session.session_id)
+            self._by_aria_id = found
+        ended = False
+        for session_id in self._by_aria_id.get(fs_session_id, []):
+            with contextlib.suppress(NotFound):  # deleted meanwhile: nothing left to end
+                await store.end_session(session_id)
+                ended = True
+        return ended
+
+    def close(self) -> None:
+        try:
+            if self._portal is not None and self._store is not None:
+                self._portal.call(self._store.close)
+        finally:
+            self._portal = self._store = None
+            self._stack.close()
+
+    def __enter__(self) -> DatabaseMarker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_fs_store(
+    root: Path | str | None = None, on_deleted: Callable[[str], bool] | None = None
+) -> OpenClawStore:
+    from sessionkeeper.files.openclaw import OpenClawStore, default_root
+
+    return OpenClawStore(root if root is not None else default_root(), on_deleted=on_deleted)
+
+
+def _number(args: dict[str, Any], name: str, default: float) -> float:
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{name} must be a number, got {value!r}")
+    return value
+
+
+def _flag(args: dict[str, Any], name: str) -> bool:
+    value = args.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _session_id(args: dict[str, Any]) -> str:
+    value = args.get("session_id")
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("session_id is required (a string)")
+    return value
+
+
+FUNCTIONS: dict[str, tuple[frozenset[str], Callable[[OpenClawStore, dict[str, Any]], Any]]] = {
+    "list_sessions": (
+        frozenset({"agent"}),
+        lambda fs, a: fs.list_sessions(a.get("agent") or None),
+    ),
+    "delete_session": (
+        frozenset({"session_id"}),
+        lambda fs, a: fs.delete_session(_session_id(a)),
+    ),
+    "prune_sessions": (
+        frozenset({"max_age_minutes", "dry_run"}),
+        lambda fs, a: fs.prune_sessions(_number(a, "max_age_minutes", 60), _flag(a, "dry_run")),
+    ),
+    "get_session_stats": (
+        frozenset({"stale_minutes"}),
+        lambda fs, a: fs.get_session_stats(_number(a, "stale_minutes", 60)),
+    ),
+    "cleanup_after_delegation": (
+        frozenset({"session_id"}),
+        lambda fs, a: fs.cleanup_after_delegation(_session_id(a)),
+    ),
+}
+
+
+def parse_args(raw: str | None) -> dict[str, Any]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        args = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"arguments are not valid JSON: {exc}") from exc
+    if not isinstance(args, dict):
+        raise InvalidInput('arguments must be a JSON object, e.g. \'{"agent": "main"}\'')
+    return args
+
+
+def call(fs: OpenClawStore, function: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run one skill function on ``fs``; raises SessionkeeperError subclasses on bad calls."""
+    if function not in FUNCTIONS:
+        raise InvalidInput(f"unknown function {function!r}: expected one of {', '.join(FUNCTIONS)}")
+    allowed, run = FUNCTIONS[function]
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise InvalidInput(f"{function}: unknown argument(s) {', '.join(unknown)}")
+    result: dict[str, Any] = run(fs, args)
+    return result
+
+
+def run_skill(
+    skill: str,
+    function: str,
+    raw_args: str | None,
+    *,
+    root: Path | str | None = None,
+    database_url: str | None = None,
+    encoding: str = "cl100k_base",
+) -> dict[str, Any]:
+    """``run_skill.py``'s job: the function's JSON result (errors raise, for the caller's map)."""
+    if skill != SKILL_NAME:
+        raise NotFound(f"unknown skill {skill!r}: only {SKILL_NAME!r} is provided")
+    args = parse_args(raw_args)
+    if database_url is None:
+        return call(open_fs_store(root), function, args)
+    with DatabaseMarker(database_url, encoding=encoding) as marker:
+        return call(open_fs_store(root, marker), function, args)
