@@ -333,7 +333,7 @@ async def test_prune_dry_run_then_real(client: httpx.AsyncClient, store: Store) 
 
 
 async def test_scoped_principal_sees_only_its_agents(client: httpx.AsyncClient) -> None:
-    """What the API-key layer will plug in: a key scoped to agent "a" (404 for the rest)."""
+    """The principal hook alone (no keys): a principal scoped to agent "a" (404 for the rest)."""
     mine = await new_session(client, agent_id="a")
     theirs = await new_session(client, agent_id="b")
     for s in (mine, theirs):
@@ -419,3 +419,5 @@ def test_real_server_ghost_verification(tmp_path: Path) -> None:
     # uvicorn shuts down gracefully, then re-raises SIGTERM to itself (exit status -15).
     assert proc.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete" in err and "Traceback" not in err, err
+    # No keys in the database and a loopback host: open, and it says so.
+    assert "no API keys configured: running open on loopback only" in err, err

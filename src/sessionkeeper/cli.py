@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from sessionkeeper import cli_admin, cli_fs, cli_io, cli_sessions
+from sessionkeeper import cli_admin, cli_fs, cli_io, cli_keys, cli_sessions
 from sessionkeeper import cli_common as common
 from sessionkeeper.cli_output import SessionkeeperGroup
 
@@ -60,6 +60,7 @@ app.add_typer(cli_io.app)
 app.add_typer(cli_admin.db_app, name="db")
 app.add_typer(cli_fs.app, name="fs")
 app.add_typer(cli_fs.skill_app)
+app.add_typer(cli_keys.keys_app, name="keys")
 
 
 def main() -> None:

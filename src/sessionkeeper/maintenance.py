@@ -17,6 +17,9 @@ Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; th
 runs one ``prune_interval`` after start-up. Each next run is measured from the end of the
 previous one, so a slow job never piles up runs. A failing job is logged and retried on its
 next turn; only cancellation stops the loop.
+
+An optional ``MaintenanceListener`` hears what each job did (the API's /metrics uses it);
+the runner calls it after the work, and a listener that raises is logged, never fatal.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import text
 
@@ -44,6 +47,16 @@ GHOST_JOB_KEY = 0x534B_0001  # "SK" 1
 PRUNE_JOB_KEY = 0x534B_0002  # "SK" 2
 
 T = TypeVar("T")
+
+
+class MaintenanceListener(Protocol):
+    """Told what the scheduled jobs did (e.g. to count it in /metrics)."""
+
+    def ghosts_purged(self, deleted: int) -> None: ...
+
+    def pruned(self, result: PruneResult) -> None: ...
+
+    def job_failed(self, job: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -71,6 +84,7 @@ class MaintenanceRunner:
         ghost_age_minutes: float = 15,
         prune_interval_hours: float = 6,
         prune_days: float = 30,
+        listener: MaintenanceListener | None = None,
     ) -> None:
         if ghost_interval_minutes <= 0 or prune_interval_hours <= 0:
             raise ValueError("maintenance intervals must be positive")
@@ -81,15 +95,19 @@ class MaintenanceRunner:
         self.prune_days = prune_days
         self.ghosts = JobStatus("ghost_purge")
         self.prune = JobStatus("prune")
+        self.listener = listener
 
     @classmethod
-    def from_settings(cls, store: Store, settings: Settings) -> MaintenanceRunner:
+    def from_settings(
+        cls, store: Store, settings: Settings, *, listener: MaintenanceListener | None = None
+    ) -> MaintenanceRunner:
         return cls(
             store,
             ghost_interval_minutes=settings.ghost_interval_minutes,
             ghost_age_minutes=settings.ghost_age_minutes,
             prune_interval_hours=settings.prune_interval_hours,
             prune_days=settings.prune_days,
+            listener=listener,
         )
 
     # ── one run of each job ────────────────────────────────────────────────
@@ -99,14 +117,26 @@ class MaintenanceRunner:
         async with self._job_lock(GHOST_JOB_KEY) as acquired:
             if not acquired:
                 return None
-            return await self.store.delete_ghost_sessions(self.ghost_age_minutes)
+            deleted = await self.store.delete_ghost_sessions(self.ghost_age_minutes)
+        self._tell(lambda listener: listener.ghosts_purged(deleted))
+        return deleted
 
     async def prune_once(self) -> PruneResult | None:
         """Prune idle sessions now; the result, or None when another replica holds the job."""
         async with self._job_lock(PRUNE_JOB_KEY) as acquired:
             if not acquired:
                 return None
-            return await self.store.prune_old_sessions(self.prune_days)
+            result = await self.store.prune_old_sessions(self.prune_days)
+        self._tell(lambda listener: listener.pruned(result))
+        return result
+
+    def _tell(self, event: Callable[[MaintenanceListener], None]) -> None:
+        if self.listener is None:
+            return
+        try:
+            event(self.listener)
+        except Exception:  # metrics must never break maintenance
+            logger.exception("maintenance: listener failed")
 
     @asynccontextmanager
     async def _job_lock(self, key: int) -> AsyncIterator[bool]:
@@ -166,6 +196,7 @@ class MaintenanceRunner:
             status.failures += 1
             status.last_error = f"{type(exc).__name__}: {exc}"
             logger.exception("maintenance: %s failed; retrying next interval", status.name)
+            self._tell(lambda listener: listener.job_failed(status.name))
             return
         finally:
             status.last_finished = datetime.now(UTC)

@@ -2,9 +2,17 @@
 
 No import-time singletons: ``create_app(settings)`` builds a fresh app every call, so tests
 (and one process serving two databases) can hold several. The lifespan opens the Store from
-``settings.database_url`` unless one was injected (then the caller owns and closes it), and
-starts the maintenance loop as a task it owns: the reference is kept on ``app.state`` and the
-task is cancelled and awaited on shutdown, so no job is left running against a closed engine.
+``settings.database_url`` unless one was injected (then the caller owns and closes it),
+decides whether the server runs open (no API keys, loopback only; see ``api/auth.py``) or
+refuses to start, and starts the maintenance loop as a task it owns: the reference is kept
+on ``app.state`` and the task is cancelled and awaited on shutdown, so no job is left running
+against a closed engine.
+
+An app whose lifespan never runs (tests inject the Store and call it through httpx's ASGI
+transport) makes the open/closed decision lazily, on its first request without a key.
+
+``app.state``: settings, store, auth (``Authenticator``), metrics (``Metrics``), maintenance
+(the runner, if started) and maintenance_task.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from sessionkeeper import __version__
+from sessionkeeper.api.auth import Authenticator
+from sessionkeeper.api.deps import get_principal
 from sessionkeeper.api.errors import install_error_handlers
+from sessionkeeper.api.observability import ScheduleListener, install_observability
 from sessionkeeper.api.pages import install_pages
 from sessionkeeper.api.routes import engine_router
 from sessionkeeper.api.routes.chat import install_chat
@@ -40,8 +51,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 opened = await Store.open(settings.database_url, encoding=settings.encoding)
                 stack.push_async_callback(_forget_store, app, opened)
                 app.state.store = opened
+            await app.state.auth.startup(app.state.store)
             if settings.maintenance:
-                runner = MaintenanceRunner.from_settings(app.state.store, settings)
+                runner = MaintenanceRunner.from_settings(
+                    app.state.store, settings, listener=ScheduleListener(app.state.metrics)
+                )
                 task = asyncio.create_task(runner.run(), name="sessionkeeper-maintenance")
                 app.state.maintenance = runner
                 app.state.maintenance_task = task
@@ -60,18 +74,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.store = store  # None until the lifespan opens one
     app.state.maintenance = None
     app.state.maintenance_task = None
+    app.state.auth = Authenticator(settings.host)
     install_error_handlers(app)
+    install_observability(app)  # /healthz, /readyz, /metrics and the request metrics
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers. (Database readiness is /readyz.)"""
-        return {"status": "ok"}
-
-    # /readyz (database reachable, schema current) and /metrics (Prometheus) go here.
-
-    app.include_router(engine_router())
+    # Every /api/engine route needs a principal, even one that does not ask for it itself.
+    app.include_router(engine_router(), dependencies=[Depends(get_principal)])
     install_chat(app, settings)  # POST /api/engine/chat/stream (SSE), GET …/chat/model
-    install_pages(app)  # /chat, /sessions, /static
+    install_pages(app)  # /chat, /sessions, /static: public; their API calls carry the key
     return app
 
 

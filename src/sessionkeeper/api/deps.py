@@ -1,20 +1,22 @@
 """Dependencies shared by the routers, as ``Annotated`` aliases (``StoreDep``, ``PrincipalDep``…).
 
-The auth hook: every route learns *who is asking* from ``get_principal`` and reaches a session
-only through ``visible_session`` / ``visible_session_id``. Today ``get_principal`` returns the
-all-agents admin. The API-key layer will replace that one function (reading the key from the
-request and resolving it to a ``Principal``) without touching any route:
+Every route learns *who is asking* from ``get_principal`` (the API key in
+``Authorization: Bearer``, resolved by ``api/auth.py``) and reaches a session only through
+``visible_session`` / ``visible_session_id``:
 
 - a key scoped to agents sees other agents' sessions as *not existing* (404, never 403, so
   ids cannot be probed);
-- listings, search and stats pass ``principal.agent_ids`` to the Store as their scope;
-- set-wide maintenance (ghost purge, prune) requires an admin (``AdminDep``; 403 otherwise).
+- listings, search and stats pass ``principal.scope`` to the Store as their scope;
+- creating a session for an agent outside the scope is 403: no existing resource is named,
+  so nothing is revealed, and "not found" would be a lie about a POST;
+- set-wide maintenance (ghost purge, prune) and /metrics require an admin (``AdminDep``; 403
+  otherwise).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request
 
@@ -23,6 +25,9 @@ from sessionkeeper.errors import Forbidden, NotFound, Unavailable
 from sessionkeeper.models import Session
 from sessionkeeper.store.sql import Store
 
+if TYPE_CHECKING:
+    from sessionkeeper.api.auth import Authenticator
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -30,6 +35,7 @@ class Principal:
 
     name: str
     agent_ids: frozenset[str] | None = None
+    key_id: str | None = None  # None: no key (open mode on loopback)
 
     @property
     def is_admin(self) -> bool:
@@ -50,6 +56,7 @@ class Principal:
 
 
 ADMIN = Principal(name="admin")
+OPEN = Principal(name="open (no API keys, loopback)")
 
 
 def get_settings(request: Request) -> Settings:
@@ -64,13 +71,16 @@ def get_store(request: Request) -> Store:
     return store
 
 
-async def get_principal() -> Principal:
-    """The caller. No authentication yet: everyone is the all-agents admin."""
-    return ADMIN
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+async def get_principal(request: Request, store: StoreDep) -> Principal:
+    """The caller, from its API key (401 without a valid one, unless the server runs open)."""
+    auth: Authenticator = request.app.state.auth
+    return await auth.authenticate(request, store)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SessionIdPath = Annotated[str, Path(description="The session's id.")]
 

@@ -20,6 +20,7 @@ from sessionkeeper.api.deps import (
     VisibleSession,
     VisibleSessionId,
 )
+from sessionkeeper.api.observability import MetricsDep
 from sessionkeeper.api.schemas import (
     Deleted,
     MessageBatch,
@@ -56,7 +57,7 @@ Since = Annotated[
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_session(
-    body: SessionCreate, store: StoreDep, principal: PrincipalDep
+    body: SessionCreate, store: StoreDep, principal: PrincipalDep, metrics: MetricsDep
 ) -> SessionPublic:
     principal.require_agent(body.agent_id)
     session = await store.create_session(
@@ -66,6 +67,7 @@ async def create_session(
         session_type=body.session_type,
         metadata=body.metadata,
     )
+    metrics.sessions_created.inc()
     return SessionPublic.of(session)
 
 
@@ -188,15 +190,17 @@ async def get_messages(
 
 @router.post("/{session_id}/messages", status_code=status.HTTP_201_CREATED)
 async def add_messages(
-    session_id: VisibleSessionId, body: MessageBody, store: StoreDep
+    session_id: VisibleSessionId, body: MessageBody, store: StoreDep, metrics: MetricsDep
 ) -> MessagePublic | MessageBatch:
     """One message, or ``{"messages": [...]}`` appended in one transaction (all or none)."""
     if isinstance(body, MessageBatchCreate):
         added = await store.add_messages(
             session_id, [NewMessage(**m.model_dump()) for m in body.messages]
         )
+        metrics.messages_stored.inc(len(added))
         return MessageBatch(messages=[MessagePublic.of(m) for m in added])
     message = await store.add_message(session_id, **body.model_dump())
+    metrics.messages_stored.inc()
     return MessagePublic.of(message)
 
 

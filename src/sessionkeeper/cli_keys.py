@@ -1,0 +1,118 @@
+"""``sessionkeeper keys create|list|revoke``: the REST API's keys, managed on the database.
+
+A key's token is printed once, by ``create``, and never again: only its SHA-256 digest is
+stored. In human mode the token is the only line on stdout (the rest goes to stderr), so
+``TOKEN=$(sessionkeeper keys create --admin)`` captures exactly the token. ``list`` never
+prints a secret; it has none to print.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sessionkeeper import cli_common as common
+from sessionkeeper import cli_output as out
+from sessionkeeper.cli_common import JsonOpt
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.keys import ApiKey
+
+keys_app = typer.Typer(
+    help="API keys for the REST API: create (admin or scoped to agents), list, revoke.",
+    no_args_is_help=True,
+)
+
+
+def _scope(key: ApiKey) -> str:
+    return "admin (all agents)" if key.admin else ", ".join(key.agent_ids)
+
+
+@keys_app.command()
+def create(
+    agent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent", "-a", metavar="ID", help="Scope the key to this agent (repeatable)."
+        ),
+    ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Every agent, and the maintenance endpoints.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="A label to recognise the key by.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key and print its token once.
+
+    The token cannot be shown again: store it now. A key is --admin (every agent and the
+    maintenance endpoints) or scoped to agents with --agent ID (repeatable).
+    """
+    from sessionkeeper.store.keys import ApiKeys
+
+    key, token = common.run(
+        lambda store: ApiKeys(store.engine).create(agent_ids=agent or (), admin=admin, name=name)
+    )
+    if as_json:
+        out.emit_json(
+            {
+                "key_id": key.key_id,
+                "token": token,
+                "admin": key.admin,
+                "agent_ids": key.agent_ids,
+                "name": key.name,
+            }
+        )
+        return
+    notes = out.err_console()
+    label = f" {name!r}" if name else ""
+    notes.print(f"Created key {key.key_id}{label}: {_scope(key)}", markup=False)
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+    notes.print(
+        "[yellow]Store this token now: it cannot be shown again.[/] "
+        "Clients send it as 'Authorization: Bearer <token>'."
+    )
+
+
+@keys_app.command("list")
+def list_keys(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys: ids, names, scopes, dates (never a secret)."""
+    from sessionkeeper.store.keys import ApiKeys
+
+    keys = common.run(lambda store: ApiKeys(store.engine).list(include_revoked=include_revoked))
+    if as_json:
+        out.emit_json([k.to_dict() for k in keys])
+        return
+    columns = ["key id", "name", "scope", "created"]
+    if include_revoked:
+        columns.append("revoked")
+    rows = []
+    for k in keys:
+        row = [k.key_id, k.name, _scope(k), out.when(k.created_at)]
+        if include_revoked:
+            row.append(out.when(k.revoked_at) if k.revoked_at else "")
+        rows.append(row)
+    caption = None if keys else "no keys: the API runs open, on loopback only"
+    out.print_table("API keys", columns, rows, caption=caption)
+
+
+@keys_app.command()
+def revoke(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (see list).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key: requests carrying it are refused from now on."""
+    from sessionkeeper.store.keys import ApiKeys
+
+    key = common.run(lambda store: ApiKeys(store.engine).revoke(key_id))
+    if as_json:
+        out.emit_json(key.to_dict())
+    else:
+        out.plain(f"Revoked key {key.key_id}")
