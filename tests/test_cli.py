@@ -1,65 +1,41 @@
-"""The command line: JSON shapes, exit codes, current-session memory, fs and skill commands,
-import/export, startup imports. Most tests use Typer's CliRunner on SQLite AND PostgreSQL;
-the memory test runs real, separate processes."""
+"""The command line: JSON shapes, exit codes, current-session memory, fs commands,
+import/export, serve, startup imports (the skill runner is in test_skill.py).
+
+Most tests use Typer's CliRunner on SQLite AND PostgreSQL; the memory test runs real,
+separate processes.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
+from clitools import Invoke, as_json, isolate_user, load_openclaw_builder, make_invoke
 from fakellm import run_fake_llm
 from sessionkeeper.cli import app
 from sessionkeeper.files.openclaw import OpenClawStore
 from sessionkeeper.models import MAX_MESSAGE_LENGTH
 
-_spec = importlib.util.spec_from_file_location(
-    "openclaw_fixture_build", Path(__file__).parent / "fixtures" / "openclaw" / "build.py"
-)
-assert _spec is not None and _spec.loader is not None
-build = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build)
-
-Invoke = Callable[..., Result]
+build = load_openclaw_builder()
 
 
 @pytest.fixture
 def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A fresh HOME / XDG_DATA_HOME and no sessionkeeper settings from the environment."""
-    home = tmp_path / "home"
-    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
-    for name in list(os.environ):
-        if name.startswith(("SESSIONKEEPER_", "OPENCLAW_", "ARIA_")):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return isolate_user(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def cli(db_url: str, user_env: dict[str, str]) -> Invoke:
-    """Run the CLI in-process against ``db_url``."""
-    runner = CliRunner()
-
-    def invoke(*args: str, db: str | None = db_url, input: str | None = None) -> Result:
-        argv = (["--db", db] if db else []) + list(args)
-        return runner.invoke(app, argv, input=input)
-
-    return invoke
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return json.loads(result.stdout)
+    return make_invoke(db_url)
 
 
 # ── the new-user flow, one process per command ─────────────────────────────────
@@ -327,7 +303,21 @@ def test_db_upgrade(cli: Invoke) -> None:
     assert masked("sqlite:///x.db") == "sqlite:///x.db"
 
 
-# ── fs commands and the skill runner ──────────────────────────────────────────
+def test_serve_passes_settings(cli: Invoke, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sessionkeeper.api.server as server
+
+    seen: list[Any] = []
+    monkeypatch.setattr(server, "serve", seen.append)
+    result = cli("serve", "--host", "0.0.0.0", "--port", "8123")
+    assert result.exit_code == 0, result.stderr
+    (settings,) = seen
+    assert (settings.host, settings.port, settings.database_url) == ("0.0.0.0", 8123, db_url)
+    other = f"{db_url}-other" if db_url.startswith("sqlite") else db_url
+    assert cli("serve", "--db", other, db=None).exit_code == 0
+    assert seen[-1].database_url == other and seen[-1].port == 8000
+
+
+# ── fs commands ──────────────────────────────────────────
 
 
 @pytest.fixture
@@ -410,44 +400,6 @@ def test_fs_two_layer_delete_marks_the_database(cli: Invoke, tree: Path, db_url:
         cli("fs", "--root", str(tree), "cleanup-after-delegation", "sub-fresh-1", "--json")
     )
     assert cleaned["deleted"] == "sub-fresh-1" and cleaned["pg_status_updated"] is True
-
-
-def test_skill_runner(cli: Invoke, tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENCLAW_WORKSPACE", str(tree))
-    lib = OpenClawStore(tree)
-
-    def skill(function: str, args: str = "{}", db: str | None = None) -> Result:
-        return cli("skill", "session_manager", function, args, db=db)
-
-    assert as_json(skill("list_sessions")) == lib.list_sessions()
-    assert as_json(skill("list_sessions", '{"agent": "main"}')) == lib.list_sessions("main")
-    assert as_json(skill("get_session_stats", '{"stale_minutes": 30}')) == (
-        lib.get_session_stats(30)
-    )
-    dry = as_json(skill("prune_sessions", '{"max_age_minutes": 60, "dry_run": true}'))
-    assert dry == lib.prune_sessions(60, dry_run=True)
-    deleted = as_json(skill("delete_session", '{"session_id": "cron-old-1"}'))
-    assert deleted["deleted"] == "cron-old-1" and deleted["pg_status_updated"] is False
-    cleaned = as_json(skill("cleanup_after_delegation", '{"session_id": "sub-fresh-1"}'))
-    assert cleaned["deleted"] == "sub-fresh-1"
-    pruned = as_json(skill("prune_sessions", '{"max_age_minutes": 60}'))
-    assert pruned["dry_run"] is False and "run-old-1" in pruned["deleted_ids"]
-
-    for function, args, code in (
-        ("delete_session", '{"session_id": "../../etc/passwd"}', 2),
-        ("delete_session", '{"session_id": "no-such"}', 3),
-        ("delete_session", "{}", 2),
-        ("frobnicate", "{}", 2),
-        ("list_sessions", "not json", 2),
-        ("list_sessions", '{"agnet": "main"}', 2),
-        ("prune_sessions", '{"max_age_minutes": "soon"}', 2),
-    ):
-        result = skill(function, args)
-        assert result.exit_code == code, (function, args, result.stdout)
-        error = json.loads(result.stdout)
-        assert list(error) == ["error"] and isinstance(error["error"], str)
-    unknown = cli("skill", "other_skill", "list_sessions", "{}", db=None)
-    assert unknown.exit_code == 3 and "error" in json.loads(unknown.stdout)
 
 
 # ── import / export through the CLI ───────────────────────────────────────────

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from sessionkeeper.compat.skill import DatabaseMarker
 from sessionkeeper.files.transfer import export_sessions, plan_import, run_import
 from sessionkeeper.models import NewMessage
 from sessionkeeper.store.sql import Store
@@ -488,25 +487,3 @@ async def test_aria_session_cache_import(store: Store, tmp_path: Path) -> None:
     ]
     assert [m.created_at.timestamp() for m in messages] == [t["timestamp"] for t in turns]
     assert (await store.get_session(second)).message_count == 0
-
-
-async def test_database_marker_ends_by_id_or_aria_session_id(db_url: str) -> None:
-    store = await Store.open(db_url)
-    try:
-        direct = await store.create_session(session_id="fs-direct-1")
-        mapped = await store.create_session(metadata={"aria_session_id": "fs-uuid-2"})
-        untouched = await store.create_session(metadata={"aria_session_id": "other"})
-    finally:
-        await store.close()
-    with DatabaseMarker(db_url) as marker:
-        assert marker("fs-direct-1") is True
-        assert marker("fs-uuid-2") is True
-        assert marker("never-heard-of") is False
-        assert marker("../weird id") is False
-    store = await Store.open(db_url)
-    try:
-        assert (await store.get_session(direct.session_id)).status == "ended"
-        assert (await store.get_session(mapped.session_id)).status == "ended"
-        assert (await store.get_session(untouched.session_id)).status == "active"
-    finally:
-        await store.close()

@@ -35,7 +35,7 @@ def stats(
     stale_days: Annotated[float, typer.Option(help="Idle this long is stale.")] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Counts of sessions, messages and tokens, by agent and type."""
+    """Counts of sessions, messages and tokens."""
     result = common.run(
         lambda store: store.get_stats(
             agent_ids=agent, ghost_minutes=ghost_minutes, stale_days=stale_days
@@ -72,7 +72,10 @@ def ghosts(
     ] = 15,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete ghost sessions: no messages, created more than N minutes ago."""
+    """Delete ghost sessions (empty and old).
+
+    A ghost has no messages and was created more than --older-than-minutes ago.
+    """
     deleted = common.run(lambda store: store.delete_ghost_sessions(older_than_minutes))
     if as_json:
         out.emit_json({"deleted": deleted, "status": "ok"})
@@ -91,7 +94,11 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete sessions idle for longer than a threshold, with their messages."""
+    """Delete sessions idle for too long.
+
+    Sessions with no update for --days (default 30) or --max-age-minutes are deleted
+    with their messages, in bounded batches.
+    """
     if days is not None and max_age_minutes is not None:
         raise InvalidInput("give --days or --max-age-minutes, not both")
     threshold = max_age_minutes / MINUTES_PER_DAY if max_age_minutes is not None else days
@@ -118,7 +125,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Database URL.")] = None,
 ) -> None:
-    """Run the REST API, chat page and dashboard (with the maintenance loop)."""
+    """Run the REST API, chat page and dashboard.
+
+    The maintenance loop (ghost purge, prune) runs inside the server.
+    """
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host

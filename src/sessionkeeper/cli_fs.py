@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sessionkeeper.files.openclaw import OpenClawStore
 
 app = typer.Typer(
-    help="OpenClaw-style session directories (<root>/<agent>/sessions/sessions.json).",
+    help="OpenClaw-style session directories.",
     no_args_is_help=True,
 )
 skill_app = typer.Typer()
@@ -76,7 +76,7 @@ def fs_list(
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List sessions from every agent's sessions.json (one row per key), newest first."""
+    """List sessions (one row per index key)."""
     with _fs_store() as fs:
         result = fs.list_sessions(agent)
     if as_json:
@@ -116,7 +116,11 @@ def fs_delete(
     session_id: Annotated[str, typer.Argument(help="The sessionId (a plain file name).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Two-layer delete: drop its index keys, archive its transcript, mark it ended in the DB."""
+    """Delete a session (two layers).
+
+    Drops its keys from sessions.json, archives its transcript, and marks it ended in
+    the database when one is configured.
+    """
     with _fs_store(with_database=True) as fs:
         result = fs.delete_session(session_id)
     _emit_delete(result, as_json)
@@ -127,7 +131,10 @@ def fs_cleanup(
     session_id: Annotated[str, typer.Argument(help="The sub-agent's sessionId.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a sub-agent's session once its delegation is done (same as delete)."""
+    """Delete a finished sub-agent session.
+
+    Same as delete; call it once a delegation is done.
+    """
     with _fs_store(with_database=True) as fs:
         result = fs.cleanup_after_delegation(session_id)
     _emit_delete(result, as_json)
@@ -141,7 +148,10 @@ def fs_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete (archive) every session idle longer than --max-age-minutes."""
+    """Delete sessions idle too long.
+
+    Every session idle longer than --max-age-minutes gets the two-layer delete.
+    """
     with _fs_store(with_database=not dry_run) as fs:
         result = fs.prune_sessions(max_age_minutes, dry_run)
     if as_json:
@@ -163,7 +173,7 @@ def fs_stats(
     stale_minutes: Annotated[float, typer.Option(help="Idle this long counts as stale.")] = 60,
     as_json: JsonOpt = False,
 ) -> None:
-    """Counts of index entries: total, stale, active, per agent."""
+    """Counts of index entries: total, stale, active."""
     with _fs_store() as fs:
         result = fs.get_session_stats(stale_minutes)
     if as_json:
@@ -185,8 +195,11 @@ def fs_orphans(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Repair: drop keys whose transcript is gone, archive unreferenced transcripts,
-    remove archives older than 7 days."""
+    """Repair a sessions tree.
+
+    Drops keys whose transcript is gone, archives unreferenced transcripts, and removes
+    archives older than 7 days.
+    """
     with _fs_store() as fs:
         result = fs.orphans(dry_run)
     if as_json:
@@ -216,7 +229,10 @@ def skill(
     args: Annotated[str, typer.Argument(help="JSON object of arguments.")] = "{}",
     root: Annotated[Path | None, typer.Option("--root", help="Agents root.")] = None,
 ) -> None:
-    """Run a skill function like Aria's run_skill.py: JSON out, {"error": …} on failure."""
+    """Run a skill function (Aria's run_skill.py).
+
+    Prints the function's JSON, or {"error": "..."} and a non-zero exit code.
+    """
     from sessionkeeper.compat.skill import run_skill
 
     url = common.database_url() if common.database_configured() else None

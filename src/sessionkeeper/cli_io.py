@@ -56,7 +56,11 @@ def export(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export sessions as JSONL (lossless; `import` reads it back) or Markdown transcripts."""
+    """Export sessions as JSONL or Markdown.
+
+    JSONL is lossless (`import` reads it back, byte for byte); Markdown is a readable
+    transcript. Default: the current session, to stdout.
+    """
     from sessionkeeper.errors import InvalidInput
     from sessionkeeper.files.transfer import EXPORT_FORMATS, export_sessions
 
@@ -118,7 +122,10 @@ def import_(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import sessions; existing ones are skipped (idempotent) unless --replace.
+    """Import sessions (JSONL, OpenClaw, aria-session).
+
+    Sources: a sessionkeeper JSONL export, an OpenClaw agents root, an aria-session cache.
+    Existing sessions are skipped (idempotent) unless --replace.
 
     Exit code 1 when some sessions failed (the others are imported).
     """
@@ -134,9 +141,10 @@ def import_(
     async def go(store: Store) -> ImportSummary:
         if not show_progress:
             return await run_import(store, plan, replace=replace)
-        from rich.progress import Progress
+        from rich.progress import MofNCompleteColumn, Progress
 
-        with Progress(console=out.err_console(), transient=True) as bar:
+        columns = [*Progress.get_default_columns(), MofNCompleteColumn()]
+        with Progress(*columns, console=out.err_console(), transient=True) as bar:
             task = bar.add_task(f"Importing {plan.format}", total=plan.total)
             return await run_import(
                 store, plan, replace=replace, progress=lambda _name: bar.advance(task)

@@ -150,7 +150,10 @@ def list_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List sessions, newest activity first (* marks the current one)."""
+    """List sessions, newest activity first.
+
+    * marks the current session.
+    """
     page: Page[Session] = common.run(
         lambda store: store.list_sessions(
             agent_id=agent,
@@ -228,7 +231,10 @@ def add(
     model: Annotated[str | None, typer.Option(help="Model that wrote it.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Append a message to the current session (one is created if there is none)."""
+    """Append a message to the current session.
+
+    With no current session, one is created (and becomes current).
+    """
     content = _text_arg(text)
 
     async def work(store: Store) -> tuple[Message, bool]:
@@ -264,7 +270,7 @@ def ask(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask the model with the session's context; both turns are stored.
+    """Ask the model in the current session; both turns are stored.
 
     The model is SESSIONKEEPER_LLM_BASE_URL / _LLM_MODEL / _LLM_API_KEY (any OpenAI-compatible
     server); without one, the offline echo model answers.
@@ -340,7 +346,10 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a session and all its messages (for good; `end` keeps history)."""
+    """Delete a session and its messages for good.
+
+    `end` marks a session ended and keeps its history.
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidInput("refusing to delete without confirmation: add --yes")

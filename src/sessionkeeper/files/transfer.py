@@ -438,6 +438,13 @@ class ImportPlan:
     items: Callable[[Callable[[str], int]], Iterator[Item]]
 
 
+def _count_headers(path: Path) -> int:
+    """Session headers in a JSONL file, for the progress bar (a cheap scan, no parsing)."""
+    prefix = b'{"type":"session"'
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.startswith(prefix))
+
+
 def detect_format(path: Path) -> str:
     if str(path) == "-" or path.is_file():
         return "jsonl"
@@ -468,7 +475,8 @@ def plan_import(path: Path, fmt: str | None = None, *, agent: str | None = None)
             for file in files:
                 yield from read_jsonl(file, count, agent)
 
-        return ImportPlan(fmt, path, None, jsonl_items)
+        total = None if str(path) == "-" else sum(_count_headers(f) for f in files)
+        return ImportPlan(fmt, path, total, jsonl_items)
     if not path.is_dir():
         raise InvalidInput(f"{fmt} import needs a directory, got the file {path}")
     if fmt == "openclaw":

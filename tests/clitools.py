@@ -1,0 +1,56 @@
+"""Helpers shared by the CLI tests (test_cli.py, test_skill.py): isolation and invocation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from sessionkeeper.cli import app
+
+Invoke = Callable[..., Result]
+
+
+def load_openclaw_builder() -> ModuleType:
+    """tests/fixtures/openclaw/build.py (not a package: loaded by path)."""
+    path = Path(__file__).parent / "fixtures" / "openclaw" / "build.py"
+    spec = importlib.util.spec_from_file_location("openclaw_fixture_build", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def isolate_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A fresh HOME / XDG_DATA_HOME and no sessionkeeper, OpenClaw or Aria settings."""
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
+    for name in list(os.environ):
+        if name.startswith(("SESSIONKEEPER_", "OPENCLAW_", "ARIA_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def make_invoke(db_url: str | None) -> Invoke:
+    """Run the CLI in-process; ``--db db_url`` first unless ``db=None`` is passed."""
+    runner = CliRunner()
+
+    def invoke(*args: str, db: str | None = db_url, input: str | None = None) -> Result:
+        argv = (["--db", db] if db else []) + list(args)
+        return runner.invoke(app, argv, input=input)
+
+    return invoke
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return json.loads(result.stdout)
