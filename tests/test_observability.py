@@ -215,3 +215,14 @@ async def test_scheduled_maintenance_reports_to_metrics(store: Store) -> None:
             await task
     found = samples(metrics.render().decode())
     assert value(found, "sessionkeeper_maintenance_failures_total", job="ghost_purge") >= 2
+
+
+async def test_chat_counts_its_session_and_both_messages(client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    r = await client.post("/api/engine/chat/stream", json={"content": "count me"})
+    assert r.status_code == 200 and "event: done" in r.text
+    after = await scrape(client)
+    created = "sessionkeeper_sessions_created_total"
+    stored = "sessionkeeper_messages_stored_total"
+    assert value(after, created) - value(before, created) == 1
+    assert value(after, stored) - value(before, stored) == 2  # the user turn and the reply

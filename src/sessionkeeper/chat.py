@@ -24,7 +24,7 @@ longer than 80 characters, keep its first 77 characters and append ``"..."`` (80
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +110,8 @@ class ChatTurn:
     window: Window
     reserve: int
     reply: Message | None = None
+    # Called once the assistant reply (or a kept partial) is stored, e.g. to count it.
+    on_reply_stored: Callable[[Message], None] | None = None
 
     @property
     def prompt(self) -> list[dict[str, Any]]:
@@ -200,7 +202,7 @@ class ChatTurn:
             metadata["echo"] = True
         if error is not None:
             metadata.update(partial=True, error=error)
-        return await self.store.add_message(
+        reply = await self.store.add_message(
             self.session.session_id,
             "assistant",
             text,
@@ -208,6 +210,9 @@ class ChatTurn:
             model=self.llm.model,
             metadata=metadata,
         )
+        if self.on_reply_stored is not None:
+            self.on_reply_stored(reply)
+        return reply
 
     async def _save_quietly(self, text: str, error: str) -> None:
         """Store a partial reply if any text arrived; a failure here is logged, not raised."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Send
 
 from sessionkeeper.api.deps import PrincipalDep, SettingsDep, StoreDep, get_principal
+from sessionkeeper.api.observability import MetricsDep
 from sessionkeeper.chat import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.config import Settings
 from sessionkeeper.llm import LLMClient, make_client
@@ -120,6 +121,7 @@ async def chat_stream(
     principal: PrincipalDep,
     settings: SettingsDep,
     llm: LLMDep,
+    metrics: MetricsDep,
 ) -> EventStreamResponse:
     """Send a message and stream the reply (Server-Sent Events).
 
@@ -139,6 +141,10 @@ async def chat_stream(
         default_max_tokens=settings.max_context_tokens,
         scope=principal.agent_ids,
     )
+    if turn.created:
+        metrics.sessions_created.inc()
+    metrics.messages_stored.inc()
+    turn.on_reply_stored = lambda _reply: metrics.messages_stored.inc()
     return EventStreamResponse(
         _encode(turn.events()),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -154,7 +160,7 @@ async def chat_model(llm: LLMDep) -> ModelInfo:
 def install_chat(app: FastAPI, settings: Settings) -> None:
     """Mount the chat routes and give the app its model client (closed at shutdown)."""
     app.state.llm = build_llm(settings)
-    app.include_router(router, prefix=CHAT_PREFIX)
+    app.include_router(router, prefix=CHAT_PREFIX, dependencies=[Depends(get_principal)])
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
