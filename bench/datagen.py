@@ -1,0 +1,319 @@
+"""Synthetic data and bulk loaders (bare driver: COPY on PostgreSQL, executemany on SQLite).
+
+Loaded data keeps the store's invariants: every session's message_count / token_count /
+last_seq equal its messages' count / token sum / max seq, and seqs run 1..n.
+
+Message text comes from a fixed pool of pseudo-English sentences (deterministic: same seed,
+same data), so full-text indexes see a realistic Zipf-like vocabulary. Two marker words are
+planted for the search scenarios: ``RARE_WORD`` in a handful of messages and ``MEDIUM_WORD``
+in one message of every ``medium_every``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+RARE_WORD = "zyxquorbin"
+MEDIUM_WORD = "plovermint"
+
+SESSION_COLS = [
+    "session_id",
+    "agent_id",
+    "title",
+    "session_type",
+    "status",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "ended_at",
+    "last_message_at",
+    "message_count",
+    "token_count",
+    "last_seq",
+]
+MESSAGE_COLS = [
+    "session_id",
+    "seq",
+    "role",
+    "content",
+    "agent_id",
+    "model",
+    "token_count",
+    "metadata",
+    "created_at",
+]
+
+# A typical chat turn, used by the write scenarios (same text for store and baseline).
+APPEND_TEXT = (
+    "Could you summarise the deployment checklist we discussed yesterday, including the "
+    "database migration step and the rollback plan if the health checks fail?"
+)
+
+
+def _vocabulary(rng: random.Random, size: int) -> list[str]:
+    onsets = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "oo"]
+    words: set[str] = set()
+    while len(words) < size:
+        n = rng.choice((1, 2, 2, 3))
+        words.add("".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(n)))
+    return sorted(words)
+
+
+def text_pool(size: int = 4096, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    vocab = _vocabulary(rng, 3000)
+    weights = [1 / (rank + 1) for rank in range(len(vocab))]  # Zipf
+    pool = []
+    for _ in range(size):
+        words = rng.choices(vocab, cum_weights=None, weights=weights, k=rng.randint(8, 40))
+        pool.append(" ".join(words).capitalize() + ".")
+    assert not any(RARE_WORD in t or MEDIUM_WORD in t for t in pool)
+    return pool
+
+
+@dataclass
+class Corpus:
+    """``sessions`` sessions over ``agents`` agents, min_msgs..max_msgs messages each
+    (uniform), plus optionally one session ``big`` with ``big_msgs`` messages (agent ``big``)
+    and ``ghost_sessions`` sessions without messages, older than all the others."""
+
+    sessions: int
+    agents: int = 10
+    min_msgs: int = 1
+    max_msgs: int = 20
+    big_msgs: int = 0
+    rare_hits: int = 3
+    medium_every: int = 1000
+    prefix: str = "c"
+    agent_prefix: str = "agent-"
+    span_days: float = 30.0
+    ghost_sessions: int = 0  # extra sessions with no messages (created before the others)
+
+    def counts(self) -> list[int]:
+        span = self.max_msgs - self.min_msgs + 1
+        return [self.min_msgs + (i * 7919 + 13) % span for i in range(self.sessions)]
+
+    def total_messages(self) -> int:
+        return sum(self.counts()) + self.big_msgs
+
+    def agent(self, i: int) -> str:
+        return f"{self.agent_prefix}{i % self.agents:02d}"
+
+
+BIG_SESSION = "big-session"
+
+
+def ghost_records(corpus: Corpus, now: datetime | None = None) -> list[tuple[Any, ...]]:
+    """Just the ghost sessions of ``corpus`` (to put them back after a purge)."""
+    sessions, _ = generate(corpus, now, ghosts_only=True)
+    return sessions
+
+
+def generate(
+    corpus: Corpus, now: datetime | None = None, *, ghosts_only: bool = False
+) -> tuple[list[tuple[Any, ...]], Iterator[tuple[Any, ...]]]:
+    """Session records (a list) and message records (a lazy iterator), in COPY column order."""
+    now = now or datetime.now(UTC)
+    pool = text_pool()
+    start = now - timedelta(days=corpus.span_days)
+    step = timedelta(days=corpus.span_days) / max(1, corpus.sessions + corpus.ghost_sessions)
+    counts = corpus.counts()
+    total = sum(counts) + corpus.big_msgs
+    rare_at = {total * (k + 1) // (corpus.rare_hits + 1) for k in range(corpus.rare_hits)}
+
+    sessions: list[tuple[Any, ...]] = []
+    plan: list[tuple[str, str, datetime, int]] = []
+    for g in range(corpus.ghost_sessions):
+        created = start + step * g
+        sessions.append(
+            (
+                f"{corpus.prefix}g{g:07d}",
+                corpus.agent(g),
+                f"ghost {g}",
+                "chat",
+                "active",
+                None,
+                created,
+                created,
+                None,
+                None,
+                0,
+                0,
+                0,
+            )
+        )
+    if ghosts_only:
+        return sessions, iter(())
+    k = 0  # global message index, drives content choice
+    token_sums: list[int] = []
+    for n in counts:
+        tokens = 0
+        for seq in range(n):
+            tokens += _tokens(pool[(k + seq) % len(pool)])
+        k += n
+        token_sums.append(tokens)
+    k = 0
+    specs = [(f"{corpus.prefix}{i:07d}", corpus.agent(i), n) for i, n in enumerate(counts)]
+    if corpus.big_msgs:
+        specs.append((BIG_SESSION, "big", corpus.big_msgs))
+        token_sums.append(sum(_tokens(pool[(k2) % len(pool)]) for k2 in range(sum(counts), total)))
+    for i, (sid, agent, n) in enumerate(specs):
+        created = start + step * (corpus.ghost_sessions + i)
+        last = created + timedelta(seconds=n) if n else None
+        sessions.append(
+            (
+                sid,
+                agent,
+                f"session {i}",
+                "chat",
+                "active",
+                None,
+                created,
+                last or created,
+                None,
+                last,
+                n,
+                token_sums[i],
+                n,
+            )
+        )
+        plan.append((sid, agent, created, n))
+
+    def messages() -> Iterator[tuple[Any, ...]]:
+        k = 0
+        for sid, agent, created, n in plan:
+            for seq in range(1, n + 1):
+                content = pool[k % len(pool)]
+                tok = _tokens(content)
+                if k in rare_at:
+                    content = content[:-1] + f" {RARE_WORD}."
+                elif k % corpus.medium_every == corpus.medium_every // 2:
+                    content = content[:-1] + f" {MEDIUM_WORD}."
+                role = "user" if seq % 2 else "assistant"
+                yield (
+                    sid,
+                    seq,
+                    role,
+                    content,
+                    agent,
+                    None,
+                    tok,
+                    None,
+                    created + timedelta(seconds=seq),
+                )
+                k += 1
+
+    return sessions, messages()
+
+
+def _tokens(content: str) -> int:
+    return max(1, len(content) // 4)
+
+
+def chunks(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    buf: list[tuple[Any, ...]] = []
+    for rec in it:
+        buf.append(rec)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+# ── PostgreSQL ───────────────────────────────────────────────────────────────
+
+
+async def pg_truncate(conn: Any) -> None:
+    await conn.execute("TRUNCATE messages, sessions")
+
+
+async def pg_load(dsn: str, corpus: Corpus, *, writers: int = 2) -> dict[str, Any]:
+    """COPY a corpus into empty tables. The GIN index is dropped during the load and rebuilt
+    from its own definition (much faster than maintaining it row by row); the tsv column
+    is generated by PostgreSQL as usual."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    t0 = time.perf_counter()
+    sessions, messages = generate(corpus)
+    conn = await asyncpg.connect(dsn)
+    try:
+        gin = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename = 'messages' AND indexdef ILIKE '%USING gin%'"
+        )
+        for row in gin:
+            await conn.execute(f'DROP INDEX "{row["indexname"]}"')
+        await conn.copy_records_to_table("sessions", records=sessions, columns=SESSION_COLS)
+        queue: asyncio.Queue[list[tuple[Any, ...]] | None] = asyncio.Queue(maxsize=writers * 2)
+
+        async def writer() -> None:
+            wconn = await asyncpg.connect(dsn)
+            try:
+                while (batch := await queue.get()) is not None:
+                    await wconn.copy_records_to_table(
+                        "messages", records=batch, columns=MESSAGE_COLS
+                    )
+            finally:
+                await wconn.close()
+
+        tasks = [asyncio.create_task(writer()) for _ in range(writers)]
+        for batch in chunks(messages, 50_000):
+            await queue.put(batch)
+        for _ in tasks:
+            await queue.put(None)
+        await asyncio.gather(*tasks)
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        for row in gin:
+            await conn.execute(row["indexdef"])
+        await conn.execute("VACUUM ANALYZE sessions")
+        await conn.execute("VACUUM ANALYZE messages")
+    finally:
+        await conn.close()
+    return {
+        "sessions": len(sessions),
+        "messages": corpus.total_messages(),
+        "load_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+async def pg_check_invariants(conn: Any) -> int:
+    """Number of sessions whose counters disagree with their messages (must be 0)."""
+    return int(
+        await conn.fetchval(
+            """
+            SELECT count(*) FROM sessions s LEFT JOIN (
+                SELECT session_id, count(*) c, coalesce(sum(token_count), 0) t, max(seq) mx
+                FROM messages GROUP BY session_id) m USING (session_id)
+            WHERE s.message_count <> coalesce(m.c, 0)
+               OR s.token_count <> coalesce(m.t, 0)
+               OR s.last_seq < coalesce(m.mx, 0)
+            """
+        )
+    )
+
+
+FIX_COUNTERS_PG = """
+UPDATE sessions s SET message_count = m.c, token_count = m.t, last_seq = m.mx
+FROM (SELECT session_id, count(*) c, sum(token_count) t, max(seq) mx
+      FROM messages WHERE session_id = $1 GROUP BY session_id) m
+WHERE s.session_id = m.session_id
+"""
+
+FIX_COUNTERS_SQLITE = """
+UPDATE sessions SET
+  message_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.session_id),
+  token_count = (SELECT coalesce(sum(token_count), 0) FROM messages m
+                 WHERE m.session_id = sessions.session_id),
+  last_seq = max(last_seq, (SELECT coalesce(max(seq), 0) FROM messages m
+                            WHERE m.session_id = sessions.session_id))
+WHERE session_id = ?
+"""
