@@ -80,7 +80,7 @@ def ghosts(
     if as_json:
         out.emit_json({"deleted": deleted, "status": "ok"})
     else:
-        out.say(f"Deleted {deleted} ghost session{'s' if deleted != 1 else ''}")
+        out.say(f"Deleted {out.plural(deleted, 'ghost session')}")
 
 
 @app.command()
@@ -112,8 +112,9 @@ def prune(
         return
     verb = "Would prune" if result.dry_run else "Pruned"
     out.say(
-        f"{verb} {result.pruned_count} session{'s' if result.pruned_count != 1 else ''} "
-        f"({result.message_count} messages) idle since before {out.when(result.cutoff)} UTC"
+        f"{verb} {out.plural(result.pruned_count, 'session')} "
+        f"({out.plural(result.message_count, 'message')}) idle since before "
+        f"{out.when(result.cutoff)} UTC"
     )
 
 

@@ -15,6 +15,7 @@ import typer
 from sessionkeeper import cli_common as common
 from sessionkeeper import cli_output as out
 from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.errors import NotFound
 
 if TYPE_CHECKING:
     from sessionkeeper.files.transfer import ExportSummary, ImportSummary
@@ -30,7 +31,9 @@ PROGRESS_MIN_ITEMS = 20
 def _atomic_output(path: Path) -> Iterator[IO[str]]:
     """A text file that appears at ``path`` only once completely written."""
     path = path.expanduser()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    if not path.parent.is_dir():
+        raise NotFound(f"no such directory: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             yield handle
@@ -91,8 +94,8 @@ def export(
         out.emit_json(summary.to_dict())
     else:
         out.plain(
-            f"Exported {summary.sessions} session{'s' if summary.sessions != 1 else ''} "
-            f"({summary.messages} messages) to {output}"
+            f"Exported {out.plural(summary.sessions, 'session')} "
+            f"({out.plural(summary.messages, 'message')}) to {output}"
         )
 
 
@@ -163,8 +166,8 @@ def import_(
 
 def _print_summary(summary: ImportSummary) -> None:
     out.plain(
-        f"Imported {len(summary.imported)} session{'s' if len(summary.imported) != 1 else ''} "
-        f"({summary.messages} messages) from {summary.source} [{summary.format}]; "
+        f"Imported {out.plural(len(summary.imported), 'session')} "
+        f"({out.plural(summary.messages, 'message')}) from {summary.source} [{summary.format}]; "
         f"skipped {len(summary.skipped)}, failed {len(summary.failed)}"
     )
     if summary.skipped:

@@ -238,3 +238,8 @@ def plain(text: str) -> None:
     from rich.text import Text
 
     console().print(Text(text))
+
+
+def plural(count: int, word: str) -> str:
+    """``1 session``, ``2 sessions``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
