@@ -2,7 +2,9 @@
 
 The app runs under uvicorn in a background thread on a temporary SQLite file, with the
 offline echo model. Chromium is Debian's (``/usr/bin/chromium``) driven by Playwright; no
-browser is downloaded. The test saves the screenshots used in the README (docs/*.png).
+browser is downloaded. The screenshots used in the README (docs/*.png) are rewritten when
+SESSIONKEEPER_UPDATE_SCREENSHOTS=1; otherwise they go to a temporary directory, so a test run
+leaves the working tree clean.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = (
+    Path(__file__).resolve().parent.parent / "docs"
+    if os.environ.get("SESSIONKEEPER_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.mkdtemp(prefix="sk-screens-"))
+)
 
 
 @contextlib.contextmanager
