@@ -87,11 +87,10 @@ def test_memory_between_separate_processes(user_env: dict[str, str]) -> None:
 
 
 def test_state_and_config_agree_on_the_data_dir(user_env: dict[str, str]) -> None:
-    from sessionkeeper.config import default_data_dir, default_database_url
+    from sessionkeeper.config import default_data_dir
     from sessionkeeper.files import state
 
     assert state.data_dir() == default_data_dir()
-    assert state.default_database_url() == default_database_url()
 
 
 def test_memory_is_per_database_and_hides_passwords(tmp_path: Path) -> None:

@@ -534,3 +534,17 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
     assert len(list(sessions.glob("*.jsonl.deleted.*"))) == N_DELETERS * PER_DELETER + N_STALE
     assert not (sessions / "sessions.json.lock").exists()
     assert list(sessions.glob("*.tmp")) == []
+
+
+def test_transcript_keeps_records_with_unicode_line_separators(tmp_path: Path) -> None:
+    # Node's JSON.stringify leaves U+2028/U+2029/U+0085 raw inside strings.
+    sessions = tmp_path / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "sessions.json").write_text("{}", encoding="utf-8")
+    text = "a\u2028b\u2029c\u0085d\x0ce"
+    (sessions / "s1.jsonl").write_text(
+        json.dumps({"type": "message", "text": text}, ensure_ascii=False) + "\r\n\n",
+        encoding="utf-8",
+    )
+    records = OpenClawStore(tmp_path).read_transcript("main", "s1")
+    assert records == [{"type": "message", "text": text}]

@@ -15,7 +15,8 @@ import typer
 
 from sessionkeeper import cli_output
 from sessionkeeper.errors import NotFound
-from sessionkeeper.files.state import CurrentSession, default_database_url
+from sessionkeeper.files.state import CurrentSession
+from sessionkeeper.paths import default_database_url
 
 if TYPE_CHECKING:
     from sessionkeeper.config import Settings

@@ -154,19 +154,34 @@ def list_(
 
     * marks the current session.
     """
-    page: Page[Session] = common.run(
-        lambda store: store.list_sessions(
+    page: Page[Session] | None = None
+    if search is None and cursor is None:
+        from sessionkeeper.store import quick  # SQLite read without SQLAlchemy: fast start
+
+        page = quick.list_sessions(
+            common.database_url(),
             agent_id=agent,
             session_type=session_type,
             status=status,
-            search=search,
             sort=sort,
             order=order,
             limit=limit,
             offset=offset,
-            cursor=cursor,
         )
-    )
+    if page is None:
+        page = common.run(
+            lambda store: store.list_sessions(
+                agent_id=agent,
+                session_type=session_type,
+                status=status,
+                search=search,
+                sort=sort,
+                order=order,
+                limit=limit,
+                offset=offset,
+                cursor=cursor,
+            )
+        )
     current_sid = common.current_id(required=False)
     if as_json:
         out.emit_json(

@@ -6,20 +6,12 @@ their own ``Settings`` so that several can live in one process.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sessionkeeper.paths import default_data_dir, default_database_url
 
-def default_data_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("sessionkeeper", appauthor=False))
-
-
-def default_database_url() -> str:
-    return f"sqlite:///{default_data_dir() / 'sessionkeeper.db'}"
+__all__ = ["Settings", "default_data_dir", "default_database_url"]
 
 
 class Settings(BaseSettings):

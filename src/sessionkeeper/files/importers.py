@@ -55,22 +55,6 @@ def database_id(foreign_id: str, namespace: str) -> str:
     return f"{namespace}-{digest}"
 
 
-def check_session(session: Session, messages: list[Message]) -> None:
-    """What ``Store.import_session`` does not check itself (labels, title, metadata, models)."""
-    from sessionkeeper.store import validate
-
-    validate.label(session.agent_id, "agent_id")
-    validate.label(session.session_type, "session_type")
-    validate.title(session.title)
-    validate.status(session.status)
-    validate.metadata(session.metadata)
-    for m in messages:
-        validate.optional_label(m.agent_id, "agent_id")
-        validate.metadata(m.metadata)
-        if m.model is not None and (not isinstance(m.model, str) or not 0 < len(m.model) <= 128):
-            raise InvalidInput(f"message {m.seq}: model must be 1-128 characters")
-
-
 def _latest(*stamps: datetime | None) -> datetime | None:
     present = [s for s in stamps if s is not None]
     return max(present) if present else None

@@ -223,7 +223,10 @@ class OpenClawStore:
         except FileNotFoundError as exc:
             raise NotFound(f"No transcript {path}", path=str(path)) from exc
         records: list[dict[str, Any]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Split on "\n" only: OpenClaw (Node's JSON.stringify) writes U+2028, U+0085… raw
+        # inside strings, and str.splitlines() would break a record there.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             try:

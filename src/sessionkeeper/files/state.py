@@ -20,24 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sessionkeeper.paths import default_data_dir
+
 STATE_FILE = "state.json"
 _PASSWORD_RE = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^:@/]*):[^@/]*@")
 
 
 def data_dir() -> Path:
-    """Same directory as ``sessionkeeper.config.default_data_dir`` (a test keeps them equal).
-
-    Not imported from there: ``config`` pulls in pydantic-settings (~0.3 s), and the fast CLI
-    commands (``list``, ``current``…) must not pay that just to find a file.
-    """
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("sessionkeeper", appauthor=False))
-
-
-def default_database_url() -> str:
-    """``sessionkeeper.config.default_database_url()``, without importing pydantic."""
-    return f"sqlite:///{data_dir() / 'sessionkeeper.db'}"
+    return default_data_dir()
 
 
 def state_path() -> Path:

@@ -28,10 +28,7 @@ async def import_session(
     Idempotent by session id: an existing session is left alone (returns False) unless
     ``replace``. Counters are recomputed from the messages, so they stay true.
     """
-    validate.session_id(session.session_id)
-    for message in items:
-        validate.content(message.content)
-        validate.role(message.role)
+    _check(session, items)
     last_seq = max((m.seq for m in items), default=0)
     if len({m.seq for m in items}) != len(items):
         raise InvalidInput(f"session {session.session_id!r}: duplicate seq in import")
@@ -62,6 +59,27 @@ async def import_session(
             if items:
                 await conn.execute(insert(messages), [_message_row(m) for m in items])
     return True
+
+
+def _check(session: Session, items: Sequence[Message]) -> None:
+    """The same rules as live writes: an import may not bring in what the API would refuse."""
+    validate.session_id(session.session_id)
+    validate.label(session.agent_id, "agent_id")
+    validate.label(session.session_type, "session_type")
+    validate.title(session.title)
+    validate.status(session.status)
+    validate.metadata(session.metadata)
+    for m in items:
+        where = f"session {session.session_id!r}, message {m.seq}"
+        if isinstance(m.seq, bool) or not isinstance(m.seq, int) or m.seq < 1:
+            raise InvalidInput(f"{where}: seq must be a positive integer")
+        validate.role(m.role)
+        validate.content(m.content)
+        validate.optional_label(m.agent_id, "agent_id")
+        validate.metadata(m.metadata)
+        validate.non_negative(m.token_count, "token_count")
+        if m.model is not None and (not isinstance(m.model, str) or not 0 < len(m.model) <= 128):
+            raise InvalidInput(f"{where}: model must be 1-128 characters")
 
 
 def _message_row(message: Message) -> dict[str, Any]:

@@ -39,8 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-# Bump together with a new migration in migrations/versions/ (a test checks they agree).
-SCHEMA_REVISION = "0002"
+from sessionkeeper.store.revision import SCHEMA_REVISION
+
+__all__ = ["SCHEMA_REVISION", "api_keys", "messages", "metadata", "sessions"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

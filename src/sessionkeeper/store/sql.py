@@ -48,6 +48,7 @@ from sessionkeeper.models import (
     Stats,
     Window,
 )
+from sessionkeeper.store import cursor as cursor_codec
 from sessionkeeper.store import housekeeping, importing, paging, validate, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.engine import create_engine, ensure_schema, install_sqlite_hooks
@@ -121,7 +122,7 @@ class Store:
         An existing database at an older schema is refused unless ``upgrade=True``.
         """
         if url is None:
-            from sessionkeeper.config import default_database_url
+            from sessionkeeper.paths import default_database_url
 
             url = default_database_url()
         engine = create_engine(url, **engine_kwargs)
@@ -290,7 +291,7 @@ class Store:
         has_more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = (
-            paging.encode_cursor(sort, order, rows[-1].sk_sort_key, rows[-1].session_id)
+            cursor_codec.encode(sort, order, rows[-1].sk_sort_key, rows[-1].session_id)
             if has_more and rows
             else None
         )
