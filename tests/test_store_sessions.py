@@ -202,3 +202,28 @@ async def test_iter_sessions_walks_everything(store: Store) -> None:
     await _seed(store)
     seen = [s.session_id async for s in store.iter_sessions(batch=2, agent_id="alpha")]
     assert sorted(seen) == ["s0", "s2", "s4", "s6"]
+
+
+async def test_find_by_aria_session_id_uses_its_index(store: Store) -> None:
+    await store.create_session(session_id="a1", metadata={"aria_session_id": "fs-1"})
+    await store.create_session(session_id="a2", metadata={"aria_session_id": "fs-1", "x": 1})
+    await store.create_session(session_id="a3", metadata={"aria_session_id": "fs-2"})
+    await store.create_session(session_id="a4")
+    assert [s.session_id for s in await store.find_by_aria_session_id("fs-1")] == ["a1", "a2"]
+    assert await store.find_by_aria_session_id("nope") == []
+    explain = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+    from sqlalchemy import text
+
+    from sessionkeeper.store.sql import ARIA_ID_SQL
+
+    async with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            await conn.execute(text("SET enable_seqscan = off"))
+        plan = " ".join(
+            str(r)
+            for r in await conn.execute(
+                text(f"{explain}SELECT * FROM sessions WHERE {ARIA_ID_SQL[store.dialect]}"),
+                {"aria_id": "fs-1"},
+            )
+        )
+    assert "ix_sessions_aria_session_id" in plan

@@ -44,7 +44,6 @@ class DatabaseMarker:
         self._stack = contextlib.ExitStack()
         self._portal: BlockingPortal | None = None
         self._store: Store | None = None
-        self._by_aria_id: dict[str, list[str]] | None = None
 
     def _ensure(self) -> tuple[BlockingPortal, Store]:
         if self._portal is None or self._store is None:
@@ -69,19 +68,10 @@ class DatabaseMarker:
                 pass
             else:
                 return True
-        if self._by_aria_id is None:
-            # One pass over the sessions per command, then a dict: a prune of many sessions
-            # costs one scan, not one per session.
-            found: dict[str, list[str]] = {}
-            async for session in store.iter_sessions():
-                aria_id = session.metadata.get("aria_session_id")
-                if isinstance(aria_id, str):
-                    found.setdefault(aria_id, []).append(session.session_id)
-            self._by_aria_id = found
         ended = False
-        for session_id in self._by_aria_id.get(fs_session_id, []):
+        for session in await store.find_by_aria_session_id(fs_session_id):
             with contextlib.suppress(NotFound):  # deleted meanwhile: nothing left to end
-                await store.end_session(session_id)
+                await store.end_session(session.session_id)
                 ended = True
         return ended
 

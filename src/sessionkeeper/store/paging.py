@@ -22,9 +22,7 @@ SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def after_cursor(
-    key: ColumnElement[Any], sort: str, order: str, token: str
-) -> ColumnElement[bool]:
+def after_cursor(key: ColumnElement[Any], sort: str, order: str, token: str) -> ColumnElement[bool]:
     """Rows strictly past the cursor: (key, id) beyond the last row seen, written so the
     leading key can use its index."""
     value, last_id = cursor.decode(token, sort, order)

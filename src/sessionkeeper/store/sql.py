@@ -89,6 +89,13 @@ _PG_APPEND = text(
 )
 
 
+# The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
+ARIA_ID_SQL = {
+    "postgresql": "(sessions.metadata ->> 'aria_session_id') = :aria_id",
+    "sqlite": "json_extract(sessions.metadata, '$.aria_session_id') = :aria_id",
+}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -622,6 +629,18 @@ class Store:
     ) -> bool:
         """Write a session and its messages verbatim (see ``importing.py``); idempotent by id."""
         return await importing.import_session(self.engine, session, items, replace=replace)
+
+    async def find_by_aria_session_id(self, aria_session_id: str) -> list[Session]:
+        """Sessions whose metadata.aria_session_id is this filesystem id (indexed lookup)."""
+        if not isinstance(aria_session_id, str) or not aria_session_id:
+            raise InvalidInput("aria_session_id must be a non-empty string")
+        stmt = (
+            select(sessions)
+            .where(text(ARIA_ID_SQL[self.dialect]).bindparams(aria_id=aria_session_id))
+            .order_by(sessions.c.created_at, sessions.c.session_id)
+        )
+        async with self._read() as conn:
+            return [session_from_row(r) for r in await conn.execute(stmt)]
 
     async def iter_sessions(self, *, batch: int = 100, **filters: Any) -> AsyncIterator[Session]:
         """Every session matching ``filters`` (as list_sessions), page by page via cursors."""
