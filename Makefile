@@ -6,12 +6,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench install browser clean
+.PHONY: run test lint bench install browser clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# bytecode for src/ even where PYTHONDONTWRITEBYTECODE is set: CLI start-up time
+	$(BIN)/python -m compileall -q src >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +33,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --db both --scale small
+
+docs: $(STAMP)
+	$(BIN)/python -m sessionkeeper.cli_docs > docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
