@@ -20,7 +20,6 @@ from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
-    bindparam,
     delete,
     func,
     insert,
@@ -29,7 +28,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -49,11 +47,16 @@ from sessionkeeper.models import (
     Window,
 )
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import housekeeping, importing, paging, validate, window
+from sessionkeeper.store import housekeeping, importing, lanes, paging, validate, window
 from sessionkeeper.store import search as fts
-from sessionkeeper.store.engine import create_engine, ensure_schema, install_sqlite_hooks
+from sessionkeeper.store.engine import (
+    SQLITE_BUSY_TIMEOUT_S,
+    create_engine,
+    ensure_schema,
+    install_sqlite_hooks,
+)
 from sessionkeeper.store.rows import MESSAGE_COLUMNS, message_from_row, session_from_row
-from sessionkeeper.store.schema import UTCDateTime, messages, sessions
+from sessionkeeper.store.schema import messages, sessions
 
 
 class _Unset:
@@ -62,31 +65,6 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
-
-
-# PostgreSQL append in one round trip: the UPDATE takes the session row lock and hands the
-# new seq to the INSERT. No row from `bump` (unknown session) means nothing is inserted.
-_PG_APPEND = text(
-    """
-    WITH bump AS (
-        UPDATE sessions
-        SET last_seq = last_seq + 1, message_count = message_count + 1,
-            token_count = token_count + :token_count, updated_at = :now, last_message_at = :now
-        WHERE session_id = :session_id
-        RETURNING last_seq
-    )
-    INSERT INTO messages
-        (session_id, seq, role, content, agent_id, model, token_count, metadata, created_at)
-    SELECT :session_id, last_seq, :role, :content, :agent_id, :model, :token_count,
-           :metadata, :created_at
-    FROM bump
-    RETURNING seq
-    """
-).bindparams(
-    bindparam("metadata", type_=JSONB(none_as_null=True)),
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("created_at", type_=UTCDateTime()),
-)
 
 
 # The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
@@ -114,6 +92,17 @@ class Store:
         self.dialect = engine.dialect.name
         self.tokenizer = tokens.get_tokenizer(encoding)
         self._owns_engine = owns_engine
+        # Hot paths off SQLAlchemy (see lanes.py); opened by open()/from_engine().
+        self._pg: lanes.PgLane | None = None
+        self._writer: lanes.SqliteWriter | None = None
+
+    async def _open_lanes(self) -> None:
+        url = self.engine.url
+        if self.dialect == "postgresql":
+            dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg = await lanes.PgLane.open(dsn)
+        elif url.database not in (None, "", ":memory:"):
+            self._writer = lanes.SqliteWriter(str(url.database), SQLITE_BUSY_TIMEOUT_S)
 
     @classmethod
     async def open(
@@ -133,12 +122,14 @@ class Store:
 
             url = default_database_url()
         engine = create_engine(url, **engine_kwargs)
+        store = cls(engine, encoding=encoding, owns_engine=True)
         try:
             await ensure_schema(engine, upgrade_older=upgrade)
+            await store._open_lanes()
         except BaseException:
-            await engine.dispose()
+            await store.close()
             raise
-        return cls(engine, encoding=encoding, owns_engine=True)
+        return store
 
     @classmethod
     async def from_engine(
@@ -148,11 +139,20 @@ class Store:
         now on get the store's pragmas and BEGIN IMMEDIATE writes (see engine.py)."""
         install_sqlite_hooks(engine)
         await ensure_schema(engine, upgrade_older=upgrade)
-        return cls(engine, encoding=encoding)
+        store = cls(engine, encoding=encoding)
+        await store._open_lanes()
+        return store
 
     async def close(self) -> None:
-        if self._owns_engine:
-            await self.engine.dispose()
+        pg, writer, self._pg, self._writer = self._pg, self._writer, None, None
+        try:
+            if pg is not None:
+                await pg.close()
+            if writer is not None:
+                writer.close()
+        finally:
+            if self._owns_engine:
+                await self.engine.dispose()
 
     async def __aenter__(self) -> Store:
         return self
@@ -171,6 +171,10 @@ class Store:
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # Reads are single statements or tolerate READ COMMITTED between statements;
+                # autocommit saves the BEGIN and ROLLBACK round trips.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     # ── sessions ────────────────────────────────────────────────────────────
@@ -211,6 +215,11 @@ class Store:
 
     async def get_session(self, session_id: str) -> Session:
         validate.session_id(session_id)
+        if self._pg is not None:
+            session = await self._pg.get_session(session_id)
+            if session is None:
+                raise NotFound(f"session {session_id!r} not found")
+            return session
         async with self._read() as conn:
             row = (
                 await conn.execute(select(sessions).where(sessions.c.session_id == session_id))
@@ -423,14 +432,11 @@ class Store:
         )
         now = utcnow()
         row["created_at"] = row["created_at"] or now
-        if self.dialect == "postgresql":
-            async with self._write() as conn:
-                result = await conn.execute(
-                    _PG_APPEND, {**row, "session_id": session_id, "now": now}
-                )
-                seq = result.scalar_one_or_none()
-            if seq is None:
+        if self._pg is not None:
+            found = await self._pg.append(session_id, row, now)
+            if found is None:
                 raise NotFound(f"session {session_id!r} not found")
+            seq = found
         else:
             (seq,) = await self._append_rows(session_id, [row], now)
         return Message(session_id=session_id, seq=seq, **{**row, "metadata": row["metadata"] or {}})
@@ -456,6 +462,17 @@ class Store:
     async def _append_rows(
         self, session_id: str, rows: list[dict[str, Any]], now: datetime
     ) -> list[int]:
+        if self._pg is not None:
+            seqs = await self._pg.append_many(session_id, rows, now)
+            if seqs is None:
+                raise NotFound(f"session {session_id!r} not found")
+            return seqs
+        if self._writer is not None:
+            last_seq = await self._writer.append(session_id, rows, now)
+            if last_seq is None:
+                raise NotFound(f"session {session_id!r} not found")
+            return list(range(last_seq - len(rows) + 1, last_seq + 1))
+        # SQLAlchemy path: in-memory SQLite (a second connection could not see it).
         bump = (
             update(sessions)
             .where(sessions.c.session_id == session_id)
@@ -504,9 +521,35 @@ class Store:
             where.append(messages.c.created_at > since)
         if after_seq is not None:
             where.append(messages.c.seq > validate.non_negative(after_seq, "after_seq"))
-        stmt = select(*MESSAGE_COLUMNS).where(*where)
         if last is not None:
             validate.limit(last, MAX_MESSAGES_PAGE, "last")
+        if self._pg is not None:
+            found = await self._pg.messages(
+                session_id,
+                limit=last if last is not None else limit,
+                offset=offset,
+                since=since,
+                after_seq=after_seq,
+                newest_first=last is not None,
+            )
+            if not found and not await self._pg.session_exists(session_id):
+                raise NotFound(f"session {session_id!r} not found")
+        else:
+            found = await self._select_messages(session_id, where, limit, offset, last)
+        if last is not None:
+            found.reverse()
+        return found
+
+    async def _select_messages(
+        self,
+        session_id: str,
+        where: list[ColumnElement[bool]],
+        limit: int,
+        offset: int,
+        last: int | None,
+    ) -> list[Message]:
+        stmt = select(*MESSAGE_COLUMNS).where(*where)
+        if last is not None:
             stmt = stmt.order_by(messages.c.seq.desc()).limit(last).offset(offset)
         else:
             stmt = stmt.order_by(messages.c.seq).limit(limit).offset(offset)
@@ -515,10 +558,7 @@ class Store:
             # Only an empty answer needs the extra lookup that tells "no such session".
             if not rows:
                 await self._require_session(conn, session_id)
-        found = [message_from_row(r) for r in rows]
-        if last is not None:
-            found.reverse()
-        return found
+        return [message_from_row(r) for r in rows]
 
     async def _require_session(self, conn: AsyncConnection, session_id: str) -> None:
         exists = await conn.execute(
@@ -567,6 +607,12 @@ class Store:
         if session_id is not None:
             validate.session_id(session_id)
         agents = _merge_agents(agent_id, agent_ids)
+        if agents is not None and not agents:
+            return []
+        if self._pg is not None:
+            return await self._pg.search(
+                query, limit=limit, session_id=session_id, agent_ids=agents
+            )
         async with self._read() as conn:
             return await fts.search_messages(
                 conn, query, limit=limit, session_id=session_id, agent_ids=agents

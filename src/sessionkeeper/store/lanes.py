@@ -1,0 +1,337 @@
+"""Fast lanes: the store's hot paths, one driver call each, beside SQLAlchemy.
+
+SQLAlchemy builds and runs everything with a shape that varies (listings, maintenance,
+migrations, imports). The few operations an agent runs on every turn — append, read the
+newest messages, read a session, search — are fixed statements; running them through
+SQLAlchemy's execution layer cost 2–5× the bare driver here (bench/). So:
+
+- PostgreSQL: a small asyncpg pool owned by the store. Each hot operation is ONE statement
+  in autocommit (a lone statement is its own transaction: an explicit BEGIN/COMMIT would be
+  two more round trips). The pool skips asyncpg's reset query on release (these statements
+  take no advisory lock, open no cursor, LISTEN or SET nothing), another round trip saved.
+- SQLite: one writer thread with its own sqlite3 connection. aiosqlite hands every call over
+  to its thread (~12 hand-overs per append through SQLAlchemy); here a whole write
+  transaction (BEGIN IMMEDIATE, bump counters, insert, COMMIT) is one hand-over.
+
+Both write exactly what the SQLAlchemy path writes (same columns, same value encodings:
+SQLite timestamps as SQLAlchemy stores them), and the suite runs every test through them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from sessionkeeper.models import Message, SearchHit, Session
+
+_MESSAGE_COLUMNS = (
+    "session_id, seq, role, content, agent_id, model, token_count, metadata, created_at"
+)
+_SESSION_COLUMNS = (
+    "session_id, agent_id, title, session_type, status, metadata, created_at, updated_at, "
+    "ended_at, last_message_at, message_count, token_count"
+)
+
+# The UPDATE takes the session row lock and hands the new seq to the INSERT; no session, no
+# row from `bump`, nothing inserted (the caller reports NotFound).
+_PG_APPEND = """
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + 1, message_count = message_count + 1,
+        token_count = token_count + $6, updated_at = $9, last_message_at = $9
+    WHERE session_id = $1
+    RETURNING last_seq
+)
+INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
+                      created_at)
+SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bump
+RETURNING seq
+"""
+
+_PG_APPEND_MANY = """
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + $2, message_count = message_count + $2,
+        token_count = token_count + $3, updated_at = $4, last_message_at = $4
+    WHERE session_id = $1
+    RETURNING last_seq
+)
+INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
+                      created_at)
+SELECT $1, bump.last_seq - $2 + t.n, t.role, t.content, t.agent_id, t.model, t.token_count,
+       t.metadata, t.created_at
+FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::jsonb[],
+                  $11::timestamptz[])
+     WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata, created_at, n)
+RETURNING seq
+"""
+
+# Ranked by ts_rank, which no index provides, so the planner must find the matches through the
+# GIN index and sort them; ts_headline and the title lookup run for the LIMIT rows only.
+_PG_SEARCH = """
+SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
+       s.title,
+       ts_headline('english', m.content, q,
+                   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
+           AS snippet
+FROM messages m JOIN sessions s ON s.session_id = m.session_id,
+     websearch_to_tsquery('english', $1) AS q
+WHERE m.tsv @@ q {filters}
+ORDER BY rank DESC, m.session_id, m.seq
+LIMIT $2
+"""
+
+
+def _message(r: Any) -> Message:
+    return Message(
+        session_id=r[0],
+        seq=r[1],
+        role=r[2],
+        content=r[3],
+        agent_id=r[4],
+        model=r[5],
+        token_count=r[6],
+        metadata=dict(r[7] or {}),
+        created_at=r[8],
+    )
+
+
+class PgLane:
+    """Hot-path statements on an asyncpg pool (autocommit, one round trip each)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, max_size: int = 10) -> PgLane:
+        import asyncpg
+
+        async def init(conn: Any) -> None:
+            await conn.set_type_codec(
+                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+
+        async def no_reset(conn: Any) -> None:
+            return None
+
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=max_size, init=init, reset=no_reset
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def append(self, session_id: str, row: dict[str, Any], now: datetime) -> int | None:
+        seq: int | None = await self.pool.fetchval(
+            _PG_APPEND,
+            session_id,
+            row["role"],
+            row["content"],
+            row["agent_id"],
+            row["model"],
+            row["token_count"],
+            row["metadata"],
+            row["created_at"],
+            now,
+        )
+        return seq
+
+    async def append_many(
+        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> list[int] | None:
+        seqs = await self.pool.fetch(
+            _PG_APPEND_MANY,
+            session_id,
+            len(rows),
+            sum(r["token_count"] for r in rows),
+            now,
+            [r["role"] for r in rows],
+            [r["content"] for r in rows],
+            [r["agent_id"] for r in rows],
+            [r["model"] for r in rows],
+            [r["token_count"] for r in rows],
+            [r["metadata"] for r in rows],
+            [r["created_at"] for r in rows],
+        )
+        return sorted(r[0] for r in seqs) if seqs else None
+
+    async def get_session(self, session_id: str) -> Session | None:
+        r = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
+        )
+        if r is None:
+            return None
+        return Session(
+            session_id=r[0],
+            agent_id=r[1],
+            title=r[2],
+            session_type=r[3],
+            status=r[4],
+            metadata=dict(r[5] or {}),
+            created_at=r[6],
+            updated_at=r[7],
+            ended_at=r[8],
+            last_message_at=r[9],
+            message_count=r[10],
+            token_count=r[11],
+        )
+
+    async def session_exists(self, session_id: str) -> bool:
+        found = await self.pool.fetchval("SELECT 1 FROM sessions WHERE session_id = $1", session_id)
+        return found is not None
+
+    async def messages(
+        self,
+        session_id: str,
+        *,
+        limit: int,
+        offset: int,
+        since: datetime | None,
+        after_seq: int | None,
+        newest_first: bool,
+    ) -> list[Message]:
+        args: list[Any] = [session_id, limit, offset]
+        where = "session_id = $1"
+        if since is not None:
+            args.append(since)
+            where += f" AND created_at > ${len(args)}"
+        if after_seq is not None:
+            args.append(after_seq)
+            where += f" AND seq > ${len(args)}"
+        order = "DESC" if newest_first else "ASC"
+        rows = await self.pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} "
+            f"ORDER BY seq {order} LIMIT $2 OFFSET $3",
+            *args,
+        )
+        return [_message(r) for r in rows]
+
+    async def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: Sequence[str] | None,
+    ) -> list[SearchHit]:
+        args: list[Any] = [query, limit]
+        filters = ""
+        if session_id is not None:
+            args.append(session_id)
+            filters += f" AND m.session_id = ${len(args)}"
+        if agent_ids is not None:
+            args.append(list(agent_ids))
+            filters += f" AND s.agent_id = ANY(${len(args)}::text[])"
+        rows = await self.pool.fetch(_PG_SEARCH.format(filters=filters), *args)
+        return [
+            SearchHit(
+                session_id=r["session_id"],
+                seq=r["seq"],
+                role=r["role"],
+                agent_id=r["agent_id"],
+                snippet=r["snippet"],
+                rank=float(r["rank"]),
+                created_at=r["created_at"],
+                session_title=r["title"],
+            )
+            for r in rows
+        ]
+
+
+_SQLITE_BUMP = (
+    "UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, "
+    "token_count = token_count + ?, updated_at = ?, last_message_at = ? "
+    "WHERE session_id = ? RETURNING last_seq"
+)
+_SQLITE_INSERT = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy stores for a datetime on SQLite (naive UTC, microseconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqliteWriter:
+    """Appends on one thread with its own sqlite3 connection: one hand-over per write."""
+
+    def __init__(self, path: str, busy_timeout_s: float) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sk-sqlite-writer")
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_s)
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=FULL",
+                "foreign_keys=ON",
+                f"busy_timeout={int(self.busy_timeout_s * 1000)}",
+            ):
+                conn.execute(f"PRAGMA {pragma}")
+            self._local.conn = conn
+        return conn
+
+    def _append(self, session_id: str, rows: list[dict[str, Any]], now: str) -> int | None:
+        conn = self._conn()
+        # IMMEDIATE: take the write lock first, so concurrent writers queue on busy_timeout
+        # instead of deadlocking on a read-to-write upgrade.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = len(rows)
+            tokens = sum(r["token_count"] for r in rows)
+            bumped = conn.execute(_SQLITE_BUMP, (n, n, tokens, now, now, session_id)).fetchone()
+            if bumped is None:
+                conn.execute("ROLLBACK")
+                return None
+            first = bumped[0] - n + 1
+            conn.executemany(
+                _SQLITE_INSERT,
+                [
+                    (
+                        session_id,
+                        first + i,
+                        r["role"],
+                        r["content"],
+                        r["agent_id"],
+                        r["model"],
+                        r["token_count"],
+                        json.dumps(r["metadata"]) if r["metadata"] is not None else None,
+                        sqlite_time(r["created_at"]),
+                    )
+                    for i, r in enumerate(rows)
+                ],
+            )
+            conn.execute("COMMIT")
+            return int(bumped[0])
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def append(
+        self, session_id: str, rows: list[dict[str, Any]], now: datetime
+    ) -> int | None:
+        """Append rows; returns the session's new last seq, or None if it does not exist."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, self._append, session_id, rows, sqlite_time(now)
+        )
+
+    def close(self) -> None:
+        def shut() -> None:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+
+        self._pool.submit(shut).result()
+        self._pool.shutdown()
