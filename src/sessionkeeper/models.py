@@ -27,11 +27,16 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
 T = TypeVar("T")
 
 
+# Session, Message and SearchHit are not frozen: a frozen dataclass's __init__ costs ~3x more
+# (object.__setattr__ per field), which showed in reading 50 messages (bench/ last50).
+# Treat them as read-only values all the same.
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Session:
     session_id: str
     agent_id: str
@@ -53,7 +58,7 @@ class Session:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     session_id: str
     seq: int
@@ -94,7 +99,7 @@ class Page(Generic[T]):
     next_cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SearchHit:
     session_id: str
     seq: int

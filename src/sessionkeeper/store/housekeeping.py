@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessionkeeper.models import PruneResult, Stats
-from sessionkeeper.store.schema import sessions
+from sessionkeeper.store.schema import UTCDateTime, sessions
 
 GHOST_BATCH = 2_000
 
@@ -36,14 +36,41 @@ async def _delete_in_batches(engine: AsyncEngine, *where: Any, batch: int) -> in
             return deleted
 
 
+# PostgreSQL: the batch is picked through the partial ghost index in created_at order and
+# deleted by primary key. ``= ANY(ARRAY(subquery))`` makes the planner run the pick first;
+# ``IN (subquery)`` became a semi-join scanning all of sessions once per batch (bench/ghosts).
+_PG_GHOSTS = text(
+    """
+    DELETE FROM sessions
+    WHERE session_id = ANY(ARRAY(
+            SELECT session_id FROM sessions
+            WHERE message_count = 0 AND created_at < :cutoff
+            ORDER BY created_at
+            LIMIT :batch))
+      AND message_count = 0 AND created_at < :cutoff
+    """
+).bindparams(bindparam("cutoff", type_=UTCDateTime()))
+
+
 async def delete_ghosts(engine: AsyncEngine, older_than_minutes: float, now: datetime) -> int:
     cutoff = now - timedelta(minutes=older_than_minutes)
-    return await _delete_in_batches(
-        engine,
-        sessions.c.message_count == 0,
-        sessions.c.created_at < cutoff,
-        batch=GHOST_BATCH,
-    )
+    if engine.dialect.name != "postgresql":
+        return await _delete_in_batches(
+            engine,
+            sessions.c.message_count == 0,
+            sessions.c.created_at < cutoff,
+            batch=GHOST_BATCH,
+        )
+    deleted = 0
+    while True:
+        # One statement per batch, its own short transaction; the outer WHERE is re-checked
+        # on the latest row version, so a session that got a message meanwhile stays.
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(_PG_GHOSTS, {"cutoff": cutoff, "batch": GHOST_BATCH})
+        deleted += result.rowcount
+        if result.rowcount < GHOST_BATCH:
+            return deleted
 
 
 async def prune(
@@ -145,8 +172,6 @@ async def stats(
 
 def _aware(value: Any) -> datetime | None:
     # min()/max() lose the column type on SQLite: re-apply the UTC decoding.
-    from sessionkeeper.store.schema import UTCDateTime
-
     if value is None:
         return None
     if isinstance(value, str):

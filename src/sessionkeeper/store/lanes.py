@@ -89,17 +89,8 @@ LIMIT $2
 
 
 def _message(r: Any) -> Message:
-    return Message(
-        session_id=r[0],
-        seq=r[1],
-        role=r[2],
-        content=r[3],
-        agent_id=r[4],
-        model=r[5],
-        token_count=r[6],
-        metadata=dict(r[7] or {}),
-        created_at=r[8],
-    )
+    # Positional: the columns of _MESSAGE_COLUMNS are Message's fields, in order.
+    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
 
 
 class PgLane:
