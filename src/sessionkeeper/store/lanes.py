@@ -76,15 +76,17 @@ RETURNING seq
 """
 
 # Ranked by ts_rank, which no index provides, so the planner must find the matches through the
-# GIN index and sort them; ts_headline and the title lookup run for the LIMIT rows only.
+# GIN index and sort them. The session's title (and agent, to filter) are looked up per hit
+# by primary key: joining sessions in FROM let the planner start from the sessions table
+# (3.8 ms instead of 0.6 ms for a rare word among 115,000 messages, bench/search).
+# ts_headline runs for the LIMIT rows only.
 _PG_SEARCH = """
 SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
-       s.title,
+       (SELECT s.title FROM sessions s WHERE s.session_id = m.session_id) AS title,
        ts_headline('english', m.content, q,
                    'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
            AS snippet
-FROM messages m JOIN sessions s ON s.session_id = m.session_id,
-     websearch_to_tsquery('english', $1) AS q
+FROM messages m, websearch_to_tsquery('english', $1) AS q
 WHERE m.tsv @@ q {filters}
 ORDER BY rank DESC, m.session_id, m.seq
 LIMIT $2
@@ -298,7 +300,10 @@ class PgLane:
             filters += f" AND m.session_id = ${len(args)}"
         if agent_ids is not None:
             args.append(list(agent_ids))
-            filters += f" AND s.agent_id = ANY(${len(args)}::text[])"
+            filters += (
+                " AND (SELECT s.agent_id FROM sessions s WHERE s.session_id = m.session_id)"
+                f" = ANY(${len(args)}::text[])"
+            )
         rows = await self.conns.run("fetch", _PG_SEARCH.format(filters=filters), *args)
         return [
             SearchHit(
