@@ -1,7 +1,7 @@
 """Proposed store changes, applied as monkeypatches for a before/after measurement.
 
 Nothing here is used by sessionkeeper itself: ``run.py --variant NAME`` patches the store in
-the benchmark process only, so a proposal can be measured with the same harness, on the same
+the benchmark process only, so a proposal is measured with the same harness, on the same
 data, as the code it would replace. Written against the store at commit 9010046
 (``sessionkeeper.store.sql.Store``); each patched method keeps the original's validation,
 errors and return values.
@@ -9,31 +9,45 @@ errors and return values.
 Variants (each includes the previous one):
 
 ``head``        no change.
-``autocommit``  SQLAlchemy kept everywhere, four small changes:
+``autocommit``  SQLAlchemy kept everywhere, small changes:
                 - PostgreSQL reads and the single-statement append run in AUTOCOMMIT: a lone
                   statement is already its own transaction, so BEGIN and COMMIT/ROLLBACK are
-                  two wasted round trips (~0.14 ms each here);
-                - search statements are built once and cached (text() parsing per call costs
-                  ~0.2 ms);
-                - PostgreSQL connections plan every statement for its actual parameters
-                  (``plan_cache_mode=force_custom_plan``): a prepared statement's generic plan
-                  for "messages of session X" ignores how big X is;
+                  two wasted round trips (~0.14 ms each here), and the append's row lock is
+                  released by the server at the end of the statement instead of waiting for
+                  the client's COMMIT;
+                - search (no filters) is one flat statement, ``WHERE tsv @@ q ORDER BY rank
+                  LIMIT n`` with the title as a scalar subquery: safe because no index yields
+                  rank order, and it plans in ~0.25 ms instead of ~0.9 ms (the CTE version is
+                  re-planned on every call: its generic plan never wins); statements cached;
                 - the ghost purge picks each batch through the partial index (ORDER BY
                   created_at LIMIT n) and deletes by primary key, instead of a semi-join that
                   scans the whole sessions table once per batch.
 ``direct``      ``autocommit`` plus the hot paths off SQLAlchemy's execution layer:
                 - PostgreSQL: add_message, add_messages, get_messages, get_session and
-                  search_messages run one statement on a small asyncpg pool the store owns
-                  (append batch = one CTE over unnest(); one round trip, autocommit);
+                  search_messages run one statement on asyncpg connections the store keeps
+                  in a minimal LIFO pool (append batch = one CTE over unnest(); one round
+                  trip, autocommit). Neither SQLAlchemy's pool nor asyncpg's: asyncpg.Pool
+                  adds ~0.12-0.25 ms per call here even without its reset query, and ~0.7 ms
+                  with it (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``);
                 - SQLite: add_message / add_messages run the whole write transaction in one
                   call on a writer thread the store owns (aiosqlite via SQLAlchemy makes ~12
                   thread hops per append, ~0.1 ms each here).
+``inline``      ``direct``, but SQLite writes run on the event-loop thread when the write lock
+                is free (BEGIN IMMEDIATE with busy_timeout=0), and go to the writer thread
+                only when another writer holds it. Trades a loop stall of one commit (fsync,
+                ~0.4 ms here) for the thread hand-over.
+
+Tried and dropped: ``plan_cache_mode=force_custom_plan`` on the store's connections. It
+also re-plans the foreign-key cascade's internal query for every deleted row (ghost purge 4x
+slower: 40 us instead of 9 us per row) and the search statement on every call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import importlib.util
 import json
 import sqlite3
 import threading
@@ -43,51 +57,141 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-VARIANTS = ("head", "autocommit", "direct")
-
-PG_ENGINE_KWARGS = {"connect_args": {"server_settings": {"plan_cache_mode": "force_custom_plan"}}}
+VARIANTS = ("head", "autocommit", "direct", "inline")
 
 
 def engine_kwargs(variant: str, db: str) -> dict[str, Any]:
-    """Extra ``Store.open`` keyword arguments for a variant."""
-    if variant != "head" and db == "postgresql":
-        return dict(PG_ENGINE_KWARGS)
+    """Extra ``Store.open`` keyword arguments for a variant (none so far)."""
     return {}
+
+
+BASE_COMMIT = "9010046"
 
 
 def apply(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    if variant in ("autocommit", "direct"):
+    if variant != "head" and importlib.util.find_spec("sessionkeeper.store.lanes") is not None:
+        # The store has since adopted the `direct` design (store/lanes.py): patching it
+        # would measure this file's code instead of the store's.
+        raise SystemExit(
+            f"--variant {variant} patches the store as of commit {BASE_COMMIT}; this store "
+            "already has fast lanes (sessionkeeper/store/lanes.py). To reproduce the "
+            f"before/after figures: git archive {BASE_COMMIT} src | tar -x -C /tmp/sk_base && "
+            "PYTHONPATH=/tmp/sk_base/src .venv/bin/python bench/run.py --variant …"
+        )
+    if variant != "head":
         _apply_autocommit()
-    if variant == "direct":
+    if variant in ("direct", "inline"):
         _apply_direct()
 
 
 async def attach(store: Any, variant: str, url: str) -> None:
-    """Per-store resources of a variant (the asyncpg pool / SQLite writer thread)."""
-    if variant != "direct":
+    """Per-store resources of a variant (the asyncpg connections / SQLite writer thread)."""
+    if variant not in ("direct", "inline"):
         return
     if store.dialect == "postgresql":
+        store._bench_apg = LeanPool(url.replace("postgresql+asyncpg://", "postgresql://"))
+    else:
+        path = str(store.engine.url.database)
+        store._bench_sqlite = _SqliteWriter(path, inline=variant == "inline")
+
+
+class LeanPool:
+    """A LIFO list of asyncpg connections, opened on demand up to ``size``.
+
+    A connection goes back to the list only after a call that finished normally; after an
+    error or a cancellation (the protocol may be mid-query) it is terminated and a new one
+    will be opened when needed. Nothing else to reset: the statements run here take no
+    advisory lock, open no cursor, LISTEN or SET nothing, and run in autocommit."""
+
+    def __init__(self, dsn: str, size: int = 10) -> None:
+        self.dsn = dsn
+        self.size = size
+        self.idle: list[Any] = []
+        self.opened = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def _connect(self) -> Any:
         import asyncpg
 
-        async def init(conn: Any) -> None:
-            await conn.set_type_codec(
-                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
-
-        store._bench_apg = await asyncpg.create_pool(
-            url.replace("postgresql+asyncpg://", "postgresql://"),
-            min_size=2,
-            max_size=10,
-            init=init,
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+        conn = await asyncpg.connect(self.dsn)
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
-    else:
-        store._bench_sqlite = _SqliteWriter(str(store.engine.url.database))
+        return conn
+
+    async def _acquire(self) -> Any:
+        while True:
+            if self.idle:
+                return self.idle.pop()
+            if self.opened < self.size:
+                self.opened += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self.opened -= 1
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+
+    def _release(self, conn: Any, ok: bool) -> None:
+        if ok:
+            self.idle.append(conn)
+        else:
+            conn.terminate()
+            self.opened -= 1
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def _run(self, method: str, sql: str, *args: Any) -> Any:
+        conn = await self._acquire()
+        ok = False
+        try:
+            result = await getattr(conn, method)(sql, *args)
+            ok = True
+            return result
+        finally:
+            self._release(conn, ok)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetch", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchval", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, *args)
+
+    async def close(self) -> None:
+        while self.idle:
+            await self.idle.pop().close()
 
 
 # ── autocommit ───────────────────────────────────────────────────────────────
+
+# No index yields rank order, so the planner can only find the matches through the GIN index
+# and sort them (the PK walk that the MATERIALIZED fence guards against needs an ORDER BY an
+# index provides). ts_headline and the title subquery run for the LIMIT rows only.
+_PG_SEARCH_FLAT = """
+SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
+       (SELECT s.title FROM sessions s WHERE s.session_id = m.session_id) AS title,
+       ts_headline('english', m.content, q,
+                   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
+           AS snippet
+FROM messages m, websearch_to_tsquery('english', {q}) AS q
+WHERE m.tsv @@ q
+ORDER BY rank DESC, m.session_id, m.seq
+LIMIT {limit}
+"""
 
 _GHOSTS_PG = """
 DELETE FROM sessions
@@ -164,9 +268,12 @@ def _apply_autocommit() -> None:
     Store.add_message = add_message
 
     build = fts._statement
+    flat_pg = text(_PG_SEARCH_FLAT.format(q=":q", limit=":limit")).columns(created_at=UTCDateTime())
 
     @functools.lru_cache(maxsize=32)
     def cached(dialect: str, has_session: bool, has_agents: bool) -> Any:
+        if dialect == "postgresql" and not (has_session or has_agents):
+            return flat_pg
         return build(dialect, "x" if has_session else None, ["x"] if has_agents else None)
 
     fts._statement = lambda dialect, session_id, agent_ids: cached(
@@ -258,32 +365,44 @@ def sqlite_time(value: datetime) -> str:
 
 
 class _SqliteWriter:
-    """One thread, one sqlite3 connection: each write transaction is one hand-over."""
+    """One writer thread with its own sqlite3 connection: a write transaction is one
+    hand-over. With ``inline``, a second connection on the event-loop thread tries the write
+    first with busy_timeout=0 and only hands over when another writer holds the lock."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, inline: bool = False) -> None:
         self.path = path
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sk-sqlite-writer")
         self.local = threading.local()
+        self.inline = inline
+        self.loop_conn: sqlite3.Connection | None = None
+
+    def _open(self, busy_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=busy_ms / 1000, check_same_thread=False
+        )
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            f"busy_timeout={busy_ms}",
+        ):
+            conn.execute(f"PRAGMA {pragma}")
+        return conn
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             from sessionkeeper.store.engine import SQLITE_BUSY_TIMEOUT_S
 
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S)
-            for pragma in (
-                "journal_mode=WAL",
-                "synchronous=FULL",
-                "foreign_keys=ON",
-                f"busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}",
-            ):
-                conn.execute(f"PRAGMA {pragma}")
+            conn = self._open(int(SQLITE_BUSY_TIMEOUT_S * 1000))
             self.local.conn = conn
         return conn
 
-    def _append(self, session_id: str, rows: list[dict[str, Any]], now: str) -> int | None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+    @staticmethod
+    def _write(
+        conn: sqlite3.Connection, session_id: str, rows: list[dict[str, Any]], now: str
+    ) -> int | None:
+        conn.execute("BEGIN IMMEDIATE")  # raises "database is locked" at once if busy_timeout=0
         try:
             n = len(rows)
             bumped = conn.execute(
@@ -294,23 +413,24 @@ class _SqliteWriter:
                 conn.execute("ROLLBACK")
                 return None
             first = bumped[0] - n + 1
-            conn.executemany(
-                _SQLITE_INSERT,
-                [
-                    (
-                        session_id,
-                        first + i,
-                        r["role"],
-                        r["content"],
-                        r["agent_id"],
-                        r["model"],
-                        r["token_count"],
-                        json.dumps(r["metadata"]) if r["metadata"] is not None else None,
-                        sqlite_time(r["created_at"]),
-                    )
-                    for i, r in enumerate(rows)
-                ],
-            )
+            params = [
+                (
+                    session_id,
+                    first + i,
+                    r["role"],
+                    r["content"],
+                    r["agent_id"],
+                    r["model"],
+                    r["token_count"],
+                    json.dumps(r["metadata"]) if r["metadata"] is not None else None,
+                    sqlite_time(r["created_at"]),
+                )
+                for i, r in enumerate(rows)
+            ]
+            if n == 1:
+                conn.execute(_SQLITE_INSERT, params[0])
+            else:
+                conn.executemany(_SQLITE_INSERT, params)
             conn.execute("COMMIT")
             return int(bumped[0])
         except BaseException:
@@ -318,13 +438,23 @@ class _SqliteWriter:
                 conn.execute("ROLLBACK")
             raise
 
+    def _append(self, session_id: str, rows: list[dict[str, Any]], now: str) -> int | None:
+        return self._write(self._conn(), session_id, rows, now)
+
     async def append(
         self, session_id: str, rows: list[dict[str, Any]], now: datetime
     ) -> int | None:
+        stamp = sqlite_time(now)
+        if self.inline:
+            if self.loop_conn is None:
+                self.loop_conn = self._open(0)
+            try:
+                return self._write(self.loop_conn, session_id, rows, stamp)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.pool, self._append, session_id, rows, sqlite_time(now)
-        )
+        return await loop.run_in_executor(self.pool, self._append, session_id, rows, stamp)
 
     def close(self) -> None:
         def shut() -> None:
@@ -334,6 +464,8 @@ class _SqliteWriter:
 
         self.pool.submit(shut).result()
         self.pool.shutdown()
+        if self.loop_conn is not None:
+            self.loop_conn.close()
 
 
 def _apply_direct() -> None:
@@ -354,7 +486,7 @@ def _apply_direct() -> None:
             "close",
         )
     }
-    search_sql = fts._PG_SEARCH.format(filters="").replace(":q", "$1").replace(":limit", "$2")
+    search_sql = _PG_SEARCH_FLAT.format(q="$1", limit="$2")
 
     def to_message(r: Any) -> Message:
         return Message(
