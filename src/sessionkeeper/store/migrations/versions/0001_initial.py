@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index("ix_sessions_agent_updated", "sessions", ["agent_id", "updated_at"])
-    op.create_index("ix_sessions_agent_created", "sessions", ["agent_id", "created_at"])
     op.create_index("ix_sessions_updated", "sessions", ["updated_at"])
-    op.create_index("ix_sessions_created", "sessions", ["created_at"])
     op.create_index("ix_sessions_status_updated", "sessions", ["status", "updated_at"])
     op.create_index(
         "ix_sessions_ghosts",
