@@ -63,7 +63,7 @@ async def append(store: Any, path: str, scale: dict[str, Any]) -> list[Result]:
             s,
             b,
             Target("ratio_max", 1.5),
-            note="store.add_message (aiosqlite, BEGIN IMMEDIATE, UPDATE…RETURNING, INSERT, FTS "
+            note="store.add_message (tokenizer, BEGIN IMMEDIATE, counters + seq, INSERT, FTS "
             "trigger) vs bare sqlite3 INSERT + commit (WAL, synchronous=FULL, FTS trigger)",
         )
     ]
