@@ -9,6 +9,7 @@ PostgreSQL the row lock makes the outer WHERE be re-evaluated on the latest row 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +37,11 @@ async def _delete_in_batches(engine: AsyncEngine, *where: Any, batch: int) -> in
             return deleted
 
 
-# PostgreSQL: the batch is picked through the partial ghost index in created_at order and
+# PostgreSQL: each batch is picked through the partial ghost index in created_at order and
 # deleted by primary key. ``= ANY(ARRAY(subquery))`` makes the planner run the pick first;
 # ``IN (subquery)`` became a semi-join scanning all of sessions once per batch (bench/ghosts).
+# SKIP LOCKED lets GHOST_WORKERS connections purge disjoint batches side by side: the cost
+# is the foreign key's per-row cascade check, which one backend would run serially.
 _PG_GHOSTS = text(
     """
     DELETE FROM sessions
@@ -46,10 +49,12 @@ _PG_GHOSTS = text(
             SELECT session_id FROM sessions
             WHERE message_count = 0 AND created_at < :cutoff
             ORDER BY created_at
-            LIMIT :batch))
+            LIMIT :batch
+            FOR UPDATE SKIP LOCKED))
       AND message_count = 0 AND created_at < :cutoff
     """
 ).bindparams(bindparam("cutoff", type_=UTCDateTime()))
+GHOST_WORKERS = 2
 
 
 async def delete_ghosts(engine: AsyncEngine, older_than_minutes: float, now: datetime) -> int:
@@ -61,16 +66,20 @@ async def delete_ghosts(engine: AsyncEngine, older_than_minutes: float, now: dat
             sessions.c.created_at < cutoff,
             batch=GHOST_BATCH,
         )
-    deleted = 0
-    while True:
-        # One statement per batch, its own short transaction; the outer WHERE is re-checked
-        # on the latest row version, so a session that got a message meanwhile stays.
+
+    async def worker() -> int:
+        deleted = 0
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = await conn.execute(_PG_GHOSTS, {"cutoff": cutoff, "batch": GHOST_BATCH})
-        deleted += result.rowcount
-        if result.rowcount < GHOST_BATCH:
-            return deleted
+            while True:
+                # One statement per batch, its own short transaction. The outer WHERE is
+                # re-checked on the latest row version: a session that got a message stays.
+                result = await conn.execute(_PG_GHOSTS, {"cutoff": cutoff, "batch": GHOST_BATCH})
+                deleted += result.rowcount
+                if result.rowcount == 0:
+                    return deleted
+
+    return sum(await asyncio.gather(*(worker() for _ in range(GHOST_WORKERS))))
 
 
 async def prune(
