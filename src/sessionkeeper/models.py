@@ -27,7 +27,7 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
 T = TypeVar("T")
 
 
-# Session, Message and SearchHit are not frozen: a frozen dataclass's __init__ costs ~3x more
+# Session, Message, NewMessage and SearchHit are not frozen: a frozen dataclass's __init__ costs ~3x more
 # (object.__setattr__ per field), which showed in reading 50 messages (bench/ last50).
 # Treat them as read-only values all the same.
 
@@ -76,7 +76,7 @@ class Message:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewMessage:
     """A message to append. ``token_count`` is computed by the store when omitted."""
 

@@ -90,11 +90,11 @@ sessions = Table(
     Column("message_count", Integer, nullable=False, server_default="0"),
     Column("token_count", BigInteger, nullable=False, server_default="0"),
     Column("last_seq", Integer, nullable=False, server_default="0"),
-    # Every append changes updated_at, so its row update is never HOT: each index here costs
-    # an index insertion per message. Only the listings that matter get one.
+    # Every append changes updated_at, so each index holding it costs an index update per
+    # message (PostgreSQL: no HOT update at all). Listings by agent and by recency get one;
+    # a status filter (two values) rides on ix_sessions_updated.
     Index("ix_sessions_agent_updated", "agent_id", "updated_at"),
     Index("ix_sessions_updated", "updated_at"),
-    Index("ix_sessions_status_updated", "status", "updated_at"),
     # Ghosts (sessions nobody spoke in) are found by this small partial index alone.
     Index(
         "ix_sessions_ghosts",

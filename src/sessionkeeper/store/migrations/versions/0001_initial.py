@@ -62,7 +62,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_sessions_agent_updated", "sessions", ["agent_id", "updated_at"])
     op.create_index("ix_sessions_updated", "sessions", ["updated_at"])
-    op.create_index("ix_sessions_status_updated", "sessions", ["status", "updated_at"])
     op.create_index(
         "ix_sessions_ghosts",
         "sessions",
