@@ -27,8 +27,9 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
 T = TypeVar("T")
 
 
-# Session, Message, NewMessage and SearchHit are not frozen: a frozen dataclass's __init__ costs ~3x more
-# (object.__setattr__ per field), which showed in reading 50 messages (bench/ last50).
+# Session, Message, NewMessage and SearchHit are not frozen: a frozen dataclass's __init__
+# costs ~3x more (object.__setattr__ per field), which showed in reading 50 messages
+# (bench/ last50).
 # Treat them as read-only values all the same.
 
 
