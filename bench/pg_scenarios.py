@@ -78,7 +78,7 @@ class PgContext:
         self.scale = scale
         self.log = log
         self.admin_dsn = admin_dsn
-        self.open_store = open_store  # Store.open with the run's variant applied
+        self.open_store = open_store  # Store.open for the extra databases
 
     async def bare(self, *, custom_plans: bool = False) -> asyncpg.Connection:
         """A bare asyncpg connection with the driver's defaults, or one that plans every

@@ -25,7 +25,6 @@ sys.path.insert(0, str(HERE))
 
 import cli_startup  # noqa: E402
 import harness  # noqa: E402
-import variants  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCENARIOS = ["append", "concurrent", "batch", "flat", "last50", "list", "search", "ghosts", "cli"]
@@ -97,7 +96,7 @@ def pg_urls() -> tuple[str, str, str]:
 
 
 async def run_pg(
-    scale: dict[str, Any], only: set[str], variant: str
+    scale: dict[str, Any], only: set[str]
 ) -> tuple[list[harness.Result], dict[str, Any]]:
     import asyncpg
     import datagen
@@ -121,9 +120,7 @@ async def run_pg(
     try:
 
         async def open_store(store_url: str) -> Store:
-            opened = await Store.open(store_url, **variants.engine_kwargs(variant, "postgresql"))
-            await variants.attach(opened, variant, store_url)
-            return opened
+            return await Store.open(store_url)
 
         store = await open_store(url)
         ctx = pg.PgContext(store, dsn, scale, log, admin_dsn=admin_dsn, open_store=open_store)
@@ -162,7 +159,7 @@ async def run_pg(
 
 
 async def run_sqlite(
-    scale: dict[str, Any], only: set[str], variant: str
+    scale: dict[str, Any], only: set[str]
 ) -> tuple[list[harness.Result], dict[str, Any]]:
     import sqlite3
 
@@ -176,8 +173,7 @@ async def run_sqlite(
     with tempfile.TemporaryDirectory(prefix="sk_bench_", dir=HERE.parent / "bench") as tmp:
         path = str(Path(tmp) / "bench.db")
         url = f"sqlite:///{path}"
-        store = await Store.open(url, **variants.engine_kwargs(variant, "sqlite"))
-        await variants.attach(store, variant, url)
+        store = await Store.open(url)
         try:
             if "append" in only:
                 log("sqlite: append")
@@ -241,12 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help=f"comma-separated scenarios (default: all): {', '.join(SCENARIOS)}",
     )
-    parser.add_argument(
-        "--variant",
-        choices=variants.VARIANTS,
-        default="head",
-        help="measure a proposed store change (monkeypatched here only; see variants.py)",
-    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON results directory")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()} or set(SCENARIOS)
@@ -254,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     scale = SCALES[args.scale]
-    variants.apply(args.variant)
     dbs = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
 
     results: list[harness.Result] = []
@@ -264,25 +253,24 @@ def main(argv: list[str] | None = None) -> int:
         runner = run_pg if db == "postgresql" else run_sqlite
         if db == "sqlite" and not (only - PG_ONLY):
             continue
-        got, db_env = asyncio.run(runner(scale, only, args.variant))
+        got, db_env = asyncio.run(runner(scale, only))
         results += got
         env[db] = db_env
     elapsed = time.time() - started
 
     print()
     print(
-        f"sessionkeeper bench — scale {args.scale}, variant {args.variant}, {elapsed:.0f} s, "
+        f"sessionkeeper bench — scale {args.scale}, {elapsed:.0f} s, "
         f"load average {os.getloadavg()[0]:.1f} (2+ means a busy machine: noisy figures)"
     )
     print(harness.table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = args.out / f"{stamp}-{args.scale}-{args.db}-{args.variant}.json"
+    out = args.out / f"{stamp}-{args.scale}-{args.db}.json"
     out.write_text(
         json.dumps(
             {
                 "scale": args.scale,
-                "variant": args.variant,
                 "scale_params": scale,
                 "environment": env,
                 "load_average": os.getloadavg(),
