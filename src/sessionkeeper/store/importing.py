@@ -78,8 +78,7 @@ def _check(session: Session, items: Sequence[Message]) -> None:
         validate.optional_label(m.agent_id, "agent_id")
         validate.metadata(m.metadata)
         validate.non_negative(m.token_count, "token_count")
-        if m.model is not None and (not isinstance(m.model, str) or not 0 < len(m.model) <= 128):
-            raise InvalidInput(f"{where}: model must be 1-128 characters")
+        validate.model(m.model)
 
 
 def _message_row(message: Message) -> dict[str, Any]:

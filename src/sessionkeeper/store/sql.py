@@ -23,7 +23,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -254,50 +253,19 @@ class Store:
         validate.non_negative(offset, "offset")
         if cursor is not None and offset:
             raise InvalidInput("give either offset or cursor, not both")
-        where: list[ColumnElement[bool]] = []
-        if agent_id is not None:
-            where.append(sessions.c.agent_id == validate.label(agent_id, "agent_id"))
-        if agent_ids is not None:
-            where.append(sessions.c.agent_id.in_(list(agent_ids)))
-        if session_type is not None:
-            where.append(sessions.c.session_type == validate.label(session_type, "session_type"))
-        if status is not None:
-            where.append(sessions.c.status == validate.status(status))
-        if search is not None:
-            query = fts.check_query(search)
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(
-                or_(
-                    sessions.c.title.ilike(f"%{escaped}%", escape="\\"),
-                    fts.session_match(self.dialect, query),
-                )
-            )
-        for column, bound, op in (
-            (sessions.c.created_at, created_after, "gt"),
-            (sessions.c.created_at, created_before, "lt"),
-            (sessions.c.updated_at, updated_after, "gt"),
-            (sessions.c.updated_at, updated_before, "lt"),
-        ):
-            if bound is not None:
-                _check_aware(bound)
-                where.append(column > bound if op == "gt" else column < bound)
-
-        key = paging.SORT_COLUMNS[sort]
-        page_where = list(where)
-        if cursor is not None:
-            page_where.append(paging.after_cursor(key, sort, order, cursor))
-        ordering = (
-            [key.desc(), sessions.c.session_id.desc()]
-            if order == "desc"
-            else [key.asc(), sessions.c.session_id.asc()]
+        where = paging.filters(
+            self.dialect,
+            agent_id=agent_id,
+            agent_ids=agent_ids,
+            session_type=session_type,
+            status=status,
+            search=search,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
         )
-        stmt = (
-            select(sessions, key.label("sk_sort_key"))
-            .where(*page_where)
-            .order_by(*ordering)
-            .limit(limit + 1)
-            .offset(offset)
-        )
+        stmt = paging.page_statement(where, sort, order, limit, offset, cursor)
         async with self._read() as conn:
             rows = (await conn.execute(stmt)).all()
             total = None
@@ -386,31 +354,7 @@ class Store:
     # ── messages ────────────────────────────────────────────────────────────
 
     def _prepare(self, message: NewMessage | Mapping[str, Any]) -> dict[str, Any]:
-        if isinstance(message, Mapping):
-            unknown = set(message) - set(NewMessage.__dataclass_fields__)
-            if unknown:
-                raise InvalidInput(f"unknown message fields: {', '.join(sorted(unknown))}")
-            try:
-                message = NewMessage(**message)
-            except TypeError as exc:
-                raise InvalidInput(f"invalid message: {exc}") from exc
-        content = validate.content(message.content)
-        token_count = message.token_count
-        if token_count is None:
-            token_count = self.tokenizer.count(content)
-        else:
-            validate.non_negative(token_count, "token_count")
-        if message.created_at is not None:
-            _check_aware(message.created_at)
-        return {
-            "role": validate.role(message.role),
-            "content": content,
-            "agent_id": validate.optional_label(message.agent_id, "agent_id"),
-            "model": _check_model(message.model),
-            "token_count": token_count,
-            "metadata": validate.metadata(message.metadata),
-            "created_at": message.created_at,
-        }
+        return validate.message_row(message, self.tokenizer.count)
 
     async def add_message(
         self,
@@ -517,7 +461,7 @@ class Store:
         validate.non_negative(offset, "offset")
         where: list[ColumnElement[bool]] = [messages.c.session_id == session_id]
         if since is not None:
-            _check_aware(since)
+            validate.aware(since)
             where.append(messages.c.created_at > since)
         if after_seq is not None:
             where.append(messages.c.seq > validate.non_negative(after_seq, "after_seq"))
@@ -606,7 +550,7 @@ class Store:
         validate.limit(limit, MAX_PAGE_SIZE)
         if session_id is not None:
             validate.session_id(session_id)
-        agents = _merge_agents(agent_id, agent_ids)
+        agents = validate.agent_scope(agent_id, agent_ids)
         if agents is not None and not agents:
             return []
         if self._pg is not None:
@@ -698,25 +642,3 @@ class Store:
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
-
-
-def _check_aware(value: Any) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInput(f"expected a timezone-aware datetime, got {value!r}")
-
-
-def _check_model(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= 128:
-        raise InvalidInput("model must be a string of 1-128 characters", field="model")
-    return value
-
-
-def _merge_agents(agent_id: str | None, agent_ids: Sequence[str] | None) -> list[str] | None:
-    if agent_id is None and agent_ids is None:
-        return None
-    if agent_id is not None:
-        validate.label(agent_id, "agent_id")
-        return [agent_id] if agent_ids is None or agent_id in agent_ids else []
-    return list(agent_ids or [])

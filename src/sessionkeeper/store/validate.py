@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput, TooLarge
@@ -15,6 +17,7 @@ from sessionkeeper.models import (
     SESSION_ID_RE,
     SORT_FIELDS,
     STATUSES,
+    NewMessage,
 )
 
 
@@ -125,3 +128,58 @@ def positive_number(value: Any, field: str, *, allow_zero: bool = True) -> float
             f"{field} must be a {'non-negative' if allow_zero else 'positive'} number"
         )
     return float(value)
+
+
+def aware(value: Any, field: str = "datetime") -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput(f"{field} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+def model(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 128:
+        raise InvalidInput("model must be a string of 1-128 characters", field="model")
+    return value
+
+
+def agent_scope(agent_id: str | None, agent_ids: Sequence[str] | None) -> list[str] | None:
+    """One agent and/or a scope of agents → the agents to look in (None: all)."""
+    if agent_id is None and agent_ids is None:
+        return None
+    if agent_id is not None:
+        label(agent_id, "agent_id")
+        return [agent_id] if agent_ids is None or agent_id in agent_ids else []
+    return list(agent_ids or [])
+
+
+def message_row(
+    message: NewMessage | Mapping[str, Any], count_tokens: Callable[[str], int]
+) -> dict[str, Any]:
+    """A message to append, checked whole, as the column values to write (token count filled)."""
+    if isinstance(message, Mapping):
+        unknown = set(message) - set(NewMessage.__dataclass_fields__)
+        if unknown:
+            raise InvalidInput(f"unknown message fields: {', '.join(sorted(unknown))}")
+        try:
+            message = NewMessage(**message)
+        except TypeError as exc:
+            raise InvalidInput(f"invalid message: {exc}") from exc
+    text = content(message.content)
+    tokens = message.token_count
+    if tokens is None:
+        tokens = count_tokens(text)
+    else:
+        non_negative(tokens, "token_count")
+    if message.created_at is not None:
+        aware(message.created_at, "created_at")
+    return {
+        "role": role(message.role),
+        "content": text,
+        "agent_id": optional_label(message.agent_id, "agent_id"),
+        "model": model(message.model),
+        "token_count": tokens,
+        "metadata": metadata(message.metadata),
+        "created_at": message.created_at,
+    }
