@@ -124,3 +124,15 @@ async def test_stats(store: Store) -> None:
     assert (scoped.total_sessions, scoped.by_agent) == (1, {"beta": 1})
     assert (await store.get_stats(ghost_minutes=60)).ghost_sessions == 0
     assert (await store.get_stats(stale_days=50)).stale_sessions == 0
+
+
+async def test_vacuum_keeps_search_working(store: Store) -> None:
+    keep = await store.create_session()
+    gone = await store.create_session()
+    await store.add_message(gone.session_id, "user", "ephemeral words")
+    await store.add_message(keep.session_id, "user", "lasting pineapple words")
+    await store.delete_session(gone.session_id)
+    await store.vacuum()
+    hits = await store.search_messages("pineapple")
+    assert [(h.session_id, h.seq) for h in hits] == [(keep.session_id, 1)]
+    assert await store.search_messages("ephemeral") == []

@@ -14,7 +14,7 @@ from sessionkeeper.cli_common import JsonOpt
 from sessionkeeper.errors import InvalidInput
 
 app = typer.Typer()
-db_app = typer.Typer(help="Database schema: upgrade.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and upkeep: upgrade, vacuum.", no_args_is_help=True)
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -168,3 +168,14 @@ def upgrade(as_json: JsonOpt = False) -> None:
         out.say(f"{masked(url)}: schema already at revision {after}")
     else:
         out.say(f"{masked(url)}: schema upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command()
+def vacuum(as_json: JsonOpt = False) -> None:
+    """Reclaim space and refresh statistics (SQLite: VACUUM, then rebuild the search index)."""
+    url = common.database_url()
+    common.run(lambda store: store.vacuum())
+    if as_json:
+        out.emit_json({"database": masked(url), "vacuumed": True})
+    else:
+        out.say(f"{masked(url)}: vacuumed")

@@ -95,8 +95,10 @@ def install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sk_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # e.g. VACUUM, which SQLite refuses inside a transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sk_write", False) else "BEGIN")
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:

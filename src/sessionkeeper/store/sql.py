@@ -620,6 +620,21 @@ class Store:
         """Write a session and its messages verbatim (see ``importing.py``); idempotent by id."""
         return await importing.import_session(self.engine, session, items, replace=replace)
 
+    async def vacuum(self) -> None:
+        """Reclaim space and refresh planner statistics.
+
+        SQLite: VACUUM may renumber the rowids the FTS5 index is keyed by, so the index is
+        rebuilt right after. PostgreSQL: VACUUM (ANALYZE) of both tables, which also merges
+        the GIN pending list that slows searches after bursts of appends.
+        """
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql":
+                await conn.execute(text("VACUUM (ANALYZE) sessions, messages"))
+            else:
+                await conn.execute(text("VACUUM"))
+                await conn.execute(text("INSERT INTO messages_fts(messages_fts) VALUES('rebuild')"))
+
     async def find_by_aria_session_id(self, aria_session_id: str) -> list[Session]:
         """Sessions whose metadata.aria_session_id is this filesystem id (indexed lookup)."""
         if not isinstance(aria_session_id, str) or not aria_session_id:
