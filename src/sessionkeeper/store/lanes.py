@@ -41,7 +41,8 @@ from sessionkeeper.models import Message, SearchHit, Session
 _MESSAGE_COLUMNS = (
     "session_id, seq, role, content, agent_id, model, token_count, metadata, created_at"
 )
-_SESSION_COLUMNS = (
+# Session's fields, in order (also read by quick.py).
+SESSION_COLUMNS = (
     "session_id, agent_id, title, session_type, status, metadata, created_at, updated_at, "
     "ended_at, last_message_at, message_count, token_count"
 )
@@ -238,7 +239,7 @@ class PgLane:
 
     async def get_session(self, session_id: str) -> Session | None:
         r = await self.conns.run(
-            "fetchrow", f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
+            "fetchrow", f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
         )
         if r is None:
             return None

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from sessionkeeper.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, Session
 from sessionkeeper.store import cursor, validate
+from sessionkeeper.store.lanes import SESSION_COLUMNS
 from sessionkeeper.store.revision import SCHEMA_REVISION
 
 _SORT_SQL = {
@@ -28,10 +29,6 @@ _SORT_SQL = {
     "last_message_at": "COALESCE(last_message_at, created_at)",
     "title": "COALESCE(title, '')",
 }
-_COLUMNS = (
-    "session_id, agent_id, title, session_type, status, metadata, created_at, updated_at, "
-    "ended_at, last_message_at, message_count, token_count"
-)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -105,7 +102,7 @@ def list_sessions(
         if revision is None or revision[0] != SCHEMA_REVISION:
             return None
         rows = conn.execute(
-            f"SELECT {_COLUMNS}, {key} AS sort_key FROM sessions {clause} "
+            f"SELECT {SESSION_COLUMNS}, {key} AS sort_key FROM sessions {clause} "
             f"ORDER BY {key} {direction}, session_id {direction} LIMIT ? OFFSET ?",
             [*params, limit + 1, offset],
         ).fetchall()

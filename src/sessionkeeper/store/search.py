@@ -1,10 +1,9 @@
-"""Full-text search over message content, one implementation per dialect.
+"""Full-text search over message content: query rules, the listing filter, SQLite search.
 
 PostgreSQL: a generated ``tsv`` column (english configuration) with a GIN index, queried with
 ``websearch_to_tsquery`` so users can type "quoted phrases", ``or`` and ``-exclusions``.
-The match set is fenced in ``WITH hits AS MATERIALIZED``: without the fence the planner,
-misjudging how many rows match, walks the primary key in rank order instead of using the
-GIN index, and a rare word among 1M messages takes seconds instead of a millisecond.
+Message search runs on the fast lane (``lanes.PgLane.search``); only the session-listing
+filter is here.
 
 SQLite: an FTS5 external-content table over ``messages`` (porter stemming, so both dialects
 stem English), ranked by bm25. FTS5's own query syntax would turn user input such as
@@ -70,24 +69,6 @@ def session_match(dialect: str, query: str) -> ColumnElement[bool]:
     return clause  # type: ignore[return-value]
 
 
-_PG_SEARCH = """
-WITH q AS (SELECT websearch_to_tsquery('english', :q) AS query),
-hits AS MATERIALIZED (
-    SELECT m.session_id, m.seq, ts_rank(m.tsv, q.query) AS rank
-    FROM messages m JOIN sessions s ON s.session_id = m.session_id, q
-    WHERE m.tsv @@ q.query {filters}
-),
-top AS (SELECT * FROM hits ORDER BY rank DESC, session_id, seq LIMIT :limit)
-SELECT top.session_id, top.seq, top.rank, m.role, m.agent_id, m.created_at, s.title,
-       ts_headline('english', m.content, q.query,
-                   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
-           AS snippet
-FROM top
-JOIN messages m ON m.session_id = top.session_id AND m.seq = top.seq
-JOIN sessions s ON s.session_id = top.session_id, q
-ORDER BY top.rank DESC, top.session_id, top.seq
-"""
-
 _SQLITE_SEARCH = """
 SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
        s.title, snippet(messages_fts, 0, '<mark>', '</mark>', '…', 24) AS snippet
@@ -100,22 +81,19 @@ LIMIT :limit
 """
 
 
-def _statement(
-    dialect: str, session_id: str | None, agent_ids: Sequence[str] | None
-) -> TextualSelect:
+def _statement(session_id: str | None, agent_ids: Sequence[str] | None) -> TextualSelect:
     filters = ""
     if session_id is not None:
         filters += " AND m.session_id = :session_id"
     if agent_ids is not None:
         filters += " AND s.agent_id IN :agent_ids"
-    sql = (_PG_SEARCH if dialect == "postgresql" else _SQLITE_SEARCH).format(filters=filters)
-    stmt = text(sql)
+    stmt = text(_SQLITE_SEARCH.format(filters=filters))
     if agent_ids is not None:
         stmt = stmt.bindparams(bindparam("agent_ids", expanding=True))
     return stmt.columns(created_at=UTCDateTime())
 
 
-async def search_messages(
+async def search_sqlite(
     conn: AsyncConnection,
     query: str,
     *,
@@ -123,18 +101,15 @@ async def search_messages(
     session_id: str | None = None,
     agent_ids: Sequence[str] | None = None,
 ) -> list[SearchHit]:
-    dialect = conn.dialect.name
-    params: dict[str, Any] = {
-        "q": query if dialect == "postgresql" else fts5_query(query),
-        "limit": limit,
-    }
+    """Ranked FTS5 hits (bm25) with snippets."""
+    params: dict[str, Any] = {"q": fts5_query(query), "limit": limit}
     if session_id is not None:
         params["session_id"] = session_id
     if agent_ids is not None:
         if not agent_ids:
             return []
         params["agent_ids"] = list(agent_ids)
-    result = await conn.execute(_statement(dialect, session_id, agent_ids), params)
+    result = await conn.execute(_statement(session_id, agent_ids), params)
     return [
         SearchHit(
             session_id=row.session_id,

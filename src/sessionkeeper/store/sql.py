@@ -558,7 +558,7 @@ class Store:
                 query, limit=limit, session_id=session_id, agent_ids=agents
             )
         async with self._read() as conn:
-            return await fts.search_messages(
+            return await fts.search_sqlite(
                 conn, query, limit=limit, session_id=session_id, agent_ids=agents
             )
 
