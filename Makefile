@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py --db both --scale small
 
 docs: $(STAMP)
-	$(BIN)/python -m sessionkeeper.cli_docs > docs/cli.md
+	$(BIN)/python -m sessionkeeper.cli.docs > docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

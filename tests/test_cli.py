@@ -296,7 +296,7 @@ def test_db_upgrade(cli: Invoke) -> None:
         SCHEMA_REVISION,
         False,
     )
-    from sessionkeeper.cli_admin import masked
+    from sessionkeeper.store.url import masked
 
     assert masked("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert masked("sqlite:///x.db") == "sqlite:///x.db"

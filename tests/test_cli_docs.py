@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from sessionkeeper.cli_docs import render
+from sessionkeeper.cli.docs import render
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 
 def test_cli_reference_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/cli.md is out of date: run `python -m sessionkeeper.cli_docs > docs/cli.md`"
+        "docs/cli.md is out of date: run `python -m sessionkeeper.cli.docs > docs/cli.md`"
     )
 
 

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import Result
 
 from clitools import Invoke, as_json, isolate_user, load_openclaw_builder, make_invoke
+from sessionkeeper import Store
 from sessionkeeper.compat.skill import DatabaseMarker, run_skill
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.files.openclaw import OpenClawStore
-from sessionkeeper.store.sql import Store
 
 build = load_openclaw_builder()
 

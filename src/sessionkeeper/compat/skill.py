@@ -22,10 +22,8 @@ from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import SESSION_ID_RE
 
 if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
-
+    from sessionkeeper import SyncStore
     from sessionkeeper.files.openclaw import OpenClawStore
-    from sessionkeeper.store.sql import Store
 
 SKILL_NAME = "session_manager"
 
@@ -33,55 +31,43 @@ SKILL_NAME = "session_manager"
 class DatabaseMarker:
     """``on_deleted`` callback for OpenClawStore: mark the matching database session ended.
 
-    OpenClawStore is synchronous; the Store is async. The Store lives on an event loop in a
-    background thread (an anyio blocking portal), opened on the first call only, so commands
-    that delete nothing never touch the database.
+    OpenClawStore is synchronous, so this uses the blocking :class:`SyncStore` (the one sync
+    bridge over the async Store), opened on the first call only, so commands that delete
+    nothing never touch the database.
     """
 
     def __init__(self, database_url: str, *, encoding: str = "cl100k_base") -> None:
         self.database_url = database_url
         self.encoding = encoding
-        self._stack = contextlib.ExitStack()
-        self._portal: BlockingPortal | None = None
-        self._store: Store | None = None
+        self._store: SyncStore | None = None
 
-    def _ensure(self) -> tuple[BlockingPortal, Store]:
-        if self._portal is None or self._store is None:
-            from anyio.from_thread import start_blocking_portal
+    def _ensure(self) -> SyncStore:
+        if self._store is None:
+            from sessionkeeper import SyncStore
 
-            from sessionkeeper.store.sql import Store
-
-            portal = self._stack.enter_context(start_blocking_portal())
-            self._portal = portal
-            self._store = portal.call(lambda: Store.open(self.database_url, encoding=self.encoding))
-        return self._portal, self._store
+            self._store = SyncStore.open(self.database_url, encoding=self.encoding)
+        return self._store
 
     def __call__(self, fs_session_id: str) -> bool:
-        portal, store = self._ensure()
-        return portal.call(self._end, store, fs_session_id)
-
-    async def _end(self, store: Store, fs_session_id: str) -> bool:
+        store = self._ensure()
         if SESSION_ID_RE.fullmatch(fs_session_id):
             try:
-                await store.end_session(fs_session_id)
+                store.end_session(fs_session_id)
             except NotFound:
                 pass
             else:
                 return True
         ended = False
-        for session in await store.find_by_aria_session_id(fs_session_id):
+        for session in store.find_by_aria_session_id(fs_session_id):
             with contextlib.suppress(NotFound):  # deleted meanwhile: nothing left to end
-                await store.end_session(session.session_id)
+                store.end_session(session.session_id)
                 ended = True
         return ended
 
     def close(self) -> None:
-        try:
-            if self._portal is not None and self._store is not None:
-                self._portal.call(self._store.close)
-        finally:
-            self._portal = self._store = None
-            self._stack.close()
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> DatabaseMarker:
         return self

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sessionkeeper import cli_common as common
-from sessionkeeper import cli_output as out
-from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.cli import common
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
 
 if TYPE_CHECKING:
     from sessionkeeper.store.keys import ApiKey
@@ -51,10 +51,8 @@ def create(
     The token cannot be shown again: store it now. A key is --admin (every agent and the
     maintenance endpoints) or scoped to agents with --agent ID (repeatable).
     """
-    from sessionkeeper.store.keys import ApiKeys
-
     key, token = common.run(
-        lambda store: ApiKeys(store.engine).create(agent_ids=agent or (), admin=admin, name=name)
+        lambda store: store.keys.create(agent_ids=agent or (), admin=admin, name=name)
     )
     if as_json:
         out.emit_json(
@@ -84,9 +82,7 @@ def list_keys(
     as_json: JsonOpt = False,
 ) -> None:
     """List API keys: ids, names, scopes, dates (never a secret)."""
-    from sessionkeeper.store.keys import ApiKeys
-
-    keys = common.run(lambda store: ApiKeys(store.engine).list(include_revoked=include_revoked))
+    keys = common.run(lambda store: store.keys.list(include_revoked=include_revoked))
     if as_json:
         out.emit_json([k.to_dict() for k in keys])
         return
@@ -109,9 +105,7 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key: requests carrying it are refused from now on."""
-    from sessionkeeper.store.keys import ApiKeys
-
-    key = common.run(lambda store: ApiKeys(store.engine).revoke(key_id))
+    key = common.run(lambda store: store.keys.revoke(key_id))
     if as_json:
         out.emit_json(key.to_dict())
     else:

@@ -1,7 +1,7 @@
 """What every CLI command shares: the database choice, running the async Store, the current session.
 
 Startup speed matters (``sessionkeeper list`` is typed by hand): this module imports nothing
-heavy. The Store (SQLAlchemy), Settings (pydantic), tiktoken, httpx, FastAPI and Alembic are
+heavy. The Store and its driver, Settings (pydantic), tiktoken, httpx, FastAPI and Alembic are
 imported inside the commands that need them.
 """
 
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from sessionkeeper import cli_output
+from sessionkeeper.cli import output
 from sessionkeeper.errors import NotFound
 from sessionkeeper.files.state import CurrentSession
 from sessionkeeper.paths import default_database_url
 
 if TYPE_CHECKING:
+    from sessionkeeper import Store
     from sessionkeeper.config import Settings
-    from sessionkeeper.store.sql import Store
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ JsonOpt = Annotated[
     typer.Option(
         "--json",
         help="Print JSON (stable shapes) instead of tables.",
-        callback=cli_output.set_json,
+        callback=output.set_json,
     ),
 ]
 
@@ -79,7 +79,7 @@ def run(work: Callable[[Store], Awaitable[T]], *, url: str | None = None) -> T:
     import asyncio
 
     async def main() -> T:
-        from sessionkeeper.store.sql import Store
+        from sessionkeeper import Store
 
         store = await Store.open(url or database_url(), encoding=encoding())
         try:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessionkeeper import cli_common as common
-from sessionkeeper import cli_output as out
-from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.cli import common
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import SessionkeeperError
 
 if TYPE_CHECKING:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessionkeeper import cli_common as common
-from sessionkeeper import cli_output as out
-from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.cli import common
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput, Unavailable
 
 if TYPE_CHECKING:
+    from sessionkeeper import Store
     from sessionkeeper.models import Message, Page, Session
-    from sessionkeeper.store.sql import Store
 
 app = typer.Typer()
 
@@ -154,34 +154,19 @@ def list_(
 
     * marks the current session.
     """
-    page: Page[Session] | None = None
-    if search is None and cursor is None:
-        from sessionkeeper.store import quick  # SQLite read without SQLAlchemy: fast start
-
-        page = quick.list_sessions(
-            common.database_url(),
+    page: Page[Session] = common.run(
+        lambda store: store.list_sessions(
             agent_id=agent,
             session_type=session_type,
             status=status,
+            search=search,
             sort=sort,
             order=order,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
-    if page is None:
-        page = common.run(
-            lambda store: store.list_sessions(
-                agent_id=agent,
-                session_type=session_type,
-                status=status,
-                search=search,
-                sort=sort,
-                order=order,
-                limit=limit,
-                offset=offset,
-                cursor=cursor,
-            )
-        )
+    )
     current_sid = common.current_id(required=False)
     if as_json:
         out.emit_json(

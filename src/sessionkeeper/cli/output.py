@@ -151,20 +151,6 @@ def report_error(exc: BaseException) -> int:
     return code
 
 
-def _translate(exc: BaseException) -> BaseException | None:
-    """The error to report for ``exc``, or None for a bug (which keeps its traceback)."""
-    if isinstance(exc, SessionkeeperError | OSError | KeyboardInterrupt):
-        return exc
-    # A database that goes away mid-command surfaces as a driver error wrapped by SQLAlchemy;
-    # to the user it is "unavailable", like a database that would not open.
-    if "sqlalchemy" in sys.modules:
-        from sqlalchemy.exc import InterfaceError, OperationalError
-
-        if isinstance(exc, OperationalError | InterfaceError):
-            return Unavailable(f"database error: {exc.orig or exc}")
-    return None
-
-
 class SessionkeeperGroup(TyperGroup):
     """Root command group: maps every expected failure to its exit code (see the table)."""
 
@@ -172,11 +158,12 @@ class SessionkeeperGroup(TyperGroup):
         mode.json = False
         try:
             return super().invoke(ctx)
-        except Exception as exc:
-            reported = _translate(exc)
-            if reported is None or os.environ.get("SESSIONKEEPER_DEBUG"):
+        except (SessionkeeperError, OSError) as exc:
+            # The Store translates every driver error (a database gone mid-command is
+            # Unavailable), so anything else is a bug and keeps its traceback.
+            if os.environ.get("SESSIONKEEPER_DEBUG"):
                 raise
-            raise typer.Exit(report_error(reported)) from None
+            raise typer.Exit(report_error(exc)) from None
         except KeyboardInterrupt as exc:
             raise typer.Exit(report_error(exc)) from None
 

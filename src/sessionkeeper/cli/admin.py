@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Annotated
 
 import typer
 
-from sessionkeeper import cli_common as common
-from sessionkeeper import cli_output as out
-from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.cli import common
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
 
 app = typer.Typer()
 db_app = typer.Typer(help="Database schema and upkeep: upgrade, vacuum.", no_args_is_help=True)
 
 MINUTES_PER_DAY = 24 * 60
-
-
-def masked(url: str) -> str:
-    """A database URL fit to print: the password replaced by ***."""
-    return re.sub(r"^([^:/]+://[^:@/]*):[^@/]*@", r"\1:***@", url)
 
 
 @app.command()
@@ -148,18 +142,11 @@ def upgrade(as_json: JsonOpt = False) -> None:
     """Migrate the database schema to this version (safe to run twice, and concurrently)."""
     import asyncio
 
+    from sessionkeeper.store.migrate import upgrade as upgrade_schema
+    from sessionkeeper.store.url import masked
+
     url = common.database_url()
-
-    async def main() -> tuple[str | None, str]:
-        from sessionkeeper.store.engine import create_engine, upgrade
-
-        engine = create_engine(url)
-        try:
-            return await upgrade(engine)
-        finally:
-            await engine.dispose()
-
-    before, after = asyncio.run(main())
+    before, after = asyncio.run(upgrade_schema(url))
     if as_json:
         out.emit_json(
             {"database": masked(url), "before": before, "after": after, "changed": before != after}
@@ -173,6 +160,8 @@ def upgrade(as_json: JsonOpt = False) -> None:
 @db_app.command()
 def vacuum(as_json: JsonOpt = False) -> None:
     """Reclaim space and refresh statistics (SQLite: VACUUM, then rebuild the search index)."""
+    from sessionkeeper.store.url import masked
+
     url = common.database_url()
     common.run(lambda store: store.vacuum())
     if as_json:

@@ -12,14 +12,14 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from sessionkeeper import cli_common as common
-from sessionkeeper import cli_output as out
-from sessionkeeper.cli_common import JsonOpt
+from sessionkeeper.cli import common
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import NotFound
 
 if TYPE_CHECKING:
+    from sessionkeeper import Store
     from sessionkeeper.files.transfer import ExportSummary, ImportSummary
-    from sessionkeeper.store.sql import Store
 
 app = typer.Typer()
 
