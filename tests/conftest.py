@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 PG_ADMIN_URL = os.environ.get(
     "SESSIONKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -56,9 +56,27 @@ def pg_database_url() -> Iterator[str]:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-memory", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database, once per dialect."""
+    """A URL to an empty database: a SQLite file, SQLite in memory, PostgreSQL.
+
+    In-memory SQLite is one database per Store (one connection): tests that open a second
+    Store, a server process or a CLI on the same URL use ``file_db_url`` instead.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if request.param == "sqlite-memory":
+        yield "sqlite://"
+        return
+    url: str = request.getfixturevalue("pg_database_url")
+    asyncio.run(_reset_pg(url))
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def file_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database that several stores and processes can share."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return

@@ -38,7 +38,7 @@ from sessionkeeper.models import (
 )
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
     from sessionkeeper.sync import SyncStore
 
 __version__ = "0.1.0"
@@ -72,7 +72,7 @@ __all__ = [
 
 async def open_store(url: str | None = None, **kwargs: Any) -> Store:
     """Open the store at ``url`` (default: SQLite in the user data dir), migrating an empty one."""
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
     return await Store.open(url, **kwargs)
 
@@ -80,7 +80,7 @@ async def open_store(url: str | None = None, **kwargs: Any) -> Store:
 def __getattr__(name: str) -> Any:
     # Store and SyncStore pull in SQLAlchemy; import them only when asked for.
     if name == "Store":
-        from sessionkeeper.store.sql import Store
+        from sessionkeeper.store.core import Store
 
         return Store
     if name == "SyncStore":

@@ -64,3 +64,12 @@ class Unavailable(SessionkeeperError):
     """A dependency (database, model server) is not answering."""
 
     code = "unavailable"
+
+
+class DatabaseError(SessionkeeperError):
+    """The database failed in a way that is not the caller's input nor a passing outage.
+
+    A bug or a damaged database: reported as a server error, with the driver's message.
+    """
+
+    code = "database_error"

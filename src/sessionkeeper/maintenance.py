@@ -2,16 +2,9 @@
 
 One ``MaintenanceRunner`` per process (the API's lifespan starts ``run()`` as a task it owns).
 With several API replicas on one PostgreSQL every replica runs the loop, and each job is
-guarded by a session-level advisory lock (``pg_try_advisory_lock``) taken on a dedicated
-connection for the job's duration: the replica that gets the lock does the work, the others
-skip that round (``None``) instead of queueing to repeat it. On SQLite one file means one
-machine, and the Store's write transactions already serialise the deletes: no lock.
-
-Why the lock connection is in AUTOCOMMIT: the advisory lock belongs to the database session,
-not a transaction, so the connection need not sit "idle in transaction" (which would hold back
-VACUUM and could be killed by idle_in_transaction_session_timeout) while the job works on
-other connections. If the unlock cannot be confirmed the connection is invalidated rather
-than returned to the pool, so a lock can never outlive its job inside a pooled connection.
+guarded by ``Store.job_lock`` (a session-level advisory lock held on a connection of its own
+for the job's duration): the replica that gets the lock does the work, the others skip that
+round (``None``) instead of queueing to repeat it. On SQLite the lock is per process.
 
 Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; the prune first
 runs one ``prune_interval`` after start-up. Each next run is measured from the end of the
@@ -26,25 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
-
-from sqlalchemy import text
 
 from sessionkeeper.models import PruneResult
 
 if TYPE_CHECKING:
     from sessionkeeper.config import Settings
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
 logger = logging.getLogger(__name__)
 
 # Advisory lock keys, one per job; any constants work as long as every replica agrees.
-GHOST_JOB_KEY = 0x534B_0001  # "SK" 1
-PRUNE_JOB_KEY = 0x534B_0002  # "SK" 2
+# Job names for ``Store.job_lock``: one replica at a time runs each.
+GHOST_JOB = "ghost-purge"
+PRUNE_JOB = "prune"
 
 T = TypeVar("T")
 
@@ -114,7 +105,7 @@ class MaintenanceRunner:
 
     async def purge_ghosts_once(self) -> int | None:
         """Delete ghosts now; the count, or None when another replica holds the job."""
-        async with self._job_lock(GHOST_JOB_KEY) as acquired:
+        async with self.store.job_lock(GHOST_JOB) as acquired:
             if not acquired:
                 return None
             deleted = await self.store.delete_ghost_sessions(self.ghost_age_minutes)
@@ -123,7 +114,7 @@ class MaintenanceRunner:
 
     async def prune_once(self) -> PruneResult | None:
         """Prune idle sessions now; the result, or None when another replica holds the job."""
-        async with self._job_lock(PRUNE_JOB_KEY) as acquired:
+        async with self.store.job_lock(PRUNE_JOB) as acquired:
             if not acquired:
                 return None
             result = await self.store.prune_old_sessions(self.prune_days)
@@ -137,27 +128,6 @@ class MaintenanceRunner:
             event(self.listener)
         except Exception:  # metrics must never break maintenance
             logger.exception("maintenance: listener failed")
-
-    @asynccontextmanager
-    async def _job_lock(self, key: int) -> AsyncIterator[bool]:
-        if self.store.dialect != "postgresql":
-            yield True
-            return
-        async with self.store.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
-            if not got:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                try:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                except BaseException:
-                    # Closing the connection for real is the only other way to release it.
-                    await conn.invalidate()
-                    raise
 
     # ── the loop ───────────────────────────────────────────────────────────
 

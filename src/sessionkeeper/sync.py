@@ -1,8 +1,9 @@
-"""A blocking wrapper over the async Store, for scripts and REPLs.
+"""A blocking wrapper over the async Store, for scripts, REPLs and threads.
 
 The async Store runs on an event loop in a background thread (an anyio blocking portal);
-each method here submits a call and waits. Results are the very same objects the async
-API returns (a test checks the two agree).
+each method here submits a call and waits, so any number of threads may share one
+SyncStore. Results are the very same objects the async API returns (a test checks that
+every public coroutine of Store is here with the same signature).
 """
 
 from __future__ import annotations
@@ -10,26 +11,41 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _blocking(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[..., R]:
-    name = method.__name__
+class _Blocking(Generic[P, R]):
+    """A Store coroutine method, called blocking: typed with the method's own parameters."""
 
-    @functools.wraps(method)
-    def call(self: SyncStore, *args: Any, **kwargs: Any) -> R:
-        bound = getattr(self.store, name)
-        result: R = self._portal.call(functools.partial(bound, *args, **kwargs))
-        return result
+    def __init__(self, method: Callable[Concatenate[Store, P], Coroutine[Any, Any, R]]) -> None:
+        self.method = method
+        functools.update_wrapper(self, method)  # type: ignore[arg-type]
 
-    return call
+    @overload
+    def __get__(self, obj: None, owner: type[SyncStore]) -> _Blocking[P, R]: ...
+    @overload
+    def __get__(self, obj: SyncStore, owner: type[SyncStore]) -> Callable[P, R]: ...
+    def __get__(
+        self, obj: SyncStore | None, owner: type[SyncStore]
+    ) -> _Blocking[P, R] | Callable[P, R]:
+        if obj is None:
+            return self
+        method = self.method
+        store, portal = obj.store, obj._portal
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            result: R = portal.call(functools.partial(method, store, *args, **kwargs))
+            return result
+
+        return call
 
 
 class SyncStore:
@@ -42,6 +58,7 @@ class SyncStore:
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> SyncStore:
+        """As ``Store.open`` (same arguments), blocking."""
         cm = start_blocking_portal()
         portal = cm.__enter__()
         try:
@@ -63,19 +80,29 @@ class SyncStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    create_session = _blocking(Store.create_session)
-    get_session = _blocking(Store.get_session)
-    list_sessions = _blocking(Store.list_sessions)
-    update_session = _blocking(Store.update_session)
-    end_session = _blocking(Store.end_session)
-    delete_session = _blocking(Store.delete_session)
-    add_message = _blocking(Store.add_message)
-    add_messages = _blocking(Store.add_messages)
-    get_messages = _blocking(Store.get_messages)
-    delete_message = _blocking(Store.delete_message)
-    search_messages = _blocking(Store.search_messages)
-    context_window = _blocking(Store.context_window)
-    delete_ghost_sessions = _blocking(Store.delete_ghost_sessions)
-    prune_old_sessions = _blocking(Store.prune_old_sessions)
-    get_stats = _blocking(Store.get_stats)
-    import_session = _blocking(Store.import_session)
+    @property
+    def dialect(self) -> str:
+        return self.store.dialect
+
+    ping = _Blocking(Store.ping)
+    schema_revision = _Blocking(Store.schema_revision)
+    vacuum = _Blocking(Store.vacuum)
+    create_session = _Blocking(Store.create_session)
+    get_session = _Blocking(Store.get_session)
+    list_sessions = _Blocking(Store.list_sessions)
+    update_session = _Blocking(Store.update_session)
+    end_session = _Blocking(Store.end_session)
+    delete_session = _Blocking(Store.delete_session)
+    find_by_aria_session_id = _Blocking(Store.find_by_aria_session_id)
+    add_message = _Blocking(Store.add_message)
+    add_messages = _Blocking(Store.add_messages)
+    get_messages = _Blocking(Store.get_messages)
+    delete_message = _Blocking(Store.delete_message)
+    pop_message = _Blocking(Store.pop_message)
+    clear_messages = _Blocking(Store.clear_messages)
+    search_messages = _Blocking(Store.search_messages)
+    context_window = _Blocking(Store.context_window)
+    delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
+    prune_old_sessions = _Blocking(Store.prune_old_sessions)
+    get_stats = _Blocking(Store.get_stats)
+    import_session = _Blocking(Store.import_session)

@@ -35,7 +35,7 @@ from sessionkeeper.api.routes import engine_router
 from sessionkeeper.api.routes.chat import install_chat
 from sessionkeeper.config import Settings
 from sessionkeeper.maintenance import MaintenanceRunner
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from fastapi import Request
 
 from sessionkeeper.api.deps import OPEN, Principal
 from sessionkeeper.errors import Forbidden, Unauthorized
-from sessionkeeper.store.keys import ApiKey, ApiKeys
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
+from sessionkeeper.store.keys import ApiKey
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Authenticator:
 
     async def startup(self, store: Store) -> bool:
         """Decide open mode when the app starts; says so in the log. Forbidden: must not run."""
-        has_keys = await ApiKeys(store.engine).any_active()
+        has_keys = await store.keys.any_active()
         is_open = check_open(self.host, has_keys)
         self._record(has_keys)
         if is_open:
@@ -110,7 +110,7 @@ class Authenticator:
     async def authenticate(self, request: Request, store: Store) -> Principal:
         header = request.headers.get("authorization")
         if header:
-            key = await ApiKeys(store.engine).verify(bearer_token(header))
+            key = await store.keys.verify(bearer_token(header))
             self._record(True)  # a valid key exists, so open mode (if any) is over
             return principal_for(key)
         if await self._still_open(store) and _from_loopback(request):
@@ -121,7 +121,7 @@ class Authenticator:
         if not self.loopback or self._keys_exist:
             return False
         if time.monotonic() - self._checked_at >= self.recheck_seconds:
-            self._record(await ApiKeys(store.engine).any_active())
+            self._record(await store.keys.any_active())
         return self._keys_exist is False
 
     def _record(self, has_keys: bool) -> None:

@@ -23,7 +23,7 @@ from fastapi import Depends, Path, Request
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden, NotFound, Unavailable
 from sessionkeeper.models import Session
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 if TYPE_CHECKING:
     from sessionkeeper.api.auth import Authenticator

@@ -15,12 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sessionkeeper.api.schemas import UNION_TAGS
 from sessionkeeper.errors import (
     Conflict,
+    DatabaseError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -42,7 +42,9 @@ STATUS: dict[type[SessionkeeperError], int] = {
     Forbidden: 403,
     SchemaMismatch: 503,
     Unavailable: 503,
+    DatabaseError: 500,
 }
+RETRY_AFTER_SECONDS = "1"
 
 
 def status_for(exc: SessionkeeperError) -> int:
@@ -60,7 +62,15 @@ def error_body(code: str, detail: str, **details: Any) -> dict[str, Any]:
 async def _sessionkeeper_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SessionkeeperError)
     status = status_for(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif status == 503:
+        # Retryable (the database is down, starting, locked or slow): say when to retry.
+        logger.warning("%s: %s", exc.code, exc.message)
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    elif status >= 500:
+        logger.error("%s: %s", exc.code, exc.message)
     return JSONResponse(
         error_body(exc.code, exc.message, **exc.details), status_code=status, headers=headers
     )
@@ -115,21 +125,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    # The driver could not reach the database, or SQLite stayed locked past busy_timeout:
-    # a retryable condition, not a bug in the request.
-    logger.warning("database unavailable: %s", exc)
-    return JSONResponse(
-        error_body(Unavailable.code, "the database is not answering; retry shortly"),
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SessionkeeperError, _sessionkeeper_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
-    app.add_exception_handler(ConnectionError, _database_unavailable)

@@ -22,6 +22,7 @@ once keys exist (it spans every agent).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Annotated, Any
@@ -30,14 +31,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sessionkeeper.api.deps import AdminDep
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.models import PruneResult
-from sessionkeeper.store.engine import current_revision, ping
-from sessionkeeper.store.schema import SCHEMA_REVISION
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
+from sessionkeeper.store.revision import SCHEMA_REVISION
 
 logger = logging.getLogger(__name__)
 
@@ -231,10 +231,10 @@ async def readyz(request: Request) -> JSONResponse:
     if store is None:
         return _not_ready(body, "unavailable", "the session store is not open yet", "not open")
     try:
-        await ping(store.engine, READY_TIMEOUT_SECONDS)
-        async with store.engine.connect() as conn:
-            body["schema"] = await current_revision(conn)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await store.ping()
+            body["schema"] = await store.schema_revision()
+    except (SessionkeeperError, TimeoutError) as exc:
         # The driver's message can name hosts and users: it goes to the log, not the body.
         logger.warning("readyz: database not answering: %s", exc)
         return _not_ready(

@@ -13,13 +13,11 @@ import asyncio
 import copy
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from sessionkeeper.api.app import create_app
 from sessionkeeper.api.auth import check_open
 from sessionkeeper.config import Settings
-from sessionkeeper.store.keys import ApiKeys
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
+from sessionkeeper.store.url import masked
 
 
 def public_url(settings: Settings) -> str:
@@ -27,20 +25,12 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def display_database_url(url: str) -> str:
-    """The database URL with any password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
 async def check_startup(settings: Settings) -> bool:
     """True to run open (no keys, loopback); raises Forbidden when the server must not start,
     and Unavailable / SchemaMismatch when the database cannot be used."""
     store = await Store.open(settings.database_url, encoding=settings.encoding)
     try:
-        has_keys = await ApiKeys(store.engine).any_active()
+        has_keys = await store.keys.any_active()
     finally:
         await store.close()
     return check_open(settings.host, has_keys)
@@ -68,7 +58,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     print(
         f"sessionkeeper serving {public_url(settings)} "
-        f"(database: {display_database_url(settings.database_url)})",
+        f"(database: {masked(settings.database_url)})",
         flush=True,
     )
     uvicorn.run(

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import NotFound, SessionkeeperError
 from sessionkeeper.models import (
@@ -33,7 +31,10 @@ from sessionkeeper.models import (
     Message,
     Session,
 )
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

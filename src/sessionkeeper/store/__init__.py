@@ -1,7 +1,7 @@
-"""The session store: schema, migrations and the async Store over SQLAlchemy.
+"""The session store: the Store (``core.py``), its backends, schema and migrations.
 
-``Store`` is imported lazily so that the pure helpers of this package (validate, cursor,
-quick) can be used without paying for SQLAlchemy's import (the CLI's fast paths).
+``Store`` is imported lazily so the pure helpers of this package (validate, cursor, url)
+cost nothing to import.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
 __all__ = ["Store"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Store":
-        from sessionkeeper.store.sql import Store
+        from sessionkeeper.store.core import Store
 
         return Store
     raise AttributeError(name)

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized
 from sessionkeeper.store import validate
-from sessionkeeper.store.schema import api_keys
+from sessionkeeper.store.backends.base import Backend, KeyRow
 
 PREFIX = "sk_"
 
@@ -60,24 +57,23 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _row_to_key(row: Any) -> ApiKey:
-    m = row._mapping
+def _public(row: KeyRow) -> ApiKey:
     return ApiKey(
-        key_id=m["key_id"],
-        name=m["name"],
-        admin=bool(m["admin"]),
-        agent_ids=list(m["agent_ids"] or []),
-        created_at=m["created_at"],
-        revoked_at=m["revoked_at"],
-        last_used_at=m["last_used_at"],
+        key_id=row.key_id,
+        name=row.name,
+        admin=row.admin,
+        agent_ids=list(row.agent_ids),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 
 class ApiKeys:
-    """API-key table access, over the Store's engine (``ApiKeys(store.engine)``)."""
+    """API-key table access over the store's backend (``store.keys``)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
 
     async def create(
         self, *, agent_ids: Sequence[str] = (), admin: bool = False, name: str | None = None
@@ -86,59 +82,39 @@ class ApiKeys:
         if admin == bool(agent_ids):
             raise InvalidInput("a key is either --admin or scoped to one or more --agent ids")
         agents = sorted({validate.label(a, "agent_id") for a in agent_ids})
-        if name is not None and len(name) > 200:
-            raise InvalidInput("key name is longer than 200 characters")
+        if name is not None:
+            validate.text(name, "name")
+            if len(name) > 200:
+                raise InvalidInput("key name is longer than 200 characters", field="name")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(api_keys).values(
-                    key_id=key_id,
-                    name=name,
-                    secret_hash=_digest(secret),
-                    admin=admin,
-                    agent_ids=agents or None,
-                    created_at=now,
-                )
-            )
-        key = ApiKey(key_id, name, admin, agents, now, None, None)
-        return key, f"{PREFIX}{key_id}_{secret}"
+        row = KeyRow(key_id, name, _digest(secret), admin, agents, now, None, None)
+        await self._backend.insert_key(row)
+        return _public(row), f"{PREFIX}{key_id}_{secret}"
 
     async def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
-        stmt = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
-        if not include_revoked:
-            stmt = stmt.where(api_keys.c.revoked_at.is_(None))
-        async with self.engine.connect() as conn:
-            return [_row_to_key(r) for r in await conn.execute(stmt)]
+        return [_public(r) for r in await self._backend.list_keys(include_revoked)]
 
     async def any_active(self) -> bool:
-        stmt = select(api_keys.c.key_id).where(api_keys.c.revoked_at.is_(None)).limit(1)
-        async with self.engine.connect() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        return await self._backend.any_active_key()
 
     async def revoke(self, key_id: str) -> ApiKey:
-        stmt = (
-            update(api_keys)
-            .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-            .returning(*api_keys.c)
-        )
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._backend.revoke_key(key_id, datetime.now(UTC))
         if row is None:
             raise NotFound(f"no active API key {key_id!r}")
-        return _row_to_key(row)
+        return _public(row)
 
     async def verify(self, token: str) -> ApiKey:
         """The key a bearer token belongs to; Unauthorized if unknown, malformed or revoked."""
         if not token.startswith(PREFIX) or token.count("_") < 2:
             raise Unauthorized("malformed API key")
         key_id, _, secret = token[len(PREFIX) :].partition("_")
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        if not key_id.isalnum() or len(key_id) > 32:
+            raise Unauthorized("unknown API key")
+        row = await self._backend.get_key(key_id)
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
             raise Unauthorized("API key has been revoked")
-        return _row_to_key(row)
+        return _public(row)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +21,92 @@ from sessionkeeper.models import (
     STATUSES,
     NewMessage,
 )
+
+# What both databases hold: PostgreSQL ``integer`` columns (seq, token counts) and text
+# without NUL; SQLite holds more, but a store must be movable between the two.
+MAX_INT = 2**31 - 1
+MAX_METADATA_DEPTH = 64
+MAX_MINUTES = 100 * 366 * 24 * 60  # a century: any longer is a typo, and overflows dates
+MAX_DAYS = 100 * 366
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def text(value: str, field: str) -> str:
+    """Text must be valid Unicode without NUL: refused with the position, never altered."""
+    bad = _BAD_CHAR.search(value)
+    if bad is not None:
+        char = bad.group()
+        what = "a NUL character" if char == "\x00" else f"a lone surrogate (U+{ord(char):04X})"
+        raise InvalidInput(
+            f"{field} contains {what} at position {bad.start()}; text must be valid Unicode "
+            "without NUL",
+            field=field,
+            position=bad.start(),
+        )
+    return value
+
+
+def _check_json(value: Any, field: str) -> None:
+    """Standard JSON only: no NaN/Infinity, string keys, valid text, at most 64 levels deep."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, field)]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                raise InvalidInput(
+                    f"{field} is nested more than {MAX_METADATA_DEPTH} levels deep (at {path})",
+                    field=field,
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InvalidInput(
+                            f"{path} has a non-string key {key!r}; JSON keys are strings",
+                            field=field,
+                        )
+                    text(key, f"{path} key")
+                    stack.append((child, depth + 1, f"{path}.{key}"))
+            else:
+                stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, str):
+            text(item, path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{path} is {item!r}, which standard JSON cannot hold", field=field)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -(2**63) <= item < 2**63:
+                raise InvalidInput(f"{path} is an integer out of range (64-bit)", field=field)
+        elif not isinstance(item, float):
+            raise InvalidInput(f"{path} is a {type(item).__name__}, not a JSON value", field=field)
+
+
+def offset(value: Any) -> int:
+    return bounded_int(value, "offset", 0)
+
+
+def seq(value: Any, field: str) -> int:
+    return bounded_int(value, field, 0)
+
+
+def bounded_int(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidInput(
+            f"{field} must be an integer from {minimum} to {maximum}, got {value!r}", field=field
+        )
+    return value
+
+
+def duration(value: Any, field: str, unit: str, *, allow_zero: bool = True) -> float:
+    """A finite, non-negative (or positive) number of minutes or days, at most a century."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    top = MAX_MINUTES if unit == "minutes" else MAX_DAYS
+    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise InvalidInput(f"{field} must be a {kind} number of {unit}, got {value!r}", field=field)
+    if value > top:
+        raise InvalidInput(f"{field} must be at most {top:,} {unit}, got {value!r}", field=field)
+    return float(value)
 
 
 def session_id(value: Any) -> str:
@@ -54,6 +142,7 @@ def role(value: Any) -> str:
 def content(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidInput("message content must be a string", field="content")
+    text(value, "content")
     if len(value) > MAX_MESSAGE_LENGTH:
         raise TooLarge(
             f"message content is {len(value):,} characters; the limit is {MAX_MESSAGE_LENGTH:,}. "
@@ -70,6 +159,7 @@ def title(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput("title must be a string", field="title")
+    text(value, "title")
     if len(value) > MAX_TITLE_LENGTH:
         raise InvalidInput(
             f"title is {len(value)} characters; the limit is {MAX_TITLE_LENGTH}",
@@ -83,8 +173,9 @@ def metadata(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
+    _check_json(value, "metadata")
     try:
-        size = len(json.dumps(value, ensure_ascii=False).encode())
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"metadata is not JSON-serialisable: {exc}", field="metadata") from exc
     if size > MAX_METADATA_BYTES:
@@ -97,42 +188,33 @@ def metadata(value: Any) -> dict[str, Any] | None:
 
 def status(value: Any) -> str:
     if value not in STATUSES:
-        raise InvalidInput(f"invalid status {value!r}: expected one of {', '.join(STATUSES)}")
+        raise InvalidInput(
+            f"invalid status {value!r}: expected one of {', '.join(STATUSES)}", field="status"
+        )
     return str(value)
 
 
 def sort(value: Any, order: Any) -> tuple[str, str]:
     if value not in SORT_FIELDS:
-        raise InvalidInput(f"invalid sort {value!r}: expected one of {', '.join(SORT_FIELDS)}")
+        raise InvalidInput(
+            f"invalid sort {value!r}: expected one of {', '.join(SORT_FIELDS)}", field="sort"
+        )
     if order not in ("asc", "desc"):
-        raise InvalidInput(f"invalid order {order!r}: expected asc or desc")
+        raise InvalidInput(f"invalid order {order!r}: expected asc or desc", field="order")
     return str(value), str(order)
 
 
 def limit(value: Any, maximum: int, field: str = "limit") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"{field} must be an integer from 1 to {maximum}, got {value!r}")
-    return value
-
-
-def non_negative(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"{field} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def positive_number(value: Any, field: str, *, allow_zero: bool = True) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or value < 0 or (value == 0 and not allow_zero) or value != value:
         raise InvalidInput(
-            f"{field} must be a {'non-negative' if allow_zero else 'positive'} number"
+            f"{field} must be an integer from 1 to {maximum}, got {value!r}", field=field
         )
-    return float(value)
+    return value
 
 
 def aware(value: Any, field: str = "datetime") -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInput(f"{field} must be a timezone-aware datetime, got {value!r}")
+        raise InvalidInput(f"{field} must be a timezone-aware datetime, got {value!r}", field=field)
     return value
 
 
@@ -141,7 +223,7 @@ def model(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= 128:
         raise InvalidInput("model must be a string of 1-128 characters", field="model")
-    return value
+    return text(value, "model")
 
 
 def agent_scope(agent_id: str | None, agent_ids: Sequence[str] | None) -> list[str] | None:
@@ -166,17 +248,17 @@ def message_row(
             message = NewMessage(**message)
         except TypeError as exc:
             raise InvalidInput(f"invalid message: {exc}") from exc
-    text = content(message.content)
+    body = content(message.content)
     tokens = message.token_count
     if tokens is None:
-        tokens = count_tokens(text)
+        tokens = count_tokens(body)
     else:
-        non_negative(tokens, "token_count")
+        bounded_int(tokens, "token_count", 0)
     if message.created_at is not None:
         aware(message.created_at, "created_at")
     return {
         "role": role(message.role),
-        "content": text,
+        "content": body,
         "agent_id": optional_label(message.agent_id, "agent_id"),
         "model": model(message.model),
         "token_count": tokens,

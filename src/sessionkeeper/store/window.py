@@ -1,4 +1,8 @@
-"""Choosing which messages fit a context window (pure functions; the Store feeds them rows).
+"""Choosing which messages fit a context window (pure functions; backends feed them rows).
+
+A backend reads the session's first messages (to find the pinned system prompt) and then its
+newest messages in chunks of CHUNK, stopping once they certainly overflow the budget, so a
+window over a 10,000-message session reads a few hundred rows (``Backend.read_tail``).
 
 Rules, in order:
 1. The leading system messages (the system prompt) are pinned: always in, counted first.
@@ -18,13 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import Message
-from sessionkeeper.store.rows import MESSAGE_COLUMNS, message_from_row
-from sessionkeeper.store.schema import messages, sessions
 
 MESSAGE_OVERHEAD_TOKENS = 3
 PINNED_SCAN = 16  # a system prompt is looked for among the first messages only
@@ -83,47 +81,3 @@ def fill(budget: int, messages_newest_first: Iterable[Message]) -> tuple[list[Me
         chosen.append(unit)
         used += unit_cost
     return [m for u in reversed(chosen) for m in u], used, False
-
-
-async def read_tail(
-    conn: AsyncConnection, session_id: str, budget: int
-) -> tuple[tuple[int, int], list[Message], list[Message]]:
-    """Read what a window needs, and no more.
-
-    Returns ((message_count, token_count), pinned system prefix, newest messages after it,
-    newest first). The tail is read in chunks, stopping once it certainly overflows the
-    budget, so a window over a 10,000-message session reads a few hundred rows.
-    """
-    head = await conn.execute(
-        select(sessions.c.message_count, sessions.c.token_count).where(
-            sessions.c.session_id == session_id
-        )
-    )
-    counts = head.first()
-    if counts is None:
-        raise NotFound(f"session {session_id!r} not found")
-    base = select(*MESSAGE_COLUMNS).where(messages.c.session_id == session_id)
-    first = (await conn.execute(base.order_by(messages.c.seq).limit(PINNED_SCAN))).all()
-    pinned = pinned_prefix(message_from_row(r) for r in first)
-    room = budget - sum(cost(m) for m in pinned)
-    if room < 0:
-        raise InvalidInput(
-            f"the system prompt alone needs {budget - room} tokens, "
-            f"more than the budget of {budget}"
-        )
-    floor = pinned[-1].seq if pinned else 0
-    newest: list[Message] = []
-    spent, before = 0, None
-    while spent <= room:
-        stmt = base.where(messages.c.seq > floor)
-        if before is not None:
-            stmt = stmt.where(messages.c.seq < before)
-        chunk = (await conn.execute(stmt.order_by(messages.c.seq.desc()).limit(CHUNK))).all()
-        if not chunk:
-            break
-        for row in chunk:
-            message = message_from_row(row)
-            newest.append(message)
-            spent += cost(message)
-        before = chunk[-1].seq
-    return (int(counts[0]), int(counts[1])), pinned, newest

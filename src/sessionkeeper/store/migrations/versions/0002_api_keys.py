@@ -6,10 +6,22 @@ Revises: 0001
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
-from sessionkeeper.store.schema import UTCDateTime, _json
+
+# Frozen copies of the column types as they were when this revision was written: a migration
+# must never change because the live schema module did.
+def UTCDateTime() -> sa.DateTime:  # noqa: N802 - reads like the type it stands for
+    return sa.DateTime(timezone=True)
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
 
 revision = "0002"
 down_revision = "0001"

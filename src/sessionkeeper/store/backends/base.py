@@ -1,0 +1,174 @@
+"""The ``Backend`` protocol: every database operation the Store needs, one per method.
+
+The Store validates arguments and shapes results; a backend runs statements on its own
+connections and nothing else. Each database has one complete backend (``sqlite.py``,
+``postgres.py``), so an operation has exactly one path and one set of connection settings.
+
+Contract every backend keeps:
+- Every driver failure leaves as a ``sessionkeeper.errors`` type, translated once inside the
+  backend: connection lost, server starting, lock busy past its wait, timeout →
+  ``Unavailable``; a value the database refuses → ``InvalidInput``; a duplicate key →
+  ``Conflict``; anything else → ``DatabaseError``.
+- Every call is bounded by the configured timeout (``DatabaseConfig.timeout``).
+- Methods may be awaited from any event loop, in any thread.
+- "No such session" is ``None`` (or ``False``) in the return value; the Store words the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sessionkeeper.models import Message, SearchHit, Session
+
+
+@dataclass(slots=True)
+class ListQuery:
+    """A validated session listing (see ``Store.list_sessions``)."""
+
+    agent_ids: list[str] | None = None
+    session_type: str | None = None
+    status: str | None = None
+    search: str | None = None  # raw user text (title substring or full-text match)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    sort: str = "updated_at"
+    order: str = "desc"
+    limit: int = 20
+    offset: int = 0
+    after: tuple[Any, str] | None = None  # decoded keyset cursor: (sort key, session_id)
+    with_total: bool = True
+
+
+@dataclass(slots=True)
+class Listed:
+    """One page of a listing: ``limit + 1`` rows at most (the extra one tells has_more)."""
+
+    sessions: list[Session]
+    sort_keys: list[Any]
+    total: int | None
+
+
+@dataclass(slots=True)
+class StatsRow:
+    """Set-wide counts: the eight integers of a ``stats`` query, in this order, then the rest."""
+
+    total_sessions: int
+    total_messages: int
+    total_tokens: int
+    active_sessions: int
+    ended_sessions: int
+    ghost_sessions: int
+    stale_sessions: int
+    active_agents: int
+    oldest_session: datetime | None
+    newest_activity: datetime | None
+    by_agent: dict[str, int]
+    by_type: dict[str, int]
+
+
+@dataclass(slots=True)
+class KeyRow:
+    key_id: str
+    name: str | None
+    secret_hash: str
+    admin: bool
+    agent_ids: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(slots=True)
+class Tail:
+    """What a context window is chosen from (see ``window.py``)."""
+
+    message_count: int
+    token_count: int
+    head: list[Message]  # the pinned system prompt: leading system messages
+    newest: list[Message]  # newest first, after the head, until certainly past the budget
+
+
+class Backend(Protocol):
+    dialect: str
+
+    async def close(self) -> None: ...
+
+    # ── the database itself ────────────────────────────────────────────────
+    async def ping(self) -> None: ...
+    async def schema_revision(self) -> str | None: ...
+    async def migrate(self, target: str) -> tuple[str | None, str]: ...
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
+    async def vacuum(self) -> None: ...
+
+    # ── sessions ────────────────────────────────────────────────────────────
+    async def insert_session(self, session: Session) -> None: ...
+    async def get_session(self, session_id: str) -> Session | None: ...
+    async def list_sessions(self, query: ListQuery) -> Listed: ...
+    async def update_session(
+        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+    ) -> Session | None: ...
+    async def delete_session(self, session_id: str) -> bool: ...
+    async def sessions_by_metadata(self, key: str, value: str) -> list[Session]: ...
+
+    # ── messages ────────────────────────────────────────────────────────────
+    async def append(
+        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> list[int] | None: ...
+    async def get_messages(
+        self,
+        session_id: str,
+        *,
+        limit: int,
+        offset: int,
+        since: datetime | None,
+        after_seq: int | None,
+        newest_first: bool,
+    ) -> list[Message] | None: ...
+    async def delete_message(
+        self, session_id: str, seq: int | None, now: datetime
+    ) -> tuple[bool, Message | None]:
+        """Delete message ``seq`` (None: the newest); (session exists, message deleted)."""
+
+    async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
+    async def read_tail(self, session_id: str, room_after_head: int) -> Tail | None: ...
+    async def search(
+        self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
+    ) -> list[SearchHit]: ...
+
+    # ── set-wide work ──────────────────────────────────────────────────────
+    async def delete_ghosts(self, cutoff: datetime, batch: int) -> int: ...
+    async def prune(
+        self, cutoff: datetime, *, dry_run: bool, batch: int
+    ) -> tuple[int, int, list[str]]: ...
+    async def stats(
+        self, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+    ) -> StatsRow: ...
+    async def import_session(
+        self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
+    ) -> bool: ...
+
+    # ── API keys ────────────────────────────────────────────────────────────
+    async def insert_key(self, key: KeyRow) -> None: ...
+    async def get_key(self, key_id: str) -> KeyRow | None: ...
+    async def list_keys(self, include_revoked: bool) -> list[KeyRow]: ...
+    async def any_active_key(self) -> bool: ...
+    async def revoke_key(self, key_id: str, now: datetime) -> KeyRow | None: ...
+
+
+def stats_row(
+    totals: Sequence[Any],
+    oldest: datetime | None,
+    newest: datetime | None,
+    by_agent: dict[str, int],
+    by_type: dict[str, int],
+) -> StatsRow:
+    t = [int(v) for v in totals[:8]]
+    return StatsRow(
+        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], oldest, newest, by_agent, by_type
+    )

@@ -1,0 +1,840 @@
+"""The SQLite backend: stdlib sqlite3, one writer thread, readers that never block the loop.
+
+How the threads are used, and why:
+- **Writes** run on one writer thread, each a ``BEGIN IMMEDIATE … COMMIT`` (taking the write
+  lock first, so writers in other processes queue on ``busy_timeout`` instead of
+  deadlocking on a read-to-write upgrade). Commits fsync (``synchronous=FULL``: a committed
+  message survives power loss), so they never run on the event loop.
+- **Hot reads** (a session, a page of messages, a context window) run inline on the calling
+  thread with ``busy_timeout=0``: in WAL mode a reader waits for no one, so the inline path
+  costs only the query (no thread hand-over, which would cost as much as the query). If
+  SQLite ever answers busy (WAL recovery after a crash), the read goes to a reader thread
+  that waits properly. Listings, search and stats go to the reader threads directly: they
+  can take milliseconds, which the loop should not spend.
+- **In memory** there is one connection, the writer's; every operation runs on its thread.
+- **The WAL stays bounded**: the writer checkpoints as it goes (``wal_autocheckpoint``),
+  ``journal_size_limit`` truncates the file after a checkpoint, and when the writer has been
+  idle for a moment it runs ``wal_checkpoint(TRUNCATE)`` with a short busy wait.
+
+Timestamps are stored as naive UTC ISO text with microseconds (what SQLAlchemy wrote for
+earlier versions); JSON as text. Futures from the threads are awaited with
+``asyncio.wrap_future``, so any event loop in any thread can use one backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sessionkeeper.errors import (
+    Conflict,
+    DatabaseError,
+    Forbidden,
+    InvalidInput,
+    SessionkeeperError,
+    Unavailable,
+)
+from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.store import window
+from sessionkeeper.store.backends import statements as sql
+from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.statements import (
+    KEY_COLUMNS,
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    sqlite_time,
+)
+from sessionkeeper.store.search import fts5_query
+from sessionkeeper.store.url import DatabaseConfig
+
+T = TypeVar("T")
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+IDLE_CHECKPOINT_S = 1.0
+CHECKPOINT_BUSY_MS = 50
+READER_THREADS = 2
+
+_APPEND_BUMP = (
+    "UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, "
+    "token_count = token_count + ?, updated_at = ?, last_message_at = ? "
+    "WHERE session_id = ? RETURNING last_seq"
+)
+_INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_SESSION = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SEARCH = """
+SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
+       s.title, snippet(messages_fts, 0, '<mark>', '</mark>', '…', 24) AS snippet
+FROM messages_fts
+JOIN messages m ON m.rowid = messages_fts.rowid
+JOIN sessions s ON s.session_id = m.session_id
+WHERE messages_fts MATCH ?1 {filters}
+ORDER BY bm25(messages_fts), m.session_id, m.seq
+LIMIT ?2
+"""
+
+_process_locks: dict[tuple[str, str], threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+# ── values ──────────────────────────────────────────────────────────────────
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _session(r: Sequence[Any]) -> Session:
+    # Positional: SESSION_COLUMNS are Session's fields, in order.
+    return Session(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        json.loads(r[5]) if r[5] else {},
+        datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
+        datetime.fromisoformat(r[7]).replace(tzinfo=UTC),
+        _time(r[8]),
+        _time(r[9]),
+        r[10],
+        r[11],
+    )
+
+
+def _message(r: Sequence[Any]) -> Message:
+    return Message(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        json.loads(r[7]) if r[7] else {},
+        datetime.fromisoformat(r[8]).replace(tzinfo=UTC),
+    )
+
+
+def _key(r: Sequence[Any]) -> KeyRow:
+    return KeyRow(
+        r[0],
+        r[1],
+        r[2],
+        bool(r[3]),
+        list(json.loads(r[4]) or []) if r[4] else [],
+        datetime.fromisoformat(r[5]).replace(tzinfo=UTC),
+        _time(r[6]),
+        _time(r[7]),
+    )
+
+
+def _message_params(session_id: str, seq: int, m: dict[str, Any] | Message) -> tuple[Any, ...]:
+    v = m if isinstance(m, dict) else m.to_dict() | {"created_at": m.created_at}
+    return (
+        session_id,
+        seq,
+        v["role"],
+        v["content"],
+        v["agent_id"],
+        v["model"],
+        v["token_count"],
+        json.dumps(v["metadata"]) if v["metadata"] else None,
+        sqlite_time(v["created_at"]),
+    )
+
+
+# ── errors ──────────────────────────────────────────────────────────────────
+
+
+class _Busy(Exception):
+    """The inline reader met a lock: retry on a reader thread."""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def translate(exc: BaseException) -> SessionkeeperError:
+    """A sqlite3 (or encoding) failure as the store's own error type."""
+    if isinstance(exc, SessionkeeperError):
+        return exc
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"the database refused a duplicate: {text}")
+    if isinstance(exc, sqlite3.OperationalError):
+        lower = text.lower()
+        if _is_busy(exc):
+            return Unavailable(f"the SQLite database is locked by another writer ({text}); retry")
+        if "readonly" in lower or "read-only" in lower:
+            return Forbidden(f"the SQLite database is read-only: {text}")
+        if "unable to open" in lower or "disk i/o" in lower or "disk is full" in lower:
+            return Unavailable(f"cannot use the SQLite database: {text}")
+        return DatabaseError(f"SQLite: {text}")
+    if isinstance(exc, OverflowError):
+        return InvalidInput(f"a number is out of range for the database: {text}")
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidInput(f"text is not valid Unicode: {text}")
+    if isinstance(exc, sqlite3.Error):
+        return DatabaseError(f"SQLite: {text}")
+    return DatabaseError(f"SQLite: {type(exc).__name__}: {text}")
+
+
+def _guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    try:
+        return fn(conn)
+    except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+        raise translate(exc) from exc
+
+
+# ── connections and threads ────────────────────────────────────────────────
+
+
+def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Connection:
+    if cfg.memory:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(
+            cfg.sqlite_uri(),
+            uri=True,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            timeout=busy_ms / 1000,
+            check_same_thread=False,
+        )
+    pragmas = [f"busy_timeout={busy_ms}", "foreign_keys=ON"]
+    if writer and not cfg.memory and cfg.sqlite_params.get("mode") != "ro":
+        pragmas += [
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
+        ]
+    for pragma in pragmas:
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class _Writer:
+    """One thread, one connection; runs submitted functions in order; checkpoints when idle."""
+
+    def __init__(self, cfg: DatabaseConfig) -> None:
+        self._cfg = cfg
+        self._busy_ms = int(cfg.timeout * 1000)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._wrote = False
+        self.conn = _connect(cfg, self._busy_ms, writer=True)
+        self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((future, fn))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_CHECKPOINT_S)
+            except queue.Empty:
+                self._idle()
+                continue
+            if item is None:
+                break
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(_guarded(fn, self.conn))
+                self._wrote = True
+            except BaseException as exc:  # handed to the awaiting caller
+                future.set_exception(exc)
+        self.conn.close()
+
+    def _idle(self) -> None:
+        if not self._wrote or self._cfg.memory:
+            return
+        self._wrote = False
+        # Short busy wait: a reader holding an old snapshot must not stall the next append.
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            self._wrote = True  # try again at the next idle moment
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def _write_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    return run
+
+
+def _read_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """Several SELECTs on one snapshot."""
+
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    return run
+
+
+class SqliteBackend:
+    dialect = "sqlite"
+
+    def __init__(self, cfg: DatabaseConfig) -> None:
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self._writer = _Writer(cfg)
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._inline: sqlite3.Connection | None = None
+        self._inline_lock = threading.Lock()
+        if not cfg.memory:
+            self._readers = concurrent.futures.ThreadPoolExecutor(
+                READER_THREADS, thread_name_prefix="sk-sqlite-reader"
+            )
+            self._inline = _connect(cfg, 0, writer=False)
+            self._inline.execute("PRAGMA query_only=ON")
+
+    @classmethod
+    async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
+        if cfg.path is not None and cfg.sqlite_params.get("mode") not in ("ro", "rw"):
+            cfg.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            backend = cls(cfg)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        return backend
+
+    async def close(self) -> None:
+        self._writer.close()
+        if self._readers is not None:
+            self._readers.shutdown()
+        for conn in self._reader_conns:
+            conn.close()
+        if self._inline is not None:
+            self._inline.close()
+
+    # ── running work ────────────────────────────────────────────────────────
+
+    async def _wait(self, future: concurrent.futures.Future[T]) -> T:
+        # The thread itself waits at most busy_timeout for a lock; this bounds queueing too.
+        try:
+            async with asyncio.timeout(self.timeout + 1):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()  # not started yet: it never will be
+            raise Unavailable(
+                f"the SQLite database did not answer within {self.timeout:g} s; retry"
+            ) from None
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._wait(self._writer.submit(_write_txn(fn)))
+
+    def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.cfg, int(self.timeout * 1000), writer=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            self._reader_conns.append(conn)
+        return _guarded(fn, conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        if self._readers is None:  # in memory: the writer's connection is the database
+            return await self._wait(self._writer.submit(fn))
+        if inline and self._inline is not None and self._inline_lock.acquire(blocking=False):
+            try:
+                return self._inline_read(fn, self._inline)
+            except _Busy:
+                pass
+            finally:
+                self._inline_lock.release()
+        return await self._wait(self._readers.submit(self._reader_run, fn))
+
+    @staticmethod
+    def _inline_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_busy(exc):
+                raise _Busy from exc
+            raise translate(exc) from exc
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+            raise translate(exc) from exc
+
+    # ── the database itself ────────────────────────────────────────────────
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone(), inline=True)
+
+    async def schema_revision(self) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            has = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            if has is None:
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            return str(row[0]) if row else None
+
+        return await self._read(read)
+
+    async def migrate(self, target: str) -> tuple[str | None, str]:
+        """Alembic on the writer's own connection (an in-memory database has no other)."""
+        from sessionkeeper.store import migrate
+
+        return await self._wait(self._writer.submit(lambda c: migrate.on_sqlite(c, target)))
+
+    @asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        key = (str(self.cfg.path or id(self)), name)
+        with _process_locks_guard:
+            lock = _process_locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    async def vacuum(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            # VACUUM may renumber the rowids the FTS5 index is keyed by: rebuild it after.
+            conn.execute("VACUUM")
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES('rebuild')")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        await self._wait(self._writer.submit(run))
+
+    # ── sessions ────────────────────────────────────────────────────────────
+
+    async def insert_session(self, s: Session) -> None:
+        params = (
+            s.session_id,
+            s.agent_id,
+            s.title,
+            s.session_type,
+            s.status,
+            _json(s.metadata or None),
+            sqlite_time(s.created_at),
+            sqlite_time(s.updated_at),
+            None,
+            None,
+            0,
+            0,
+            0,
+        )
+        try:
+            await self._write(lambda c: c.execute(_INSERT_SESSION, params))
+        except Conflict:
+            raise Conflict(f"session {s.session_id!r} already exists") from None
+
+    async def get_session(self, session_id: str) -> Session | None:
+        def read(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            return None if row is None else _session(row)
+
+        return await self._read(read, inline=True)
+
+    async def list_sessions(self, query: ListQuery) -> Listed:
+        page_sql, count_sql, params, count_params = sql.listing(self.dialect, query)
+
+        def read(conn: sqlite3.Connection) -> Listed:
+            rows = conn.execute(page_sql, params).fetchall()
+            total = None
+            if count_sql is not None:
+                total = int(conn.execute(count_sql, count_params).fetchone()[0])
+            keys = [r[12] if query.sort == "title" else _time(r[12]) for r in rows]
+            return Listed([_session(r) for r in rows], keys, total)
+
+        return await self._read(_read_txn(read))
+
+    async def update_session(
+        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+    ) -> Session | None:
+        sets: list[str] = []
+        params: list[Any] = []
+        for column, value in values.items():
+            sets.append(f"{column} = ?")
+            if column == "metadata":
+                params.append(_json(value))
+            elif isinstance(value, datetime):
+                params.append(sqlite_time(value))
+            else:
+                params.append(value)
+        if end_at is not None:
+            sets.append("ended_at = COALESCE(ended_at, ?)")
+            params.append(sqlite_time(end_at))
+        stmt = (
+            f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ? "
+            f"RETURNING {SESSION_COLUMNS}"
+        )
+
+        def write(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(stmt, [*params, session_id]).fetchone()
+            return None if row is None else _session(row)
+
+        return await self._write(write)
+
+    async def delete_session(self, session_id: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            return cur.rowcount > 0
+
+        return await self._write(write)
+
+    async def sessions_by_metadata(self, key: str, value: str) -> list[Session]:
+        expr = sql.METADATA_KEY_SQL[self.dialect]
+        stmt = (
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {expr} = ? "
+            "ORDER BY created_at, session_id"
+        )
+        return await self._read(lambda c: [_session(r) for r in c.execute(stmt, (value,))])
+
+    # ── messages ────────────────────────────────────────────────────────────
+
+    async def append(
+        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> list[int] | None:
+        stamp = sqlite_time(now)
+        n = len(rows)
+        tokens = sum(r["token_count"] for r in rows)
+
+        def write(conn: sqlite3.Connection) -> list[int] | None:
+            bumped = conn.execute(_APPEND_BUMP, (n, n, tokens, stamp, stamp, session_id)).fetchone()
+            if bumped is None:
+                return None
+            first = bumped[0] - n + 1
+            params = [_message_params(session_id, first + i, r) for i, r in enumerate(rows)]
+            if n == 1:
+                conn.execute(_INSERT_MESSAGE, params[0])
+            else:
+                conn.executemany(_INSERT_MESSAGE, params)
+            return list(range(first, first + n))
+
+        return await self._write(write)
+
+    async def get_messages(
+        self,
+        session_id: str,
+        *,
+        limit: int,
+        offset: int,
+        since: datetime | None,
+        after_seq: int | None,
+        newest_first: bool,
+    ) -> list[Message] | None:
+        stmt, params = sql.messages_page(
+            self.dialect,
+            session_id,
+            limit=limit,
+            offset=offset,
+            since=since,
+            after_seq=after_seq,
+            newest_first=newest_first,
+        )
+
+        def read(conn: sqlite3.Connection) -> list[Message] | None:
+            rows = conn.execute(stmt, params).fetchall()
+            # Only an empty answer needs the lookup that tells "no such session".
+            if not rows and not _exists(conn, session_id):
+                return None
+            return [_message(r) for r in rows]
+
+        return await self._read(read, inline=True)
+
+    async def delete_message(
+        self, session_id: str, seq: int | None, now: datetime
+    ) -> tuple[bool, Message | None]:
+        stamp = sqlite_time(now)
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, Message | None]:
+            if seq is None:
+                target = conn.execute(
+                    "SELECT max(seq) FROM messages WHERE session_id = ?", (session_id,)
+                ).fetchone()[0]
+            else:
+                target = seq
+            row = None
+            if target is not None:
+                row = conn.execute(
+                    f"DELETE FROM messages WHERE session_id = ? AND seq = ? "
+                    f"RETURNING {MESSAGE_COLUMNS}",
+                    (session_id, target),
+                ).fetchone()
+            if row is None:
+                return _exists(conn, session_id), None
+            conn.execute(
+                "UPDATE sessions SET message_count = message_count - 1, "
+                "token_count = token_count - ?, updated_at = ? WHERE session_id = ?",
+                (row[6], stamp, session_id),
+            )
+            return True, _message(row)
+
+        return await self._write(write)
+
+    async def clear_messages(self, session_id: str, now: datetime) -> int | None:
+        stamp = sqlite_time(now)
+
+        def write(conn: sqlite3.Connection) -> int | None:
+            if not _exists(conn, session_id):
+                return None
+            gone = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            conn.execute(
+                "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = ? "
+                "WHERE session_id = ?",
+                (stamp, session_id),
+            )
+            return int(gone.rowcount)
+
+        return await self._write(write)
+
+    async def read_tail(self, session_id: str, budget: int) -> Tail | None:
+        base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?"
+
+        def read(conn: sqlite3.Connection) -> Tail | None:
+            counts = conn.execute(
+                "SELECT message_count, token_count FROM sessions WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            if counts is None:
+                return None
+            head = conn.execute(
+                f"{base} ORDER BY seq LIMIT ?", (session_id, window.PINNED_SCAN)
+            ).fetchall()
+            pinned = window.pinned_prefix(_message(r) for r in head)
+            tail = Tail(counts[0], counts[1], pinned, [])
+            room = budget - sum(window.cost(m) for m in pinned)
+            before: int | None = None
+            floor = pinned[-1].seq if pinned else 0
+            spent = 0
+            while room >= 0 and spent <= room:
+                chunk = conn.execute(
+                    f"{base} AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                    (session_id, floor, before if before is not None else 2**62, window.CHUNK),
+                ).fetchall()
+                for r in chunk:
+                    message = _message(r)
+                    tail.newest.append(message)
+                    spent += window.cost(message)
+                if len(chunk) < window.CHUNK:
+                    break
+                before = chunk[-1][1]
+            return tail
+
+        return await self._read(_read_txn(read), inline=True)
+
+    async def search(
+        self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
+    ) -> list[SearchHit]:
+        p = sql.Params(self.dialect)
+        p(fts5_query(query))
+        p(limit)
+        filters = ""
+        if session_id is not None:
+            filters += f" AND m.session_id = {p(session_id)}"
+        if agent_ids is not None:
+            filters += " AND " + p.one_of("s.agent_id", agent_ids)
+        stmt = _SEARCH.format(filters=filters)
+
+        def read(conn: sqlite3.Connection) -> list[SearchHit]:
+            return [
+                SearchHit(
+                    session_id=r[0],
+                    seq=r[1],
+                    role=r[3],
+                    agent_id=r[4],
+                    snippet=r[7],
+                    rank=float(r[2]),
+                    created_at=datetime.fromisoformat(r[5]).replace(tzinfo=UTC),
+                    session_title=r[6],
+                )
+                for r in conn.execute(stmt, p.values)
+            ]
+
+        return await self._read(read)
+
+    # ── set-wide work ──────────────────────────────────────────────────────
+
+    async def delete_ghosts(self, cutoff: datetime, batch: int) -> int:
+        stamp = sqlite_time(cutoff)
+        stmt = (
+            "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions "
+            "WHERE message_count = 0 AND created_at < ?1 LIMIT ?2) "
+            "AND message_count = 0 AND created_at < ?1"
+        )
+        deleted = 0
+        while True:  # one short transaction per batch: appends interleave
+            count = await self._write(lambda c: c.execute(stmt, (stamp, batch)).rowcount)
+            deleted += count
+            if count < batch:
+                return deleted
+
+    async def prune(
+        self, cutoff: datetime, *, dry_run: bool, batch: int
+    ) -> tuple[int, int, list[str]]:
+        stamp = sqlite_time(cutoff)
+        if dry_run:
+
+            def read(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
+                rows = conn.execute(
+                    "SELECT session_id, message_count FROM sessions WHERE updated_at < ? "
+                    "ORDER BY updated_at, session_id",
+                    (stamp,),
+                ).fetchall()
+                return len(rows), sum(r[1] for r in rows), [r[0] for r in rows]
+
+            return await self._read(read)
+        stmt = (
+            "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions "
+            "WHERE updated_at < ?1 LIMIT ?2) AND updated_at < ?1 "
+            "RETURNING session_id, message_count"
+        )
+        ids: list[str] = []
+        messages = 0
+        while True:
+            rows = await self._write(lambda c: c.execute(stmt, (stamp, batch)).fetchall())
+            ids += [r[0] for r in rows]
+            messages += sum(r[1] for r in rows)
+            if len(rows) < batch:
+                return len(ids), messages, ids
+
+    async def stats(
+        self, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+    ) -> StatsRow:
+        totals, by_agent, by_type, params, group_params = sql.stats(
+            self.dialect, ghost_cutoff, stale_cutoff, agent_ids
+        )
+
+        def read(conn: sqlite3.Connection) -> StatsRow:
+            t = conn.execute(totals, params).fetchone()
+            agents = {str(a): int(n) for a, n in conn.execute(by_agent, group_params)}
+            types = {str(a): int(n) for a, n in conn.execute(by_type, group_params)}
+            return stats_row(t, _time(t[8]), _time(t[9]), agents, types)
+
+        return await self._read(_read_txn(read))
+
+    async def import_session(
+        self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
+    ) -> bool:
+        s = session
+        params = (
+            s.session_id,
+            s.agent_id,
+            s.title,
+            s.session_type,
+            s.status,
+            _json(s.metadata or None),
+            sqlite_time(s.created_at),
+            sqlite_time(s.updated_at),
+            sqlite_time(s.ended_at) if s.ended_at else None,
+            sqlite_time(s.last_message_at) if s.last_message_at else None,
+            len(items),
+            sum(m.token_count for m in items),
+            last_seq,
+        )
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if _exists(conn, s.session_id):
+                if not replace:
+                    return False
+                conn.execute("DELETE FROM sessions WHERE session_id = ?", (s.session_id,))
+            conn.execute(_INSERT_SESSION, params)
+            conn.executemany(
+                _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in items]
+            )
+            return True
+
+        return await self._write(write)
+
+    # ── API keys ────────────────────────────────────────────────────────────
+
+    async def insert_key(self, key: KeyRow) -> None:
+        params = (
+            key.key_id,
+            key.name,
+            key.secret_hash,
+            int(key.admin),
+            _json(key.agent_ids or None),
+            sqlite_time(key.created_at),
+            None,
+            None,
+        )
+        await self._write(
+            lambda c: c.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", params
+            )
+        )
+
+    async def get_key(self, key_id: str) -> KeyRow | None:
+        def read(conn: sqlite3.Connection) -> KeyRow | None:
+            row = conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._read(read, inline=True)
+
+    async def list_keys(self, include_revoked: bool) -> list[KeyRow]:
+        where = "" if include_revoked else "WHERE revoked_at IS NULL"
+        stmt = f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id"
+        return await self._read(lambda c: [_key(r) for r in c.execute(stmt)])
+
+    async def any_active_key(self) -> bool:
+        stmt = "SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"
+        return await self._read(lambda c: c.execute(stmt).fetchone() is not None, inline=True)
+
+    async def revoke_key(self, key_id: str, now: datetime) -> KeyRow | None:
+        stmt = (
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL "
+            f"RETURNING {KEY_COLUMNS}"
+        )
+
+        def write(conn: sqlite3.Connection) -> KeyRow | None:
+            row = conn.execute(stmt, (sqlite_time(now), key_id)).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._write(write)
+
+
+def _exists(conn: sqlite3.Connection, session_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    return row is not None

@@ -1,0 +1,181 @@
+"""SQL text both backends share, built once per shape with the dialect's placeholders.
+
+Statements are plain strings: PostgreSQL takes ``$1, $2 …`` (asyncpg), SQLite ``?1, ?2 …``
+(sqlite3). ``Params`` hands out the right placeholder as values are added, so a listing's
+WHERE clause is written once for both. What differs by dialect (full-text matching, lists,
+timestamps on SQLite stored as text) is asked of ``Params``, not branched on by callers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sessionkeeper.store.backends.base import ListQuery
+from sessionkeeper.store.search import fts5_query
+
+MESSAGE_COLUMNS = (
+    "session_id, seq, role, content, agent_id, model, token_count, metadata, created_at"
+)
+SESSION_COLUMNS = (
+    "session_id, agent_id, title, session_type, status, metadata, created_at, updated_at, "
+    "ended_at, last_message_at, message_count, token_count"
+)
+KEY_COLUMNS = "key_id, name, secret_hash, admin, agent_ids, created_at, revoked_at, last_used_at"
+
+# Nullable sort columns go through a total expression so keyset paging is exact.
+SORT_SQL = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "last_message_at": "COALESCE(last_message_at, created_at)",
+    "title": "COALESCE(title, '')",
+}
+
+# The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
+METADATA_KEY_SQL = {
+    "postgresql": "(metadata ->> 'aria_session_id')",
+    "sqlite": "json_extract(metadata, '$.aria_session_id')",
+}
+
+
+def sqlite_time(value: datetime) -> str:
+    """How SQLite stores a timestamp: naive UTC ISO text with microseconds (sorts as text)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class Params:
+    """Collects statement parameters, answering each with its placeholder."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        # Numbered on both (SQLite's ?NNN), so text order need not follow value order.
+        return f"${len(self.values)}" if self.pg else f"?{len(self.values)}"
+
+    def time(self, value: datetime) -> str:
+        return self(value if self.pg else sqlite_time(value))
+
+    def one_of(self, column: str, values: Sequence[str]) -> str:
+        if self.pg:
+            return f"{column} = ANY({self(list(values))}::text[])"
+        return f"{column} IN (SELECT value FROM json_each({self(json.dumps(list(values)))}))"
+
+    def fts_match(self, query: str) -> str:
+        """A WHERE term on ``sessions``: some message of the session matches ``query``."""
+        if self.pg:
+            return (
+                "session_id IN (SELECT m.session_id FROM messages m "
+                f"WHERE m.tsv @@ websearch_to_tsquery('english', {self(query)}))"
+            )
+        return (
+            "session_id IN (SELECT m.session_id FROM messages_fts "
+            "JOIN messages m ON m.rowid = messages_fts.rowid "
+            f"WHERE messages_fts MATCH {self(fts5_query(query))})"
+        )
+
+
+def listing(dialect: str, q: ListQuery) -> tuple[str, str | None, list[Any], list[Any]]:
+    """(page SQL, count SQL or None, page params, count params) for a validated listing."""
+    p = Params(dialect)
+    where: list[str] = []
+    if q.agent_ids is not None:
+        if len(q.agent_ids) == 1:  # the common case: plain equality, the index's best case
+            where.append(f"agent_id = {p(q.agent_ids[0])}")
+        else:
+            where.append(p.one_of("agent_id", q.agent_ids))
+    if q.session_type is not None:
+        where.append(f"session_type = {p(q.session_type)}")
+    if q.status is not None:
+        where.append(f"status = {p(q.status)}")
+    if q.search is not None:
+        escaped = q.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = "ILIKE" if p.pg else "LIKE"
+        where.append(f"(title {like} {p(f'%{escaped}%')} ESCAPE '\\' OR {p.fts_match(q.search)})")
+    for column, op, value in (
+        ("created_at", ">", q.created_after),
+        ("created_at", "<", q.created_before),
+        ("updated_at", ">", q.updated_after),
+        ("updated_at", "<", q.updated_before),
+    ):
+        if value is not None:
+            where.append(f"{column} {op} {p.time(value)}")
+    count_params = list(p.values)
+    count_where = f"WHERE {' AND '.join(where)}" if where else ""
+    key = SORT_SQL[q.sort]
+    if q.after is not None:
+        value, last_id = q.after
+        v = p(value) if q.sort == "title" else p.time(value)
+        i = p(last_id)
+        # (key, id) strictly past the last row seen, written so the leading key uses its index.
+        if q.order == "desc":
+            where.append(f"{key} <= {v} AND ({key} < {v} OR session_id < {i})")
+        else:
+            where.append(f"{key} >= {v} AND ({key} > {v} OR session_id > {i})")
+    direction = "DESC" if q.order == "desc" else "ASC"
+    page_where = f"WHERE {' AND '.join(where)}" if where else ""
+    page = (
+        f"SELECT {SESSION_COLUMNS}, {key} AS sort_key FROM sessions {page_where} "
+        f"ORDER BY {key} {direction}, session_id {direction} "
+        f"LIMIT {p(q.limit + 1)} OFFSET {p(q.offset)}"
+    )
+    count = f"SELECT count(*) FROM sessions {count_where}" if q.with_total else None
+    return page, count, p.values, count_params
+
+
+def messages_page(
+    dialect: str,
+    session_id: str,
+    *,
+    limit: int,
+    offset: int,
+    since: datetime | None,
+    after_seq: int | None,
+    newest_first: bool,
+) -> tuple[str, list[Any]]:
+    p = Params(dialect)
+    where = f"session_id = {p(session_id)}"
+    if since is not None:
+        where += f" AND created_at > {p.time(since)}"
+    if after_seq is not None:
+        where += f" AND seq > {p(after_seq)}"
+    order = "DESC" if newest_first else "ASC"
+    sql = (
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} "
+        f"ORDER BY seq {order} LIMIT {p(limit)} OFFSET {p(offset)}"
+    )
+    return sql, p.values
+
+
+def stats(
+    dialect: str, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+) -> tuple[str, str, str, list[Any], list[Any]]:
+    """(totals SQL, by-agent SQL, by-type SQL, totals params, group params)."""
+    p = Params(dialect)
+    scope = f"WHERE {p.one_of('agent_id', agent_ids)}" if agent_ids is not None else ""
+    group_params = list(p.values)
+    ghost = p.time(ghost_cutoff)
+    stale = p.time(stale_cutoff)
+    totals = f"""
+        SELECT count(*), COALESCE(sum(message_count), 0), COALESCE(sum(token_count), 0),
+               COALESCE(sum(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0),
+               COALESCE(sum(CASE WHEN status = 'ended' THEN 1 ELSE 0 END), 0),
+               COALESCE(sum(CASE WHEN message_count = 0 AND created_at < {ghost}
+                                 THEN 1 ELSE 0 END), 0),
+               COALESCE(sum(CASE WHEN updated_at < {stale} THEN 1 ELSE 0 END), 0),
+               count(DISTINCT agent_id), min(created_at), max(updated_at)
+        FROM sessions {scope}"""
+    # Placeholders are numbered, so the scope's come first in both statements' values.
+    by_agent = (
+        f"SELECT agent_id, count(*) FROM sessions {scope} "
+        "GROUP BY agent_id ORDER BY count(*) DESC, agent_id"
+    )
+    by_type = (
+        f"SELECT session_type, count(*) FROM sessions {scope} "
+        "GROUP BY session_type ORDER BY count(*) DESC, session_type"
+    )
+    return totals, by_agent, by_type, p.values, group_params

@@ -1,0 +1,588 @@
+"""The Store: validates every argument, asks its backend, shapes the answer.
+
+Nothing here is specific to a database: each database has one backend
+(``backends/sqlite.py``, ``backends/postgres.py``) that runs every operation on its own
+connections and translates its driver's failures into ``sessionkeeper.errors``. So the
+Store's job is the contract: bad input is refused before anything is written (one rule set
+for both databases, ``validate.py``), "not found" is worded once, and results are the value
+types of ``sessionkeeper.models``.
+
+Semantics in brief (details next to each piece):
+- One append is one short transaction that bumps the session row's counters and takes the
+  next seq from ``last_seq`` under that row's lock, then inserts the message.
+- Reads never count messages: message_count / token_count live on the session row.
+- A Store may be used from any event loop and any thread (agent frameworks call
+  ``asyncio.run`` per call); the backends keep their connections accordingly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from sessionkeeper import tokens
+from sessionkeeper.errors import InvalidInput, NotFound, SchemaMismatch
+from sessionkeeper.models import (
+    DEFAULT_PAGE_SIZE,
+    MAX_MESSAGES_PAGE,
+    MAX_PAGE_SIZE,
+    Message,
+    NewMessage,
+    Page,
+    PruneResult,
+    SearchHit,
+    Session,
+    Stats,
+    Window,
+)
+from sessionkeeper.store import cursor as cursor_codec
+from sessionkeeper.store import importing, migrate, validate, window
+from sessionkeeper.store import search as fts
+from sessionkeeper.store.backends import open_backend
+from sessionkeeper.store.backends.base import Backend, ListQuery
+from sessionkeeper.store.keys import ApiKeys
+from sessionkeeper.store.revision import SCHEMA_REVISION
+from sessionkeeper.store.url import DatabaseConfig, masked, parse
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+GHOST_BATCH = 2_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _not_found(session_id: str) -> NotFound:
+    return NotFound(f"session {session_id!r} not found")
+
+
+class Store:
+    """Async session store. Open with ``await Store.open(url)``; close with ``await close()``."""
+
+    def __init__(self, backend: Backend, config: DatabaseConfig, *, encoding: str) -> None:
+        self._backend = backend
+        self.config = config
+        self.tokenizer = tokens.get_tokenizer(encoding)
+        self.keys = ApiKeys(backend)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._backend.dialect
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return masked(self.config.url)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        encoding: str = "cl100k_base",
+        upgrade: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - the store's setting, not a deadline
+        **connect_kwargs: Any,
+    ) -> Store:
+        """Open (and, if empty, create) the database at ``url``; default: the user data dir.
+
+        ``timeout`` bounds every database call (default ``$SESSIONKEEPER_DB_TIMEOUT`` or
+        10 s). PostgreSQL keyword arguments go to ``asyncpg.connect`` (e.g.
+        ``server_settings``, ``ssl``, ``statement_cache_size``; ``pool_size`` sizes the pool).
+        An existing database at an older schema is refused unless ``upgrade=True``.
+        """
+        if url is None:
+            from sessionkeeper.paths import default_database_url
+
+            url = default_database_url()
+        return await cls._open(parse(url, timeout=timeout, **connect_kwargs), encoding, upgrade)
+
+    @classmethod
+    async def from_engine(
+        cls,
+        engine: AsyncEngine,
+        *,
+        encoding: str = "cl100k_base",
+        upgrade: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - the store's setting, not a deadline
+    ) -> Store:
+        """A store on the database of a SQLAlchemy engine the caller owns (Aria compat).
+
+        The store makes its own connections with the engine's settings: its URL, and on
+        PostgreSQL the server settings its connections carry (e.g. ``search_path``).
+        """
+        from sessionkeeper.store.url import from_engine
+
+        return await cls._open(await from_engine(engine, timeout=timeout), encoding, upgrade)
+
+    @classmethod
+    async def _open(cls, config: DatabaseConfig, encoding: str, upgrade: bool) -> Store:
+        backend = await open_backend(config)
+        try:
+            await _ensure_schema(backend, upgrade)
+        except BaseException:
+            await backend.close()
+            raise
+        return cls(backend, config, encoding=encoding)
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ── the database ────────────────────────────────────────────────────────
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` unless the database answers a trivial query in time."""
+        await self._backend.ping()
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None: no schema)."""
+        return await self._backend.schema_revision()
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """``async with store.job_lock("ghosts") as acquired:`` — one holder at a time.
+
+        PostgreSQL: an advisory lock, so one replica of many runs the job. SQLite: a lock in
+        this process. ``acquired`` is False (immediately) when another holder has it.
+        """
+        return self._backend.job_lock(validate.label(name, "name"))
+
+    async def vacuum(self) -> None:
+        """Reclaim space and refresh planner statistics.
+
+        SQLite: VACUUM, then the FTS5 index is rebuilt (VACUUM may renumber the rowids it is
+        keyed by) and the WAL truncated. PostgreSQL: VACUUM (ANALYZE) of both tables, which
+        also merges the GIN pending list that slows searches after bursts of appends.
+        """
+        await self._backend.vacuum()
+
+    # ── sessions ────────────────────────────────────────────────────────────
+
+    async def create_session(
+        self,
+        *,
+        agent_id: str = "main",
+        title: str | None = None,
+        session_type: str = "chat",
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        now = utcnow()
+        session = Session(
+            session_id=validate.session_id(session_id) if session_id else uuid.uuid4().hex[:16],
+            agent_id=validate.label(agent_id, "agent_id"),
+            title=validate.title(title),
+            session_type=validate.label(session_type, "session_type"),
+            status="active",
+            metadata=validate.metadata(metadata) or {},
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
+            last_message_at=None,
+            message_count=0,
+            token_count=0,
+        )
+        await self._backend.insert_session(session)
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        validate.session_id(session_id)
+        session = await self._backend.get_session(session_id)
+        if session is None:
+            raise _not_found(session_id)
+        return session
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+        session_type: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        sort: str = "updated_at",
+        order: str = "desc",
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        cursor: str | None = None,
+        with_total: bool = True,
+    ) -> Page[Session]:
+        """A page of sessions. Offset paging, or keyset paging with ``cursor`` (from
+        ``Page.next_cursor``), which stays fast however deep the page."""
+        sort, order = validate.sort(sort, order)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        validate.offset(offset)
+        if cursor is not None and offset:
+            raise InvalidInput("give either offset or cursor, not both", field="cursor")
+        agents = validate.agent_scope(agent_id, agent_ids)
+        if agents is not None:
+            for agent in agents:
+                validate.label(agent, "agent_ids")
+        query = ListQuery(
+            agent_ids=agents,
+            session_type=validate.optional_label(session_type, "session_type"),
+            status=None if status is None else validate.status(status),
+            search=None if search is None else fts.check_query(search),
+            created_after=_aware_or_none(created_after, "created_after"),
+            created_before=_aware_or_none(created_before, "created_before"),
+            updated_after=_aware_or_none(updated_after, "updated_after"),
+            updated_before=_aware_or_none(updated_before, "updated_before"),
+            sort=sort,
+            order=order,
+            limit=limit,
+            offset=offset,
+            after=None if cursor is None else cursor_codec.decode(cursor, sort, order),
+            with_total=with_total,
+        )
+        if agents == []:  # a scope that allows no agent at all
+            return Page([], 0 if with_total else None, limit, offset, False, None)
+        listed = await self._backend.list_sessions(query)
+        has_more = len(listed.sessions) > limit
+        items = listed.sessions[:limit]
+        next_cursor = (
+            cursor_codec.encode(sort, order, listed.sort_keys[limit - 1], items[-1].session_id)
+            if has_more and items
+            else None
+        )
+        return Page(items, listed.total, limit, offset, has_more, next_cursor)
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None | _Unset = UNSET,
+        metadata: dict[str, Any] | None | _Unset = UNSET,
+        session_type: str | _Unset = UNSET,
+        status: str | _Unset = UNSET,
+    ) -> Session:
+        """Change the given fields (``None`` clears title or metadata). Metadata is replaced."""
+        validate.session_id(session_id)
+        now = utcnow()
+        values: dict[str, Any] = {"updated_at": now}
+        if not isinstance(title, _Unset):
+            values["title"] = validate.title(title)
+        if not isinstance(metadata, _Unset):
+            values["metadata"] = validate.metadata(metadata)
+        if not isinstance(session_type, _Unset):
+            values["session_type"] = validate.label(session_type, "session_type")
+        if not isinstance(status, _Unset):
+            values["status"] = validate.status(status)
+            values["ended_at"] = now if status == "ended" else None
+        return await self._update(session_id, values)
+
+    async def end_session(self, session_id: str) -> Session:
+        """Mark ended (kept, not deleted). Ending twice keeps the first ended_at."""
+        validate.session_id(session_id)
+        now = utcnow()
+        return await self._update(session_id, {"status": "ended", "updated_at": now}, end_at=now)
+
+    async def _update(
+        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+    ) -> Session:
+        session = await self._backend.update_session(session_id, values, end_at=end_at)
+        if session is None:
+            raise _not_found(session_id)
+        return session
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session and all its messages."""
+        validate.session_id(session_id)
+        if not await self._backend.delete_session(session_id):
+            raise _not_found(session_id)
+
+    async def find_by_aria_session_id(self, aria_session_id: str) -> list[Session]:
+        """Sessions whose metadata.aria_session_id is this filesystem id (indexed lookup)."""
+        if not isinstance(aria_session_id, str) or not aria_session_id:
+            raise InvalidInput("aria_session_id must be a non-empty string")
+        validate.text(aria_session_id, "aria_session_id")
+        return await self._backend.sessions_by_metadata("aria_session_id", aria_session_id)
+
+    async def iter_sessions(self, *, batch: int = 100, **filters: Any) -> AsyncIterator[Session]:
+        """Every session matching ``filters`` (as list_sessions), page by page via cursors."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(limit=batch, cursor=cursor, with_total=False, **filters)
+            for item in page.items:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # ── messages ────────────────────────────────────────────────────────────
+
+    def _prepare(self, message: NewMessage | Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        row = validate.message_row(message, self.tokenizer.count)
+        row["created_at"] = row["created_at"] or now
+        return row
+
+    async def add_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        agent_id: str | None = None,
+        model: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        token_count: int | None = None,
+        created_at: datetime | None = None,
+    ) -> Message:
+        """Append one message; its seq is the session's next. Raises TooLarge over 100,000
+        characters (nothing is stored) and NotFound for an unknown session."""
+        validate.session_id(session_id)
+        now = utcnow()
+        row = self._prepare(
+            NewMessage(role, content, agent_id, model, metadata, token_count, created_at), now
+        )
+        seqs = await self._backend.append(session_id, [row], now)
+        if seqs is None:
+            raise _not_found(session_id)
+        return Message(
+            session_id=session_id, seq=seqs[0], **{**row, "metadata": row["metadata"] or {}}
+        )
+
+    async def add_messages(
+        self, session_id: str, items: Iterable[NewMessage | Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append several messages in one transaction: all stored, or none."""
+        validate.session_id(session_id)
+        now = utcnow()
+        rows = [self._prepare(item, now) for item in items]
+        if not rows:
+            await self.get_session(session_id)
+            return []
+        seqs = await self._backend.append(session_id, rows, now)
+        if seqs is None:
+            raise _not_found(session_id)
+        return [
+            Message(session_id=session_id, seq=seq, **{**row, "metadata": row["metadata"] or {}})
+            for seq, row in zip(seqs, rows, strict=True)
+        ]
+
+    async def get_messages(
+        self,
+        session_id: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        last: int | None = None,
+    ) -> list[Message]:
+        """Messages in seq order. ``last=N``: the newest N (still oldest first).
+        ``after_seq``: resume after a seq you have; ``since``: created after a time."""
+        validate.session_id(session_id)
+        validate.limit(limit, MAX_MESSAGES_PAGE)
+        validate.offset(offset)
+        if since is not None:
+            validate.aware(since, "since")
+        if after_seq is not None:
+            validate.seq(after_seq, "after_seq")
+        if last is not None:
+            validate.limit(last, MAX_MESSAGES_PAGE, "last")
+        found = await self._backend.get_messages(
+            session_id,
+            limit=last if last is not None else limit,
+            offset=offset,
+            since=since,
+            after_seq=after_seq,
+            newest_first=last is not None,
+        )
+        if found is None:
+            raise _not_found(session_id)
+        if last is not None:
+            found.reverse()
+        return found
+
+    async def delete_message(self, session_id: str, seq: int) -> Message:
+        """Delete one message; the session's counters follow. Seqs are never reused."""
+        validate.session_id(session_id)
+        validate.seq(seq, "seq")
+        exists, message = await self._backend.delete_message(session_id, seq, utcnow())
+        if not exists:
+            raise _not_found(session_id)
+        if message is None:
+            raise NotFound(f"message {seq} not found in session {session_id!r}")
+        return message
+
+    async def pop_message(self, session_id: str) -> Message | None:
+        """Delete and return the newest message (None if the session has none).
+
+        Atomic: the session row is locked first, so two callers popping at once get
+        different messages.
+        """
+        validate.session_id(session_id)
+        exists, message = await self._backend.delete_message(session_id, None, utcnow())
+        if not exists:
+            raise _not_found(session_id)
+        return message
+
+    async def clear_messages(self, session_id: str) -> int:
+        """Delete every message of a session, keeping the session; returns how many.
+
+        Counters go to zero; seqs are still never reused (the next append continues).
+        """
+        validate.session_id(session_id)
+        count = await self._backend.clear_messages(session_id, utcnow())
+        if count is None:
+            raise _not_found(session_id)
+        return count
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        limit: int = 20,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``)."""
+        query = fts.check_query(query)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        if session_id is not None:
+            validate.session_id(session_id)
+        agents = validate.agent_scope(agent_id, agent_ids)
+        if agents is not None and not agents:
+            return []
+        return await self._backend.search(
+            query, limit=limit, session_id=session_id, agent_ids=agents
+        )
+
+    async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:
+        """The newest messages that fit ``max_tokens - reserve`` (see ``window.py``)."""
+        validate.session_id(session_id)
+        validate.bounded_int(max_tokens, "max_tokens", 1)
+        validate.bounded_int(reserve, "reserve", 0)
+        budget = max_tokens - reserve
+        if budget < 1:
+            raise InvalidInput(
+                f"reserve ({reserve}) leaves no room in max_tokens ({max_tokens})",
+                field="reserve",
+            )
+        tail = await self._backend.read_tail(session_id, budget)
+        if tail is None:
+            raise _not_found(session_id)
+        pinned_cost = sum(window.cost(m) for m in tail.head)
+        if pinned_cost > budget:
+            raise InvalidInput(
+                f"the system prompt alone needs {pinned_cost} tokens, "
+                f"more than the budget of {budget}",
+                field="max_tokens",
+            )
+        chosen_tail, used, _ = window.fill(budget - pinned_cost, tail.newest)
+        chosen = tail.head + chosen_tail
+        return Window(
+            session_id=session_id,
+            messages=chosen,
+            max_tokens=max_tokens,
+            total_tokens=pinned_cost + used,
+            dropped_messages=tail.message_count - len(chosen),
+            dropped_tokens=tail.token_count - sum(m.token_count for m in chosen),
+            pinned=len(tail.head),
+            estimated=self.tokenizer.estimated,
+            encoding=self.tokenizer.encoding_name,
+        )
+
+    # ── maintenance and stats ──────────────────────────────────────────────
+
+    async def delete_ghost_sessions(self, older_than_minutes: float = 15) -> int:
+        """Delete sessions with no messages created more than N minutes ago; returns how many.
+
+        In batches, each its own short transaction, re-checking the condition in the DELETE
+        itself: a session that receives a message meanwhile is not removed.
+        """
+        minutes = validate.duration(older_than_minutes, "older_than_minutes", "minutes")
+        cutoff = utcnow() - timedelta(minutes=minutes)
+        return await self._backend.delete_ghosts(cutoff, GHOST_BATCH)
+
+    async def prune_old_sessions(
+        self, days: float = 30, *, dry_run: bool = False, batch_size: int = 500
+    ) -> PruneResult:
+        """Delete sessions idle (no update) for more than ``days``, in bounded batches.
+
+        ``session_ids`` lists what was (or, with ``dry_run``, would be) deleted.
+        """
+        days = validate.duration(days, "days", "days", allow_zero=False)
+        validate.limit(batch_size, 10_000, "batch_size")
+        cutoff = utcnow() - timedelta(days=days)
+        count, messages, ids = await self._backend.prune(cutoff, dry_run=dry_run, batch=batch_size)
+        return PruneResult(count, messages, dry_run, days, cutoff, ids)
+
+    async def get_stats(
+        self,
+        *,
+        agent_ids: Sequence[str] | None = None,
+        ghost_minutes: float = 15,
+        stale_days: float = 30,
+    ) -> Stats:
+        ghost_minutes = validate.duration(ghost_minutes, "ghost_minutes", "minutes")
+        stale_days = validate.duration(stale_days, "stale_days", "days")
+        now = utcnow()
+        scope = None if agent_ids is None else [validate.label(a, "agent_ids") for a in agent_ids]
+        row = await self._backend.stats(
+            now - timedelta(minutes=ghost_minutes), now - timedelta(days=stale_days), scope
+        )
+        return Stats(
+            total_sessions=row.total_sessions,
+            total_messages=row.total_messages,
+            total_tokens=row.total_tokens,
+            active_sessions=row.active_sessions,
+            ended_sessions=row.ended_sessions,
+            ghost_sessions=row.ghost_sessions,
+            stale_sessions=row.stale_sessions,
+            active_agents=row.active_agents,
+            by_agent=row.by_agent,
+            by_type=row.by_type,
+            oldest_session=row.oldest_session,
+            newest_activity=row.newest_activity,
+            ghost_threshold_minutes=ghost_minutes,
+            stale_threshold_days=stale_days,
+        )
+
+    async def import_session(
+        self, session: Session, items: Sequence[Message], *, replace: bool = False
+    ) -> bool:
+        """Write a session and its messages exactly as given (seq, timestamps; see
+        ``importing.py``). Idempotent by id: an existing session is left alone (returns
+        False) unless ``replace``. Counters are recomputed from the messages."""
+        last_seq = importing.check(session, items)
+        return await self._backend.import_session(session, last_seq, items, replace)
+
+
+async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
+    """Migrate an empty database; refuse, with the fix in the message, one at another revision."""
+    found = await backend.schema_revision()
+    if found == SCHEMA_REVISION:
+        return
+    if found is not None and found > SCHEMA_REVISION:
+        raise SchemaMismatch(migrate.newer_message(found))
+    if found is not None and not upgrade:
+        raise SchemaMismatch(migrate.older_message(found))
+    await backend.migrate("head")
+
+
+def _aware_or_none(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else validate.aware(value, field)
