@@ -35,7 +35,7 @@ from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, Se
 from sessionkeeper.llm import LLMClient
 from sessionkeeper.models import Message, Session, Window
 from sessionkeeper.store import validate
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
 
 logger = logging.getLogger(__name__)

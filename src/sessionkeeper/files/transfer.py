@@ -36,7 +36,7 @@ from sessionkeeper.errors import InvalidInput, NotFound, SessionkeeperError
 from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
 EXPORT_FORMATS = ("jsonl", "markdown")
 IMPORT_FORMATS = ("jsonl", "openclaw", "aria-session")
