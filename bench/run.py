@@ -102,7 +102,7 @@ async def run_pg(
     import datagen
     import pg_scenarios as pg
 
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
     admin_dsn, dsn, url = pg_urls()
     dbname = dsn.rsplit("/", 1)[-1].split("?")[0]
@@ -166,7 +166,7 @@ async def run_sqlite(
     import pg_scenarios
     import sqlite_scenarios as sq
 
-    from sessionkeeper.store.sql import Store
+    from sessionkeeper.store.core import Store
 
     results: list[harness.Result] = []
     # A directory on the real disk (not tmpfs): fsync cost is part of what is measured.

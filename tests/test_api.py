@@ -26,7 +26,7 @@ from sessionkeeper.api import create_app
 from sessionkeeper.api.deps import Principal, get_principal
 from sessionkeeper.config import Settings
 from sessionkeeper.models import Message, Session
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 API = "/api/engine/sessions"
 SESSION_KEYS = set(Session.__dataclass_fields__)

@@ -29,7 +29,7 @@ from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden
 from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.schema import api_keys
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 API = "/api/engine/sessions"
 LOCAL = ("127.0.0.1", 50000)

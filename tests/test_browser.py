@@ -29,7 +29,7 @@ from sqlalchemy import update
 from sessionkeeper.api import create_app
 from sessionkeeper.config import Settings
 from sessionkeeper.store.schema import sessions
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 pytestmark = pytest.mark.browser
 

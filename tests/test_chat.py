@@ -22,7 +22,7 @@ from sessionkeeper.api.deps import Principal, get_principal
 from sessionkeeper.chat import DISCONNECTED, ECHO_LABEL, auto_title, reply_reserve, to_openai
 from sessionkeeper.config import Settings
 from sessionkeeper.store.schema import messages
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 from sessionkeeper.sync import SyncStore
 
 STREAM = "/api/engine/chat/stream"

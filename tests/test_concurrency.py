@@ -8,7 +8,7 @@ import multiprocessing as mp
 from sqlalchemy import func, select
 
 from sessionkeeper.store.schema import messages
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 WRITERS = 4
 PER_WRITER = 250

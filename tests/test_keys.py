@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized
 from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.schema import api_keys
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 
 async def test_create_verify_revoke(store: Store) -> None:

@@ -16,7 +16,7 @@ from sessionkeeper.api import create_app
 from sessionkeeper.config import Settings
 from sessionkeeper.maintenance import GHOST_JOB_KEY, PRUNE_JOB_KEY, MaintenanceRunner
 from sessionkeeper.models import Message, Session
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 FAST = 0.05 / 60  # minutes: the ghost loop turns every 50 ms
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sessionkeeper.errors import SchemaMismatch
 from sessionkeeper.store import engine as sk_engine
 from sessionkeeper.store.schema import SCHEMA_REVISION, metadata
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 
 def test_schema_revision_is_alembic_head() -> None:

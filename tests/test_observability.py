@@ -15,7 +15,7 @@ from sessionkeeper.api.observability import Metrics, ScheduleListener
 from sessionkeeper.config import Settings
 from sessionkeeper.maintenance import MaintenanceRunner
 from sessionkeeper.store.schema import SCHEMA_REVISION
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 API = "/api/engine/sessions"
 

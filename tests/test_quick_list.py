@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.store import quick
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 
 @pytest.fixture

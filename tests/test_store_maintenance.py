@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from sessionkeeper.errors import InvalidInput
 from sessionkeeper.store.schema import sessions
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 
 async def age(store: Store, session_id: str, *, minutes: float = 0, days: float = 0) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sessionkeeper.errors import InvalidInput, NotFound, TooLarge
 from sessionkeeper.models import MAX_MESSAGE_LENGTH, NewMessage
 from sessionkeeper.store.schema import messages, sessions
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sessionkeeper.errors import Conflict, InvalidInput, NotFound
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 
 async def test_create_defaults_and_get(store: Store) -> None:
@@ -214,7 +214,7 @@ async def test_find_by_aria_session_id_uses_its_index(store: Store) -> None:
     explain = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
     from sqlalchemy import text
 
-    from sessionkeeper.store.sql import ARIA_ID_SQL
+    from sessionkeeper.store.core import ARIA_ID_SQL
 
     async with store.engine.connect() as conn:
         if store.dialect == "postgresql":

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from sessionkeeper import SyncStore
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 from sessionkeeper.tokens import Tokenizer
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from sessionkeeper.files.transfer import export_sessions, plan_import, run_import
 from sessionkeeper.models import NewMessage
-from sessionkeeper.store.sql import Store
+from sessionkeeper.store.core import Store
 
 UNICODE = [
     "héllo wörld",
