@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from sessionkeeper.compat import aria
 from sessionkeeper.compat.aria import EngineError, NativeSessionManager
 from sessionkeeper.errors import InvalidInput, NotFound, TooLarge
-from sessionkeeper.store.engine import create_engine
 
 SEED_METHODS = [
     "create_session", "get_session", "list_sessions", "update_session", "delete_session",
@@ -140,8 +140,11 @@ async def test_maintenance_and_stats(mgr: NativeSessionManager) -> None:
     }
 
 
-async def test_constructed_from_an_existing_engine(db_url: str) -> None:
-    engine = create_engine(db_url)
+async def test_constructed_from_an_existing_engine(file_db_url: str) -> None:
+    async_url = file_db_url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+    engine = create_async_engine(async_url)
     mgr = NativeSessionManager(engine)
     try:
         sid = (await mgr.create_session())["session_id"]

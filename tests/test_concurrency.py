@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 
-from sqlalchemy import func, select
-
-from sessionkeeper.store.schema import messages
+import rawdb
 from sessionkeeper.store.core import Store
 
 WRITERS = 4
@@ -28,7 +26,8 @@ def _writer(url: str, session_id: str, writer: int) -> None:
     asyncio.run(run())
 
 
-async def test_four_processes_append_to_one_session(db_url: str) -> None:
+async def test_four_processes_append_to_one_session(file_db_url: str) -> None:
+    db_url = file_db_url
     store = await Store.open(db_url)
     try:
         session = await store.create_session(title="contended")
@@ -58,14 +57,11 @@ async def test_four_processes_append_to_one_session(db_url: str) -> None:
             mine = [m.content for m in rows if m.agent_id == f"w{w}"]
             assert mine == [f"writer {w} message {i}" for i in range(PER_WRITER)]
         got = await store.get_session(session.session_id)
-        async with store.engine.connect() as conn:
-            token_sum = (
-                await conn.execute(
-                    select(func.sum(messages.c.token_count)).where(
-                        messages.c.session_id == session.session_id
-                    )
-                )
-            ).scalar_one()
+        [(token_sum,)] = await rawdb.fetch(
+            store,
+            "SELECT sum(token_count) FROM messages WHERE session_id = ?",
+            session.session_id,
+        )
         assert got.message_count == total
         assert got.token_count == token_sum == sum(m.token_count for m in rows)
     finally:

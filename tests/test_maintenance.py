@@ -14,8 +14,9 @@ import pytest
 
 from sessionkeeper.api import create_app
 from sessionkeeper.config import Settings
-from sessionkeeper.maintenance import GHOST_JOB_KEY, PRUNE_JOB_KEY, MaintenanceRunner
+from sessionkeeper.maintenance import GHOST_JOB, PRUNE_JOB, MaintenanceRunner
 from sessionkeeper.models import Message, Session
+from sessionkeeper.store.backends.postgres import lock_key
 from sessionkeeper.store.core import Store
 
 FAST = 0.05 / 60  # minutes: the ghost loop turns every 50 ms
@@ -143,7 +144,7 @@ async def test_job_skips_while_another_replica_holds_the_lock(store: Store, db_u
     runner = MaintenanceRunner(store, ghost_age_minutes=0)
     ghost = await store.create_session()
     await add_stale_session(store, "stale")
-    other_replica = await _holder(db_url, GHOST_JOB_KEY)
+    other_replica = await _holder(db_url, lock_key(GHOST_JOB))
     try:
         assert await runner.purge_ghosts_once() is None
         assert await exists(store, ghost.session_id)
@@ -152,14 +153,14 @@ async def test_job_skips_while_another_replica_holds_the_lock(store: Store, db_u
     finally:
         await other_replica.close()
     assert await runner.purge_ghosts_once() == 1
-    assert await _lock_is_free(db_url, GHOST_JOB_KEY)  # released after the job
-    assert await _lock_is_free(db_url, PRUNE_JOB_KEY)
+    assert await _lock_is_free(db_url, lock_key(GHOST_JOB))  # released after the job
+    assert await _lock_is_free(db_url, lock_key(PRUNE_JOB))
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_loop_counts_skips_and_releases_lock_after_failure(store: Store, db_url: str) -> None:
     runner = MaintenanceRunner(store, ghost_interval_minutes=FAST, ghost_age_minutes=0)
-    other_replica = await _holder(db_url, GHOST_JOB_KEY)
+    other_replica = await _holder(db_url, lock_key(GHOST_JOB))
     task = asyncio.create_task(runner.run())
     try:
         await wait_for(lambda: runner.ghosts.skipped >= 2)
@@ -172,7 +173,7 @@ async def test_loop_counts_skips_and_releases_lock_after_failure(store: Store, d
     runner.ghost_age_minutes = -1  # the job fails while holding the lock
     with pytest.raises(Exception, match="older_than_minutes"):
         await runner.purge_ghosts_once()
-    assert await _lock_is_free(db_url, GHOST_JOB_KEY)
+    assert await _lock_is_free(db_url, lock_key(GHOST_JOB))
 
 
 # ── inside the app ──────────────────────────────────────────────────────────

@@ -11,17 +11,21 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
+import rawdb
 from sessionkeeper.errors import SchemaMismatch
-from sessionkeeper.store import engine as sk_engine
-from sessionkeeper.store.schema import SCHEMA_REVISION, metadata
+from sessionkeeper.store import migrate
+from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.core import Store
+from sessionkeeper.store.schema import SCHEMA_REVISION, metadata
+from sessionkeeper.store.url import parse
 
 
 def test_schema_revision_is_alembic_head() -> None:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(sk_engine.__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
 
 
@@ -34,33 +38,39 @@ def _ignore_fts(
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
-async def test_migrated_database_matches_core_tables(db_url: str) -> None:
-    store = await Store.open(db_url)
-    try:
-        async with store.engine.connect() as conn:
-            diffs = await conn.run_sync(
-                lambda c: compare_metadata(
-                    MigrationContext.configure(
-                        c, opts={"include_object": _ignore_fts, "compare_type": True}
-                    ),
-                    metadata,
-                )
-            )
-        assert diffs == []
-    finally:
-        await store.close()
+async def test_migrated_database_matches_core_tables(file_db_url: str) -> None:
+    await (await Store.open(file_db_url)).close()
+
+    def compare(c: object) -> list[object]:
+        context = MigrationContext.configure(
+            c, opts={"include_object": _ignore_fts, "compare_type": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+    if file_db_url.startswith("sqlite"):
+        engine = create_engine(file_db_url)
+        with engine.connect() as conn:
+            diffs = compare(conn)
+        engine.dispose()
+    else:
+        aengine = create_async_engine(file_db_url.replace("postgresql:", "postgresql+asyncpg:"))
+        async with aengine.connect() as aconn:
+            diffs = await aconn.run_sync(compare)
+        await aengine.dispose()
+    assert diffs == []
 
 
 async def _set_revision(url: str, revision: str) -> None:
-    engine = sk_engine.create_engine(url)
+    # Under the Store (which would refuse to open): the backend alone.
+    backend = await open_backend(parse(url))
     try:
-        async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+        await rawdb.execute(backend, "UPDATE alembic_version SET version_num = ?", revision)
     finally:
-        await engine.dispose()
+        await backend.close()
 
 
-async def test_older_and_newer_schemas_are_refused_clearly(db_url: str) -> None:
+async def test_older_and_newer_schemas_are_refused_clearly(file_db_url: str) -> None:
+    db_url = file_db_url
     await (await Store.open(db_url)).close()
     await _set_revision(db_url, "0000")
     with pytest.raises(SchemaMismatch, match="older.*sessionkeeper db upgrade"):
@@ -72,13 +82,9 @@ async def test_older_and_newer_schemas_are_refused_clearly(db_url: str) -> None:
         await Store.open(db_url, upgrade=True)
 
 
-async def test_upgrade_is_idempotent(db_url: str) -> None:
-    engine = sk_engine.create_engine(db_url)
-    try:
-        assert await sk_engine.upgrade(engine) == (None, SCHEMA_REVISION)
-        assert await sk_engine.upgrade(engine) == (SCHEMA_REVISION, SCHEMA_REVISION)
-    finally:
-        await engine.dispose()
+async def test_upgrade_is_idempotent(file_db_url: str) -> None:
+    assert await migrate.upgrade(file_db_url) == (None, SCHEMA_REVISION)
+    assert await migrate.upgrade(file_db_url) == (SCHEMA_REVISION, SCHEMA_REVISION)
 
 
 def _open_and_write(url: str, n: int) -> None:
@@ -93,7 +99,8 @@ def _open_and_write(url: str, n: int) -> None:
     asyncio.run(run())
 
 
-async def test_processes_opening_an_empty_database_at_once(db_url: str) -> None:
+async def test_processes_opening_an_empty_database_at_once(file_db_url: str) -> None:
+    db_url = file_db_url
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_open_and_write, args=(db_url, n)) for n in range(4)]
     for p in procs:
@@ -115,13 +122,17 @@ async def test_unreachable_database_is_unavailable() -> None:
         await Store.open("postgresql://nobody@127.0.0.1:1/nothing")
 
 
-async def test_upgrade_from_first_revision(db_url: str) -> None:
-    engine = sk_engine.create_engine(db_url)
+async def test_upgrade_from_first_revision(file_db_url: str) -> None:
+    assert await migrate.upgrade(file_db_url, "0001") == (None, "0001")
+    with pytest.raises(SchemaMismatch, match="older"):
+        await Store.open(file_db_url)
+    assert await migrate.upgrade(file_db_url) == ("0001", SCHEMA_REVISION)
+    await (await Store.open(file_db_url)).close()
+
+
+async def test_in_memory_database_is_migrated_on_open() -> None:
+    store = await Store.open("sqlite://")
     try:
-        assert await sk_engine.upgrade(engine, "0001") == (None, "0001")
-        with pytest.raises(SchemaMismatch, match="older"):
-            await Store.open(db_url)
-        assert await sk_engine.upgrade(engine) == ("0001", SCHEMA_REVISION)
+        assert await store.schema_revision() == SCHEMA_REVISION
     finally:
-        await engine.dispose()
-    await (await Store.open(db_url)).close()
+        await store.close()

@@ -5,22 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 
+import rawdb
 from sessionkeeper.errors import InvalidInput
-from sessionkeeper.store.schema import sessions
+from sessionkeeper.store import core
 from sessionkeeper.store.core import Store
 
 
 async def age(store: Store, session_id: str, *, minutes: float = 0, days: float = 0) -> None:
     """Move a session back in time (created and updated), as if it had been idle."""
     then = datetime.now(UTC) - timedelta(minutes=minutes, days=days)
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.session_id == session_id)
-            .values(created_at=then, updated_at=then)
-        )
+    stamp = rawdb.when(store, then)
+    await rawdb.execute(
+        store,
+        "UPDATE sessions SET created_at = ?, updated_at = ? WHERE session_id = ?",
+        stamp,
+        stamp,
+        session_id,
+    )
 
 
 async def test_ghost_purge_removes_only_old_empty_sessions(store: Store) -> None:
@@ -44,9 +46,7 @@ async def test_ghost_purge_removes_only_old_empty_sessions(store: Store) -> None
 
 
 async def test_ghost_purge_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionkeeper.store import housekeeping
-
-    monkeypatch.setattr(housekeeping, "GHOST_BATCH", 3)
+    monkeypatch.setattr(core, "GHOST_BATCH", 3)
     for i in range(10):
         await store.create_session(session_id=f"g{i}")
     keep = await store.create_session()

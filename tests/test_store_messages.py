@@ -5,36 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
 
+import rawdb
 from sessionkeeper.errors import InvalidInput, NotFound, TooLarge
 from sessionkeeper.models import MAX_MESSAGE_LENGTH, NewMessage
-from sessionkeeper.store.schema import messages, sessions
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
 
 
 async def assert_counters_true(store: Store) -> None:
     """The invariant: session counters equal the live rows' count and token sum."""
-    live = (
-        select(
-            messages.c.session_id,
-            func.count().label("n"),
-            func.sum(messages.c.token_count).label("t"),
-        )
-        .group_by(messages.c.session_id)
-        .subquery()
+    rows = await rawdb.fetch(
+        store,
+        "SELECT s.session_id, s.message_count, s.token_count, "
+        "COALESCE(l.n, 0), COALESCE(l.t, 0) FROM sessions s LEFT JOIN "
+        "(SELECT session_id, count(*) AS n, sum(token_count) AS t FROM messages "
+        "GROUP BY session_id) l ON l.session_id = s.session_id",
     )
-    stmt = select(
-        sessions.c.session_id,
-        sessions.c.message_count,
-        sessions.c.token_count,
-        func.coalesce(live.c.n, 0),
-        func.coalesce(live.c.t, 0),
-    ).outerjoin(live, live.c.session_id == sessions.c.session_id)
-    async with store.engine.connect() as conn:
-        for sid, count, tokens, n, t in await conn.execute(stmt):
-            assert (count, tokens) == (n, t), sid
+    for sid, count, tokens, n, t in rows:
+        assert (count, tokens) == (n, t), sid
 
 
 async def test_append_assigns_seq_and_counts_tokens_exactly(store: Store) -> None:

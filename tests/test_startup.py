@@ -1,4 +1,4 @@
-"""The CLI's SQLAlchemy-free listing answers exactly as the Store does (SQLite only)."""
+"""Start-up cost: a store at the current schema opens and answers without SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.store import quick
 from sessionkeeper.store.core import Store
 
 
 @pytest.fixture
 async def seeded(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'quick.db'}"
+    url = f"sqlite:///{tmp_path / 'startup.db'}"
     store = await Store.open(url)
     try:
         for i in range(9):
@@ -31,31 +30,6 @@ async def seeded(tmp_path: Path) -> str:
     finally:
         await store.close()
     return url
-
-
-@pytest.mark.parametrize("sort", ["created_at", "updated_at", "last_message_at", "title"])
-@pytest.mark.parametrize("order", ["asc", "desc"])
-@pytest.mark.parametrize(
-    "filters",
-    [{}, {"agent_id": "alpha"}, {"session_type": "cron"}, {"status": "ended"}, {"offset": 4}],
-)
-async def test_quick_list_equals_store(seeded: str, sort: str, order: str, filters: dict) -> None:
-    fast = quick.list_sessions(seeded, sort=sort, order=order, limit=3, **filters)
-    store = await Store.open(seeded)
-    try:
-        slow = await store.list_sessions(sort=sort, order=order, limit=3, **filters)
-    finally:
-        await store.close()
-    assert fast == slow
-
-
-async def test_quick_list_declines_what_it_cannot_answer(tmp_path: Path, seeded: str) -> None:
-    assert quick.list_sessions("postgresql://x@127.0.0.1/db") is None
-    assert quick.list_sessions(f"sqlite:///{tmp_path / 'missing.db'}") is None
-    assert not (tmp_path / "missing.db").exists()
-    empty = tmp_path / "empty.db"
-    empty.touch()
-    assert quick.list_sessions(f"sqlite:///{empty}") is None
 
 
 def test_cli_list_does_not_import_sqlalchemy(tmp_path: Path, seeded: str) -> None:
