@@ -8,7 +8,7 @@
   transaction that locks the session row first.
 - **Connections per event loop.** An asyncpg connection belongs to the loop that made it;
   agent frameworks run ``asyncio.run`` per call. So the backend keeps a small LIFO pool per
-  loop (``_Pool``), dropping the pools of loops that have closed. The pool is minimal on
+  loop (``Pool``), dropping the pools of loops that have closed. The pool is minimal on
   purpose: only single statements or whole transactions run on a connection, so it needs
   no reset between uses (``asyncpg.Pool``'s acquire/release machinery cost ~0.11 ms per call
   here, 18 % of an append).
@@ -16,14 +16,12 @@
   deadline (``asyncio.timeout``) covers a server that does not answer at all (frozen,
   unreachable), and the connect timeout the same for new connections. A connection whose
   statement did not finish cleanly is discarded: its protocol state is unknown.
-- **Errors translated here, once** (``translate``).
+- **Errors translated once**, in ``postgres_pool.translate``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import json
 import zlib
 from collections.abc import AsyncIterator, Sequence
@@ -36,138 +34,20 @@ import asyncpg
 
 from sessionkeeper.errors import (
     Conflict,
-    DatabaseError,
-    InvalidInput,
     SessionkeeperError,
     Unavailable,
 )
 from sessionkeeper.models import Message, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.postgres_pool import DISCARD, Pool, translate
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.url import DatabaseConfig
 
 POOL_SIZE = 10
 GHOST_WORKERS = 2
-
-_APPEND = """
-WITH bump AS (
-    UPDATE sessions
-    SET last_seq = last_seq + 1, message_count = message_count + 1,
-        token_count = token_count + $6, updated_at = $9, last_message_at = $9
-    WHERE session_id = $1
-    RETURNING last_seq
-)
-INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
-                      created_at)
-SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bump
-RETURNING seq
-"""
-
-_APPEND_MANY = """
-WITH bump AS (
-    UPDATE sessions
-    SET last_seq = last_seq + $2, message_count = message_count + $2,
-        token_count = token_count + $3, updated_at = $4, last_message_at = $4
-    WHERE session_id = $1
-    RETURNING last_seq
-)
-INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
-                      created_at)
-SELECT $1, bump.last_seq - $2 + t.n, t.role, t.content, t.agent_id, t.model, t.token_count,
-       t.metadata, t.created_at
-FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::jsonb[],
-                  $11::timestamptz[])
-     WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata, created_at, n)
-RETURNING seq
-"""
-
-# Ranked by ts_rank, which no index provides, so the planner must find the matches through the
-# GIN index and sort them. The session's title (and agent, to filter) are looked up per hit
-# by primary key: joining sessions in FROM let the planner start from the sessions table
-# (3.8 ms instead of 0.6 ms for a rare word among 115,000 messages, bench/search).
-# ts_headline runs for the LIMIT rows only.
-_SEARCH = """
-SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
-       (SELECT s.title FROM sessions s WHERE s.session_id = m.session_id) AS title,
-       ts_headline('english', m.content, q,
-                   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
-           AS snippet
-FROM messages m, websearch_to_tsquery('english', $1) AS q
-WHERE m.tsv @@ q {filters}
-ORDER BY rank DESC, m.session_id, m.seq
-LIMIT $2
-"""
-
-# Picked through the partial ghost index in created_at order, deleted by primary key.
-# ``= ANY(ARRAY(subquery))`` makes the planner run the pick first (``IN (subquery)`` became a
-# semi-join scanning all of sessions once per batch). SKIP LOCKED lets GHOST_WORKERS
-# connections purge disjoint batches side by side: the cost is the foreign key's per-row
-# cascade check, which one backend would run serially. The outer WHERE is re-checked on the
-# latest row version, so a session that got a message meanwhile stays.
-_GHOSTS = """
-DELETE FROM sessions
-WHERE session_id = ANY(ARRAY(
-        SELECT session_id FROM sessions
-        WHERE message_count = 0 AND created_at < $1
-        ORDER BY created_at
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED))
-  AND message_count = 0 AND created_at < $1
-"""
-
-_PRUNE = """
-DELETE FROM sessions
-WHERE session_id = ANY(ARRAY(
-        SELECT session_id FROM sessions WHERE updated_at < $1
-        ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED))
-  AND updated_at < $1
-RETURNING session_id, message_count
-"""
-
-_INSERT_SESSION = f"""
-INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-"""
-_INSERT_MESSAGE = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-"""
-
-# Failures after which the connection's state is unknown (or the server is gone): discard it.
-_DISCARD = (OSError, TimeoutError, asyncio.CancelledError, asyncpg.InterfaceError)
-_UNAVAILABLE = (
-    asyncpg.PostgresConnectionError,  # 08***: connection exceptions
-    asyncpg.CannotConnectNowError,  # 57P03: starting up, shutting down, in recovery
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.QueryCanceledError,  # 57014: statement_timeout
-    asyncpg.InsufficientResourcesError,  # 53***: too many connections, out of memory or disk
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.LockNotAvailableError,
-    asyncpg.ReadOnlySQLTransactionError,  # a standby
-)
-
-
-def translate(exc: BaseException, timeout: float) -> SessionkeeperError:
-    """An asyncpg (or network) failure as the store's own error type."""
-    if isinstance(exc, SessionkeeperError):
-        return exc
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return Unavailable(f"PostgreSQL did not answer within {timeout:g} s; retry")
-    if isinstance(exc, OSError):
-        return Unavailable(f"cannot reach PostgreSQL: {text}")
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return Conflict(f"the database refused a duplicate: {text}")
-    if isinstance(exc, _UNAVAILABLE):
-        return Unavailable(f"PostgreSQL is not available: {text}")
-    if isinstance(exc, asyncpg.DataError):  # class 22, and arguments asyncpg cannot encode
-        return InvalidInput(f"the database refused a value: {text}")
-    if isinstance(exc, asyncpg.InterfaceError):
-        return Unavailable(f"lost the PostgreSQL connection: {text}")
-    return DatabaseError(f"PostgreSQL: {text}")
 
 
 def _session(r: Any) -> Session:
@@ -185,68 +65,9 @@ def _key(r: Any) -> KeyRow:
     return KeyRow(r[0], r[1], r[2], bool(r[3]), list(r[4] or []), r[5], r[6], r[7])
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     """A stable 32-bit advisory-lock key for a job name (the same in every process)."""
     return zlib.crc32(f"sessionkeeper:{name}".encode())
-
-
-class _Pool:
-    """At most ``size`` connections of one event loop, reused newest-first."""
-
-    def __init__(self, backend: PostgresBackend, size: int) -> None:
-        self.backend = backend
-        self.size = size
-        self.idle: list[Any] = []
-        self.opened = 0
-        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def acquire(self) -> Any:
-        while True:
-            if self.idle:
-                return self.idle.pop()
-            if self.opened < self.size:
-                self.opened += 1
-                try:
-                    return await self.backend.connect()
-                except BaseException:
-                    self.opened -= 1
-                    raise
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                with contextlib.suppress(ValueError):
-                    self.waiters.remove(waiter)
-
-    def release(self, conn: Any, reusable: bool) -> None:
-        if reusable and not conn.is_closed():
-            self.idle.append(conn)
-        else:
-            conn.terminate()
-            self.opened -= 1
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-
-    def terminate(self) -> None:
-        """Drop every idle connection without a goodbye (its loop may be gone)."""
-        while self.idle:
-            conn = self.idle.pop()
-            self.opened -= 1
-            with contextlib.suppress(Exception):
-                conn.terminate()
-
-    async def close(self) -> None:
-        while self.idle:
-            conn = self.idle.pop()
-            self.opened -= 1
-            try:
-                await asyncio.wait_for(conn.close(), 2)
-            except Exception:
-                conn.terminate()
 
 
 class PostgresBackend:
@@ -263,7 +84,7 @@ class PostgresBackend:
         # just after); a caller's own setting wins.
         settings.setdefault("statement_timeout", str(int(self.timeout * 1000)))
         self._server_settings = settings
-        self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = WeakKeyDictionary()
+        self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
         self._closed = False
 
     @classmethod
@@ -286,7 +107,7 @@ class PostgresBackend:
         )
         return conn
 
-    def _pool(self) -> _Pool:
+    def _pool(self) -> Pool:
         if self._closed:
             raise Unavailable("the store is closed")
         loop = asyncio.get_running_loop()
@@ -296,7 +117,7 @@ class PostgresBackend:
                 if other.is_closed():
                     stale.terminate()
                     del self._pools[other]
-            pool = self._pools[loop] = _Pool(self, self.pool_size)
+            pool = self._pools[loop] = Pool(self.connect, self.pool_size)
         return pool
 
     async def close(self) -> None:
@@ -328,7 +149,7 @@ class PostgresBackend:
             # The server refused the statement; the connection itself is fine.
             reusable = not isinstance(exc, asyncpg.PostgresConnectionError)
             raise translate(exc, self.timeout) from exc
-        except _DISCARD as exc:
+        except DISCARD as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise translate(exc, self.timeout) from exc
@@ -358,7 +179,7 @@ class PostgresBackend:
         try:
             async with asyncio.timeout(max(self.timeout, 60.0)):
                 return await migrate.on_postgres(self.connect, target)
-        except (asyncpg.PostgresError, *_DISCARD) as exc:
+        except (asyncpg.PostgresError, *DISCARD) as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise translate(exc, self.timeout) from exc
@@ -366,12 +187,12 @@ class PostgresBackend:
     @asynccontextmanager
     async def job_lock(self, name: str) -> AsyncIterator[bool]:
         """A session-level advisory lock, held on a connection of its own for the job."""
-        key = _lock_key(name)
+        key = lock_key(name)
         pool = self._pool()
         try:
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
-        except (asyncpg.PostgresError, *_DISCARD) as exc:
+        except (asyncpg.PostgresError, *DISCARD) as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise translate(exc, self.timeout) from exc
@@ -389,7 +210,7 @@ class PostgresBackend:
                 async with asyncio.timeout(self.timeout):
                     await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
             reusable = True
-        except (asyncpg.PostgresError, *_DISCARD) as exc:
+        except (asyncpg.PostgresError, *DISCARD) as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             # Closing the connection for real is the other way to release the lock.
@@ -412,7 +233,7 @@ class PostgresBackend:
         try:
             await self._run(
                 "execute",
-                _INSERT_SESSION,
+                q.INSERT_SESSION,
                 s.session_id,
                 s.agent_id,
                 s.title,
@@ -484,7 +305,7 @@ class PostgresBackend:
             r = rows[0]
             seq = await self._run(
                 "fetchval",
-                _APPEND,
+                q.APPEND,
                 session_id,
                 r["role"],
                 r["content"],
@@ -498,7 +319,7 @@ class PostgresBackend:
             return None if seq is None else [seq]
         found = await self._run(
             "fetch",
-            _APPEND_MANY,
+            q.APPEND_MANY,
             session_id,
             len(rows),
             sum(r["token_count"] for r in rows),
@@ -629,7 +450,7 @@ class PostgresBackend:
                 " AND (SELECT s.agent_id FROM sessions s WHERE s.session_id = m.session_id)"
                 f" = ANY({p(agent_ids)}::text[])"
             )
-        rows = await self._run("fetch", _SEARCH.format(filters=filters), *p.values)
+        rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
         return [
             SearchHit(
                 session_id=r[0],
@@ -650,7 +471,7 @@ class PostgresBackend:
         async def worker() -> int:
             deleted = 0
             while True:  # one statement per batch, its own short transaction
-                status = await self._run("execute", _GHOSTS, cutoff, batch)
+                status = await self._run("execute", q.GHOSTS, cutoff, batch)
                 count = int(status.split()[-1])
                 deleted += count
                 if count == 0:
@@ -672,7 +493,7 @@ class PostgresBackend:
         ids: list[str] = []
         messages = 0
         while True:
-            rows = await self._run("fetch", _PRUNE, cutoff, batch)
+            rows = await self._run("fetch", q.PRUNE, cutoff, batch)
             ids += [r[0] for r in rows]
             messages += sum(r[1] for r in rows)
             if not rows:
@@ -700,7 +521,7 @@ class PostgresBackend:
                     return False
                 await conn.execute("DELETE FROM sessions WHERE session_id = $1", s.session_id)
             await conn.execute(
-                _INSERT_SESSION,
+                q.INSERT_SESSION,
                 s.session_id,
                 s.agent_id,
                 s.title,
@@ -717,7 +538,7 @@ class PostgresBackend:
             )
             if items:
                 await conn.executemany(
-                    _INSERT_MESSAGE,
+                    q.INSERT_MESSAGE,
                     [
                         (
                             s.session_id,

@@ -23,29 +23,24 @@ earlier versions); JSON as text. Futures from the threads are awaited with
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
-import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sessionkeeper.errors import (
-    Conflict,
-    DatabaseError,
-    Forbidden,
-    InvalidInput,
-    SessionkeeperError,
-    Unavailable,
-)
+from sessionkeeper.errors import Conflict
 from sessionkeeper.models import Message, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.sqlite_threads import (
+    Runner,
+    read_txn,
+    translate,
+)
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
     MESSAGE_COLUMNS,
@@ -57,10 +52,8 @@ from sessionkeeper.store.url import DatabaseConfig
 
 T = TypeVar("T")
 
-JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
-IDLE_CHECKPOINT_S = 1.0
-CHECKPOINT_BUSY_MS = 50
-READER_THREADS = 2
+_process_locks: dict[tuple[str, str], threading.Lock] = {}
+_process_locks_guard = threading.Lock()
 
 _APPEND_BUMP = (
     "UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, "
@@ -82,9 +75,6 @@ WHERE messages_fts MATCH ?1 {filters}
 ORDER BY bm25(messages_fts), m.session_id, m.seq
 LIMIT ?2
 """
-
-_process_locks: dict[tuple[str, str], threading.Lock] = {}
-_process_locks_guard = threading.Lock()
 
 
 # ── values ──────────────────────────────────────────────────────────────────
@@ -158,175 +148,8 @@ def _message_params(session_id: str, seq: int, m: dict[str, Any] | Message) -> t
     )
 
 
-# ── errors ──────────────────────────────────────────────────────────────────
-
-
-class _Busy(Exception):
-    """The inline reader met a lock: retry on a reader thread."""
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def translate(exc: BaseException) -> SessionkeeperError:
-    """A sqlite3 (or encoding) failure as the store's own error type."""
-    if isinstance(exc, SessionkeeperError):
-        return exc
-    text = str(exc)
-    if isinstance(exc, sqlite3.IntegrityError):
-        return Conflict(f"the database refused a duplicate: {text}")
-    if isinstance(exc, sqlite3.OperationalError):
-        lower = text.lower()
-        if _is_busy(exc):
-            return Unavailable(f"the SQLite database is locked by another writer ({text}); retry")
-        if "readonly" in lower or "read-only" in lower:
-            return Forbidden(f"the SQLite database is read-only: {text}")
-        if "unable to open" in lower or "disk i/o" in lower or "disk is full" in lower:
-            return Unavailable(f"cannot use the SQLite database: {text}")
-        return DatabaseError(f"SQLite: {text}")
-    if isinstance(exc, OverflowError):
-        return InvalidInput(f"a number is out of range for the database: {text}")
-    if isinstance(exc, UnicodeEncodeError):
-        return InvalidInput(f"text is not valid Unicode: {text}")
-    if isinstance(exc, sqlite3.Error):
-        return DatabaseError(f"SQLite: {text}")
-    return DatabaseError(f"SQLite: {type(exc).__name__}: {text}")
-
-
-def _guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-    try:
-        return fn(conn)
-    except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
-        raise translate(exc) from exc
-
-
-# ── connections and threads ────────────────────────────────────────────────
-
-
-def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Connection:
-    if cfg.memory:
-        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(
-            cfg.sqlite_uri(),
-            uri=True,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            timeout=busy_ms / 1000,
-            check_same_thread=False,
-        )
-    pragmas = [f"busy_timeout={busy_ms}", "foreign_keys=ON"]
-    if writer and not cfg.memory and cfg.sqlite_params.get("mode") != "ro":
-        pragmas += [
-            "journal_mode=WAL",
-            "synchronous=FULL",
-            f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
-        ]
-    for pragma in pragmas:
-        conn.execute(f"PRAGMA {pragma}")
-    return conn
-
-
-class _Writer:
-    """One thread, one connection; runs submitted functions in order; checkpoints when idle."""
-
-    def __init__(self, cfg: DatabaseConfig) -> None:
-        self._cfg = cfg
-        self._busy_ms = int(cfg.timeout * 1000)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._wrote = False
-        self.conn = _connect(cfg, self._busy_ms, writer=True)
-        self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((future, fn))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=IDLE_CHECKPOINT_S)
-            except queue.Empty:
-                self._idle()
-                continue
-            if item is None:
-                break
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(_guarded(fn, self.conn))
-                self._wrote = True
-            except BaseException as exc:  # handed to the awaiting caller
-                future.set_exception(exc)
-        self.conn.close()
-
-    def _idle(self) -> None:
-        if not self._wrote or self._cfg.memory:
-            return
-        self._wrote = False
-        # Short busy wait: a reader holding an old snapshot must not stall the next append.
-        try:
-            self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error:
-            self._wrote = True  # try again at the next idle moment
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-
-def _write_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    def run(conn: sqlite3.Connection) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    return run
-
-
-def _read_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """Several SELECTs on one snapshot."""
-
-    def run(conn: sqlite3.Connection) -> T:
-        conn.execute("BEGIN")
-        try:
-            return fn(conn)
-        finally:
-            conn.execute("COMMIT")
-
-    return run
-
-
-class SqliteBackend:
+class SqliteBackend(Runner):
     dialect = "sqlite"
-
-    def __init__(self, cfg: DatabaseConfig) -> None:
-        self.cfg = cfg
-        self.timeout = cfg.timeout
-        self._writer = _Writer(cfg)
-        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
-        self._reader_conns: list[sqlite3.Connection] = []
-        self._local = threading.local()
-        self._inline: sqlite3.Connection | None = None
-        self._inline_lock = threading.Lock()
-        if not cfg.memory:
-            self._readers = concurrent.futures.ThreadPoolExecutor(
-                READER_THREADS, thread_name_prefix="sk-sqlite-reader"
-            )
-            self._inline = _connect(cfg, 0, writer=False)
-            self._inline.execute("PRAGMA query_only=ON")
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
@@ -337,65 +160,6 @@ class SqliteBackend:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         return backend
-
-    async def close(self) -> None:
-        self._writer.close()
-        if self._readers is not None:
-            self._readers.shutdown()
-        for conn in self._reader_conns:
-            conn.close()
-        if self._inline is not None:
-            self._inline.close()
-
-    # ── running work ────────────────────────────────────────────────────────
-
-    async def _wait(self, future: concurrent.futures.Future[T]) -> T:
-        # The thread itself waits at most busy_timeout for a lock; this bounds queueing too.
-        try:
-            async with asyncio.timeout(self.timeout + 1):
-                return await asyncio.wrap_future(future)
-        except TimeoutError:
-            future.cancel()  # not started yet: it never will be
-            raise Unavailable(
-                f"the SQLite database did not answer within {self.timeout:g} s; retry"
-            ) from None
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._wait(self._writer.submit(_write_txn(fn)))
-
-    def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.cfg, int(self.timeout * 1000), writer=False)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            self._reader_conns.append(conn)
-        return _guarded(fn, conn)
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
-        if self._readers is None:  # in memory: the writer's connection is the database
-            return await self._wait(self._writer.submit(fn))
-        if inline and self._inline is not None and self._inline_lock.acquire(blocking=False):
-            try:
-                return self._inline_read(fn, self._inline)
-            except _Busy:
-                pass
-            finally:
-                self._inline_lock.release()
-        return await self._wait(self._readers.submit(self._reader_run, fn))
-
-    @staticmethod
-    def _inline_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-        try:
-            return fn(conn)
-        except sqlite3.OperationalError as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if _is_busy(exc):
-                raise _Busy from exc
-            raise translate(exc) from exc
-        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
-            raise translate(exc) from exc
 
     # ── the database itself ────────────────────────────────────────────────
 
@@ -485,7 +249,7 @@ class SqliteBackend:
             keys = [r[12] if query.sort == "title" else _time(r[12]) for r in rows]
             return Listed([_session(r) for r in rows], keys, total)
 
-        return await self._read(_read_txn(read))
+        return await self._read(read_txn(read))
 
     async def update_session(
         self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
@@ -660,7 +424,7 @@ class SqliteBackend:
                 before = chunk[-1][1]
             return tail
 
-        return await self._read(_read_txn(read), inline=True)
+        return await self._read(read_txn(read), inline=True)
 
     async def search(
         self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
@@ -750,7 +514,7 @@ class SqliteBackend:
             types = {str(a): int(n) for a, n in conn.execute(by_type, group_params)}
             return stats_row(t, _time(t[8]), _time(t[9]), agents, types)
 
-        return await self._read(_read_txn(read))
+        return await self._read(read_txn(read))
 
     async def import_session(
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool

@@ -1,0 +1,276 @@
+"""How the SQLite backend runs work: connections, the writer thread, errors.
+
+- One writer thread owns the writing connection and runs submitted functions in order, each
+  inside ``BEGIN IMMEDIATE … COMMIT`` (``write_txn``): taking the write lock first makes
+  writers in other processes queue on ``busy_timeout`` instead of deadlocking on a
+  read-to-write upgrade, and the commit's fsync never runs on an event loop.
+- When the writer has been idle for IDLE_CHECKPOINT_S it runs ``wal_checkpoint(TRUNCATE)``
+  with a short busy wait (a reader holding an old snapshot must not stall the next append);
+  ``journal_size_limit`` truncates the WAL after ordinary checkpoints too.
+- ``translate`` turns sqlite3 failures into the store's errors: busy past the wait →
+  Unavailable, duplicate key → Conflict, read-only → Forbidden, bad values → InvalidInput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sessionkeeper.errors import (
+    Conflict,
+    DatabaseError,
+    Forbidden,
+    InvalidInput,
+    SessionkeeperError,
+    Unavailable,
+)
+from sessionkeeper.store.url import DatabaseConfig
+
+T = TypeVar("T")
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+IDLE_CHECKPOINT_S = 1.0
+CHECKPOINT_BUSY_MS = 50
+READER_THREADS = 2
+
+
+# ── errors ──────────────────────────────────────────────────────────────────
+
+
+class Busy(Exception):
+    """The inline reader met a lock: retry on a reader thread."""
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def translate(exc: BaseException) -> SessionkeeperError:
+    """A sqlite3 (or encoding) failure as the store's own error type."""
+    if isinstance(exc, SessionkeeperError):
+        return exc
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"the database refused a duplicate: {text}")
+    if isinstance(exc, sqlite3.OperationalError):
+        lower = text.lower()
+        if is_busy(exc):
+            return Unavailable(f"the SQLite database is locked by another writer ({text}); retry")
+        if "readonly" in lower or "read-only" in lower:
+            return Forbidden(f"the SQLite database is read-only: {text}")
+        if "unable to open" in lower or "disk i/o" in lower or "disk is full" in lower:
+            return Unavailable(f"cannot use the SQLite database: {text}")
+        return DatabaseError(f"SQLite: {text}")
+    if isinstance(exc, OverflowError):
+        return InvalidInput(f"a number is out of range for the database: {text}")
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidInput(f"text is not valid Unicode: {text}")
+    if isinstance(exc, sqlite3.Error):
+        return DatabaseError(f"SQLite: {text}")
+    return DatabaseError(f"SQLite: {type(exc).__name__}: {text}")
+
+
+def guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    try:
+        return fn(conn)
+    except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+        raise translate(exc) from exc
+
+
+# ── connections and threads ────────────────────────────────────────────────
+
+
+def connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Connection:
+    if cfg.memory:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(
+            cfg.sqlite_uri(),
+            uri=True,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            timeout=busy_ms / 1000,
+            check_same_thread=False,
+        )
+    pragmas = [f"busy_timeout={busy_ms}", "foreign_keys=ON"]
+    if writer and not cfg.memory and cfg.sqlite_params.get("mode") != "ro":
+        pragmas += [
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
+        ]
+    for pragma in pragmas:
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class Writer:
+    """One thread, one connection; runs submitted functions in order; checkpoints when idle."""
+
+    def __init__(self, cfg: DatabaseConfig) -> None:
+        self._cfg = cfg
+        self._busy_ms = int(cfg.timeout * 1000)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._wrote = False
+        self.conn = connect(cfg, self._busy_ms, writer=True)
+        self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((future, fn))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_CHECKPOINT_S)
+            except queue.Empty:
+                self._idle()
+                continue
+            if item is None:
+                break
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(guarded(fn, self.conn))
+                self._wrote = True
+            except BaseException as exc:  # handed to the awaiting caller
+                future.set_exception(exc)
+        self.conn.close()
+
+    def _idle(self) -> None:
+        if not self._wrote or self._cfg.memory:
+            return
+        self._wrote = False
+        # Short busy wait: a reader holding an old snapshot must not stall the next append.
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            self._wrote = True  # try again at the next idle moment
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def write_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    return run
+
+
+def read_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """Several SELECTs on one snapshot."""
+
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    return run
+
+
+class Runner:
+    """Where each kind of work runs: writes on the writer, hot reads inline, others on readers.
+
+    Hot reads run on the calling thread with ``busy_timeout=0``: in WAL mode a reader waits
+    for no one, so the inline path costs only the query (a thread hand-over would cost as
+    much as the query itself). If SQLite ever answers busy there (WAL recovery after a
+    crash), the read is retried on a reader thread that waits properly. In memory there is
+    one connection, the writer's, and everything runs on its thread.
+    """
+
+    def __init__(self, cfg: DatabaseConfig) -> None:
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self._writer = Writer(cfg)
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._inline: sqlite3.Connection | None = None
+        self._inline_lock = threading.Lock()
+        if not cfg.memory:
+            self._readers = concurrent.futures.ThreadPoolExecutor(
+                READER_THREADS, thread_name_prefix="sk-sqlite-reader"
+            )
+            self._inline = connect(cfg, 0, writer=False)
+            self._inline.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        self._writer.close()
+        if self._readers is not None:
+            self._readers.shutdown()
+        for conn in self._reader_conns:
+            conn.close()
+        if self._inline is not None:
+            self._inline.close()
+
+    # ── running work ────────────────────────────────────────────────────────
+
+    async def _wait(self, future: concurrent.futures.Future[T]) -> T:
+        # The thread itself waits at most busy_timeout for a lock; this bounds queueing too.
+        try:
+            async with asyncio.timeout(self.timeout + 1):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()  # not started yet: it never will be
+            raise Unavailable(
+                f"the SQLite database did not answer within {self.timeout:g} s; retry"
+            ) from None
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._wait(self._writer.submit(write_txn(fn)))
+
+    def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.cfg, int(self.timeout * 1000), writer=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            self._reader_conns.append(conn)
+        return guarded(fn, conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        if self._readers is None:  # in memory: the writer's connection is the database
+            return await self._wait(self._writer.submit(fn))
+        if inline and self._inline is not None and self._inline_lock.acquire(blocking=False):
+            try:
+                return self._inline_read(fn, self._inline)
+            except Busy:
+                pass
+            finally:
+                self._inline_lock.release()
+        return await self._wait(self._readers.submit(self._reader_run, fn))
+
+    @staticmethod
+    def _inline_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if is_busy(exc):
+                raise Busy from exc
+            raise translate(exc) from exc
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+            raise translate(exc) from exc
