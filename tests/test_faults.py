@@ -91,6 +91,29 @@ class Server:
         except OSError:
             return "(no log)"
 
+    def diagnosis(self) -> str:
+        """For a failure message: the first unhandled exception's traceback, then the log's end
+        (runs of repeated lines, like one warning per failed request, collapsed)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        lines: list[str] = []
+        previous, repeats = None, 0
+        for line in [*text.splitlines(), None]:
+            if line == previous:
+                repeats += 1
+                continue
+            if previous is not None:
+                lines.append(previous + (f"  [×{repeats}]" if repeats > 1 else ""))
+            previous, repeats = line, 1
+        out = ""
+        marker = text.find("Exception in ASGI application")
+        if marker != -1:
+            out = "first unhandled exception (frames in sessionkeeper only):\n"
+            out += "\n".join(_our_frames(text[marker:].splitlines()[1:])) + "\n"
+        return out + "end of the server log:\n" + "\n".join(lines)[-2500:]
+
     def unhandled(self) -> int:
         """Unhandled exceptions uvicorn logged: a request that reached the client as a raw 500."""
         try:
@@ -99,11 +122,22 @@ class Server:
             return 0
 
 
+def _our_frames(traceback: list[str]) -> list[str]:
+    """A logged traceback cut to its exception lines and the frames in sessionkeeper's code."""
+    kept: list[str] = []
+    keep_next = False
+    for line in traceback:
+        if line.startswith(("INFO:", "WARNING:", "ERROR:")):
+            break  # the next log record
+        if keep_next or not line.startswith(" ") or "/sessionkeeper/" in line:
+            kept.append(line)
+        keep_next = line.lstrip().startswith("File ") and "/sessionkeeper/" in line
+    return kept
+
+
 @contextlib.contextmanager
 def served(db_url: str, workdir: Path, db_timeout: float) -> Iterator[Server]:
     """``sessionkeeper --db URL serve`` on a free port; stopped (by pid) on exit."""
-    port = _free_port()
-    log = workdir / f"server-{port}.log"
     env = {
         **os.environ,
         "SESSIONKEEPER_DB_TIMEOUT": str(db_timeout),
@@ -111,29 +145,52 @@ def served(db_url: str, workdir: Path, db_timeout: float) -> Iterator[Server]:
         "SESSIONKEEPER_LOG_LEVEL": "warning",  # no access log: thousands of lines under load
     }
     env.pop("SESSIONKEEPER_DATABASE_URL", None)
-    argv = [sys.executable, "-m", "sessionkeeper", "--db", db_url, "serve"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    for attempt in range(3):
+        port = _free_port()
+        log = workdir / f"server-{port}.log"
+        argv = [sys.executable, "-m", "sessionkeeper", "--db", db_url, "serve"]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = Server(f"http://127.0.0.1:{port}", proc, log)
+        try:
+            if _started(server) or attempt == 2:
+                break
+        except BaseException:
+            _stop(proc)
+            raise
+        # Someone took the port between _free_port() and the server's bind: another port.
     try:
-        with httpx.Client(base_url=server.base, trust_env=False, timeout=5) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"server exited:\n{server.log_tail()}"
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get("/healthz").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, f"server did not start:\n{server.log_tail()}"
-                time.sleep(0.1)
+        assert proc.poll() is None, f"server exited:\n{server.log_tail()}"
         yield server
     finally:
+        _stop(proc)
+
+
+def _started(server: Server) -> bool:
+    """True once /healthz answers; False if the port was taken; fails on anything else."""
+    with httpx.Client(base_url=server.base, trust_env=False, timeout=5) as http:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.proc.poll() is not None:
+                if "address already in use" in server.log_tail().lower():
+                    return False
+                raise AssertionError(f"server exited:\n{server.log_tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if http.get("/healthz").status_code == 200:
+                    return True
+            assert time.monotonic() < deadline, f"server did not start:\n{server.log_tail()}"
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def client(server: Server, timeout: float = CLIENT_TIMEOUT) -> httpx.Client:
@@ -381,9 +438,9 @@ def test_postgres_kill9_under_load_then_restart(pg_cluster: PgCluster, tmp_path:
     seqs = sorted(m["seq"] for m in listed)
     if session["message_count"] is not None and session["message_count"] != len(listed):
         problems.append(f"message_count {session['message_count']} != {len(listed)} rows")
+    by_seq = [m["content"] for m in sorted(listed, key=lambda m: m["seq"])]
     for w in range(load.writers):  # one writer's messages keep their order
-        mine = [m["content"] for m in sorted(listed, key=lambda m: m["seq"]) if m["content"]]
-        mine = [c for c in mine if c.startswith(f"w{w}-")]
+        mine = [c for c in by_seq if c.startswith(f"w{w}-")]
         if mine != sorted(mine):
             problems.append(f"writer {w}'s messages are out of order")
 
@@ -402,9 +459,8 @@ def test_postgres_kill9_under_load_then_restart(pg_cluster: PgCluster, tmp_path:
         f" stored {len(listed)} messages (seq {seqs[:1]}…{seqs[-1:]}), "
         f"{unacked_stored} of them from requests that did not get 201."
     )
-    assert not problems, (
-        "\n- ".join(["", *problems]) + f"\n{report}\nserver log:\n{server.log_tail()}"
-    )
+    print(report)  # the counts, also when all is well (pytest -rP shows them)
+    assert not problems, "\n- ".join(["", *problems]) + f"\n{report}\n{server.diagnosis()}"
 
 
 # ── 2. frozen PostgreSQL ───────────────────────────────────────
@@ -512,9 +568,8 @@ def test_postgres_frozen_answers_503_within_the_timeout(
         problems.append(f"after the thaw: {describe(not_ok)}")
     if server.unhandled():
         problems.append(f"{server.unhandled()} unhandled exceptions logged by the server")
-    assert not problems, (
-        "\n- ".join(["", *problems]) + f"\n{report}\nserver log:\n{server.log_tail()}"
-    )
+    print(report)  # the counts, also when all is well (pytest -rP shows them)
+    assert not problems, "\n- ".join(["", *problems]) + f"\n{report}\n{server.diagnosis()}"
 
 
 # ── 3. SQLite write lock held by another process ─────────────────────
@@ -531,7 +586,10 @@ print("released", flush=True)
 
 
 def test_sqlite_write_lock_held_elsewhere_answers_503(tmp_path: Path) -> None:
-    bound = SQLITE_TIMEOUT + 1
+    # The issue asks for 503 (not a raw exception) and sets no time for SQLite; the bound
+    # here only tells a 503 from a hang: a write queued behind the one waiting on the lock
+    # may wait its own turn (the store bounds queue + busy wait at timeout + 1 s), plus HTTP.
+    bound = SQLITE_TIMEOUT + 1.5
     db = tmp_path / "locked.db"
     with served(f"sqlite:///{db}", tmp_path, SQLITE_TIMEOUT) as server, client(server) as http:
         sid = create_session(http)
@@ -619,6 +677,5 @@ def test_sqlite_write_lock_held_elsewhere_answers_503(tmp_path: Path) -> None:
     landed = [o.content for o in writes if o.status == 503 and o.content in listed]
     if landed:
         problems.append(f"writes answered 503 were stored anyway: {landed}")
-    assert not problems, (
-        "\n- ".join(["", *problems]) + f"\n{report}\nserver log:\n{server.log_tail()}"
-    )
+    print(report)  # the counts, also when all is well (pytest -rP shows them)
+    assert not problems, "\n- ".join(["", *problems]) + f"\n{report}\n{server.diagnosis()}"
