@@ -40,11 +40,29 @@ def isolate_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return env
 
 
+def _check_shareable(db: str) -> None:
+    from sessionkeeper.store.url import parse
+
+    if parse(db).memory:
+        raise ValueError(
+            f"{db!r} is an in-memory database: each CLI invocation would get its own, "
+            "empty one (use the file_db_url fixture)"
+        )
+
+
 def make_invoke(db_url: str | None) -> Invoke:
-    """Run the CLI in-process; ``--db db_url`` first unless ``db=None`` is passed."""
+    """Run the CLI in-process; ``--db db_url`` first unless ``db=None`` is passed.
+
+    Every invocation opens its own Store, so the URL must name a database that outlives
+    one: a SQLite file or PostgreSQL (``file_db_url``), never in-memory SQLite.
+    """
+    if db_url:
+        _check_shareable(db_url)
     runner = CliRunner()
 
     def invoke(*args: str, db: str | None = db_url, input: str | None = None) -> Result:
+        if db:
+            _check_shareable(db)
         argv = (["--db", db] if db else []) + list(args)
         return runner.invoke(app, argv, input=input)
 

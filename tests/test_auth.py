@@ -19,16 +19,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 from typer.testing import CliRunner
 
+import rawdb
 from sessionkeeper.api import create_app
 from sessionkeeper.api.auth import Authenticator, check_open, is_loopback
 from sessionkeeper.api.server import check_startup
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden
-from sessionkeeper.store.keys import ApiKeys
-from sessionkeeper.store.schema import api_keys
 from sessionkeeper.store.core import Store
 
 API = "/api/engine/sessions"
@@ -65,7 +63,7 @@ class Keys:
 
 @pytest.fixture
 async def keyed(store: Store, db_url: str) -> AsyncIterator[Keys]:
-    keys = ApiKeys(store.engine)
+    keys = store.keys
     _, admin = await keys.create(admin=True, name="ops")
     key_a, scoped = await keys.create(agent_ids=["a"], name="bot-a")
     yield Keys(make_app(db_url, store), admin, scoped, key_a.key_id)
@@ -192,14 +190,13 @@ async def test_no_key_bad_key_and_revoked_key_get_401(keyed: Keys, store: Store)
 
     async with client(keyed.app, keyed.scoped) as bot:
         assert (await bot.get(API)).status_code == 200
-        await ApiKeys(store.engine).revoke(keyed.scoped_id)
+        await store.keys.revoke(keyed.scoped_id)
         # No cache: the very next request is refused.
         assert_401(await bot.get(API), "revoked")
 
 
 async def test_keys_are_not_stored_in_plain_text(keyed: Keys, store: Store) -> None:
-    async with store.engine.connect() as conn:
-        rows = [tuple(r) for r in await conn.execute(select(api_keys))]
+    rows = await rawdb.fetch(store, "SELECT * FROM api_keys")
     assert len(rows) == 2
     stored = " ".join(str(v) for row in rows for v in row)
     for token in (keyed.admin, keyed.scoped):
@@ -231,7 +228,7 @@ async def test_creating_a_key_while_running_ends_open_mode(store: Store, db_url:
     async with client(app) as local:
         assert (await local.get(API)).status_code == 200
         assert auth.is_open
-        _, token = await ApiKeys(store.engine).create(agent_ids=["a"])
+        _, token = await store.keys.create(agent_ids=["a"])
         # Within the re-check interval the server may still be open; after it, never.
         auth.recheck_seconds = 0
         assert_401(await local.get(API))
@@ -244,7 +241,7 @@ async def test_a_valid_key_ends_open_mode_at_once(store: Store, db_url: str) -> 
     app = make_app(db_url, store)
     async with client(app) as local:
         assert (await local.get(API)).status_code == 200  # open, decided now
-        _, token = await ApiKeys(store.engine).create(admin=True)
+        _, token = await store.keys.create(admin=True)
         async with client(app, token) as admin:
             assert (await admin.get(API)).status_code == 200
         assert_401(await local.get(API))  # no waiting for the re-check interval
@@ -274,13 +271,14 @@ def test_loopback_rules() -> None:
     assert "sessionkeeper keys create --admin" in refused.value.message
 
 
-async def test_startup_check_refuses_public_host_until_a_key_exists(db_url: str) -> None:
-    public = Settings(database_url=db_url, host="0.0.0.0", maintenance=False)
+async def test_startup_check_refuses_public_host_until_a_key_exists(file_db_url: str) -> None:
+    # check_startup opens its own Store on the URL: it must see the key made by another one.
+    public = Settings(database_url=file_db_url, host="0.0.0.0", maintenance=False)
     with pytest.raises(Forbidden, match="refusing to serve on 0.0.0.0"):
         await check_startup(public)
     assert await check_startup(public.model_copy(update={"host": "127.0.0.1"})) is True
-    async with await Store.open(db_url) as store:
-        await ApiKeys(store.engine).create(admin=True)
+    async with await Store.open(file_db_url) as store:
+        await store.keys.create(admin=True)
     assert await check_startup(public) is False
 
 

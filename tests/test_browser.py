@@ -24,11 +24,10 @@ from typing import Any
 
 import pytest
 import uvicorn
-from sqlalchemy import update
 
+import rawdb
 from sessionkeeper.api import create_app
 from sessionkeeper.config import Settings
-from sessionkeeper.store.schema import sessions
 from sessionkeeper.store.core import Store
 
 pytestmark = pytest.mark.browser
@@ -132,19 +131,21 @@ async def _plant(store: Store) -> str:
         for i in range(n):
             await store.add_message(s.session_id, "user", f"{title}: question {i + 1}")
             await store.add_message(s.session_id, "assistant", f"Answer {i + 1} about {title}.")
-        async with store.engine.begin() as conn:
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.session_id == s.session_id)
-                .values(updated_at=now - age, last_message_at=now - age)
-            )
-    ghost = await store.create_session(agent_id="main")
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.session_id == ghost.session_id)
-            .values(created_at=now - timedelta(minutes=20))
+        then = rawdb.when(store, now - age)
+        await rawdb.execute(
+            store,
+            "UPDATE sessions SET updated_at = ?, last_message_at = ? WHERE session_id = ?",
+            then,
+            then,
+            s.session_id,
         )
+    ghost = await store.create_session(agent_id="main")
+    await rawdb.execute(
+        store,
+        "UPDATE sessions SET created_at = ? WHERE session_id = ?",
+        rawdb.when(store, now - timedelta(minutes=20)),
+        ghost.session_id,
+    )
     return ghost.session_id
 
 
@@ -225,12 +226,12 @@ async def _stale_and_chat(store: Store) -> tuple[str, str]:
     """One session idle for 40 days (prunable) and one recent conversation."""
     old = await store.create_session(title="Forgotten thread")
     await store.add_message(old.session_id, "user", "anyone there?")
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.session_id == old.session_id)
-            .values(updated_at=datetime.now(UTC) - timedelta(days=40))
-        )
+    await rawdb.execute(
+        store,
+        "UPDATE sessions SET updated_at = ? WHERE session_id = ?",
+        rawdb.when(store, datetime.now(UTC) - timedelta(days=40)),
+        old.session_id,
+    )
     recent = await store.create_session(title="Recent talk")
     await store.add_message(recent.session_id, "user", "hi")
     return old.session_id, recent.session_id
@@ -281,9 +282,7 @@ def test_chat_actions_and_prune_in_chromium(server: tuple[str, str], browser: An
 
 
 async def _admin_key(store: Store) -> str:
-    from sessionkeeper.store.keys import ApiKeys
-
-    _, token = await ApiKeys(store.engine).create(admin=True, name="browser")
+    _, token = await store.keys.create(admin=True, name="browser")
     return token
 
 

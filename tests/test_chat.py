@@ -7,6 +7,7 @@ records what it was sent, so the tests assert the exact messages the model recei
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,16 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
+import rawdb
 from fakellm import FakeLLM, run_fake_llm
 from sessionkeeper.api import create_app
 from sessionkeeper.api.deps import Principal, get_principal
 from sessionkeeper.chat import DISCONNECTED, ECHO_LABEL, auto_title, reply_reserve, to_openai
 from sessionkeeper.config import Settings
-from sessionkeeper.store.schema import messages
 from sessionkeeper.store.core import Store
-from sessionkeeper.sync import SyncStore
 
 STREAM = "/api/engine/chat/stream"
 
@@ -105,24 +104,27 @@ async def test_session_created_by_first_message_and_its_id_comes_first(
 
 
 async def test_user_message_is_stored_before_the_model_is_called(
-    client: httpx.AsyncClient, db_url: str, fake: FakeLLM
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
 ) -> None:
     seen: list[list[tuple[str, str]]] = []
-    sync = SyncStore.open(db_url)
+
+    async def stored() -> list[tuple[str, str]]:
+        page = await store.list_sessions()
+        return [
+            (m.role, m.content) for s in page.items for m in await store.get_messages(s.session_id)
+        ]
 
     def reply(sent: list[dict[str, Any]]) -> str:
-        # Runs inside the model server, while the chat request waits for it.
-        page = sync.list_sessions()
-        seen.append(
-            [(m.role, m.content) for s in page.items for m in sync.get_messages(s.session_id)]
-        )
+        # Runs inside the model server (its own thread and event loop), while the chat
+        # request waits for it. It reads the app's own store from one more thread and loop:
+        # on a SQLite file through a reader connection, on PostgreSQL through another pool,
+        # so only committed rows are seen (in-memory SQLite is the one connection's database).
+        with concurrent.futures.ThreadPoolExecutor(1) as reader:
+            seen.append(reader.submit(asyncio.run, stored()).result(timeout=10))
         return "ok"
 
     fake.options.reply = reply
-    try:
-        events = await chat(client, content="store me first")
-    finally:
-        await asyncio.to_thread(sync.close)
+    events = await chat(client, content="store me first")
     assert seen == [[("user", "store me first")]]
     assert events[-1][0] == "done"
 
@@ -268,12 +270,10 @@ async def test_same_content_resent_within_5_seconds_is_409(
 
     # Different content is fine at once; the same content is fine once 5 s have passed.
     await chat(client, session_id=sid, content="Something else")
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            update(messages)
-            .where(messages.c.session_id == sid)
-            .values(created_at=datetime.now(UTC) - timedelta(seconds=6))
-        )
+    six_seconds_ago = rawdb.when(store, datetime.now(UTC) - timedelta(seconds=6))
+    await rawdb.execute(
+        store, "UPDATE messages SET created_at = ? WHERE session_id = ?", six_seconds_ago, sid
+    )
     await chat(client, session_id=sid, content="Something else")
     assert (await store.get_session(sid)).message_count == 6
 

@@ -34,8 +34,9 @@ def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli(db_url: str, user_env: dict[str, str]) -> Invoke:
-    return make_invoke(db_url)
+def cli(file_db_url: str, user_env: dict[str, str]) -> Invoke:
+    # Every invocation opens its own Store: the database must outlive one (no in-memory).
+    return make_invoke(file_db_url)
 
 
 # ── the new-user flow, one process per command ─────────────────────────────────
@@ -241,10 +242,13 @@ def test_exit_codes(cli: Invoke) -> None:
 
 
 def test_unreachable_database_is_exit_6(user_env: dict[str, str]) -> None:
-    result = CliRunner().invoke(app, ["--db", "postgresql://nobody@127.0.0.1:9/none", "list"])
+    url = "postgresql://nobody:hunter2@127.0.0.1:9/none"  # nothing listens on port 9
+    result = CliRunner().invoke(app, ["--db", url, "list"])
     assert result.exit_code == 6
-    assert result.stderr.startswith("error: cannot open the database")
+    # One line naming what failed, with the driver's reason; never the password.
+    assert result.stderr.startswith("error: cannot reach PostgreSQL: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_add_reads_stdin_and_creates_a_session(cli: Invoke) -> None:
@@ -302,7 +306,9 @@ def test_db_upgrade(cli: Invoke) -> None:
     assert masked("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_serve_passes_settings(cli: Invoke, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_passes_settings(
+    cli: Invoke, file_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sessionkeeper.api.server as server
 
     seen: list[Any] = []
@@ -310,8 +316,8 @@ def test_serve_passes_settings(cli: Invoke, db_url: str, monkeypatch: pytest.Mon
     result = cli("serve", "--host", "0.0.0.0", "--port", "8123")
     assert result.exit_code == 0, result.stderr
     (settings,) = seen
-    assert (settings.host, settings.port, settings.database_url) == ("0.0.0.0", 8123, db_url)
-    other = f"{db_url}-other" if db_url.startswith("sqlite") else db_url
+    assert (settings.host, settings.port, settings.database_url) == ("0.0.0.0", 8123, file_db_url)
+    other = f"{file_db_url}-other" if file_db_url.startswith("sqlite") else file_db_url
     assert cli("serve", "--db", other, db=None).exit_code == 0
     assert seen[-1].database_url == other and seen[-1].port == 8000
 
@@ -362,7 +368,7 @@ def test_fs_delete_refuses_path_traversal(cli: Invoke, tree: Path) -> None:
     assert protected.exit_code == 7 and snapshot(tree) == before
 
 
-def test_fs_two_layer_delete_marks_the_database(cli: Invoke, tree: Path, db_url: str) -> None:
+def test_fs_two_layer_delete_marks_the_database(cli: Invoke, tree: Path, file_db_url: str) -> None:
     imported = as_json(cli("import", str(tree), "--json"))
     assert "cron-old-1" in imported["imported"]
     deleted = as_json(cli("fs", "--root", str(tree), "delete", "cron-old-1", "--json"))
@@ -383,7 +389,7 @@ def test_fs_two_layer_delete_marks_the_database(cli: Invoke, tree: Path, db_url:
             "--root",
             str(tree),
             "--db",
-            db_url,
+            file_db_url,
             "prune",
             "--max-age-minutes",
             "60",

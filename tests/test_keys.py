@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
+import rawdb
 from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized
-from sessionkeeper.store.keys import ApiKeys
-from sessionkeeper.store.schema import api_keys
 from sessionkeeper.store.core import Store
 
 
 async def test_create_verify_revoke(store: Store) -> None:
-    keys = ApiKeys(store.engine)
+    keys = store.keys
     assert not await keys.any_active()
     scoped, token = await keys.create(agent_ids=["b", "a", "a"], name="bot")
     admin, admin_token = await keys.create(admin=True)
@@ -22,8 +20,8 @@ async def test_create_verify_revoke(store: Store) -> None:
     assert (await keys.verify(token)).key_id == scoped.key_id
     assert (await keys.verify(admin_token)).admin
 
-    async with store.engine.connect() as conn:
-        stored = [tuple(r) for r in await conn.execute(select(api_keys))]
+    stored = await rawdb.fetch(store, "SELECT * FROM api_keys")
+    assert len(stored) == 2
     secret = token.split("_", 2)[2]
     assert not any(secret in str(v) for row in stored for v in row)  # never in plain text
 
@@ -40,7 +38,7 @@ async def test_create_verify_revoke(store: Store) -> None:
 
 
 async def test_key_must_be_admin_or_scoped(store: Store) -> None:
-    keys = ApiKeys(store.engine)
+    keys = store.keys
     with pytest.raises(InvalidInput):
         await keys.create()
     with pytest.raises(InvalidInput):

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
 
+import rawdb
 from sessionkeeper.api import create_app
 from sessionkeeper.api.observability import Metrics, ScheduleListener
 from sessionkeeper.config import Settings
 from sessionkeeper.maintenance import MaintenanceRunner
-from sessionkeeper.store.schema import SCHEMA_REVISION
 from sessionkeeper.store.core import Store
+from sessionkeeper.store.schema import SCHEMA_REVISION
 
 API = "/api/engine/sessions"
 
@@ -63,8 +65,7 @@ async def test_readyz_ok_then_503_on_a_schema_mismatch(
     assert r.status_code == 200
     assert r.json() == {"status": "ready", "database": "ok", "schema": SCHEMA_REVISION}
 
-    async with store.engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    await rawdb.execute(store, "UPDATE alembic_version SET version_num = '0000'")
     r = await client.get("/readyz")
     assert r.status_code == 503
     body = r.json()
@@ -77,37 +78,85 @@ async def test_readyz_ok_then_503_on_a_schema_mismatch(
     assert "sessionkeeper db upgrade" in body["detail"]
     assert (await client.get("/healthz")).status_code == 200  # liveness does not care
 
+    # The schema gone altogether (the database emptied under the server): no revision at all.
+    await rawdb.execute(store, "DROP TABLE alembic_version")
+    r = await client.get("/readyz")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert (body["error"], body["database"], body["schema"]) == ("schema_mismatch", "ok", None)
+    assert "revision none" in body["detail"]
 
-async def test_readyz_503_when_the_database_is_gone(db_url: str) -> None:
-    store = await Store.open(db_url)
-    app = create_app(Settings(database_url=db_url, maintenance=False), store=store)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        if store.dialect == "postgresql":
-            # Point the engine at a port nobody listens on.
-            await store.close()
-            from sqlalchemy.ext.asyncio import create_async_engine
 
-            broken = store.engine.url.set(port=1)
-            store.engine = create_async_engine(broken)
-        else:
-            async with store.engine.begin() as conn:
-                await conn.execute(text("DROP TABLE alembic_version"))
-        r = await c.get("/readyz")
-        assert r.status_code == 503, r.text
-        body = r.json()
-        assert body["status"] == "not_ready"
-        if store.dialect == "postgresql":
-            assert (body["error"], body["database"]) == ("unavailable", "error")
-            assert "port" not in body["detail"]  # the driver's message stays in the log
-        else:
-            assert (body["error"], body["schema"]) == ("schema_mismatch", None)
-    await store.close()
-    no_store = create_app(Settings(database_url=db_url, maintenance=False))
+async def _pg_admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def test_readyz_503_while_postgresql_refuses_connections(pg_database_url: str) -> None:
+    """The server's database stops answering: its connections are cut and new ones refused.
+
+    Done for real on a throw-away database of the test server: ``pg_terminate_backend`` ends
+    the store's pooled connections and ``ALLOW_CONNECTIONS false`` makes the server refuse
+    new ones, as for a database taken offline. The first /readyz meets a dead pooled
+    connection, the second a refused new one; both are 503 "unavailable" without the
+    driver's message (it names the database) in the body. Allowing connections again makes
+    the same store ready again: the 503 was the database, not a broken store.
+
+    PostgreSQL only: an embedded SQLite database has no such state. In WAL mode no other
+    connection can keep the store from reading (an exclusive lock from another process
+    needs the store's own connections gone), and a deleted file stays readable through the
+    open descriptors. SQLite's real not-ready case, the schema gone, is in the test above.
+    """
+    from sqlalchemy.engine import make_url
+
+    name = f"sk_ready_{uuid.uuid4().hex[:8]}"
+    url = make_url(pg_database_url).set(database=name).render_as_string(hide_password=False)
+    await _pg_admin(pg_database_url, f'CREATE DATABASE "{name}"')
+    try:
+        store = await Store.open(url)
+        app = create_app(Settings(database_url=url, maintenance=False), store=store)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            assert (await c.get("/readyz")).status_code == 200  # a pooled connection now
+            await _pg_admin(
+                pg_database_url,
+                f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+            )
+            for _ in ("the pooled connection is dead", "a new connection is refused"):
+                r = await c.get("/readyz")
+                assert r.status_code == 503, r.text
+                body = r.json()
+                assert (body["status"], body["error"], body["database"]) == (
+                    "not_ready",
+                    "unavailable",
+                    "error",
+                )
+                assert name not in body["detail"]  # the driver's message stays in the log
+            assert (await c.get("/healthz")).status_code == 200
+
+            await _pg_admin(pg_database_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            r = await c.get("/readyz")
+            assert (r.status_code, r.json()["status"]) == (200, "ready")
+        await store.close()
+    finally:
+        await _pg_admin(pg_database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_readyz_503_before_the_store_is_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    no_store = create_app(Settings(database_url=url, maintenance=False))
     transport = httpx.ASGITransport(app=no_store)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         r = await c.get("/readyz")  # no lifespan ran: the store was never opened
         assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    assert not (tmp_path / "never.db").exists()
 
 
 async def test_metrics_count_sessions_messages_and_maintenance(

@@ -25,9 +25,10 @@ build = load_openclaw_builder()
 
 
 @pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+def cli(file_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    # Every invocation opens its own Store: the database must outlive one (no in-memory).
     isolate_user(tmp_path, monkeypatch)
-    return make_invoke(db_url)
+    return make_invoke(file_db_url)
 
 
 @pytest.fixture
@@ -75,20 +76,21 @@ def test_skill_runner(cli: Invoke, tree: Path, monkeypatch: pytest.MonkeyPatch) 
     assert unknown.exit_code == 3 and "error" in json.loads(unknown.stdout)
 
 
-async def test_database_marker_ends_by_id_or_aria_session_id(db_url: str) -> None:
-    store = await Store.open(db_url)
+async def test_database_marker_ends_by_id_or_aria_session_id(file_db_url: str) -> None:
+    # Three Stores on one URL (ours, the marker's, ours again): a shared database.
+    store = await Store.open(file_db_url)
     try:
         direct = await store.create_session(session_id="fs-direct-1")
         mapped = await store.create_session(metadata={"aria_session_id": "fs-uuid-2"})
         untouched = await store.create_session(metadata={"aria_session_id": "other"})
     finally:
         await store.close()
-    with DatabaseMarker(db_url) as marker:
+    with DatabaseMarker(file_db_url) as marker:
         assert marker("fs-direct-1") is True
         assert marker("fs-uuid-2") is True
         assert marker("never-heard-of") is False
         assert marker("../weird id") is False
-    store = await Store.open(db_url)
+    store = await Store.open(file_db_url)
     try:
         assert (await store.get_session(direct.session_id)).status == "ended"
         assert (await store.get_session(mapped.session_id)).status == "ended"
@@ -113,8 +115,9 @@ def test_run_skill_directly(tree: Path) -> None:
         run_skill("session_manager", "list_sessions", "[1, 2]", root=tree)
 
 
-async def test_run_skill_with_database_marks_ended(tree: Path, db_url: str) -> None:
-    store = await Store.open(db_url)
+async def test_run_skill_with_database_marks_ended(tree: Path, file_db_url: str) -> None:
+    # run_skill opens its own Store on the URL: a shared database.
+    store = await Store.open(file_db_url)
     try:
         await store.create_session(session_id="cron-old-1", agent_id="main")
         other = await store.create_session(metadata={"aria_session_id": "run-old-1"})
@@ -125,7 +128,7 @@ async def test_run_skill_with_database_marks_ended(tree: Path, db_url: str) -> N
         "delete_session",
         '{"session_id": "cron-old-1"}',
         root=tree,
-        database_url=db_url,
+        database_url=file_db_url,
     )
     assert result["pg_status_updated"] is True
     assert result["message"].endswith("DB marked ended")
@@ -134,10 +137,10 @@ async def test_run_skill_with_database_marks_ended(tree: Path, db_url: str) -> N
         "prune_sessions",
         '{"max_age_minutes": 100}',
         root=tree,
-        database_url=db_url,
+        database_url=file_db_url,
     )
     assert "run-old-1" in pruned["deleted_ids"] and pruned["errors"] == []
-    store = await Store.open(db_url)
+    store = await Store.open(file_db_url)
     try:
         assert (await store.get_session("cron-old-1")).status == "ended"
         assert (await store.get_session(other.session_id)).status == "ended"
