@@ -42,7 +42,7 @@ from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
-from sessionkeeper.store.backends.postgres_pool import DISCARD, Pool, translate
+from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Pool, translate
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.url import DatabaseConfig
 
@@ -96,12 +96,17 @@ class PostgresBackend:
     async def connect(self) -> Any:
         """A new connection with the store's settings (also what migrations run on)."""
         timeout = self.cfg.connect_timeout or self.timeout
-        conn = await asyncpg.connect(
-            self.cfg.dsn,
-            timeout=timeout,
-            server_settings=self._server_settings,
-            **self._connect_kwargs,
-        )
+        try:
+            conn = await asyncpg.connect(
+                self.cfg.dsn,
+                timeout=timeout,
+                server_settings=self._server_settings,
+                **self._connect_kwargs,
+            )
+        except asyncpg.PostgresError as exc:
+            # Refused at the door (no such database, login refused, not accepting
+            # connections, starting up): nothing this call could fix, so not a DatabaseError.
+            raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         await conn.set_type_codec(
             "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
@@ -146,8 +151,9 @@ class PostgresBackend:
             reusable = True
             raise
         except asyncpg.PostgresError as exc:
-            # The server refused the statement; the connection itself is fine.
-            reusable = not isinstance(exc, asyncpg.PostgresConnectionError)
+            # A statement the server refused leaves the connection fine; a server going away
+            # (57P01-57P03, 08***, …) mid-statement leaves it in an unknown protocol state.
+            reusable = not isinstance(exc, UNAVAILABLE)
             raise translate(exc, self.timeout) from exc
         except DISCARD as exc:
             if isinstance(exc, asyncio.CancelledError):

@@ -25,7 +25,13 @@ from sessionkeeper.errors import (
 )
 
 # Failures after which the connection's state is unknown (or the server is gone): discard it.
-DISCARD = (OSError, TimeoutError, asyncio.CancelledError, asyncpg.InterfaceError)
+DISCARD = (
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # e.g. "another operation is in progress"
+)
 UNAVAILABLE = (
     asyncpg.PostgresConnectionError,  # 08***: connection exceptions
     asyncpg.CannotConnectNowError,  # 57P03: starting up, shutting down, in recovery
@@ -55,7 +61,7 @@ def translate(exc: BaseException, timeout: float) -> SessionkeeperError:
         return Unavailable(f"PostgreSQL is not available: {text}")
     if isinstance(exc, asyncpg.DataError):  # class 22, and arguments asyncpg cannot encode
         return InvalidInput(f"the database refused a value: {text}")
-    if isinstance(exc, asyncpg.InterfaceError):
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
         return Unavailable(f"lost the PostgreSQL connection: {text}")
     return DatabaseError(f"PostgreSQL: {text}")
 

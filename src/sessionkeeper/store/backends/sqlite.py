@@ -553,7 +553,8 @@ class SqliteBackend(Runner):
             )
             return True
 
-        return await self._write(write)
+        # Its lock wait is bounded like any write; a large session may then take a while.
+        return await self._write(write, bounded=False)
 
     # ── API keys ────────────────────────────────────────────────────────────
 

@@ -18,6 +18,7 @@ import concurrent.futures
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -118,13 +119,33 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wrote = False
         self.conn = connect(cfg, self._busy_ms, writer=True)
+        self._current_busy_ms = self._busy_ms
         self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], deadline: float | None = None
+    ) -> concurrent.futures.Future[T]:
+        """Queue ``fn``; ``deadline`` (time.monotonic) bounds its wait for the write lock."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((future, fn))
+        self._queue.put((future, fn, deadline))
         return future
+
+    def _wait_until(self, deadline: float | None) -> bool:
+        """Set the busy wait to end at ``deadline``; False if it has passed already.
+
+        The caller gives up at deadline + 1 s: a write must have failed on its lock by then,
+        or it could commit after its caller was told it had not.
+        """
+        busy_ms = self._busy_ms
+        if deadline is not None:
+            busy_ms = min(busy_ms, int((deadline - time.monotonic()) * 1000))
+            if busy_ms <= 0:
+                return False
+        if busy_ms != self._current_busy_ms:
+            self.conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+            self._current_busy_ms = busy_ms
+        return True
 
     def _run(self) -> None:
         while True:
@@ -135,8 +156,13 @@ class Writer:
                 continue
             if item is None:
                 break
-            future, fn = item
+            future, fn, deadline = item
             if not future.set_running_or_notify_cancel():
+                continue
+            if not self._wait_until(deadline):
+                future.set_exception(
+                    Unavailable("the SQLite write queue was busy past the timeout; retry")
+                )
                 continue
             try:
                 future.set_result(guarded(fn, self.conn))
@@ -157,6 +183,7 @@ class Writer:
             self._wrote = True  # try again at the next idle moment
         finally:
             self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._current_busy_ms = self._busy_ms
 
     def close(self) -> None:
         self._queue.put(None)
@@ -227,19 +254,26 @@ class Runner:
 
     # ── running work ────────────────────────────────────────────────────────
 
-    async def _wait(self, future: concurrent.futures.Future[T]) -> T:
-        # The thread itself waits at most busy_timeout for a lock; this bounds queueing too.
-        try:
-            async with asyncio.timeout(self.timeout + 1):
-                return await asyncio.wrap_future(future)
-        except TimeoutError:
-            future.cancel()  # not started yet: it never will be
-            raise Unavailable(
-                f"the SQLite database did not answer within {self.timeout:g} s; retry"
-            ) from None
+    async def _wait(self, future: concurrent.futures.Future[T], *, bounded: bool = True) -> T:
+        # The work itself waits for a lock only until its deadline (submit + timeout), so by
+        # timeout + 1 s it has either failed busy or is running; queued, it is cancelled.
+        waiting = asyncio.wrap_future(future)
+        if bounded:
+            try:
+                async with asyncio.timeout(self.timeout + 1):
+                    return await asyncio.shield(waiting)
+            except TimeoutError:
+                if future.cancel():
+                    raise Unavailable(
+                        f"the SQLite database did not answer within {self.timeout:g} s; retry"
+                    ) from None
+        # Running: its outcome is the truth, whatever it is (a 503 for a write that then
+        # commits would make a retrying client store it twice).
+        return await waiting
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._wait(self._writer.submit(write_txn(fn)))
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, bounded: bool = True) -> T:
+        deadline = time.monotonic() + self.timeout
+        return await self._wait(self._writer.submit(write_txn(fn), deadline), bounded=bounded)
 
     def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = getattr(self._local, "conn", None)
