@@ -20,8 +20,14 @@ import rawdb
 from fakellm import FakeLLM, run_fake_llm
 from sessionkeeper.api import create_app
 from sessionkeeper.api.deps import Principal, get_principal
-from sessionkeeper.chat import DISCONNECTED, ECHO_LABEL, auto_title, reply_reserve, to_openai
 from sessionkeeper.config import Settings
+from sessionkeeper.service.chat import (
+    DISCONNECTED,
+    ECHO_LABEL,
+    auto_title,
+    reply_reserve,
+    to_openai,
+)
 from sessionkeeper.store.core import Store
 
 STREAM = "/api/engine/chat/stream"

@@ -10,7 +10,7 @@ import pytest
 
 from fakellm import run_fake_llm, split_chunks
 from sessionkeeper.errors import Unavailable
-from sessionkeeper.llm import DEFAULT_MODEL, EchoClient, OpenAIChatClient, make_client
+from sessionkeeper.service.llm import DEFAULT_MODEL, EchoClient, OpenAIChatClient, make_client
 
 MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},

@@ -279,8 +279,8 @@ def ask(
     cfg = common.settings()
 
     async def work(store: Store) -> dict[str, Any]:
-        from sessionkeeper.chat import ChatRequest, prepare_turn
-        from sessionkeeper.llm import make_client
+        from sessionkeeper.service.chat import ChatRequest, prepare_turn
+        from sessionkeeper.service.llm import make_client
 
         llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)
         try:

@@ -1,8 +1,9 @@
 """Chat over Server-Sent Events: ``POST /api/engine/chat/stream``, ``GET /api/engine/chat/model``.
 
-The turn logic lives in ``sessionkeeper.chat``; this module only speaks HTTP. Everything that
-can refuse a request (unknown or invisible session, duplicate resend, oversized content)
-runs before the response starts, so it arrives as an ordinary JSON error with its status
+The turn logic lives in ``sessionkeeper.service.chat``; this module only speaks HTTP.
+Everything that can refuse a request (unknown or invisible session, duplicate resend,
+oversized content) runs before the response starts, so it arrives as an ordinary JSON error
+with its status
 (404, 409, 413, 422) rather than inside a stream. After that the body is
 ``text/event-stream`` with events written as ``event: <name>\\ndata: <json>\\n\\n``.
 
@@ -25,9 +26,9 @@ from starlette.types import Send
 
 from sessionkeeper.api.deps import PrincipalDep, SettingsDep, StoreDep, get_principal
 from sessionkeeper.api.observability import MetricsDep
-from sessionkeeper.chat import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.config import Settings
-from sessionkeeper.llm import LLMClient, make_client
+from sessionkeeper.service.chat import ChatEvent, ChatRequest, model_info, prepare_turn
+from sessionkeeper.service.llm import LLMClient, make_client
 
 CHAT_PREFIX = "/api/engine/chat"
 

@@ -32,8 +32,8 @@ from typing import Any
 import anyio
 
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, SessionkeeperError
-from sessionkeeper.llm import LLMClient
 from sessionkeeper.models import Message, Session, Window
+from sessionkeeper.service.llm import LLMClient
 from sessionkeeper.store import validate
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
