@@ -100,7 +100,7 @@ class Store:
         """Open (and, if empty, create) the database at ``url``; default: the user data dir.
 
         ``timeout`` bounds every database call (default ``$SESSIONKEEPER_DB_TIMEOUT`` or
-        10 s). PostgreSQL keyword arguments go to ``asyncpg.connect`` (e.g.
+        10 s). PostgreSQL keyword arguments go to the driver's connect (e.g.
         ``server_settings``, ``ssl``, ``statement_cache_size``; ``pool_size`` sizes the pool).
         An existing database at an older schema is refused unless ``upgrade=True``.
         """

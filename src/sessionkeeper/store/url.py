@@ -79,7 +79,7 @@ def timeout_from_env(environ: dict[str, str] | None = None) -> float:
 def parse(url: str, *, timeout: float | None = None, **kwargs: Any) -> DatabaseConfig:
     """A ``DatabaseConfig`` from a URL and explicit keyword arguments.
 
-    PostgreSQL keyword arguments go to ``asyncpg.connect`` (``server_settings`` merges with
+    PostgreSQL keyword arguments go to the driver's connect (``server_settings`` merges with
     the URL's; ``connect_args={...}``, the SQLAlchemy spelling, is accepted too).
     """
     if not isinstance(url, str) or "://" not in url:
