@@ -1,0 +1,17 @@
+"""Framework memory interfaces on top of the Store, each behind its own extra.
+
+- :mod:`sessionkeeper.integrations.openai_agents` — ``SessionkeeperSession``, an OpenAI Agents
+  SDK ``Session`` (``pip install 'sessionkeeper[openai-agents]'``).
+- :mod:`sessionkeeper.integrations.langchain` — ``SessionkeeperChatMessageHistory``, a LangChain
+  ``BaseChatMessageHistory`` (``pip install 'sessionkeeper[langchain]'``).
+
+What they store is an ordinary session (listed, searched, windowed, ended, purged, pruned):
+``session_type`` names the framework, each framework object is kept whole in the message
+metadata so it comes back exactly, and its text is the message content, so search and token
+counts see what the model sees.
+
+This package imports no framework itself; each module imports its own and, when it is
+missing, says which extra to install.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,286 @@
+"""What every integration needs from the Store, in one place.
+
+- :class:`SessionBinding` ties a framework's session object to one store session: a Store the
+  caller gives (and closes) or one opened lazily from a URL (and closed by the binding). The
+  store session is created by the first write, not by the constructor (frameworks build their
+  session objects freely, e.g. once per request), and a creation race between processes is
+  settled by the unique session id: whoever loses gets ``Conflict`` and simply appends.
+- :func:`finish` runs a write to its end even if the caller is cancelled. The frameworks read
+  the session back to decide whether to retry a turn, so a write must be all done or not
+  started, never "cancelled, outcome unknown".
+- Text helpers: the auto-title rule of the chat, and the excerpt kept as message content when
+  an object's text is longer than a message may be (the object itself is kept whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound
+from sessionkeeper.models import (
+    LABEL_RE,
+    MAX_MESSAGE_LENGTH,
+    MAX_MESSAGES_PAGE,
+    MAX_TITLE_LENGTH,
+    SESSION_ID_RE,
+    Message,
+)
+
+if TYPE_CHECKING:
+    from sessionkeeper import Store
+
+T = TypeVar("T")
+
+# The chat's auto-title rule (sessionkeeper.service.chat.auto_title; a test keeps the two equal).
+TITLE_MAX = 80
+TITLE_CUT = 77
+# Per-message framing a chat format adds, as the store's own context windows count it.
+MESSAGE_OVERHEAD_TOKENS = 3
+# Creating the session and appending can lose to a concurrent delete (a ghost purge of a
+# session emptied by clear); a few rounds settle it.
+_APPEND_ATTEMPTS = 3
+
+
+def missing_framework(framework: str, extra: str, exc: ImportError) -> ImportError:
+    """The ImportError an integration raises when its framework is not installed."""
+    error = ImportError(
+        f"{framework} is not installed ({exc}); install it with: "
+        f"pip install 'sessionkeeper[{extra}]'"
+    )
+    error.name = exc.name
+    return error
+
+
+def auto_title(text: str | None) -> str | None:
+    """The title a first user text gives a session: whitespace collapsed, 80 characters at
+    most (77 and "...")."""
+    if not text:
+        return None
+    collapsed = " ".join(text.split())
+    if not collapsed:
+        return None
+    return collapsed if len(collapsed) <= TITLE_MAX else collapsed[:TITLE_CUT] + "..."
+
+
+def excerpt(text: str) -> tuple[str, bool]:
+    """The message content for ``text``: itself, or its first MAX_MESSAGE_LENGTH characters
+    when longer (the store refuses longer content; the whole object is kept in metadata)."""
+    if len(text) <= MAX_MESSAGE_LENGTH:
+        return text, False
+    return text[:MAX_MESSAGE_LENGTH], True
+
+
+def count_tokens(store: Store, text: str) -> int:
+    """Tokens of ``text`` with the store's encoding (for content the store cannot see whole)."""
+    tokenizer = getattr(store, "tokenizer", None)
+    if tokenizer is None:
+        from sessionkeeper.tokens import get_tokenizer
+
+        tokenizer = get_tokenizer()
+    return int(tokenizer.count(text))
+
+
+async def finish(awaitable: Awaitable[T]) -> T:
+    """Await a write to its outcome even if the caller is cancelled meanwhile, then re-raise
+    the cancellation. The write's own failure is then not reported: the caller asked to stop."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved, so the loop reports no "exception never retrieved"
+        raise cancelled
+    return task.result()
+
+
+def check_session_id(session_id: Any) -> str:
+    if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id):
+        raise InvalidInput(
+            f"invalid session id {session_id!r}: use 1-128 characters of A-Z a-z 0-9 . _ : -",
+            field="session_id",
+        )
+    return session_id
+
+
+def _check_label(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not LABEL_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid {field} {value!r}: use 1-64 characters of A-Z a-z 0-9 . _ : @ / + -",
+            field=field,
+        )
+    return value
+
+
+class SessionBinding:
+    """One store session as a framework sees it (see the module docstring)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        store: Store | None,
+        url: str | None,
+        store_options: Mapping[str, Any] | None,
+        agent_id: str,
+        title: str | None,
+        session_type: str,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        if (store is None) == (url is None):
+            raise TypeError("give either store= (a sessionkeeper Store) or a url")
+        if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH):
+            raise InvalidInput(
+                f"title must be a string of at most {MAX_TITLE_LENGTH} characters", field="title"
+            )
+        self.session_id = check_session_id(session_id)
+        self.agent_id = _check_label(agent_id, "agent_id")
+        self.session_type = _check_label(session_type, "session_type")
+        self.title = title
+        self.metadata = metadata
+        self._store = store
+        self._url = url
+        self._store_options = dict(store_options or {})
+        self._owns_store = store is None
+        self._lock = threading.Lock()
+        # Set when this binding created the session without a title (no user text yet).
+        self._untitled = False
+
+    async def store(self) -> Store:
+        store = self._store
+        if store is not None:
+            return store
+        from sessionkeeper import open_store
+
+        opened = await open_store(self._url, **self._store_options)
+        with self._lock:
+            if self._store is None:
+                self._store = opened
+                return opened
+            store = self._store
+        await opened.close()  # another task opened it first
+        return store
+
+    async def close(self) -> None:
+        """Close the store if this binding opened it (from a URL); a given store stays open."""
+        with self._lock:
+            store, owned = self._store, self._owns_store
+            if owned:
+                self._store = None
+        if owned and store is not None:
+            await store.close()
+
+    async def append(
+        self, rows: Sequence[Mapping[str, Any]], user_text: str | None
+    ) -> list[Message]:
+        """Append ``rows`` in one transaction, creating the session first if it is missing.
+
+        ``user_text`` is the first user text among the rows: the default title of a session
+        this call creates (or of one it created earlier without a title)."""
+        store = await self.store()
+        for _ in range(_APPEND_ATTEMPTS - 1):
+            try:
+                added = await store.add_messages(self.session_id, rows)
+            except NotFound:
+                await self._create(store, user_text)
+                continue
+            if self._untitled and user_text:
+                await self._title_later(store, user_text)
+            return added
+        return await store.add_messages(self.session_id, rows)
+
+    async def _create(self, store: Store, user_text: str | None) -> None:
+        title = self.title or auto_title(user_text)
+        try:
+            await store.create_session(
+                session_id=self.session_id,
+                agent_id=self.agent_id,
+                title=title,
+                session_type=self.session_type,
+                metadata=self.metadata,
+            )
+        except Conflict:
+            return  # created meanwhile by another writer: append to it
+        self._untitled = title is None
+
+    async def _title_later(self, store: Store, user_text: str) -> None:
+        self._untitled = False
+        with contextlib.suppress(NotFound):
+            session = await store.get_session(self.session_id)
+            if session.title is None:
+                await store.update_session(self.session_id, title=auto_title(user_text))
+
+    async def last(self, n: int) -> list[Message]:
+        """The newest ``n`` messages, oldest first ([] when the session does not exist)."""
+        if n <= 0:
+            return []
+        store = await self.store()
+        try:
+            if n <= MAX_MESSAGES_PAGE:
+                return await store.get_messages(self.session_id, last=n)
+        except NotFound:
+            return []
+        newest: list[Message] = []
+        async for message in self.newest_first(MAX_MESSAGES_PAGE):
+            newest.append(message)
+            if len(newest) == n:
+                break
+        newest.reverse()
+        return newest
+
+    async def all(self) -> list[Message]:
+        """Every message in seq order ([] when the session does not exist)."""
+        store = await self.store()
+        found: list[Message] = []
+        after = 0
+        while True:
+            try:
+                page = await store.get_messages(
+                    self.session_id, after_seq=after, limit=MAX_MESSAGES_PAGE
+                )
+            except NotFound:
+                return found
+            found.extend(page)
+            if len(page) < MAX_MESSAGES_PAGE:
+                return found
+            after = page[-1].seq
+
+    async def newest_first(self, chunk: int = 100) -> AsyncIterator[Message]:
+        """Messages from the newest back, read ``chunk`` at a time.
+
+        Pages are offsets from the newest message: an append between two pages shifts them,
+        so messages already seen (by seq) are skipped rather than repeated."""
+        store = await self.store()
+        offset, floor = 0, None
+        while True:
+            try:
+                page = await store.get_messages(self.session_id, last=chunk, offset=offset)
+            except NotFound:
+                return
+            for message in reversed(page):
+                if floor is None or message.seq < floor:
+                    floor = message.seq
+                    yield message
+            if len(page) < chunk:
+                return
+            offset += chunk
+
+    async def pop(self) -> Message | None:
+        store = await self.store()
+        try:
+            message: Message | None = await store.pop_message(self.session_id)
+        except NotFound:
+            return None
+        return message
+
+    async def clear(self) -> None:
+        store = await self.store()
+        with contextlib.suppress(NotFound):
+            await store.clear_messages(self.session_id)

@@ -1,0 +1,292 @@
+"""LangChain chat message history on the sessionkeeper store.
+
+    from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
+
+    chain = RunnableWithMessageHistory(
+        prompt | model,
+        lambda session_id: SessionkeeperChatMessageHistory.from_url(session_id, URL),
+        input_messages_key="question",
+        history_messages_key="history",
+    )
+
+``SessionkeeperChatMessageHistory`` is a ``BaseChatMessageHistory`` with real async methods
+(``aget_messages``, ``aadd_messages``, ``aclear``) and blocking ones (``messages``,
+``add_messages``, ``clear``), which run on a shared background event loop, so they also work
+when called from inside a running loop. The constructor does no I/O: building one per call, as
+``RunnableWithMessageHistory`` does, costs nothing.
+
+Each message is one message of an ordinary store session (``session_type="langchain"``):
+``metadata["message"]`` is ``message_to_dict(message)``, so ``messages_from_dict`` gives back an
+equal message (type, content as text or parts, id, name, tool calls, tool call id, additional
+kwargs, response metadata, usage); the content is its text (for a tool-calling AI message
+without text, the calls written as ``name({"arg": …})``); roles are user (human), assistant
+(ai), system, tool (tool and function). AI tool calls and tool results also carry the
+chat-style ``tool_calls`` / ``tool_call_id`` in metadata, so ``max_tokens`` windows (the store's
+``context_window``) never split a call from its results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sessionkeeper.errors import NotFound
+from sessionkeeper.integrations._common import (
+    SessionBinding,
+    count_tokens,
+    excerpt,
+    finish,
+    missing_framework,
+)
+from sessionkeeper.integrations._sync import run_blocking
+
+try:
+    from langchain_core.chat_history import BaseChatMessageHistory
+    from langchain_core.messages import (
+        AIMessage,
+        BaseMessage,
+        HumanMessage,
+        SystemMessage,
+        ToolMessage,
+        message_to_dict,
+        messages_from_dict,
+    )
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise missing_framework("LangChain (langchain-core)", "langchain", exc) from exc
+
+if TYPE_CHECKING:
+    from sessionkeeper import Store
+    from sessionkeeper.models import Message
+
+__all__ = ["SESSION_TYPE", "SessionkeeperChatMessageHistory"]
+
+SESSION_TYPE = "langchain"
+
+_ROLES = {
+    "human": "user",
+    "user": "user",
+    "ai": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "tool",
+}
+
+
+def message_role(message: BaseMessage) -> str:
+    """The store role of a LangChain message: user | assistant | system | tool."""
+    kind = message.type
+    if kind in ("chat", "ChatMessageChunk"):
+        kind = str(getattr(message, "role", "user"))
+    kind = kind.lower().removesuffix("messagechunk")
+    return _ROLES.get(kind, "user")
+
+
+def message_text(message: BaseMessage) -> str:
+    text = str(message.text)
+    calls = getattr(message, "tool_calls", None)
+    if text or not calls:
+        return text
+    return "\n".join(
+        f"{call.get('name', '')}({json.dumps(call.get('args', {}), ensure_ascii=False)})"
+        for call in calls
+    )
+
+
+def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
+    if not isinstance(message, BaseMessage):
+        raise TypeError(f"expected a LangChain BaseMessage, got {type(message)!r}")
+    role = message_role(message)
+    text = message_text(message)
+    content, clipped = excerpt(text)
+    metadata: dict[str, Any] = {"message": message_to_dict(message)}
+    calls = getattr(message, "tool_calls", None)
+    if role == "assistant" and calls:
+        metadata["tool_calls"] = [
+            {
+                "id": call.get("id"),
+                "type": "function",
+                "function": {
+                    "name": call.get("name"),
+                    "arguments": json.dumps(call.get("args", {}), ensure_ascii=False),
+                },
+            }
+            for call in calls
+        ]
+    elif role == "tool" and isinstance(getattr(message, "tool_call_id", None), str):
+        metadata["tool_call_id"] = getattr(message, "tool_call_id")  # noqa: B009
+    row: dict[str, Any] = {"role": role, "content": content, "metadata": metadata}
+    if clipped:
+        metadata["excerpt"] = True
+        row["token_count"] = count_tokens(store, text)
+    return row
+
+
+def to_message(stored: Message) -> BaseMessage:
+    """The LangChain message a stored message holds; one written by other means (CLI, REST)
+    reads as the plain message of its role."""
+    data = stored.metadata.get("message")
+    if isinstance(data, Mapping):
+        return messages_from_dict([dict(data)])[0]
+    if stored.role == "assistant":
+        return AIMessage(content=stored.content)
+    if stored.role == "system":
+        return SystemMessage(content=stored.content)
+    tool_call_id = stored.metadata.get("tool_call_id")
+    if stored.role == "tool" and isinstance(tool_call_id, str):
+        return ToolMessage(content=stored.content, tool_call_id=tool_call_id)
+    return HumanMessage(content=stored.content)
+
+
+def _first_user_text(messages: Sequence[BaseMessage]) -> str | None:
+    for message in messages:
+        if message_role(message) == "user":
+            text = str(message.text)
+            if text.strip():
+                return text
+    return None
+
+
+class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
+    """A LangChain chat history kept in a sessionkeeper store.
+
+    ``SessionkeeperChatMessageHistory(session_id, store=store)`` uses a Store you opened;
+    ``.from_url(session_id, url)`` opens one on first use (``close()``/``aclose()`` it). The
+    store session is created by the first write with ``agent_id``, ``title`` (default: the
+    first human text, as in the chat) and ``session_type="langchain"``.
+
+    Reads return the whole history unless bounded: ``limit`` keeps the newest N messages,
+    ``max_tokens`` the newest that fit a token budget (the store's ``context_window``: leading
+    system messages pinned, an AI tool call kept with its tool results).
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        store: Store,
+        agent_id: str = "main",
+        title: str | None = None,
+        limit: int | None = None,
+        max_tokens: int | None = None,
+        session_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self._setup(
+            SessionBinding(
+                session_id,
+                store=store,
+                url=None,
+                store_options=None,
+                agent_id=agent_id,
+                title=title,
+                session_type=SESSION_TYPE,
+                metadata=session_metadata,
+            ),
+            limit,
+            max_tokens,
+        )
+
+    def _setup(self, binding: SessionBinding, limit: int | None, max_tokens: int | None) -> None:
+        for name, value in (("limit", limit), ("max_tokens", max_tokens)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self._binding = binding
+        self.session_id = binding.session_id
+        self.limit = limit
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def from_url(
+        cls,
+        session_id: str,
+        url: str,
+        *,
+        agent_id: str = "main",
+        title: str | None = None,
+        limit: int | None = None,
+        max_tokens: int | None = None,
+        session_metadata: dict[str, Any] | None = None,
+        **store_options: Any,
+    ) -> SessionkeeperChatMessageHistory:
+        """A history on the store at ``url``, opened on first use; ``store_options`` go to
+        ``sessionkeeper.open_store``."""
+        history = cls.__new__(cls)
+        BaseChatMessageHistory.__init__(history)
+        history._setup(
+            SessionBinding(
+                session_id,
+                store=None,
+                url=url,
+                store_options=store_options,
+                agent_id=agent_id,
+                title=title,
+                session_type=SESSION_TYPE,
+                metadata=session_metadata,
+            ),
+            limit,
+            max_tokens,
+        )
+        return history
+
+    @property
+    def agent_id(self) -> str:
+        return self._binding.agent_id
+
+    async def get_store(self) -> Store:
+        """The store this history lives in (opened now if it came from a URL)."""
+        return await self._binding.store()
+
+    # ── async ────────────────────────────────────────────────────────────────
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """The history, oldest first (bounded by ``limit`` / ``max_tokens`` when set)."""
+        if self.max_tokens is not None:
+            store = await self._binding.store()
+            try:
+                window = await store.context_window(self.session_id, self.max_tokens)
+            except NotFound:
+                return []
+            stored = window.messages
+            if self.limit is not None:
+                stored = stored[-self.limit :]
+        elif self.limit is not None:
+            stored = await self._binding.last(self.limit)
+        else:
+            stored = await self._binding.all()
+        return [to_message(m) for m in stored]
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Append ``messages`` in one transaction (all stored, or none)."""
+        if not messages:
+            return
+        store = await self._binding.store()
+        rows = [to_row(store, m) for m in messages]
+        await finish(self._binding.append(rows, _first_user_text(messages)))
+
+    async def aclear(self) -> None:
+        """Remove every message; the store session stays (empty) and usable."""
+        await finish(self._binding.clear())
+
+    async def aclose(self) -> None:
+        """Close the store if this history opened it from a URL."""
+        await self._binding.close()
+
+    # ── blocking ─────────────────────────────────────────────────────────────
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        return run_blocking(self.aget_messages())
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        run_blocking(self.aadd_messages(messages))
+
+    def clear(self) -> None:
+        run_blocking(self.aclear())
+
+    def close(self) -> None:
+        run_blocking(self.aclose())
