@@ -409,19 +409,19 @@ async def test_threads_adding_at_once(history: SessionkeeperChatMessageHistory) 
         ]
 
 
-def test_processes_adding_at_once(shared_url: str) -> None:
+def test_processes_adding_at_once(file_db_url: str) -> None:
     from workers import append_messages
 
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=append_messages, args=(shared_url, "procs", w, 25)) for w in range(4)
+        ctx.Process(target=append_messages, args=(file_db_url, "procs", w, 25)) for w in range(4)
     ]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(timeout=300)
         assert proc.exitcode == 0
-    history = SessionkeeperChatMessageHistory.from_url("procs", shared_url)
+    history = SessionkeeperChatMessageHistory.from_url("procs", file_db_url)
     got = [str(m.content) for m in history.messages]
     history.close()
     assert len(got) == 100

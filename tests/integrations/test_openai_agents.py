@@ -340,9 +340,9 @@ async def test_settings_limit_is_the_default_and_explicit_limit_wins(sk_store: S
     assert contents(await session.get_items(limit=2)) == ["Message 8", "Message 9"]
 
 
-async def test_from_url_takes_settings(shared_url: str) -> None:
+async def test_from_url_takes_settings(file_db_url: str) -> None:
     async with SessionkeeperSession.from_url(
-        "u", shared_url, session_settings={"limit": 2}, agent_id="bot", title="T"
+        "u", file_db_url, session_settings={"limit": 2}, agent_id="bot", title="T"
     ) as session:
         assert session.session_settings == SessionSettings(limit=2)
         await session.add_items(items_of(("user", "1"), ("user", "2"), ("user", "3")))
@@ -744,12 +744,12 @@ async def test_cancelled_add_items_is_all_or_nothing(session: SessionkeeperSessi
         assert len(stored) % 50 == 0 and stored == (items * 3)[: len(stored)]
 
 
-def test_four_processes_append_to_one_session(shared_url: str) -> None:
+def test_four_processes_append_to_one_session(file_db_url: str) -> None:
     from workers import append_items
 
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=append_items, args=(shared_url, "shared", w, 100)) for w in range(4)
+        ctx.Process(target=append_items, args=(file_db_url, "shared", w, 100)) for w in range(4)
     ]
     for proc in procs:
         proc.start()
@@ -758,7 +758,7 @@ def test_four_processes_append_to_one_session(shared_url: str) -> None:
         assert proc.exitcode == 0
 
     async def read() -> Items:
-        async with SessionkeeperSession.from_url("shared", shared_url) as session:
+        async with SessionkeeperSession.from_url("shared", file_db_url) as session:
             return await session.get_items()
 
     items = asyncio.run(read())
