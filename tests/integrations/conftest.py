@@ -8,8 +8,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from agents import set_tracing_disabled
 
 from sessionkeeper import Store, open_store
+
+# The SDK's tracing exports spans over the network at exit; these tests have none to send.
+set_tracing_disabled(True)
 
 
 @pytest.fixture

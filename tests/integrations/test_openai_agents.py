@@ -685,6 +685,50 @@ async def test_run_config_session_settings_override(sk_store: Store) -> None:
     assert contents(model.inputs[-1]) == ["Turn 8", "Turn 9", "New question"]
 
 
+@pytest.mark.parametrize("method", ["run", "run_streamed"])
+async def test_a_limit_cutting_a_call_from_its_output_still_runs(
+    method: str, session: SessionkeeperSession
+) -> None:
+    history = cast(
+        Items,
+        [
+            {"role": "user", "content": "What is the weather?"},
+            {"type": "function_call", "call_id": "w", "name": "weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "w", "output": "sunny"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "It is sunny.", "annotations": []}],
+            },
+        ],
+    )
+    await session.add_items(history)
+    assert await session.get_items(limit=2) == history[-2:]
+    model = ScriptedModel([text_message("Sunny tomorrow too.")])
+    await _run(
+        method,
+        Agent(name="t", model=model),
+        "And tomorrow?",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+    )
+    # the SDK drops the output whose call the limit left out
+    assert model.inputs[-1] == [history[-1], {"role": "user", "content": "And tomorrow?"}]
+
+
+async def test_limit_zero_sends_no_history(session: SessionkeeperSession) -> None:
+    await session.add_items(items_of(("user", "old"), ("assistant", "older reply")))
+    model = ScriptedModel([text_message("fresh")])
+    await Runner.run(
+        Agent(name="t", model=model),
+        "new",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=0)),
+    )
+    assert model.inputs[-1] == [{"role": "user", "content": "new"}]
+    assert len(await session.get_items()) == 4
+
+
 # ── cancellation and many writers ───────────────────────────────────────────
 
 
