@@ -368,13 +368,8 @@ def test_runnable_with_message_history_invoke_without_a_loop(db_url: str) -> Non
         seen.append(value.to_messages())
         return value
 
-    histories: dict[str, SessionkeeperChatMessageHistory] = {}
-
-    def get_history(session_id: str) -> SessionkeeperChatMessageHistory:
-        if session_id not in histories:  # one store (also for an in-memory database)
-            histories[session_id] = SessionkeeperChatMessageHistory.from_url(session_id, db_url)
-        return histories[session_id]
-
+    # one store for every session id (so also one in-memory database), opened on first use
+    get_history = SessionkeeperChatMessageHistory.factory(db_url, agent_id="plain-bot")
     chain = RunnableWithMessageHistory(
         prompt | RunnableLambda(record) | FakeListChatModel(responses=["Paris.", "2M."]),
         get_history,
@@ -385,7 +380,23 @@ def test_runnable_with_message_history_invoke_without_a_loop(db_url: str) -> Non
     chain.invoke({"question": "Capital of France?"}, config)
     chain.invoke({"question": "How many people live there?"}, config)
     assert _plain(seen[1]) == _plain(_expected_second_input())
-    histories["plain"].close()
+    assert _plain(get_history("plain").messages)[-1] == ("ai", "2M.")
+    assert get_history("plain").agent_id == "plain-bot"
+    get_history.close()
+
+
+async def test_factory_shares_one_store(sk_store: Store) -> None:
+    factory = SessionkeeperChatMessageHistory.factory(store=sk_store, limit=1)
+    one, two = factory("f1"), factory("f2")
+    assert await one.get_store() is await two.get_store() is sk_store
+    await one.aadd_messages([HumanMessage(content="a"), AIMessage(content="b")])
+    assert await factory("f1").aget_messages() == [AIMessage(content="b")]
+    with pytest.raises(ValueError):
+        SessionkeeperChatMessageHistory.factory(store=sk_store, limit=0)
+    with pytest.raises(TypeError):
+        SessionkeeperChatMessageHistory.factory()
+    await factory.aclose()  # a given store stays open
+    assert await one.aget_messages() == [AIMessage(content="b")]
 
 
 # ── many writers ────────────────────────────────────────────────────────────

@@ -119,47 +119,31 @@ def _check_label(value: Any, field: str) -> str:
     return value
 
 
-class SessionBinding:
-    """One store session as a framework sees it (see the module docstring)."""
+class StoreSource:
+    """Where a binding's Store comes from: one the caller gave (and closes), or one opened
+    from a URL on first use (and closed by :meth:`close`). Several bindings may share one."""
 
     def __init__(
         self,
-        session_id: str,
-        *,
-        store: Store | None,
-        url: str | None,
-        store_options: Mapping[str, Any] | None,
-        agent_id: str,
-        title: str | None,
-        session_type: str,
-        metadata: dict[str, Any] | None,
+        store: Store | None = None,
+        url: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         if (store is None) == (url is None):
             raise TypeError("give either store= (a sessionkeeper Store) or a url")
-        if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH):
-            raise InvalidInput(
-                f"title must be a string of at most {MAX_TITLE_LENGTH} characters", field="title"
-            )
-        self.session_id = check_session_id(session_id)
-        self.agent_id = _check_label(agent_id, "agent_id")
-        self.session_type = _check_label(session_type, "session_type")
-        self.title = title
-        self.metadata = metadata
         self._store = store
         self._url = url
-        self._store_options = dict(store_options or {})
-        self._owns_store = store is None
+        self._options = dict(options or {})
+        self.owned = store is None
         self._lock = threading.Lock()
-        # Set when this binding created the session without a title (no user text yet).
-        self._untitled = False
 
-    async def store(self) -> Store:
+    async def get(self) -> Store:
         store = self._store
         if store is not None:
             return store
         from sessionkeeper import open_store
 
-        opened = await open_store(self._url, **self._store_options)
+        opened = await open_store(self._url, **self._options)
         with self._lock:
             if self._store is None:
                 self._store = opened
@@ -169,13 +153,43 @@ class SessionBinding:
         return store
 
     async def close(self) -> None:
-        """Close the store if this binding opened it (from a URL); a given store stays open."""
+        """Close the store if it was opened here; a given store stays open."""
         with self._lock:
-            store, owned = self._store, self._owns_store
-            if owned:
+            store = self._store if self.owned else None
+            if self.owned:
                 self._store = None
-        if owned and store is not None:
+        if store is not None:
             await store.close()
+
+
+class SessionBinding:
+    """One store session as a framework sees it (see the module docstring)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        source: StoreSource,
+        *,
+        agent_id: str,
+        title: str | None,
+        session_type: str,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH):
+            raise InvalidInput(
+                f"title must be a string of at most {MAX_TITLE_LENGTH} characters", field="title"
+            )
+        self.session_id = check_session_id(session_id)
+        self.agent_id = _check_label(agent_id, "agent_id")
+        self.session_type = _check_label(session_type, "session_type")
+        self.title = title
+        self.metadata = metadata
+        self.source = source
+        # Set when this binding created the session without a title (no user text yet).
+        self._untitled = False
+
+    async def store(self) -> Store:
+        return await self.source.get()
 
     async def append(
         self, rows: Sequence[Mapping[str, Any]], user_text: str | None

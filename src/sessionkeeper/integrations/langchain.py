@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sessionkeeper.errors import NotFound
 from sessionkeeper.integrations._common import (
     SessionBinding,
+    StoreSource,
     count_tokens,
     excerpt,
     finish,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from sessionkeeper import Store
     from sessionkeeper.models import Message
 
-__all__ = ["SESSION_TYPE", "SessionkeeperChatMessageHistory"]
+__all__ = ["SESSION_TYPE", "HistoryFactory", "SessionkeeperChatMessageHistory"]
 
 SESSION_TYPE = "langchain"
 
@@ -175,30 +176,51 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
     ) -> None:
         super().__init__()
         self._setup(
-            SessionBinding(
-                session_id,
-                store=store,
-                url=None,
-                store_options=None,
-                agent_id=agent_id,
-                title=title,
-                session_type=SESSION_TYPE,
-                metadata=session_metadata,
-            ),
-            limit,
-            max_tokens,
+            session_id,
+            StoreSource(store=store),
+            agent_id=agent_id,
+            title=title,
+            limit=limit,
+            max_tokens=max_tokens,
+            session_metadata=session_metadata,
         )
 
-    def _setup(self, binding: SessionBinding, limit: int | None, max_tokens: int | None) -> None:
+    def _setup(
+        self,
+        session_id: str,
+        source: StoreSource,
+        *,
+        agent_id: str = "main",
+        title: str | None = None,
+        limit: int | None = None,
+        max_tokens: int | None = None,
+        session_metadata: dict[str, Any] | None = None,
+    ) -> None:
         for name, value in (("limit", limit), ("max_tokens", max_tokens)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self._binding = binding
-        self.session_id = binding.session_id
+        self._binding = SessionBinding(
+            session_id,
+            source,
+            agent_id=agent_id,
+            title=title,
+            session_type=SESSION_TYPE,
+            metadata=session_metadata,
+        )
+        self.session_id = self._binding.session_id
         self.limit = limit
         self.max_tokens = max_tokens
+
+    @classmethod
+    def _on(
+        cls, session_id: str, source: StoreSource, **options: Any
+    ) -> SessionkeeperChatMessageHistory:
+        history = cls.__new__(cls)
+        BaseChatMessageHistory.__init__(history)
+        history._setup(session_id, source, **options)
+        return history
 
     @classmethod
     def from_url(
@@ -213,25 +235,35 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         session_metadata: dict[str, Any] | None = None,
         **store_options: Any,
     ) -> SessionkeeperChatMessageHistory:
-        """A history on the store at ``url``, opened on first use; ``store_options`` go to
-        ``sessionkeeper.open_store``."""
-        history = cls.__new__(cls)
-        BaseChatMessageHistory.__init__(history)
-        history._setup(
-            SessionBinding(
-                session_id,
-                store=None,
-                url=url,
-                store_options=store_options,
-                agent_id=agent_id,
-                title=title,
-                session_type=SESSION_TYPE,
-                metadata=session_metadata,
-            ),
-            limit,
-            max_tokens,
+        """A history on the store at ``url``, opened on first use (and closed by ``close()``);
+        ``store_options`` go to ``sessionkeeper.open_store``."""
+        return cls._on(
+            session_id,
+            StoreSource(url=url, options=store_options),
+            agent_id=agent_id,
+            title=title,
+            limit=limit,
+            max_tokens=max_tokens,
+            session_metadata=session_metadata,
         )
-        return history
+
+    @classmethod
+    def factory(
+        cls,
+        url: str | None = None,
+        *,
+        store: Store | None = None,
+        agent_id: str = "main",
+        limit: int | None = None,
+        max_tokens: int | None = None,
+        **store_options: Any,
+    ) -> HistoryFactory:
+        """A ``get_session_history`` for ``RunnableWithMessageHistory``: session id → history,
+        every history on one store (``store``, or the one at ``url`` opened on first use)."""
+        source = StoreSource(store=store, url=url, options=store_options)
+        options = {"agent_id": agent_id, "limit": limit, "max_tokens": max_tokens}
+        cls._on("probe", source, **options)  # bad options fail here, not at the first turn
+        return HistoryFactory(cls, source, options)
 
     @property
     def agent_id(self) -> str:
@@ -274,7 +306,7 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
 
     async def aclose(self) -> None:
         """Close the store if this history opened it from a URL."""
-        await self._binding.close()
+        await self._binding.source.close()
 
     # ── blocking ─────────────────────────────────────────────────────────────
 
@@ -290,3 +322,33 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
 
     def close(self) -> None:
         run_blocking(self.aclose())
+
+
+class HistoryFactory:
+    """Session id → :class:`SessionkeeperChatMessageHistory`, all sharing one store.
+
+    Building a history costs nothing (no I/O), so ``RunnableWithMessageHistory`` may call this
+    on every turn. ``close()`` (or ``await aclose()``) closes the store if it came from a URL.
+    """
+
+    def __init__(
+        self,
+        cls: type[SessionkeeperChatMessageHistory],
+        source: StoreSource,
+        options: dict[str, Any],
+    ) -> None:
+        self._cls = cls
+        self._source = source
+        self._options = options
+
+    def __call__(self, session_id: str) -> SessionkeeperChatMessageHistory:
+        return self._cls._on(session_id, self._source, **self._options)
+
+    async def get_store(self) -> Store:
+        return await self._source.get()
+
+    async def aclose(self) -> None:
+        await self._source.close()
+
+    def close(self) -> None:
+        run_blocking(self._source.close())

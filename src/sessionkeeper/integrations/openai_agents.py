@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
     SessionBinding,
+    StoreSource,
     count_tokens,
     excerpt,
     finish,
@@ -231,9 +232,7 @@ class SessionkeeperSession:
         self._init(
             SessionBinding(
                 session_id,
-                store=store,
-                url=None,
-                store_options=None,
+                StoreSource(store=store),
                 agent_id=agent_id,
                 title=title,
                 session_type=SESSION_TYPE,
@@ -283,9 +282,7 @@ class SessionkeeperSession:
         session._init(
             SessionBinding(
                 session_id,
-                store=None,
-                url=url,
-                store_options=store_options,
+                StoreSource(url=url, options=store_options),
                 agent_id=agent_id,
                 title=title,
                 session_type=SESSION_TYPE,
@@ -306,7 +303,7 @@ class SessionkeeperSession:
 
     async def close(self) -> None:
         """Close the store if this session opened it from a URL."""
-        await self._binding.close()
+        await self._binding.source.close()
 
     async def __aenter__(self) -> SessionkeeperSession:
         return self
