@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -85,6 +86,7 @@ class PostgresBackend:
         settings.setdefault("statement_timeout", str(int(self.timeout * 1000)))
         self._server_settings = settings
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
+        self._pools_lock = threading.Lock()
         self._closed = False
 
     @classmethod
@@ -118,16 +120,20 @@ class PostgresBackend:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None:
-            for other, stale in list(self._pools.items()):
-                if other.is_closed():
-                    stale.terminate()
-                    del self._pools[other]
-            pool = self._pools[loop] = Pool(self.connect, self.pool_size)
+            # Loops in other threads may arrive at once: the pools map changes under a lock.
+            with self._pools_lock:
+                stale = [(other, p) for other, p in self._pools.items() if other.is_closed()]
+                for other, _ in stale:
+                    self._pools.pop(other, None)
+                pool = self._pools.setdefault(loop, Pool(self.connect, self.pool_size))
+            for _, old in stale:
+                old.terminate()
         return pool
 
     async def close(self) -> None:
         self._closed = True
-        pools, self._pools = list(self._pools.items()), WeakKeyDictionary()
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.items()), WeakKeyDictionary()
         current = asyncio.get_running_loop()
         for loop, pool in pools:
             if loop is current:
