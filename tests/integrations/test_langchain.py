@@ -9,6 +9,7 @@ The contract is langchain-core's: ``BaseChatMessageHistory`` (sync and async met
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import subprocess
 import sys
@@ -118,6 +119,15 @@ async def test_every_message_kind_round_trips_exactly(
     assert back == EVERY_KIND
     assert [type(m) for m in back] == [type(m) for m in EVERY_KIND]
     assert history.messages == back  # the blocking read agrees
+
+
+async def test_numbers_jsonb_would_rewrite_come_back_exactly(
+    history: SessionkeeperChatMessageHistory,
+) -> None:
+    message = AIMessage(content="x", response_metadata={"logprob": -0.0, "big": 1e16})
+    await history.aadd_messages([message])
+    (back,) = await history.aget_messages()
+    assert json.dumps(message_to_dict(back)) == json.dumps(message_to_dict(message))
 
 
 async def test_sync_and_async_methods_agree(sk_store: Store) -> None:

@@ -279,6 +279,28 @@ async def test_every_item_kind_round_trips_exactly(session: SessionkeeperSession
     assert await session.get_items() == []
 
 
+async def test_numbers_jsonb_would_rewrite_come_back_exactly(
+    session: SessionkeeperSession, sk_store: Store
+) -> None:
+    tricky = cast(
+        Items,
+        [
+            {"role": "user", "content": "scores", "x": 1e16, "y": -0.0, "z": 2.5e-08, "n": 10**20},
+            {"role": "user", "content": "a plain one", "score": 0.25},
+        ],
+    )
+    await session.add_items(tricky)
+    back = await session.get_items()
+    # numbers exact, hence the SDK's fingerprints (sorted JSON); key order only on SQLite
+    assert [json.dumps(i, sort_keys=True) for i in back] == [
+        json.dumps(i, sort_keys=True) for i in tricky
+    ]
+    plain, exact = (await sk_store.get_messages("s1"))[::-1]
+    assert "item_json" in exact.metadata and "item" in plain.metadata
+    assert await session.get_items_within(10_000) == back
+    assert await session.pop_item() == tricky[1] and await session.pop_item() == tricky[0]
+
+
 async def test_add_items_is_one_transaction(session: SessionkeeperSession) -> None:
     await session.add_items(items_of(("user", "kept")))
     bad = items_of(("user", "fine"), ("assistant", "also fine"))

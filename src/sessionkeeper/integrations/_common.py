@@ -10,12 +10,21 @@
   started, never "cancelled, outcome unknown".
 - Text helpers: the auto-title rule of the chat, and the excerpt kept as message content when
   an object's text is longer than a message may be (the object itself is kept whole).
+- :func:`keep_whole` / :func:`read_whole`: a framework object in message metadata, exactly.
+  PostgreSQL keeps metadata as jsonb, whose numbers are ``numeric``: a float Python writes in
+  exponent form (``1e+16``) would come back as an int and ``-0.0`` as ``0.0``, and a
+  framework comparing serialised items would see a different item. An object whose JSON
+  shows either is kept as JSON text instead (a false alarm from a string that merely looks
+  like one costs nothing but queryability). Key order is not kept by jsonb; it carries no
+  meaning in these objects and Python compares dicts without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -72,6 +81,30 @@ def excerpt(text: str) -> tuple[str, bool]:
     if len(text) <= MAX_MESSAGE_LENGTH:
         return text, False
     return text[:MAX_MESSAGE_LENGTH], True
+
+
+# Python's float repr: an exponent always has a sign ("1e+16", "5e-07"); and negative zero.
+_JSONB_INEXACT = re.compile(r"\de[+-]\d|(?<![\w.])-0\.0(?!\d)")
+
+
+def keep_whole(key: str, obj: Any) -> dict[str, Any]:
+    """Metadata holding ``obj`` so that :func:`read_whole` gives back an equal object with
+    the same JSON (see the module docstring): ``{key: obj}`` or ``{key_json: text}``."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{key} is not standard JSON: {exc}", field="metadata") from exc
+    if _JSONB_INEXACT.search(text):
+        return {f"{key}_json": text}
+    return {key: obj}
+
+
+def read_whole(metadata: Mapping[str, Any], key: str) -> Any:
+    """The object :func:`keep_whole` stored under ``key``, or None."""
+    if key in metadata:
+        return metadata[key]
+    text = metadata.get(f"{key}_json")
+    return json.loads(text) if isinstance(text, str) else None
 
 
 def count_tokens(store: Store, text: str) -> int:

@@ -16,7 +16,8 @@ when called from inside a running loop. The constructor does no I/O: building on
 ``RunnableWithMessageHistory`` does, costs nothing.
 
 Each message is one message of an ordinary store session (``session_type="langchain"``):
-``metadata["message"]`` is ``message_to_dict(message)``, so ``messages_from_dict`` gives back an
+``metadata["message"]`` is ``message_to_dict(message)`` (``metadata["message_json"]``, as
+text, when PostgreSQL's jsonb would rewrite its numbers), so ``messages_from_dict`` gives back an
 equal message (type, content as text or parts, id, name, tool calls, tool call id, additional
 kwargs, response metadata, usage); the content is its text (for a tool-calling AI message
 without text, the calls written as ``name({"arg": …})``); roles are user (human), assistant
@@ -38,7 +39,9 @@ from sessionkeeper.integrations._common import (
     count_tokens,
     excerpt,
     finish,
+    keep_whole,
     missing_framework,
+    read_whole,
 )
 from sessionkeeper.integrations._sync import run_blocking
 
@@ -102,7 +105,7 @@ def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
     role = message_role(message)
     text = message_text(message)
     content, clipped = excerpt(text)
-    metadata: dict[str, Any] = {"message": message_to_dict(message)}
+    metadata = keep_whole("message", message_to_dict(message))
     calls = getattr(message, "tool_calls", None)
     if role == "assistant" and calls:
         metadata["tool_calls"] = [
@@ -128,7 +131,7 @@ def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
 def to_message(stored: Message) -> BaseMessage:
     """The LangChain message a stored message holds; one written by other means (CLI, REST)
     reads as the plain message of its role."""
-    data = stored.metadata.get("message")
+    data = read_whole(stored.metadata, "message")
     if isinstance(data, Mapping):
         return messages_from_dict([dict(data)])[0]
     if stored.role == "assistant":

@@ -9,7 +9,8 @@
 message of an ordinary store session (``session_type="openai-agents"``):
 
 - ``metadata["item"]`` is the item itself, whole, so ``get_items`` returns exactly what
-  ``add_items`` was given (the SDK fingerprints items when it rewinds a retried turn);
+  ``add_items`` was given (the SDK fingerprints items when it rewinds a retried turn); an item
+  whose numbers PostgreSQL's jsonb would rewrite is kept as ``metadata["item_json"]`` text;
 - the content is the item's text (message text, function name and arguments, tool output,
   reasoning summary…), which search indexes and token counts measure; an item whose text is
   longer than a message may be (100,000 characters) keeps its first 100,000 characters as
@@ -36,7 +37,9 @@ from sessionkeeper.integrations._common import (
     count_tokens,
     excerpt,
     finish,
+    keep_whole,
     missing_framework,
+    read_whole,
 )
 
 try:
@@ -164,7 +167,7 @@ def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
     role = item_role(data)
     text = item_text(data)
     content, clipped = excerpt(text)
-    metadata: dict[str, Any] = {"item": item}
+    metadata = keep_whole("item", item)
     if data.get("type") == "function_call" and isinstance(data.get("call_id"), str):
         function = {"name": data.get("name"), "arguments": data.get("arguments")}
         metadata["tool_calls"] = [{"id": data["call_id"], "type": "function", "function": function}]
@@ -180,7 +183,7 @@ def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
 def to_item(message: Message) -> TResponseInputItem:
     """The input item a stored message holds; a message written by other means (the CLI, the
     REST API) reads as the message it is."""
-    item = message.metadata.get("item")
+    item = read_whole(message.metadata, "item")
     if isinstance(item, dict):
         return cast(TResponseInputItem, item)
     tool_call_id = message.metadata.get("tool_call_id")
@@ -361,7 +364,7 @@ class SessionkeeperSession:
         unit_cost = 0
         waiting: set[str] = set()  # outputs in the unit whose call is not reached yet
         async for message in self._binding.newest_first():
-            data = message.metadata.get("item")
+            data = read_whole(message.metadata, "item")
             item = data if isinstance(data, dict) else {}
             if unit and not waiting and item.get("type") != "reasoning":
                 # The unit is complete: the message before it neither answers nor leads it.
