@@ -8,8 +8,12 @@ stem English), ranked by bm25. FTS5's own query syntax would turn user input suc
 ``what's up?`` into a syntax error, so user text is reduced to quoted terms (AND-ed) and
 quoted phrases.
 
-Snippets mark matches with ``<mark>…</mark>``; the content around them is not HTML-escaped,
-so a page must escape the snippet and then restore the two markers.
+Snippets: each database marks every match in the whole message (PostgreSQL ``ts_headline``
+with HighlightAll, SQLite FTS5 ``highlight``), and ``snippet`` cuts the same window from that
+text on both: up to SNIPPET_WORDS words starting a few words before the first match, ``…``
+where text was cut, punctuation kept. Matches are marked ``<mark>…</mark>``; the content
+around them is not HTML-escaped, so a page must escape the snippet and then restore the two
+markers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 from sessionkeeper.errors import InvalidInput
 
 MARK_START, MARK_END = "<mark>", "</mark>"
+SNIPPET_WORDS = 24
+SNIPPET_LEAD = 8  # words kept before the first match
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|(\w+)', re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -43,3 +49,26 @@ def check_query(query: Any) -> str:
         raise InvalidInput("search query is longer than 1000 characters", field="q")
     fts5_query(query)  # same words rule on both dialects
     return query.strip()
+
+
+def snippet(marked: str, words: int = SNIPPET_WORDS, lead: int = SNIPPET_LEAD) -> str:
+    """A window of ``marked`` (text with every match marked) around its first match."""
+    parts = marked.split()
+    first = next((i for i, w in enumerate(parts) if MARK_START in w), 0)
+    start = max(0, min(first - lead, len(parts) - words))
+    window = parts[start : start + words]
+    # Adjacent marked words become one mark: PostgreSQL marks a phrase word by word, SQLite
+    # as one span.
+    text = " ".join(window).replace(f"{MARK_END} {MARK_START}", " ")
+    # A mark may span words (a phrase): keep every mark in the window balanced.
+    if text.find(MARK_END) != -1 and (
+        text.find(MARK_START) == -1 or text.find(MARK_END) < text.find(MARK_START)
+    ):
+        text = MARK_START + text
+    if text.count(MARK_START) > text.count(MARK_END):
+        text += MARK_END
+    if start > 0:
+        text = "… " + text
+    if start + words < len(parts):
+        text += " …"
+    return text

@@ -45,6 +45,7 @@ from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
 from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Pool, translate
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.search import snippet
 from sessionkeeper.store.url import DatabaseConfig
 
 POOL_SIZE = 10
@@ -469,7 +470,7 @@ class PostgresBackend:
                 seq=r[1],
                 role=r[3],
                 agent_id=r[4],
-                snippet=r[7],
+                snippet=snippet(r[7]),
                 rank=float(r[2]),
                 created_at=r[5],
                 session_title=r[6],

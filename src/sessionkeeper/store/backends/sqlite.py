@@ -47,7 +47,7 @@ from sessionkeeper.store.backends.statements import (
     SESSION_COLUMNS,
     sqlite_time,
 )
-from sessionkeeper.store.search import fts5_query
+from sessionkeeper.store.search import fts5_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ _INSERT_SESSION = (
 )
 _SEARCH = """
 SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
-       s.title, snippet(messages_fts, 0, '<mark>', '</mark>', '…', 24) AS snippet
+       s.title, highlight(messages_fts, 0, '<mark>', '</mark>') AS marked
 FROM messages_fts
 JOIN messages m ON m.rowid = messages_fts.rowid
 JOIN sessions s ON s.session_id = m.session_id
@@ -452,7 +452,7 @@ class SqliteBackend(Runner):
                     seq=r[1],
                     role=r[3],
                     agent_id=r[4],
-                    snippet=r[7],
+                    snippet=snippet(r[7]),
                     rank=float(r[2]),
                     created_at=_utc(r[5]),
                     session_title=r[6],
