@@ -19,10 +19,11 @@ Role = Literal["system", "user", "assistant", "tool"]
 STATUSES = ("active", "ended")
 SORT_FIELDS = ("created_at", "updated_at", "last_message_at", "title")
 
-SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Not "." or ".." (or any run of dots alone): ids appear in URL paths and file names.
+SESSION_ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9._:-]{1,128}$")
 # Agent ids and session types are free text in the seeds; we only refuse what would be
 # unreadable in a table or a URL.
-LABEL_RE = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
+LABEL_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9._:@/+-]{1,64}$")
 
 T = TypeVar("T")
 

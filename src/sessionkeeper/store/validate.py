@@ -112,7 +112,8 @@ def duration(value: Any, field: str, unit: str, *, allow_zero: bool = True) -> f
 def session_id(value: Any) -> str:
     if not isinstance(value, str) or not SESSION_ID_RE.fullmatch(value):
         raise InvalidInput(
-            f"invalid session id {value!r}: use 1-128 characters of A-Z a-z 0-9 . _ : -",
+            f"invalid session id {value!r}: use 1-128 characters of A-Z a-z 0-9 . _ : - "
+            "(not dots alone)",
             field="session_id",
         )
     return value
