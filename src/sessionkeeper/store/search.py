@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput
+from sessionkeeper.store import validate
 
 MARK_START, MARK_END = "<mark>", "</mark>"
 SNIPPET_WORDS = 24
@@ -47,6 +48,7 @@ def check_query(query: Any) -> str:
         raise InvalidInput("search query must be a non-empty string", field="q")
     if len(query) > 1000:
         raise InvalidInput("search query is longer than 1000 characters", field="q")
+    validate.text(query, "q")
     fts5_query(query)  # same words rule on both dialects
     return query.strip()
 
