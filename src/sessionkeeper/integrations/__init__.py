@@ -4,6 +4,9 @@
   SDK ``Session`` (``pip install 'sessionkeeper[openai-agents]'``).
 - :mod:`sessionkeeper.integrations.langchain` — ``SessionkeeperChatMessageHistory``, a LangChain
   ``BaseChatMessageHistory`` (``pip install 'sessionkeeper[langchain]'``).
+- :mod:`sessionkeeper.integrations.langgraph` — ``SessionkeeperSaver`` and
+  ``AsyncSessionkeeperSaver``, LangGraph ``BaseCheckpointSaver``s whose threads are sessions
+  (``pip install 'sessionkeeper[langgraph]'``).
 
 What they store is an ordinary session (listed, searched, windowed, ended, purged, pruned):
 ``session_type`` names the framework, each framework object is kept whole in the message

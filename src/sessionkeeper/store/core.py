@@ -50,6 +50,8 @@ from sessionkeeper.store.url import DatabaseConfig, masked, parse
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from sessionkeeper.store.checkpoints import Checkpoints
+
 
 class _Unset:
     def __repr__(self) -> str:
@@ -86,6 +88,14 @@ class Store:
     def url(self) -> str:
         """The database URL with any password hidden."""
         return masked(self.config.url)
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """Checkpoints of graph frameworks (a LangGraph thread is a session whose checkpoints
+        go with it): see ``store/checkpoints.py``."""
+        from sessionkeeper.store.checkpoints import Checkpoints
+
+        return Checkpoints.of(self)
 
     @classmethod
     async def open(

@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -41,7 +42,17 @@ from sqlalchemy.types import TypeDecorator
 
 from sessionkeeper.store.revision import SCHEMA_REVISION
 
-__all__ = ["SCHEMA_REVISION", "api_keys", "messages", "metadata", "sessions"]
+__all__ = [
+    "SCHEMA_REVISION",
+    "api_keys",
+    "lg_channel_items",
+    "lg_channel_values",
+    "lg_checkpoints",
+    "lg_writes",
+    "messages",
+    "metadata",
+    "sessions",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -137,4 +148,92 @@ api_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
     Column("last_used_at", UTCDateTime()),
+)
+
+
+# LangGraph checkpoints (integrations/langgraph.py; store/checkpoints.py explains the shape).
+# A thread is a session: every key starts with session_id and the rows go with the session.
+# Metadata is plain JSON on PostgreSQL (json, not jsonb), so its text comes back as written.
+
+
+def _session_fk() -> Column[str]:
+    return Column(
+        "session_id",
+        String(128),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+def _ns() -> Column[str]:
+    return Column("checkpoint_ns", Text, nullable=False, server_default="")
+
+
+lg_checkpoints = Table(
+    "lg_checkpoints",
+    metadata,
+    _session_fk(),
+    _ns(),
+    Column("checkpoint_id", Text, nullable=False),
+    Column("parent_checkpoint_id", Text),
+    Column("run_id", Text),
+    Column("type", Text, nullable=False),
+    Column("checkpoint", LargeBinary, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("channels", JSON, nullable=False),
+    PrimaryKeyConstraint("session_id", "checkpoint_ns", "checkpoint_id", name="pk_lg_checkpoints"),
+    Index(
+        "ix_lg_checkpoints_run_id",
+        "run_id",
+        postgresql_where=text("run_id IS NOT NULL"),
+        sqlite_where=text("run_id IS NOT NULL"),
+    ),
+)
+
+lg_channel_values = Table(
+    "lg_channel_values",
+    metadata,
+    _session_fk(),
+    _ns(),
+    Column("channel", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("value", LargeBinary),
+    Column("items", JSON),
+    PrimaryKeyConstraint(
+        "session_id", "checkpoint_ns", "channel", "version", name="pk_lg_channel_values"
+    ),
+)
+
+lg_channel_items = Table(
+    "lg_channel_items",
+    metadata,
+    _session_fk(),
+    _ns(),
+    Column("channel", Text, nullable=False),
+    Column("item_no", Integer, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("key", Text),
+    Column("type", Text, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    PrimaryKeyConstraint(
+        "session_id", "checkpoint_ns", "channel", "item_no", name="pk_lg_channel_items"
+    ),
+)
+
+lg_writes = Table(
+    "lg_writes",
+    metadata,
+    _session_fk(),
+    _ns(),
+    Column("checkpoint_id", Text, nullable=False),
+    Column("task_id", Text, nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("task_path", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint(
+        "session_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", name="pk_lg_writes"
+    ),
 )
