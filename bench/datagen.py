@@ -308,6 +308,65 @@ FROM (SELECT session_id, count(*) c, sum(token_count) t, max(seq) mx
 WHERE s.session_id = m.session_id
 """
 
+SQLITE_INVARIANTS = """
+SELECT count(*) FROM sessions s LEFT JOIN (
+    SELECT session_id, count(*) c, coalesce(sum(token_count), 0) t, max(seq) mx
+    FROM messages GROUP BY session_id) m USING (session_id)
+WHERE s.message_count <> coalesce(m.c, 0) OR s.token_count <> coalesce(m.t, 0)
+   OR s.last_seq < coalesce(m.mx, 0)
+"""
+
+
+# ── SQLite ───────────────────────────────────────────────────────────────────
+
+
+def sqlite_load(path: str, corpus: Corpus) -> dict[str, Any]:
+    """Insert a corpus into the (empty) tables of a store's SQLite file. The FTS5 triggers are
+    dropped during the load and the index rebuilt in one pass ('rebuild'), then the triggers
+    are put back from their own definitions: the SQLite analogue of the GIN rebuild above."""
+    import time
+
+    from bare import sqlite_connect, to_sqlite
+
+    t0 = time.perf_counter()
+    sessions, messages = generate(corpus)
+    conn = sqlite_connect(path)
+    try:
+        triggers = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
+        ).fetchall()
+        conn.execute("BEGIN IMMEDIATE")
+        for name, _ in triggers:
+            conn.execute(f'DROP TRIGGER "{name}"')
+        cols = ", ".join(SESSION_COLS)
+        conn.executemany(
+            f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' * len(SESSION_COLS))})",
+            (to_sqlite(r) for r in sessions),
+        )
+        mcols = ", ".join(MESSAGE_COLS)
+        conn.executemany(
+            f"INSERT INTO messages ({mcols}) VALUES ({', '.join('?' * len(MESSAGE_COLS))})",
+            (to_sqlite(r) for r in messages),
+        )
+        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+        for _, ddl in triggers:
+            conn.execute(ddl)
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    return {
+        "sessions": len(sessions),
+        "messages": corpus.total_messages(),
+        "load_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def sqlite_check_invariants(conn: Any) -> int:
+    return int(conn.execute(SQLITE_INVARIANTS).fetchone()[0])
+
+
 FIX_COUNTERS_SQLITE = """
 UPDATE sessions SET
   message_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.session_id),
