@@ -29,6 +29,14 @@
 
   /* ── sidebar ─────────────────────────────────────────────────────────── */
 
+  /* On narrow screens the list is a drawer over the conversation (CSS shows it only with
+   * .sidebar-open); on wide screens it is always beside it and these do nothing visible. */
+  function showSidebar(open) {
+    $("chat-layout").classList.toggle("sidebar-open", open);
+    $("show-sidebar").setAttribute("aria-expanded", String(open));
+    if (open) $("new-chat").focus();
+  }
+
   async function loadSidebar() {
     try {
       const page = await api("/sessions?limit=100&sort=updated_at&order=desc");
@@ -74,6 +82,7 @@
     const s = state.session;
     ui.actions.hidden = !s;
     ui.title.textContent = s ? (s.title || "Untitled") : "New chat";
+    ui.title.title = s ? (s.title || s.session_id) : "";
     ui.meta.textContent = s
       ? [s.agent_id, s.status, num(s.message_count) + " messages",
          num(s.token_count) + " tokens"].join(" · ")
@@ -122,6 +131,7 @@
 
   async function openSession(sessionId) {
     if (state.streaming) return;
+    showSidebar(false);
     notice("");
     try {
       const [session, list] = await Promise.all([
@@ -148,6 +158,7 @@
 
   function newChat() {
     if (state.streaming) return;
+    showSidebar(false);
     state.session = null;
     setUrl(null);
     showEmpty();
@@ -274,6 +285,17 @@
   /* ── wiring ──────────────────────────────────────────────────────────── */
 
   $("new-chat").addEventListener("click", newChat);
+  $("show-sidebar").addEventListener("click", () => showSidebar(true));
+  $("hide-sidebar").addEventListener("click", () => {
+    showSidebar(false);
+    $("show-sidebar").focus();
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && $("chat-layout").classList.contains("sidebar-open")) {
+      showSidebar(false);
+      $("show-sidebar").focus();
+    }
+  });
   $("rename").addEventListener("click", rename);
   $("end").addEventListener("click", endSession);
   $("delete").addEventListener("click", deleteSession);

@@ -92,15 +92,18 @@
         onclick: () => showDetail(s.session_id),
         onkeydown: (e) => { if (e.key === "Enter") showDetail(s.session_id); },
       },
-      el("td", {}, el("div", { class: "cell-title", text: s.title || "Untitled" }),
+      // data-label names a cell where narrow screens stack each row (app.css).
+      el("td", { class: "cell-session" },
+        el("div", { class: "cell-title", title: s.title || null, text: s.title || "Untitled" }),
         el("div", { class: "cell-id", text: s.session_id })),
-      el("td", { text: s.agent_id }),
-      el("td", { text: s.session_type }),
-      el("td", {}, el("span", { class: "badge status-" + s.status, text: s.status }),
+      el("td", { class: "cell-label", "data-label": "Agent", text: s.agent_id }),
+      el("td", { class: "cell-label", "data-label": "Type", text: s.session_type }),
+      el("td", { class: "cell-status" },
+        el("span", { class: "badge status-" + s.status, text: s.status }),
         s.message_count === 0 ? el("span", { class: "badge warn", text: "empty" }) : null),
-      el("td", { class: "num", text: num(s.message_count) }),
-      el("td", { class: "num", text: num(s.token_count) }),
-      el("td", { title: fullTime(last), text: when(last) }));
+      el("td", { class: "num", "data-label": "Messages", text: num(s.message_count) }),
+      el("td", { class: "num", "data-label": "Tokens", text: num(s.token_count) }),
+      el("td", { class: "cell-when", title: fullTime(last), text: when(last) }));
       rows.append(row);
     }
     const first = page.sessions.length ? state.offset + 1 : 0;
@@ -130,6 +133,7 @@
     }
     $("detail").hidden = false;
     $("detail-title").textContent = s.title || "Untitled";
+    $("detail-title").title = s.title || "";
     $("detail-meta").textContent = [s.session_id, s.agent_id, s.session_type, s.status,
       plural(s.message_count, "message"), num(s.token_count) + " tokens",
       "created " + fullTime(s.created_at)].join(" · ");
