@@ -207,14 +207,6 @@ async def test_pg_terminated_connection_recovers(pg_database_url: str) -> None:
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: postgres_pool.Pool.acquire hands out idle connections without checking "
-        "conn.is_closed(), so after the server drops N pooled connections (restart, "
-        "pg_terminate_backend, failover) the next N calls each fail with Unavailable"
-    ),
-)
 async def test_pg_terminated_pool_recovers_after_one_failure(pg_database_url: str) -> None:
     app = "sk-errors-term-pool"
     store = await Store.open(pg_database_url, server_settings={"application_name": app})
@@ -509,16 +501,6 @@ BAD_INPUTS: list[tuple[str, Call, str]] = [
     ("key-name-nul", lambda s, sid: s.keys.create(admin=True, name="k\x00"), "name"),
 ]  # fmt: skip
 
-_DATES_UNNAMED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: an aware datetime whose UTC value is outside year 1..9999 passes validate.aware; "
-        "on SQLite statements.sqlite_time (astimezone(UTC)) raises a raw OverflowError for "
-        "since/created_after (outside the backend's error guard) and an InvalidInput without "
-        "details['field'] for created_at; on PostgreSQL asyncpg's DataError becomes "
-        "InvalidInput without the field"
-    ),
-)
 
 BAD_SEARCHES: list[tuple[str, Call, str]] = [
     ("nul-search", lambda s, sid: s.search_messages("hello\x00"), "q"),
@@ -555,7 +537,7 @@ async def _snapshot(store: Store, sid: str) -> tuple[Any, ...]:
     ("call", "field"),
     [pytest.param(c, f, id=i) for i, c, f in BAD_INPUTS]
     + [pytest.param(c, f, id=i) for i, c, f in BAD_SEARCHES]
-    + [pytest.param(c, f, id=i, marks=_DATES_UNNAMED) for i, c, f in BAD_DATES],
+    + [pytest.param(c, f, id=i) for i, c, f in BAD_DATES],
 )
 async def test_refused_values_are_invalid_input_and_change_nothing(
     store: Store, call: Call, field: str

@@ -51,14 +51,6 @@ def test_sync_store_has_no_blocking_method_without_a_store_twin() -> None:
     assert sorted(blocking) == sorted(_public_coroutines())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: sync.py _Blocking.__get__ wraps `call` with functools.wraps(method), so "
-        "inspect.signature(sync_store.add_message) follows __wrapped__ to the unbound "
-        "Store.add_message and reports `self` as the first parameter"
-    ),
-)
 def test_sync_signatures_are_the_store_signatures() -> None:
     sync = SyncStore.open("sqlite://")
     try:
@@ -255,14 +247,6 @@ def test_sync_and_async_give_identical_results(db_url: str) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a script that never calls SyncStore.close() (forgot, or raised first) never "
-        "exits: sync.py's anyio blocking portal runs its event loop in a non-daemon thread "
-        "that only close() stops, so interpreter shutdown waits on it forever"
-    ),
-)
 def test_a_script_that_forgets_close_still_exits(tmp_path: Path) -> None:
     script = (
         "from sessionkeeper import SyncStore\n"

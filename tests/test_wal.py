@@ -108,19 +108,7 @@ def test_wal_bounded_under_appends_and_truncated_when_idle(tmp_path: Path) -> No
         asyncio.run(store.close())
 
 
-_RETRY_CHECKPOINT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: sqlite_threads.Writer._idle ignores the row PRAGMA wal_checkpoint(TRUNCATE) "
-        "returns; a checkpoint blocked by a reader answers busy=1 without raising, so "
-        "_wrote stays False and the WAL is not truncated until some later write"
-    ),
-)
-
-
-@pytest.mark.parametrize(
-    "write_after", [True, pytest.param(False, marks=_RETRY_CHECKPOINT)], ids=["write", "idle"]
-)
+@pytest.mark.parametrize("write_after", [True, pytest.param(False)], ids=["write", "idle"])
 def test_wal_truncated_after_a_long_reader_lets_go(tmp_path: Path, write_after: bool) -> None:
     """A reader holding one snapshot (another connection, e.g. a backup or a slow report)
     keeps the WAL from being reset while it grows; once it lets go and the store is idle

@@ -8,7 +8,9 @@ every public coroutine of Store is here with the same signature).
 
 from __future__ import annotations
 
+import atexit
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
@@ -27,6 +29,9 @@ class _Blocking(Generic[P, R]):
     def __init__(self, method: Callable[Concatenate[Store, P], Coroutine[Any, Any, R]]) -> None:
         self.method = method
         functools.update_wrapper(self, method)  # type: ignore[arg-type]
+        # The bound call's signature: the method's without ``self`` (for help() and inspect).
+        signature = inspect.signature(method)
+        self.bound_signature = signature.replace(parameters=list(signature.parameters.values())[1:])
 
     @overload
     def __get__(self, obj: None, owner: type[SyncStore]) -> _Blocking[P, R]: ...
@@ -40,11 +45,13 @@ class _Blocking(Generic[P, R]):
         method = self.method
         store, portal = obj.store, obj._portal
 
-        @functools.wraps(method)
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             result: R = portal.call(functools.partial(method, store, *args, **kwargs))
             return result
 
+        call.__name__ = call.__qualname__ = method.__name__
+        call.__doc__ = method.__doc__
+        call.__signature__ = self.bound_signature  # type: ignore[attr-defined]
         return call
 
 
@@ -55,6 +62,9 @@ class SyncStore:
         self.store = store
         self._portal = portal
         self._cm = cm
+        self._closed = False
+        # The portal's thread is not a daemon: a script that forgets close() would never exit.
+        atexit.register(self.close)
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> SyncStore:
@@ -69,6 +79,10 @@ class SyncStore:
         return cls(store, portal, cm)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         try:
             self._portal.call(self.store.close)
         finally:

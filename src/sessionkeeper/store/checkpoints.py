@@ -22,14 +22,14 @@ Why the shape (migration 0004):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import NewMessage
@@ -68,9 +68,9 @@ PRUNE_STRATEGIES = ("keep_latest", "delete")
 _create_lock = threading.Lock()
 
 
-@dataclass(slots=True, frozen=True)
-class Element:
-    """One element of a list value, serialised; ``key`` identifies it (a message id)."""
+class Element(NamedTuple):
+    """One element of a list value, serialised; ``key`` identifies it (a message id).
+    A tuple: a list of hundreds is built at every step."""
 
     type: str
     value: bytes
@@ -87,8 +87,13 @@ class ListPlan:
     first_seen: list[int]
 
 
-def digest(element: Element) -> bytes:
-    return hashlib.blake2b(element.type.encode() + b"\0" + element.value, digest_size=16).digest()
+def digest(type_: str, value: bytes) -> bytes:
+    """What identifies an element's bytes (serializer type included): SHA-256 cut to 128 bits.
+    A cryptographic hash on purpose: message text comes from users, and a collision made on
+    purpose would substitute one element for another."""
+    if type_ == "msgpack":  # nearly all: no copy of the value to prefix it
+        return sha256(value).digest()[:16]
+    return sha256(type_.encode() + b"\0" + value).digest()[:16]
 
 
 class Checkpoints:
@@ -133,25 +138,33 @@ class Checkpoints:
     ) -> ListPlan:
         """Number the elements of a list version, reusing the items the thread holds."""
         log = await self._log(validate.session_id(thread_id), checkpoint_ns, channel)
-        with self._lock:
-            known = dict(log.by_digest)
-            keys = set(log.keys)
-            next_no = log.next_no
-        numbers: list[int] = []
+        # Read without a copy: other puts only add to the log, and what is read here is
+        # checked by the database (a number taken meanwhile is a Conflict, then a new plan).
+        known, keys = log.by_digest, log.keys
+        digests = [digest(type_, data) for type_, data, _ in elements]
+        found = [known.get(d) for d in digests]  # one pass each: lists of hundreds, every step
         items: list[ItemRow] = []
         first_seen: list[int] = []
-        for position, element in enumerate(elements):
-            d = digest(element)
-            no = known.get(d)
-            if no is None:
-                no = known[d] = next_no
-                next_no += 1
-                items.append(ItemRow(channel, no, d, element.key, element.type, element.value))
-                if element.key is None or element.key not in keys:
-                    first_seen.append(position)
-                if element.key is not None:
-                    keys.add(element.key)
-            numbers.append(no)
+        if None in found:
+            next_no = log.next_no
+            fresh: dict[bytes, int] = {}
+            fresh_keys: set[str] = set()
+            for position, no in enumerate(found):
+                if no is not None:
+                    continue
+                d = digests[position]
+                no = fresh.get(d)
+                if no is None:  # new to the thread (a repeat in this list is stored once)
+                    type_, data, key = elements[position]
+                    no = fresh[d] = next_no
+                    next_no += 1
+                    items.append(ItemRow(channel, no, d, key, type_, data))
+                    if key is None or (key not in keys and key not in fresh_keys):
+                        first_seen.append(position)
+                    if key is not None:
+                        fresh_keys.add(key)
+                found[position] = no
+        numbers = cast(list[int], found)
         value = ValueRow(channel, version, "items", None, _ranges(numbers))
         return ListPlan(value, items, first_seen)
 
@@ -339,6 +352,10 @@ class Checkpoints:
 
 def _ranges(numbers: Sequence[int]) -> list[tuple[int, int]]:
     """Consecutive ascending numbers as (first, last) ranges, in order."""
+    if numbers and numbers[-1] - numbers[0] == len(numbers) - 1:
+        first = numbers[0]
+        if list(numbers) == list(range(first, first + len(numbers))):
+            return [(first, numbers[-1])]  # a list that only grew: one range
     ranges: list[tuple[int, int]] = []
     for no in numbers:
         if ranges and no == ranges[-1][1] + 1:

@@ -27,6 +27,7 @@ from sessionkeeper.errors import InvalidInput
 
 DEFAULT_TIMEOUT_S = 10.0
 TIMEOUT_ENV = "SESSIONKEEPER_DB_TIMEOUT"
+MAX_TIMEOUT_S = 3600.0
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
 _PG_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg"}
@@ -71,7 +72,7 @@ def timeout_from_env(environ: dict[str, str] | None = None) -> float:
         value = float(raw)
     except ValueError:
         raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 3600:
+    if not 0 < value <= MAX_TIMEOUT_S:
         raise InvalidInput(f"{TIMEOUT_ENV} must be between 0 and 3600 seconds, got {raw!r}")
     return value
 
@@ -86,8 +87,16 @@ def parse(url: str, *, timeout: float | None = None, **kwargs: Any) -> DatabaseC
         raise InvalidInput(f"not a database URL: {url!r} (use sqlite:///path or postgresql://…)")
     if timeout is None:
         timeout = timeout_from_env()
-    elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {timeout!r}")
+    elif (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_S
+    ):
+        raise InvalidInput(
+            f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+            f"got {timeout!r}",
+            field="timeout",
+        )
     scheme = url.split("://", 1)[0].lower()
     if scheme in _SQLITE_SCHEMES:
         if kwargs:

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput, TooLarge
@@ -216,6 +216,12 @@ def limit(value: Any, maximum: int, field: str = "limit") -> int:
 def aware(value: Any, field: str = "datetime") -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(f"{field} must be a timezone-aware datetime, got {value!r}", field=field)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{field} is outside the years 1-9999 in UTC, got {value!r}", field=field
+        ) from None
     return value
 
 

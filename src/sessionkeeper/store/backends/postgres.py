@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 import zlib
@@ -35,6 +36,7 @@ import asyncpg
 
 from sessionkeeper.errors import (
     Conflict,
+    InvalidInput,
     SessionkeeperError,
     Unavailable,
 )
@@ -79,7 +81,19 @@ class PostgresBackend:
         self.cfg = cfg
         self.timeout = cfg.timeout
         kwargs = dict(cfg.connect_kwargs)
-        self.pool_size = int(kwargs.pop("pool_size", POOL_SIZE))
+        self.pool_size = kwargs.pop("pool_size", POOL_SIZE)
+        if (
+            isinstance(self.pool_size, bool)
+            or not isinstance(self.pool_size, int)
+            or not (1 <= self.pool_size <= 1000)
+        ):
+            raise InvalidInput(
+                f"pool_size must be an integer from 1 to 1000, got {self.pool_size!r}"
+            )
+        known = set(inspect.signature(asyncpg.connect).parameters)
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise InvalidInput(f"unknown PostgreSQL connection options: {', '.join(unknown)}")
         self._connect_kwargs = kwargs
         settings = dict(cfg.server_settings)
         # The server stops a statement that runs past the timeout (the client stops waiting

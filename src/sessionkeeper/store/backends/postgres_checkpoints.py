@@ -103,10 +103,11 @@ _LOADS = """
           JOIN lg_channel_values v ON v.session_id = c.session_id
            AND v.checkpoint_ns = c.checkpoint_ns AND v.channel = j.key AND v.version = j.value
            AND v.items IS NOT NULL
-          CROSS JOIN LATERAL json_array_elements(v.items) AS r(rng)
+          CROSS JOIN LATERAL json_array_elements(v.items) WITH ORDINALITY AS r(rng, ord)
           JOIN lg_channel_items i ON i.session_id = c.session_id
            AND i.checkpoint_ns = c.checkpoint_ns AND i.channel = v.channel
            AND i.item_no BETWEEN (r.rng ->> 0)::int AND (r.rng ->> 1)::int
+          ORDER BY v.channel, r.ord, i.item_no
     ) AS items,
     ARRAY(SELECT ROW(w.task_id, w.idx, w.channel, w.type, w.value, w.task_path)
           FROM lg_writes w
@@ -382,14 +383,19 @@ def _load(r: Any) -> StoredCheckpoint:
             values[channel] = (type_, value)
         else:
             ranges[channel] = load_ranges(items) or []
-    found: dict[str, dict[int, tuple[str, bytes]]] = {}
+    found: dict[str, list[tuple[int, str, bytes]]] = {}
     for channel, no, type_, value in r[10]:
-        found.setdefault(channel, {})[no] = (type_, value)
+        found.setdefault(channel, []).append((no, type_, value))
     lists: dict[str, list[tuple[str, bytes]]] = {}
     for channel, spans in ranges.items():
-        by_no = found.get(channel, {})
+        numbers = expand(spans)
+        rows = found.get(channel, [])
+        if [no for no, _, _ in rows] == numbers:  # the usual case: read in the list's order
+            lists[channel] = [(t, v) for _, t, v in rows]
+            continue
+        by_no = {no: (t, v) for no, t, v in rows}
         try:
-            lists[channel] = [by_no[no] for no in expand(spans)]
+            lists[channel] = [by_no[no] for no in numbers]
         except KeyError as exc:
             raise DatabaseError(
                 f"thread {sid!r}: item {exc.args[0]} of channel {channel!r} is missing"

@@ -78,8 +78,11 @@ class Pool:
 
     async def acquire(self) -> Any:
         while True:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.is_closed():
+                    return conn
+                self.opened -= 1  # the server ended it while idle (restart, failover)
             if self.opened < self.size:
                 self.opened += 1
                 try:

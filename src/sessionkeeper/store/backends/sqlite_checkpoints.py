@@ -338,9 +338,13 @@ def _load(conn: sqlite3.Connection, r: Sequence[Any]) -> StoredCheckpoint:
 def _items(
     conn: sqlite3.Connection, sid: str, ns: str, channel: str, ranges: str
 ) -> list[tuple[str, bytes]]:
-    by_no = {no: (t, v) for no, t, v in conn.execute(_ITEMS, (sid, ns, channel, ranges))}
+    numbers = expand(load_ranges(ranges) or [])
+    rows = conn.execute(_ITEMS, (sid, ns, channel, ranges)).fetchall()
+    if [r[0] for r in rows] == numbers:  # the usual case: read in the list's order
+        return [(t, v) for _, t, v in rows]
+    by_no = {no: (t, v) for no, t, v in rows}
     try:
-        return [by_no[no] for no in expand(load_ranges(ranges) or [])]
+        return [by_no[no] for no in numbers]
     except KeyError as exc:
         raise DatabaseError(
             f"thread {sid!r}: item {exc.args[0]} of channel {channel!r} is missing"

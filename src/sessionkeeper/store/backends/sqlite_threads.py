@@ -178,7 +178,9 @@ class Writer:
         # Short busy wait: a reader holding an old snapshot must not stall the next append.
         try:
             self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            # (busy, log frames, checkpointed frames): busy is reported, not raised.
+            busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            self._wrote = bool(busy)  # a reader held an old snapshot: try again when idle
         except sqlite3.Error:
             self._wrote = True  # try again at the next idle moment
         finally:
