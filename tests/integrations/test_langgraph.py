@@ -8,12 +8,13 @@ stored once per thread however many checkpoints hold it.
 
 from __future__ import annotations
 
+import operator
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.language_models import FakeListChatModel
@@ -191,6 +192,39 @@ async def test_each_message_is_stored_once(sk_store: Store) -> None:
     await check_session(sk_store, "long", checkpoints[0].checkpoint["channel_values"]["messages"])
 
 
+async def test_lists_of_any_shape_round_trip(sk_store: Store) -> None:
+    """Repeats, reorders, shrinking and non-message lists come back exactly at every version."""
+    saver = AsyncSessionkeeperSaver(sk_store)
+    shapes: list[list[Any]] = [
+        [1, 2],
+        [1, 2, 3],
+        [3, 1, 2, 3, 3],  # reordered, repeated
+        [{"a": 1}, None, b"raw", "text", 1.5, [1, 2]],
+        [2, 1],  # shrunk, reversed
+        [HumanMessage(content="x", id="m1"), HumanMessage(content="x", id="m1")],
+        list(range(40)) + list(range(40)),
+    ]
+    parent: dict[str, Any] = {"configurable": {"thread_id": "shapes", "checkpoint_ns": ""}}
+    stored = []
+    version: str | None = None
+    for i, value in enumerate(shapes):
+        version = saver.get_next_version(version, None)
+        checkpoint = {
+            "v": 1,
+            "id": f"00{i}",
+            "ts": "2025-01-01T00:00:00+00:00",
+            "channel_values": {"things": value},
+            "channel_versions": {"things": version},
+            "versions_seen": {},
+            "updated_channels": None,
+        }
+        parent = await saver.aput(parent, checkpoint, {"step": i}, {"things": version})  # type: ignore[arg-type]
+        stored.append(parent)
+    for config_, value in zip(stored, shapes, strict=True):
+        got = await saver.aget_tuple(config_)
+        assert got is not None and got.checkpoint["channel_values"]["things"] == value
+
+
 async def test_messages_are_appended_as_they_appear_not_rewritten(sk_store: Store) -> None:
     """A message edited or removed in the graph stays in the session as first seen."""
     saver = AsyncSessionkeeperSaver(sk_store)
@@ -300,6 +334,47 @@ async def test_deleting_or_pruning_the_session_deletes_its_checkpoints(sk_store:
     )
     await graph.aupdate_state(config("busy"), {"messages": [HumanMessage(content="still here")]})
     assert (await sk_store.prune_old_sessions(days=30)).session_ids == []
+
+
+async def _counter_thread(store: Store, thread_id: str) -> Any:
+    """A graph without messages: its thread is a session with no messages."""
+
+    class Counter(TypedDict):
+        total: Annotated[int, operator.add]
+
+    graph = StateGraph(Counter)
+    graph.add_node("inc", lambda state: {"total": 1})
+    graph.add_edge(START, "inc")
+    graph.add_edge("inc", END)
+    app = graph.compile(checkpointer=AsyncSessionkeeperSaver(store))
+    await app.ainvoke({"total": 1}, config(thread_id))
+    old = rawdb.when(store, datetime.now(UTC) - timedelta(hours=1))
+    await rawdb.execute(store, "UPDATE sessions SET created_at = ?", old)
+    return app
+
+
+async def test_the_ghost_purge_leaves_no_checkpoint_rows_behind(sk_store: Store) -> None:
+    await _counter_thread(sk_store, "counter")
+    await sk_store.delete_ghost_sessions(older_than_minutes=15)
+    orphans = await rawdb.fetch(
+        sk_store,
+        "SELECT count(*) FROM lg_checkpoints c "
+        "WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = c.session_id)",
+    )
+    assert orphans[0][0] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the ghost purge deletes every session without messages, a thread's too: the "
+    "backends' ghost statements need AND NOT EXISTS (SELECT 1 FROM lg_checkpoints c "
+    "WHERE c.session_id = sessions.session_id) (reported to the lead)",
+)
+async def test_a_thread_without_messages_is_not_a_ghost(sk_store: Store) -> None:
+    app = await _counter_thread(sk_store, "counter")
+    await sk_store.delete_ghost_sessions(older_than_minutes=15)
+    assert (await sk_store.get_session("counter")).session_type == "langgraph"
+    assert (await app.aget_state(config("counter"))).values == {"total": 2}
 
 
 async def test_copy_thread_forks_the_conversation(sk_store: Store) -> None:

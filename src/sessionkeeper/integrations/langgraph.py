@@ -59,6 +59,7 @@ try:
         get_serializable_checkpoint_metadata,
     )
     from langgraph.checkpoint.serde.base import SerializerProtocol
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise missing_framework("LangGraph (langgraph-checkpoint)", "langgraph", exc) from exc
 
@@ -108,6 +109,13 @@ class _Saver(BaseCheckpointSaver[str]):
         self.mirror_channel = mirror_channel
         # Threads this saver created without a title: the first user message gives one.
         self._untitled: dict[str, None] = {}
+        # LangGraph's serializer reads a msgpack document with one unpackb: a list's stored
+        # elements then decode in one call as the array they make (see _load_list).
+        kind = type(self.serde)
+        self._one_call = (
+            isinstance(self.serde, JsonPlusSerializer)
+            and kind.loads_typed is JsonPlusSerializer.loads_typed
+        )
 
     @property
     def checkpoints(self) -> Checkpoints:
@@ -184,10 +192,7 @@ class _Saver(BaseCheckpointSaver[str]):
             channels,
             run_id if isinstance(run_id, str) else None,
         )
-        serialised = {
-            channel: [self._element(item) for item in items]
-            for channel, (_, items) in lists.items()
-        }
+        serialised = {channel: self._elements(items) for channel, (_, items) in lists.items()}
         await finish(self._put(row, whole, lists, serialised))
         return {
             "configurable": {
@@ -371,9 +376,15 @@ class _Saver(BaseCheckpointSaver[str]):
 
     # ── helpers ─────────────────────────────────────────────────────────────
 
-    def _element(self, item: Any) -> Element:
-        key = item.id if isinstance(item, BaseMessage) and isinstance(item.id, str) else None
-        return Element(*self.serde.dumps_typed(item), key)
+    def _elements(self, items: Sequence[Any]) -> builtins.list[Element]:
+        """Each element serialised on its own; a message is identified by its id. (Every
+        step serialises the whole list, as LangGraph's savers do: an element may have been
+        changed in place, so its bytes are not taken from an earlier step.)"""
+        dumps = self.serde.dumps_typed
+        return [
+            Element(*dumps(item), item.id if isinstance(item, BaseMessage) else None)
+            for item in items
+        ]
 
     def _tuple(self, stored: StoredCheckpoint) -> CheckpointTuple:
         row = stored.row
@@ -384,7 +395,7 @@ class _Saver(BaseCheckpointSaver[str]):
             if type_ != "empty" and value is not None:
                 values[channel] = loads((type_, value))
         for channel, elements in stored.lists.items():
-            values[channel] = [loads(e) for e in elements]
+            values[channel] = self._load_list(elements)
         writes = [(w.task_id, w.channel, loads((w.type, w.value))) for w in stored.writes]
         here = {"thread_id": row.thread_id, "checkpoint_ns": row.checkpoint_ns}
         parent = None
@@ -397,6 +408,16 @@ class _Saver(BaseCheckpointSaver[str]):
             parent,  # type: ignore[arg-type]
             writes,
         )
+
+    def _load_list(self, elements: Sequence[tuple[str, bytes]]) -> builtins.list[Any]:
+        """A list value from its stored elements. Elements that are msgpack documents are
+        decoded as the msgpack array they make (its header, then each element's bytes): the
+        same values as one by one, in one call of the serializer instead of one per element."""
+        if self._one_call and all(type_ == "msgpack" for type_, _ in elements):
+            body = b"".join(value for _, value in elements)
+            loaded = self.serde.loads_typed(("msgpack", _array_header(len(elements)) + body))
+            return cast(builtins.list[Any], loaded)
+        return [self.serde.loads_typed(e) for e in elements]
 
     def _rows(self, messages: Sequence[BaseMessage]) -> builtins.list[dict[str, Any]]:
         rows = []
@@ -503,6 +524,15 @@ def _thread(value: Any) -> str:
 def _target(config: RunnableConfig) -> tuple[str, str, str | None]:
     conf = config["configurable"]
     return _thread(conf["thread_id"]), conf.get("checkpoint_ns", ""), conf.get("checkpoint_id")
+
+
+def _array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` elements."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _inline(value: Any) -> bool:
