@@ -38,6 +38,7 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 IDLE_CHECKPOINT_S = 1.0
 CHECKPOINT_BUSY_MS = 50
 READER_THREADS = 2
+INLINE_BUDGET_S = 0.001  # listings and search try the calling thread for this long first
 
 
 # ── errors ──────────────────────────────────────────────────────────────────
@@ -192,16 +193,27 @@ class Writer:
         self._thread.join()
 
 
-def write_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+def write_txn(
+    fn: Callable[[sqlite3.Connection], T], *, foreign_keys: bool = True
+) -> Callable[[sqlite3.Connection], T]:
+    """``fn`` in one write transaction; ``foreign_keys=False`` skips their checks for it
+    (the pragma only changes outside a transaction, so it is set around it)."""
+
     def run(conn: sqlite3.Connection) -> T:
-        conn.execute("BEGIN IMMEDIATE")
+        if not foreign_keys:
+            conn.execute("PRAGMA foreign_keys=OFF")
         try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        finally:
+            if not foreign_keys:
+                conn.execute("PRAGMA foreign_keys=ON")
 
     return run
 
@@ -273,9 +285,16 @@ class Runner:
         # commits would make a retrying client store it twice).
         return await waiting
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, bounded: bool = True) -> T:
+    async def _write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        bounded: bool = True,
+        foreign_keys: bool = True,
+    ) -> T:
         deadline = time.monotonic() + self.timeout
-        return await self._wait(self._writer.submit(write_txn(fn), deadline), bounded=bounded)
+        work = write_txn(fn, foreign_keys=foreign_keys)
+        return await self._wait(self._writer.submit(work, deadline), bounded=bounded)
 
     def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = getattr(self._local, "conn", None)
@@ -286,15 +305,31 @@ class Runner:
             self._reader_conns.append(conn)
         return guarded(fn, conn)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+    async def _read(
+        self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False, budget: bool = False
+    ) -> T:
+        """Run a read: ``inline`` on the calling thread; ``budget`` inline too, but past
+        INLINE_BUDGET_S interrupted and run again on a reader thread; else on a reader."""
         if self._readers is None:  # in memory: the writer's connection is the database
             return await self._wait(self._writer.submit(fn))
-        if inline and self._inline is not None and self._inline_lock.acquire(blocking=False):
+        if (
+            (inline or budget)
+            and self._inline is not None
+            and self._inline_lock.acquire(blocking=False)
+        ):
+            conn = self._inline
+            if budget:
+                # A listing or search is usually well under a millisecond, less than the
+                # hand-over to a thread; the rare long one must not hold the loop.
+                stop = time.perf_counter() + INLINE_BUDGET_S
+                conn.set_progress_handler(lambda: time.perf_counter() > stop, 1000)
             try:
-                return self._inline_read(fn, self._inline)
+                return self._inline_read(fn, conn)
             except Busy:
                 pass
             finally:
+                if budget:
+                    conn.set_progress_handler(None, 0)
                 self._inline_lock.release()
         return await self._wait(self._readers.submit(self._reader_run, fn))
 
@@ -305,7 +340,7 @@ class Runner:
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if is_busy(exc):
+            if is_busy(exc) or "interrupted" in str(exc):
                 raise Busy from exc
             raise translate(exc) from exc
         except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:

@@ -121,7 +121,9 @@ def listing(dialect: str, q: ListQuery) -> tuple[str, str | None, list[Any], lis
     page = (
         f"SELECT {SESSION_COLUMNS}, {key} AS sort_key FROM sessions {page_where} "
         f"ORDER BY {key} {direction}, session_id {direction} "
-        f"LIMIT {p(q.limit + 1)} OFFSET {p(q.offset)}"
+        # Literals, not parameters (both are validated ints): with parameters PostgreSQL
+        # planned the page afresh on every call (127 µs against 88 µs, bench/).
+        f"LIMIT {int(q.limit) + 1:d} OFFSET {int(q.offset):d}"
     )
     count = f"SELECT count(*) FROM sessions {count_where}" if q.with_total else None
     return page, count, p.values, count_params
