@@ -230,7 +230,7 @@ def chunks(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any,
 
 
 async def pg_truncate(conn: Any) -> None:
-    await conn.execute("TRUNCATE messages, sessions")
+    await conn.execute("TRUNCATE messages, sessions CASCADE")  # and rows that reference them
 
 
 async def pg_load(dsn: str, corpus: Corpus, *, writers: int = 2) -> dict[str, Any]:
