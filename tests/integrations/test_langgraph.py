@@ -353,18 +353,7 @@ async def _counter_thread(store: Store, thread_id: str) -> Any:
     return app
 
 
-async def test_the_ghost_purge_leaves_no_checkpoint_rows_behind(
-    sk_store: Store, request: pytest.FixtureRequest
-) -> None:
-    if sk_store.dialect == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="since 12e2270 the SQLite ghost purge runs without foreign keys, so "
-                "a purged thread's lg_* rows stay; the ghost statement must skip sessions "
-                "with checkpoints (reported to the lead)",
-            )
-        )
+async def test_the_ghost_purge_leaves_no_checkpoint_rows_behind(sk_store: Store) -> None:
     await _counter_thread(sk_store, "counter")
     await sk_store.delete_ghost_sessions(older_than_minutes=15)
     orphans = await rawdb.fetch(
@@ -375,12 +364,6 @@ async def test_the_ghost_purge_leaves_no_checkpoint_rows_behind(
     assert orphans[0][0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ghost purge deletes every session without messages, a thread's too: the "
-    "backends' ghost statements need AND NOT EXISTS (SELECT 1 FROM lg_checkpoints c "
-    "WHERE c.session_id = sessions.session_id) (reported to the lead)",
-)
 async def test_a_thread_without_messages_is_not_a_ghost(sk_store: Store) -> None:
     app = await _counter_thread(sk_store, "counter")
     await sk_store.delete_ghost_sessions(older_than_minutes=15)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.backends.statements import GHOST, MESSAGE_COLUMNS, SESSION_COLUMNS
 
 APPEND = """
 WITH bump AS (
@@ -59,15 +59,15 @@ LIMIT $2
 # connections purge disjoint batches side by side: the cost is the foreign key's per-row
 # cascade check, which one backend would run serially. The outer WHERE is re-checked on the
 # latest row version, so a session that got a message meanwhile stays.
-GHOSTS = """
+GHOSTS = f"""
 DELETE FROM sessions
 WHERE session_id = ANY(ARRAY(
         SELECT session_id FROM sessions
-        WHERE message_count = 0 AND created_at < $1
+        WHERE {GHOST} AND created_at < $1
         ORDER BY created_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED))
-  AND message_count = 0 AND created_at < $1
+  AND {GHOST} AND created_at < $1
 """
 
 PRUNE = """

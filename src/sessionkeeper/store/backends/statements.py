@@ -33,6 +33,14 @@ SORT_SQL = {
     "title": "COALESCE(title, '')",
 }
 
+# A ghost: a session nobody used. No messages, and no LangGraph rows either (a graph without
+# a messages channel keeps its thread in checkpoints, channel values and pending writes only).
+# Every one of these tables is keyed by session_id first: each check is one index probe.
+GHOST = "message_count = 0" + "".join(
+    f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.session_id = sessions.session_id)"
+    for table in ("lg_checkpoints", "lg_writes", "lg_channel_values", "lg_channel_items")
+)
+
 # The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
 METADATA_KEY_SQL = {
     "postgresql": "(metadata ->> 'aria_session_id')",
@@ -166,7 +174,7 @@ def stats(
         SELECT count(*), COALESCE(sum(message_count), 0), COALESCE(sum(token_count), 0),
                COALESCE(sum(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0),
                COALESCE(sum(CASE WHEN status = 'ended' THEN 1 ELSE 0 END), 0),
-               COALESCE(sum(CASE WHEN message_count = 0 AND created_at < {ghost}
+               COALESCE(sum(CASE WHEN {GHOST} AND created_at < {ghost}
                                  THEN 1 ELSE 0 END), 0),
                COALESCE(sum(CASE WHEN updated_at < {stale} THEN 1 ELSE 0 END), 0),
                count(DISTINCT agent_id), min(created_at), max(updated_at)
