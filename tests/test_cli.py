@@ -36,7 +36,9 @@ def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def cli(file_db_url: str, user_env: dict[str, str]) -> Invoke:
     # Every invocation opens its own Store: the database must outlive one (no in-memory).
-    return make_invoke(file_db_url)
+    invoke = make_invoke(file_db_url)
+    as_json(invoke("db", "upgrade", "--json"))  # commands other than new/import/serve need it
+    return invoke
 
 
 # ── the new-user flow, one process per command ─────────────────────────────────
@@ -181,6 +183,8 @@ def test_json_shapes(cli: Invoke) -> None:
     assert as_json(cli("ghosts", "--older-than-minutes", "0", "--json")) == {
         "deleted": 0,
         "status": "ok",
+        "older_than_minutes": 0,
+        "dry_run": False,
     }
     pruned = as_json(cli("prune", "--max-age-minutes", "1", "--dry-run", "--json"))
     assert pruned["dry_run"] is True and pruned["pruned_count"] == 0
@@ -309,10 +313,10 @@ def test_db_upgrade(cli: Invoke) -> None:
 def test_serve_passes_settings(
     cli: Invoke, file_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sessionkeeper.api.server as server
+    import sessionkeeper.cli.serving as serving
 
     seen: list[Any] = []
-    monkeypatch.setattr(server, "serve", seen.append)
+    monkeypatch.setattr(serving, "run_server", seen.append)
     result = cli("serve", "--host", "0.0.0.0", "--port", "8123")
     assert result.exit_code == 0, result.stderr
     (settings,) = seen

@@ -364,14 +364,170 @@ def test_read_transcript_and_iter_entries(tree: tuple[Path, dict[str, Any]]) -> 
     assert all(key != "__meta__" for _a, key, _e in entries)
 
 
-def test_corrupt_index_is_reported(tree: tuple[Path, dict[str, Any]]) -> None:
+def files_of(root: Path, agent: str) -> dict[str, bytes]:
+    return {k: v for k, v in snapshot(root).items() if k.startswith(f"{agent}/")}
+
+
+@pytest.mark.parametrize("content", ["{oops", "", "   \n", "[1, 2]", "\xff\xfe"])
+def test_unreadable_index_stops_that_agent_only(
+    tree: tuple[Path, dict[str, Any]], content: str
+) -> None:
     root, _ = tree
-    (root / "analyst/sessions/sessions.json").write_text("{oops")
+    bad = root / "analyst/sessions/sessions.json"
+    bad.write_bytes(content.encode("latin-1"))
+    before = files_of(root, "analyst")
+    store = make_store(root)
+
+    listed = store.list_sessions()
+    assert {s["agentId"] for s in listed["sessions"]} == {"main", "aria-talk"}
+    (problem,) = listed["agent_errors"]
+    assert problem["agent"] == "analyst" and "sessions.json" in problem["error"]
+    assert "left unchanged" in problem["error"]
+    if not content.strip():
+        assert "is empty" in problem["error"]
     with pytest.raises(InvalidInput, match="sessions.json"):
-        make_store(root).list_sessions()
-    with pytest.raises(InvalidInput):
-        make_store(root).delete_session("an-run-1")
-    assert (root / "analyst/sessions/sessions.json").read_text() == "{oops"
+        store.list_sessions("analyst")  # asked for by name: refused outright
+    stats = store.get_session_stats()
+    assert "analyst" not in stats["by_agent"] and stats["agent_errors"] == [problem]
+
+    # delete: the session may be in the unreadable agent, so not "not found", and no change
+    with pytest.raises(InvalidInput, match="analyst"):
+        store.delete_session("an-run-1")
+    # … while a session of another agent is deleted, the skipped agent reported
+    deleted = store.delete_session("talk-sub-1")
+    assert deleted["removed_keys"] == ["agent:aria-talk:subagent:x"]
+    assert deleted["agent_errors"] == [problem]
+
+    pruned = store.prune_sessions(60)
+    assert "an-run-1" not in pruned["deleted_ids"] and "cron-old-1" in pruned["deleted_ids"]
+    assert pruned["agent_errors"] == [problem]
+
+    repaired = store.orphans()
+    assert repaired["orphan_transcripts"] == ["main/sessions/orphan-1.jsonl"]
+    assert not any(p.startswith("analyst/") for p in repaired["expired_archives"])
+    assert repaired["agent_errors"] == [problem]
+    assert files_of(root, "analyst") == before  # nothing of that agent touched
+    assert bad.read_bytes() == content.encode("latin-1")
+
+
+def test_healthy_tree_has_the_seed_shapes_exactly(tree: tuple[Path, dict[str, Any]]) -> None:
+    store = make_store(tree[0])
+    assert "agent_errors" not in store.list_sessions()
+    assert "agent_errors" not in store.get_session_stats()
+    assert "agent_errors" not in store.prune_sessions(60, dry_run=True)
+    assert "agent_errors" not in store.orphans(dry_run=True)
+
+
+def test_symlinked_agent_dir_out_of_the_root_is_not_followed(
+    tree: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root, _ = tree
+    outside = tmp_path / "elsewhere"
+    build.build_tree(outside, NOW)
+    outside_before = snapshot(outside)
+    os.symlink(outside / "main", root / "intruder")
+    store = make_store(root)
+    assert "intruder" not in store.agents()
+    listed = store.list_sessions()
+    assert [p["agent"] for p in listed["agent_errors"]] == ["intruder"]
+    assert "leads out of" in listed["agent_errors"][0]["error"]
+    with pytest.raises(InvalidInput, match="leads out of"):
+        store.list_sessions("intruder")
+    store.prune_sessions(60)
+    store.orphans()
+    with pytest.raises(InvalidInput, match="leads out of"):
+        store.read_transcript("intruder", "cron-old-1")
+    assert snapshot(outside) == outside_before
+
+
+def test_symlinked_agent_dir_inside_the_root_is_followed(
+    tree: tuple[Path, dict[str, Any]],
+) -> None:
+    root, _ = tree
+    os.rename(root / "aria-talk", root / ".aria-talk-real")
+    os.symlink(".aria-talk-real", root / "aria-talk")
+    store = make_store(root)
+    assert "aria-talk" in store.agents()
+    assert store.delete_session("talk-sub-1")["removed_keys"] == ["agent:aria-talk:subagent:x"]
+    assert "agent:aria-talk:subagent:x" not in index(root, "aria-talk")
+
+
+def test_symlinked_index_inside_the_root_is_written_through(
+    tree: tuple[Path, dict[str, Any]],
+) -> None:
+    root, _ = tree
+    sessions = root / "main/sessions"
+    os.rename(sessions / "sessions.json", sessions / "index.real.json")
+    os.chmod(sessions / "index.real.json", 0o640)
+    os.symlink("index.real.json", sessions / "sessions.json")
+    store = make_store(root)
+    store.delete_session("cron-old-1")
+    assert (sessions / "sessions.json").is_symlink()  # still a link …
+    assert os.readlink(sessions / "sessions.json") == "index.real.json"
+    real = json.loads((sessions / "index.real.json").read_text())
+    assert "agent:main:cron:job1" not in real  # … to the file that was rewritten
+    assert (sessions / "index.real.json").stat().st_mode & 0o777 == 0o640
+    assert not (sessions / "sessions.json.lock").exists()
+
+
+def test_symlinked_index_out_of_the_root_is_refused(
+    tree: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root, _ = tree
+    outside = tmp_path / "outside.json"
+    outside.write_text((root / "analyst/sessions/sessions.json").read_text())
+    before = outside.read_bytes()
+    link = root / "analyst/sessions/sessions.json"
+    link.unlink()
+    os.symlink(outside, link)
+    store = make_store(root)
+    listed = store.list_sessions()
+    assert [p["agent"] for p in listed["agent_errors"]] == ["analyst"]
+    assert "outside" in listed["agent_errors"][0]["error"]
+    with pytest.raises(InvalidInput, match="outside"):
+        store.delete_session("an-run-1")
+    store.prune_sessions(0)
+    store.orphans()
+    assert outside.read_bytes() == before and link.is_symlink()
+    assert (root / "analyst/sessions/an-run-1.jsonl").exists()
+
+
+def test_dangling_index_symlink_is_refused(tree: tuple[Path, dict[str, Any]]) -> None:
+    root, _ = tree
+    link = root / "analyst/sessions/sessions.json"
+    link.unlink()
+    os.symlink("gone.json", link)
+    store = make_store(root)
+    assert store.orphans()["agent_errors"][0]["agent"] == "analyst"
+    assert (root / "analyst/sessions/an-run-1.jsonl").exists()  # not archived as an orphan
+
+
+def test_transcript_symlink_out_of_the_root(
+    tree: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root, _ = tree
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"type": "message", "message": {"role": "user", "content": "x"}}\n')
+    transcript = root / "main/sessions/cron-old-1.jsonl"
+    transcript.unlink()
+    os.symlink(secret, transcript)
+    store = make_store(root)
+    with pytest.raises(InvalidInput, match="outside"):
+        store.read_transcript("main", "cron-old-1")
+    store.delete_session("cron-old-1")  # archives the link itself, never its target
+    assert secret.read_text().startswith('{"type"')
+    archived = list((root / "main/sessions").glob("cron-old-1.jsonl.deleted.*"))
+    assert len(archived) == 1 and archived[0].is_symlink()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600, 0o664])
+def test_index_rewrite_keeps_the_file_mode(tree: tuple[Path, dict[str, Any]], mode: int) -> None:
+    root, _ = tree
+    path = root / "main/sessions/sessions.json"
+    os.chmod(path, mode)
+    make_store(root).delete_session("cron-old-1")
+    assert path.stat().st_mode & 0o777 == mode
+    assert not path.is_symlink()
 
 
 def test_default_root(tmp_path: Path, monkeypatch: Any) -> None:

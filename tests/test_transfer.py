@@ -487,3 +487,157 @@ async def test_aria_session_cache_import(store: Store, tmp_path: Path) -> None:
     ]
     assert [m.created_at.timestamp() for m in messages] == [t["timestamp"] for t in turns]
     assert (await store.get_session(second)).message_count == 0
+
+
+# ── streaming export and import (bounded memory) ──────────────────────────────
+
+
+async def make_long_session(store: Store, sid: str, n: int) -> None:
+    await store.create_session(session_id=sid, title="long")
+    for start in range(0, n, 500):
+        await store.add_messages(
+            sid,
+            [
+                NewMessage("user", f"line {i} " + "word " * (i % 9))
+                for i in range(start, min(start + 500, n))
+            ],
+        )
+
+
+async def test_export_pages_through_a_session(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_long_session(store, "paged", 1200)
+    pages: list[int] = []
+    original = store.get_messages
+
+    async def spy(session_id: str, **kwargs: Any) -> Any:
+        found = await original(session_id, **kwargs)
+        pages.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "get_messages", spy)
+    text = await export_text(store, session_ids=["paged"])
+    assert pages == [500, 500, 200]  # never the whole session at once
+    lines = text.splitlines()
+    assert len(lines) == 1201
+    header = json.loads(lines[0])
+    assert header["message_count"] == 1200
+    assert header["token_count"] == sum(json.loads(line)["token_count"] for line in lines[1:])
+
+
+async def test_export_ignores_appends_made_during_it_and_refuses_deletions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_long_session(store, "moving", 1000)
+    original = store.get_messages
+    calls = 0
+
+    async def append_meanwhile(session_id: str, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await store.add_message(session_id, "user", "appended during the export")
+        return await original(session_id, **kwargs)
+
+    monkeypatch.setattr(store, "get_messages", append_meanwhile)
+    text = await export_text(store, session_ids=["moving"])
+    assert len(text.splitlines()) == 1001 and "appended during" not in text
+
+    async def delete_meanwhile(session_id: str, **kwargs: Any) -> Any:
+        found = await original(session_id, **kwargs)
+        if kwargs.get("after_seq") == 0:
+            await store.delete_message(session_id, 700)
+        return found
+
+    monkeypatch.setattr(store, "get_messages", delete_meanwhile)
+    from sessionkeeper.errors import Conflict
+
+    with pytest.raises(Conflict, match="changed while it was exported"):
+        await export_text(store, session_ids=["moving"])
+
+
+def long_export(sid: str, n: int) -> list[str]:
+    header = {
+        "type": "session",
+        "session_id": sid,
+        "agent_id": "main",
+        "created_at": "2025-01-01T00:00:00+00:00",
+    }
+    lines = [json.dumps(header)]
+    for i in range(1, n + 1):
+        lines.append(
+            json.dumps(
+                {
+                    "type": "message",
+                    "seq": i,
+                    "role": "user" if i % 2 else "assistant",
+                    "content": f"message {i}",
+                    "timestamp": "2025-01-01T00:00:01+00:00",
+                    "token_count": 3,
+                }
+            )
+        )
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("position", "bad", "why"),
+    [
+        (1190, "{truncated", "line 1192 is not valid JSON"),
+        (1200, '{"type":"message","seq":2,"role":"user","content":"again"}', "duplicate seq 2"),
+        (600, '{"type":"message","seq":9999,"role":"wizard","content":"x"}', "role 'wizard'"),
+        (1200, '{"type":"message","role":"user","content":"a\\u0000b"}', "NUL"),
+        (5, b"\xff\xfe not utf-8".decode("latin-1"), "not valid UTF-8"),
+    ],
+)
+async def test_a_bad_line_anywhere_fails_the_session_before_anything_is_written(
+    store: Store, tmp_path: Path, position: int, bad: str, why: str
+) -> None:
+    lines = long_export("late-failure", 1200)
+    lines.insert(position + 1, bad)
+    lines += long_export("next-one", 3)
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1" if "\xff" in bad else "utf-8"))
+    summary = await run_import(store, plan_import(path))
+    assert summary.imported == ["next-one"]  # the sessions after it go on
+    (failed,) = summary.failed
+    assert failed["session_id"] == "late-failure" and why in failed["error"], failed
+    with pytest.raises(Exception, match="not found"):
+        await store.get_session("late-failure")
+
+
+async def test_import_from_stdin_is_spooled(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ("\n".join(long_export("from-stdin", 700)) + "\n").encode()
+
+    class Stdin:
+        buffer = io.BytesIO(data)
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    summary = await run_import(store, plan_import(Path("-")))
+    assert summary.imported == ["from-stdin"] and summary.messages == 700
+    assert (await store.get_session("from-stdin")).message_count == 700
+
+
+async def test_import_streams_into_the_store_when_it_can(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``Store.import_session_stream`` (the bounded-memory write), the messages reach
+    the Store as an iterator read from the file, never as one list."""
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(long_export("streamed", 1200)) + "\n", encoding="utf-8")
+    seen: list[str] = []
+
+    async def import_session_stream(session: Any, items: Any, *, replace: bool = False) -> bool:
+        assert not isinstance(items, list | tuple)
+        seen.append(type(items).__name__)
+        return await store.import_session(session, list(items), replace=replace)
+
+    monkeypatch.setattr(store, "import_session_stream", import_session_stream, raising=False)
+    summary = await run_import(store, plan_import(path))
+    assert summary.imported == ["streamed"] and seen == ["generator"]
+    assert (await store.get_session("streamed")).message_count == 1200
+    again = await run_import(store, plan_import(path))  # existing: skipped, lines not re-read
+    assert len(again.skipped) == 1 and seen == ["generator"]

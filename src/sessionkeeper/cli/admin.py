@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +13,10 @@ from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sessionkeeper import Store
+    from sessionkeeper.models import PruneResult, Session
 
 app = typer.Typer()
 db_app = typer.Typer(help="Database schema and upkeep: upgrade, vacuum.", no_args_is_help=True)
@@ -59,20 +65,158 @@ def stats(
         out.print_table("By type", ["type", "sessions"], sorted(result.by_type.items()))
 
 
+# Deleting what was listed and confirmed: the Store deletes by age, so the confirmed run
+# asks for the listing's own cutoff (the threshold plus the time spent asking), less a margin
+# so that nothing younger than what was shown can be included.
+CONFIRM_MARGIN_S = 0.05
+
+
+def _listing(
+    title: str,
+    sessions: list[Session],
+    when: Callable[[Session], datetime],
+    now: datetime,
+    what: str,
+) -> None:
+    out.print_table(
+        title,
+        ["id", "agent", "title", "msgs", what],
+        [
+            [s.session_id, s.agent_id, s.title, s.message_count, out.age(now - when(s))]
+            for s in sessions
+        ],
+        keep=("id",),
+        squeeze=("title", "agent"),
+        drop=("msgs",),
+    )
+
+
+def _session_facts(
+    sessions: list[Session], when: Callable[[Session], datetime], now: datetime, key: str
+) -> list[dict[str, object]]:
+    return [
+        {
+            "session_id": s.session_id,
+            "agent_id": s.agent_id,
+            "title": s.title,
+            "message_count": s.message_count,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+            key: round((now - when(s)).total_seconds() / 60, 3),
+        }
+        for s in sessions
+    ]
+
+
+async def _has_checkpoints(store: Store, session_id: str) -> bool:
+    async for _checkpoint in store.checkpoints.list(thread_id=session_id, limit=1):
+        return True
+    return False
+
+
+def _number(value: float) -> float | int:
+    """15.0 → 15 in JSON (the REST API's shape), 0.5 stays."""
+    return int(value) if value.is_integer() else value
+
+
+def _confirm(count: int, what: str) -> None:
+    """Ask before deleting ``count`` > 0 sessions; without a terminal, refuse (--yes)."""
+    them = "it" if count == 1 else "them"
+    common.confirm(
+        f"Delete {out.plural(count, what)}?",
+        f"{out.plural(count, what)} would be deleted: add --yes to delete {them} without "
+        "asking (--dry-run lists them)",
+    )
+
+
 @app.command()
 def ghosts(
     older_than_minutes: Annotated[
-        float, typer.Option(help="Delete empty sessions created longer ago than this.")
+        float, typer.Option(help="Empty sessions created longer ago than this.")
     ] = 15,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete ghost sessions (empty and old).
 
     A ghost has no messages and was created more than --older-than-minutes ago.
+    --dry-run lists them (id, title, age); otherwise they are listed and deleted once you
+    confirm, or at once with --yes.
     """
-    deleted = common.run(lambda store: store.delete_ghost_sessions(older_than_minutes))
+    from sessionkeeper.store import validate
+
+    minutes = validate.duration(older_than_minutes, "--older-than-minutes", "minutes")
+
+    async def find(store: Store) -> tuple[datetime, list[Session]]:
+        # The Store has no ghost listing (yet): the empty sessions older than the cutoff,
+        # less those holding LangGraph checkpoints (the Store does not count them as ghosts;
+        # only looked up when its own ghost count says some of the empty ones are kept).
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(minutes=minutes)
+        found = [
+            s
+            async for s in store.iter_sessions(
+                created_before=cutoff, sort="created_at", order="asc"
+            )
+            if s.message_count == 0
+        ]
+        counted = (await store.get_stats(ghost_minutes=minutes)).ghost_sessions
+        if len(found) > counted:
+            found = [s for s in found if not await _has_checkpoints(store, s.session_id)]
+        return now, found
+
+    listed_at: datetime | None = None
+    found: list[Session] = []
+    if dry_run or not yes:
+        listed_at, found = common.run(find)
+        created: Callable[[Session], datetime] = lambda s: s.created_at  # noqa: E731
+        if dry_run:
+            if as_json:
+                out.emit_json(
+                    {
+                        "deleted": 0,
+                        "would_delete": len(found),
+                        "status": "ok",
+                        "older_than_minutes": _number(older_than_minutes),
+                        "dry_run": True,
+                        "sessions": _session_facts(found, created, listed_at, "age_minutes"),
+                    }
+                )
+                return
+            if found:
+                _listing("Ghost sessions", found, created, listed_at, "age")
+            out.say(
+                f"Would delete {out.plural(len(found), 'ghost session')} "
+                f"(empty, created over {older_than_minutes:g} min ago)"
+            )
+            return
+        if found:
+            if not as_json:
+                _listing("Ghost sessions", found, created, listed_at, "age")
+            _confirm(len(found), "ghost session")
+
+    async def purge(store: Store) -> int:
+        threshold = minutes
+        if listed_at is not None:
+            if not found:
+                return 0
+            waited = (datetime.now(UTC) - listed_at).total_seconds() - CONFIRM_MARGIN_S
+            threshold = min(minutes + max(waited, 0) / 60, validate.MAX_MINUTES)
+        return await store.delete_ghost_sessions(threshold)
+
+    deleted = common.run(purge)
     if as_json:
-        out.emit_json({"deleted": deleted, "status": "ok"})
+        out.emit_json(
+            {
+                "deleted": deleted,
+                "status": "ok",
+                "older_than_minutes": _number(older_than_minutes),
+                "dry_run": False,
+            }
+        )
     else:
         out.say(f"Deleted {out.plural(deleted, 'ghost session')}")
 
@@ -85,25 +229,80 @@ def prune(
     max_age_minutes: Annotated[
         float | None, typer.Option(help="Idle for more than N minutes (instead of --days).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete sessions idle for too long.
 
     Sessions with no update for --days (default 30) or --max-age-minutes are deleted
-    with their messages, in bounded batches.
+    with their messages, in bounded batches. --dry-run lists them (id, title, idle time);
+    otherwise they are listed and deleted once you confirm, or at once with --yes.
     """
+    from sessionkeeper.store import validate
+
     if days is not None and max_age_minutes is not None:
         raise InvalidInput("give --days or --max-age-minutes, not both")
-    threshold = max_age_minutes / MINUTES_PER_DAY if max_age_minutes is not None else days
-    result = common.run(
-        lambda store: store.prune_old_sessions(
-            30 if threshold is None else threshold, dry_run=dry_run
+    if max_age_minutes is not None:
+        threshold = (
+            validate.duration(max_age_minutes, "--max-age-minutes", "minutes", allow_zero=False)
+            / MINUTES_PER_DAY
         )
-    )
-    if as_json:
-        out.emit_json(result.to_dict())
-        return
+    else:
+        threshold = validate.duration(
+            30 if days is None else days, "--days", "days", allow_zero=False
+        )
+
+    async def find(store: Store) -> tuple[datetime, PruneResult, list[Session]]:
+        now = datetime.now(UTC)
+        result = await store.prune_old_sessions(threshold, dry_run=True)
+        wanted = set(result.session_ids)
+        found = [
+            s
+            async for s in store.iter_sessions(
+                updated_before=result.cutoff, sort="updated_at", order="asc"
+            )
+            if s.session_id in wanted
+        ]
+        return now, result, found
+
+    listed_at: datetime | None = None
+    if dry_run or not yes:
+        listed_at, preview, found = common.run(find)
+        idle: Callable[[Session], datetime] = lambda s: s.updated_at  # noqa: E731
+        if dry_run:
+            if as_json:
+                out.emit_json(
+                    {
+                        **preview.to_dict(),
+                        "sessions": _session_facts(found, idle, listed_at, "idle_minutes"),
+                    }
+                )
+                return
+            if found:
+                _listing("Idle sessions", found, idle, listed_at, "idle")
+            _say_pruned(preview)
+            return
+        if not preview.pruned_count:
+            _emit_pruned(preview, as_json)
+            return
+        if not as_json:
+            _listing("Idle sessions", found, idle, listed_at, "idle")
+        _confirm(preview.pruned_count, "idle session")
+
+    async def purge(store: Store) -> PruneResult:
+        days_now = threshold
+        if listed_at is not None:
+            waited = (datetime.now(UTC) - listed_at).total_seconds() - CONFIRM_MARGIN_S
+            days_now = min(threshold + max(waited, 0) / 86_400, validate.MAX_DAYS)
+        return await store.prune_old_sessions(days_now, dry_run=False)
+
+    _emit_pruned(common.run(purge), as_json)
+
+
+def _say_pruned(result: PruneResult) -> None:
     verb = "Would prune" if result.dry_run else "Pruned"
     out.say(
         f"{verb} {out.plural(result.pruned_count, 'session')} "
@@ -112,29 +311,40 @@ def prune(
     )
 
 
+def _emit_pruned(result: PruneResult, as_json: bool) -> None:
+    if as_json:
+        out.emit_json(result.to_dict())
+    else:
+        _say_pruned(result)
+
+
 @app.command()
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL.")] = None,
 ) -> None:
     """Run the REST API, chat page and dashboard.
 
-    The maintenance loop (ghost purge, prune) runs inside the server.
+    The maintenance loop (ghost purge, prune) runs inside the server. The URL is printed
+    once the server is listening. A SQLite database is created if missing (its directory
+    must exist).
     """
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
+        if not 1 <= port <= 65_535:
+            raise InvalidInput(f"--port must be from 1 to 65535, got {port}", field="port")
         overrides["port"] = port
-    if db is not None:
-        overrides["database_url"] = db
     cfg = common.settings(**overrides)
+    if not 1 <= cfg.port <= 65_535:
+        raise InvalidInput(f"SESSIONKEEPER_PORT must be from 1 to 65535, got {cfg.port}")
+    common.check_database(cfg.database_url, create=True)
     # Imported here: FastAPI and uvicorn must not slow down every other command.
-    server = importlib.import_module("sessionkeeper.api.server")
-    server.serve(cfg)
+    serving = importlib.import_module("sessionkeeper.cli.serving")
+    serving.run_server(cfg)
 
 
 @db_app.command()
@@ -145,7 +355,7 @@ def upgrade(as_json: JsonOpt = False) -> None:
     from sessionkeeper.store.migrate import upgrade as upgrade_schema
     from sessionkeeper.store.url import masked
 
-    url = common.database_url()
+    url = common.check_database(create=True)
     before, after = asyncio.run(upgrade_schema(url))
     if as_json:
         out.emit_json(

@@ -7,14 +7,16 @@ imported inside the commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NamedTuple, TypeVar
 
 import typer
 
 from sessionkeeper.cli import output
-from sessionkeeper.errors import NotFound
+from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.files.state import CurrentSession
 from sessionkeeper.paths import default_database_url
 
@@ -38,12 +40,19 @@ JsonOpt = Annotated[
 
 
 class _Globals:
-    """Options given before the command (``sessionkeeper --db URL list``)."""
+    """Global options (``--db``), accepted before or after the command."""
 
     db: str | None = None
 
 
 options = _Globals()
+
+
+def set_db(value: str | None) -> str | None:
+    """Callback of every ``--db`` option: the last one given wins."""
+    if value is not None:
+        options.db = value
+    return value
 
 
 def database_url() -> str:
@@ -60,34 +69,121 @@ def database_configured() -> bool:
     return bool(options.db or os.environ.get(DATABASE_ENV))
 
 
+def _url_origin() -> str:
+    return "--db" if options.db else f"${DATABASE_ENV}"
+
+
+def check_database(url: str | None = None, *, create: bool = False) -> str:
+    """The database URL, checked before any store is opened on it.
+
+    A URL that cannot be parsed is refused naming where it came from (``--db`` or the
+    environment). A SQLite file that does not exist is refused (a typo must not leave an
+    empty database behind), except for the commands that create stores (``new``,
+    ``db upgrade``, ``import``, ``serve``: ``create=True``), and even they create only the
+    file, never a missing directory. The default database in the user data dir (nothing
+    configured) is created with its directory, as on a first run.
+    """
+    from sessionkeeper.store.url import masked, parse
+
+    url = url or database_url()
+    explicit = database_configured() and url == database_url()
+    try:
+        config = parse(url)
+    except InvalidInput as exc:
+        if not explicit:
+            raise
+        raise InvalidInput(
+            f"{_url_origin()} {masked(url)!r}: {exc.message}", field="database_url"
+        ) from None
+    if config.dialect != "sqlite" or config.path is None or not explicit:
+        return url
+    path = config.path if config.path.is_absolute() else Path.cwd() / config.path
+    if path.is_dir():
+        raise InvalidInput(f"{_url_origin()}: {path} is a directory, not a SQLite database file")
+    if path.exists():
+        return url
+    if not path.parent.is_dir():
+        raise NotFound(
+            f"{_url_origin()}: no directory {path.parent} for the database {path.name} "
+            "(sessionkeeper creates a database file, never directories: create it first)"
+        )
+    if not create:
+        raise NotFound(
+            f"{_url_origin()}: no database at {path}; check the path, or create it with "
+            "`sessionkeeper db upgrade` (or `sessionkeeper new`)"
+        )
+    return url
+
+
 def encoding() -> str:
     return os.environ.get(ENCODING_ENV) or "cl100k_base"
 
 
 def settings(**overrides: object) -> Settings:
-    """Full settings (model server, limits…), with ``--db`` applied; for ask and serve."""
+    """Full settings (model server, limits…), with ``--db`` applied; for ask and serve.
+
+    A bad value (an option or a SESSIONKEEPER_* variable) is an InvalidInput naming it.
+    """
+    from pydantic import ValidationError
+
     from sessionkeeper.config import Settings
 
     if options.db:
         overrides.setdefault("database_url", options.db)
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            where = (
+                f"--{name.replace('_', '-')}"
+                if name in overrides
+                else f"SESSIONKEEPER_{name.upper()}"
+            )
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise InvalidInput("; ".join(problems), field="settings") from None
 
 
-def run(work: Callable[[Store], Awaitable[T]], *, url: str | None = None) -> T:
-    """Open the store, run ``work(store)`` on a fresh event loop, close the store."""
+def run(
+    work: Callable[[Store], Awaitable[T]], *, url: str | None = None, create: bool = False
+) -> T:
+    """Open the store, run ``work(store)`` on a fresh event loop, close the store.
+
+    The URL is checked first (``check_database``): only commands that create stores pass
+    ``create=True``.
+    """
 
     import asyncio
+
+    url = check_database(url, create=create)
 
     async def main() -> T:
         from sessionkeeper import Store
 
-        store = await Store.open(url or database_url(), encoding=encoding())
+        store = await Store.open(url, encoding=encoding())
         try:
             return await work(store)
         finally:
             await store.close()
 
     return asyncio.run(main())
+
+
+def interactive() -> bool:
+    """True when a person can answer a question (stdin is a terminal)."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, refusal: str) -> None:
+    """Ask ``question`` (on stderr: stdout may be JSON); without a terminal, refuse with
+    InvalidInput(``refusal``); a "no" exits with code 1."""
+    if not interactive():
+        raise InvalidInput(refusal)
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
 
 
 def memory() -> CurrentSession:
@@ -98,6 +194,7 @@ def current_id(required: bool = True) -> str | None:
     """The remembered current session of this database."""
     sid = memory().get(database_url())
     if sid is None and required:
+        check_database()  # a missing or bad database is the thing to report first
         raise NotFound(
             "no current session for this database: run `sessionkeeper new` or "
             "`sessionkeeper switch ID`"
@@ -105,12 +202,45 @@ def current_id(required: bool = True) -> str | None:
     return sid
 
 
-def session_or_current(session_id: str | None) -> str:
+class Target(NamedTuple):
+    """A session named on the command line, or the remembered current one."""
+
+    session_id: str
+    remembered: bool
+
+
+def target(session_id: str | None) -> Target:
     if session_id:
-        return session_id
+        return Target(session_id, False)
     sid = current_id()
     assert sid is not None
-    return sid
+    return Target(sid, True)
+
+
+def session_or_current(session_id: str | None) -> str:
+    return target(session_id).session_id
+
+
+def gone_message(session_id: str) -> str:
+    return (
+        f"the current session {session_id} no longer exists (deleted, or removed by the ghost "
+        "or prune clean-up), so it is forgotten: `sessionkeeper add` or `ask` starts a new "
+        "one, `sessionkeeper new` creates one, `sessionkeeper list` and `switch ID` pick "
+        "another"
+    )
+
+
+@contextlib.contextmanager
+def current_must_exist(chosen: Target) -> Iterator[None]:
+    """Turn "session not found" for the remembered current session into what to do next
+    (and forget it); a session named on the command line keeps the plain NotFound."""
+    try:
+        yield
+    except NotFound as exc:
+        if not chosen.remembered or chosen.session_id not in exc.message:
+            raise
+        forget(chosen.session_id)
+        raise NotFound(gone_message(chosen.session_id), session_id=chosen.session_id) from None
 
 
 def remember(session_id: str) -> None:

@@ -52,8 +52,7 @@ def fs_main(
 ) -> None:
     """OpenClaw-style session directories: list, delete, prune, stats, orphans."""
     fs_options.root = root
-    if db is not None:
-        common.options.db = db
+    common.set_db(db)
 
 
 @contextlib.contextmanager
@@ -63,8 +62,25 @@ def _fs_store(with_database: bool = False) -> Iterator[OpenClawStore]:
     if not (with_database and common.database_configured()):
         yield open_fs_store(fs_options.root)
         return
-    with DatabaseMarker(common.database_url(), encoding=common.encoding()) as marker:
+    url = common.check_database()  # refused before any file is touched
+    with DatabaseMarker(url, encoding=common.encoding()) as marker:
         yield open_fs_store(fs_options.root, marker)
+
+
+def _agent_errors(result: dict[str, Any]) -> None:
+    """Agents skipped because their index could not be read: one line each on stderr, and
+    exit code 1 once the rest is printed (the other agents were handled)."""
+    problems = result.get("agent_errors") or []
+    if not problems:
+        return
+    from rich.markup import escape
+
+    for problem in problems:
+        out.err_console().print(
+            f"[bold red]error:[/] [red]agent {escape(problem['agent'])}: "
+            f"{escape(problem['error'])}[/]"
+        )
+    raise typer.Exit(out.GENERIC)
 
 
 def _ago(iso: str | None) -> str:
@@ -81,6 +97,7 @@ def fs_list(
         result = fs.list_sessions(agent)
     if as_json:
         out.emit_json(result)
+        _agent_errors(result)
         return
     out.print_table(
         f"Sessions under {fs.root}",
@@ -99,16 +116,21 @@ def fs_list(
             for s in result["sessions"]
         ),
         caption=f"{result['session_count']} keys",
+        keep=("sessionId",),
+        squeeze=("key", "label", "agent", "model"),
+        drop=("ctx tokens", "model", "type", "label"),
     )
+    _agent_errors(result)
 
 
 def _emit_delete(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         out.emit_json(result)
-        return
-    out.plain(result["message"])
-    for key in result["removed_keys"]:
-        out.plain(f"  removed key {key}")
+    else:
+        out.plain(result["message"])
+        for key in result["removed_keys"]:
+            out.plain(f"  removed key {key}")
+    _agent_errors(result)
 
 
 @app.command("delete")
@@ -156,6 +178,7 @@ def fs_prune(
         result = fs.prune_sessions(max_age_minutes, dry_run)
     if as_json:
         out.emit_json(result)
+        _agent_errors(result)
         return
     verb = "Would prune" if dry_run else "Pruned"
     out.plain(
@@ -166,6 +189,7 @@ def fs_prune(
         out.plain(f"  {sid}")
     for error in result["errors"]:
         out.plain(f"  error: {error['id']}: {error['error']}")
+    _agent_errors(result)
 
 
 @app.command("stats")
@@ -178,6 +202,7 @@ def fs_stats(
         result = fs.get_session_stats(stale_minutes)
     if as_json:
         out.emit_json(result)
+        _agent_errors(result)
         return
     out.print_fields(
         f"Sessions under {fs.root}",
@@ -188,6 +213,7 @@ def fs_stats(
         ],
     )
     out.print_table("By agent", ["agent", "sessions"], sorted(result["by_agent"].items()))
+    _agent_errors(result)
 
 
 @app.command("orphans")
@@ -198,12 +224,14 @@ def fs_orphans(
     """Repair a sessions tree.
 
     Drops keys whose transcript is gone, archives unreferenced transcripts, and removes
-    archives older than 7 days.
+    archives older than 7 days. An agent whose sessions.json is empty or invalid is left
+    untouched (reported, exit code 1); the other agents are repaired.
     """
     with _fs_store() as fs:
         result = fs.orphans(dry_run)
     if as_json:
         out.emit_json(result)
+        _agent_errors(result)
         return
     prefix = "Would fix" if dry_run else "Fixed"
     for label, name in (
@@ -214,6 +242,7 @@ def fs_orphans(
         out.plain(f"{prefix} {len(result[name])} {label}")
         for item in result[name]:
             out.plain(f"  {item}")
+    _agent_errors(result)
 
 
 @skill_app.command()
@@ -235,8 +264,8 @@ def skill(
     """
     from sessionkeeper.compat.skill import run_skill
 
-    url = common.database_url() if common.database_configured() else None
     try:
+        url = common.check_database() if common.database_configured() else None
         result = run_skill(
             name, function, args, root=root, database_url=url, encoding=common.encoding()
         )

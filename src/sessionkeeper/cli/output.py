@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer import _click as click
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from sessionkeeper.errors import (
     Conflict,
@@ -48,7 +51,7 @@ from sessionkeeper.errors import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, OverflowMethod
 
 OK = 0
 GENERIC = 1
@@ -84,25 +87,31 @@ def error_code_for(exc: BaseException) -> str:
 
 
 class _Mode:
-    """Per-invocation output mode, set by the ``--json`` option's callback."""
+    """Per-invocation state: the ``--json`` mode and the context of the command being run
+    (set by the global options' callbacks, so the error handler can name options)."""
 
     json = False
+    command: click.Context | None = None
 
 
 mode = _Mode()
 
 
 def set_json(value: bool) -> bool:
-    """Callback of every ``--json`` option (so the error handler knows the mode too)."""
+    """Callback of every ``--json`` option (so the error handler knows the mode too).
+
+    ``sessionkeeper --json list`` and ``sessionkeeper list --json`` mean the same: a command's
+    own flag is true when either was given.
+    """
     if value:
         mode.json = True
-    return value
+    return value or mode.json
 
 
-def console() -> Console:
+def console(width: int | None = None) -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=False, highlight=False)
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def err_console() -> Console:
@@ -136,7 +145,12 @@ def fail_message(exc: BaseException) -> str:
         return "interrupted"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.strerror or exc}: {exc.filename}"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError | SessionkeeperError):
+        return str(exc) or type(exc).__name__
+    return (
+        f"unexpected {type(exc).__name__}: {exc} (a bug: SESSIONKEEPER_DEBUG=1 shows the "
+        "traceback; please report it)"
+    )
 
 
 def report_error(exc: BaseException) -> int:
@@ -151,20 +165,55 @@ def report_error(exc: BaseException) -> int:
     return code
 
 
-class SessionkeeperGroup(TyperGroup):
-    """Root command group: maps every expected failure to its exit code (see the table)."""
+# Store fields whose CLI option has another name (the rest match by name: --limit is limit).
+FIELD_PARAMS = {
+    "agent_id": "agent",
+    "agent_ids": "agent",
+    "session_id": "session",
+    "max_context_tokens": "max_tokens",
+}
 
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        mode.json = False
+
+def name_option(exc: SessionkeeperError, ctx: click.Context | None) -> SessionkeeperError:
+    """``exc`` worded with the option the user typed instead of the Store's field name:
+    ``prune --days 0`` says "--days must be …", not "days must be …"."""
+    field = exc.details.get("field")
+    if ctx is None or not isinstance(field, str):
+        return exc
+    wanted = {field, FIELD_PARAMS.get(field, field)}
+    for param in ctx.command.params:
+        if param.name not in wanted or param.param_type_name != "option":
+            continue
+        if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
+            return exc  # a default or the remembered session, not something typed
+        option = max(param.opts, key=len)
+        pattern = rf"(?<![\w-]){re.escape(field)}(?![\w])"
+        message, found = re.subn(pattern, option, exc.message, count=1)
+        if not found:
+            message = f"{option}: {exc.message}"
+        return type(exc)(message, **{**exc.details, "option": option})
+    return exc
+
+
+class SessionkeeperGroup(TyperGroup):
+    """Root command group: maps every failure to its exit code (see the table) and one line.
+
+    Nothing ends in a traceback: an exception that is none of ours is a bug, reported as
+    such in one line (``SESSIONKEEPER_DEBUG=1`` re-raises it, with its traceback).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (SessionkeeperError, OSError) as exc:
-            # The Store translates every driver error (a database gone mid-command is
-            # Unavailable), so anything else is a bug and keeps its traceback.
+        except (TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors, --help, explicit exits: Typer prints and exits
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(report_error(exc)) from None
+        except Exception as exc:
             if os.environ.get("SESSIONKEEPER_DEBUG"):
                 raise
-            raise typer.Exit(report_error(exc)) from None
-        except KeyboardInterrupt as exc:
+            if isinstance(exc, SessionkeeperError):
+                exc = name_option(exc, mode.command)
             raise typer.Exit(report_error(exc)) from None
 
 
@@ -185,22 +234,114 @@ def when(value: datetime | str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+MIN_COLUMN = 4  # a column squeezed as a last resort still shows "ab…"
+SQUEEZE_MIN = 12  # a squeezable column (title, label…) is not cut shorter than this first
+
+
+def fit_widths(
+    natural: Sequence[int], mins: Sequence[int], order: Sequence[int], room: int
+) -> list[int] | None:
+    """Widths that fit ``room`` cells: the columns of ``order`` are cut in that order, each
+    down to its ``mins`` at most; None if that is not enough."""
+    widths = list(natural)
+    excess = sum(widths) - room
+    for i in order:
+        if excess <= 0:
+            break
+        cut = min(excess, widths[i] - mins[i])
+        widths[i] -= cut
+        excess -= cut
+    return widths if excess <= 0 else None
+
+
 def print_table(
     title: str | None,
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
     caption: str | None = None,
+    keep: Collection[str] = (),
+    squeeze: Collection[str] = (),
+    drop: Sequence[str] = (),
+    wrap: Collection[str] = (),
 ) -> None:
+    """A table that fits the terminal and never breaks a ``keep`` column (ids) over lines.
+
+    To make room, in order: ``squeeze`` columns are cut short with "…" (down to 12 cells;
+    ``wrap`` columns fold onto more lines instead), the ``drop`` columns are left out one by
+    one, then every other column is cut. If the kept columns alone are wider than the
+    terminal, the table is printed wider than it: the terminal may wrap the line on screen,
+    but no line break is ever put inside an id, so it can be copied whole.
+    """
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    for row in rows:  # Text, not markup: a title like "[draft]" must print as written
-        table.add_row(*(Text("—" if v is None else str(v)) for v in row))
-    console().print(table)
+    cells = [
+        [v if isinstance(v, Text) else Text("—" if v is None else str(v)) for v in row]
+        for row in rows  # Text, not markup: a title like "[draft]" prints as written
+    ]
+    natural = [
+        max([len(name)] + [cells_width(row[i]) for row in cells]) for i, name in enumerate(columns)
+    ]
+    shown = list(range(len(columns)))
+    pending = [columns.index(name) for name in drop if name in columns]
+    target = console()
+
+    def attempt(cut_all: bool) -> list[int] | None:
+        mins = []
+        for i in shown:
+            name = columns[i]
+            if name in keep:
+                mins.append(natural[i])
+            elif name in squeeze or name in wrap:
+                mins.append(min(natural[i], max(SQUEEZE_MIN, len(name))))
+            else:
+                mins.append(min(natural[i], max(MIN_COLUMN, len(name))))
+        # The squeezable columns, the last named first; then, as a last resort, the rest.
+        named = [columns.index(n) for n in (*squeeze, *wrap) if n in columns and n not in keep]
+        order = [shown.index(c) for c in reversed(named) if c in shown]
+        if cut_all:
+            rest = [
+                i for i in range(len(shown)) if i not in order and columns[shown[i]] not in keep
+            ]
+            order += sorted(rest, key=lambda i: -natural[shown[i]])
+        chrome = 2 * (len(shown) - 1)  # one space of padding each side between columns
+        return fit_widths([natural[i] for i in shown], mins, order, target.width - chrome)
+
+    widths = attempt(False)
+    while widths is None and pending:
+        shown.remove(pending.pop(0))
+        widths = attempt(False)
+    if widths is None:
+        widths = attempt(True)
+    if widths is None:  # the ids alone do not fit: overflow the terminal rather than break one
+        widths = [natural[i] if columns[i] in keep else min(natural[i], MIN_COLUMN) for i in shown]
+        target = console(width=sum(widths) + 2 * (len(shown) - 1))
+    table = Table(
+        title=title,
+        caption=caption,
+        box=None,
+        pad_edge=False,
+        show_edge=False,
+        header_style="bold underline",
+    )
+    for i, width in zip(shown, widths, strict=True):
+        name = columns[i]
+        if name in wrap:
+            table.add_column(name, overflow="fold", width=width)
+        else:
+            cut: OverflowMethod = "ignore" if name in keep else "ellipsis"
+            table.add_column(name, no_wrap=True, overflow=cut, width=width)
+    for row in cells:
+        table.add_row(*(row[i] for i in shown))
+    target.print(table)
+
+
+def cells_width(text: Any) -> int:
+    """Terminal cells of a Text (wide characters count two); its widest line."""
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in str(text).split("\n")), default=0)
 
 
 def print_fields(title: str | None, fields: Iterable[tuple[str, Any]]) -> None:
@@ -225,6 +366,19 @@ def plain(text: str) -> None:
     from rich.text import Text
 
     console().print(Text(text))
+
+
+def age(delta: timedelta) -> str:
+    """A duration for tables, two units at most: ``45s``, ``17m``, ``3h 5m``, ``12d 4h``."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{seconds}s"
 
 
 def plural(count: int, word: str) -> str:

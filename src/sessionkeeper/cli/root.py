@@ -1,28 +1,112 @@
-"""The root Typer app: the global ``--db`` option, the command groups, ``main()``.
+"""The root Typer app: the global options, the command groups, the aliases, ``main()``.
 
 The store is chosen by ``--db URL``, else SESSIONKEEPER_DATABASE_URL, else a SQLite file in
 the user data dir; the current session is remembered per database (``files/state.py``).
+The global options ``--db`` and ``--json`` are accepted before the command
+(``sessionkeeper --db URL list``) and after it (``sessionkeeper list --db URL``): the root
+group adds them to every command that does not declare them itself.
 Exit codes and error printing: ``output`` (one table, one place), through the root group class.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer import _click as click
+from typer.core import TyperOption
 
 from sessionkeeper.cli import admin, common, fs, keys, sessions, transfer
-from sessionkeeper.cli.output import SessionkeeperGroup
+from sessionkeeper.cli import output as out
+from sessionkeeper.cli.common import JsonOpt
+
+# aria-session's spellings (seed 003): `aria-session.sh cur`, `ls`, `view`.
+ALIASES = {"cur": "current", "ls": "list", "view": "show"}
+
+DB_HELP = (
+    "Database URL (sqlite:///file.db or postgresql://…); "
+    "default $SESSIONKEEPER_DATABASE_URL, else SQLite in the user data dir."
+)
+JSON_HELP = "Print JSON (stable shapes) instead of tables."
+
+
+def _note_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    out.mode.command = ctx
+    return common.set_db(value)
+
+
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    out.mode.command = ctx
+    return out.set_json(value)
+
+
+def _add_global_options(command: click.Command) -> None:
+    """Give every command ``--db`` and ``--json`` (unless it has its own), recursively."""
+    subcommands = getattr(command, "commands", None)
+    if isinstance(subcommands, dict):
+        for sub in subcommands.values():
+            _add_global_options(sub)
+        return
+    names = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    if "--db" not in names:
+        command.params.append(
+            TyperOption(
+                param_decls=["--db"],
+                metavar="URL",
+                help=DB_HELP,
+                callback=_note_db,
+                expose_value=False,
+            )
+        )
+    if "--json" not in names:
+        command.params.append(
+            TyperOption(
+                param_decls=["--json"],
+                is_flag=True,
+                help=JSON_HELP,
+                callback=_note_json,
+                expose_value=False,
+            )
+        )
+
+
+class RootGroup(out.SessionkeeperGroup):
+    """The ``sessionkeeper`` group: global options everywhere, aria-session aliases."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            _add_global_options(command)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # A new invocation (CliRunner runs many in one process): forget the last one's state.
+        out.mode.json = False
+        out.mode.command = None
+        common.options.db = None
+        fs.fs_options.root = None
+        return super().make_context(info_name, args, parent, **extra)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
 
 app = typer.Typer(
     name="sessionkeeper",
-    cls=SessionkeeperGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     add_completion=False,
     # Plain click help: Typer's Rich help formatter alone costs ~0.1 s of startup.
     rich_markup_mode=None,
     help="Conversation-session memory for LLM agents (SQLite or PostgreSQL).",
-    epilog="Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, "
+    epilog="Global options --db and --json go before or after the command. "
+    "Aliases (aria-session): cur = current, ls = list, view = show. "
+    "Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, "
     "5 too large, 6 unavailable or schema mismatch, 7 forbidden.",
 )
 
@@ -31,16 +115,12 @@ app = typer.Typer(
 def root(
     db: Annotated[
         str | None,
-        typer.Option(
-            "--db",
-            metavar="URL",
-            help="Database URL (sqlite:///file.db or postgresql://…); "
-            "default $SESSIONKEEPER_DATABASE_URL, else SQLite in the user data dir.",
-        ),
+        typer.Option("--db", metavar="URL", help=DB_HELP),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Conversation-session memory for LLM agents (SQLite or PostgreSQL)."""
-    common.options.db = db
+    common.set_db(db)
 
 
 app.add_typer(sessions.app)

@@ -14,7 +14,7 @@ import typer
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
-from sessionkeeper.errors import InvalidInput, Unavailable
+from sessionkeeper.errors import NotFound, Unavailable
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -97,7 +97,8 @@ def new(
 ) -> None:
     """Create a session and make it the current one."""
     session = common.run(
-        lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type)
+        lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type),
+        create=True,
     )
     common.remember(session.session_id)
     if as_json:
@@ -108,9 +109,10 @@ def new(
 
 @app.command()
 def current(as_json: JsonOpt = False) -> None:
-    """Show the current session."""
-    sid = common.session_or_current(None)
-    session = common.run(lambda store: store.get_session(sid))
+    """Show the current session (alias: cur)."""
+    chosen = common.target(None)
+    with common.current_must_exist(chosen):
+        session = common.run(lambda store: store.get_session(chosen.session_id))
     if as_json:
         out.emit_json(session.to_dict())
     else:
@@ -150,9 +152,10 @@ def list_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List sessions, newest activity first.
+    """List sessions, newest activity first (alias: ls).
 
-    * marks the current session.
+    * marks the current session. Ids are never cut or wrapped: on a narrow terminal the
+    other columns are shortened or left out (--json has everything).
     """
     page: Page[Session] = common.run(
         lambda store: store.list_sessions(
@@ -190,6 +193,9 @@ def list_(
         ["", "id", "agent", "type", "status", "title", "msgs", "tokens", "updated"],
         _session_rows(page.items, current_sid),
         caption=caption,
+        keep=("id",),
+        squeeze=("title", "agent"),
+        drop=("tokens", "type", "status", "msgs"),
     )
 
 
@@ -201,8 +207,9 @@ def show(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a session and its conversation."""
-    sid = common.session_or_current(session_id)
+    """Show a session and its conversation (alias: view)."""
+    chosen = common.target(session_id)
+    sid = chosen.session_id
 
     async def work(store: Store) -> tuple[Session, list[Message]]:
         from sessionkeeper.files.transfer import all_messages
@@ -212,7 +219,8 @@ def show(
             return session, await store.get_messages(sid, last=last)
         return session, await all_messages(store, sid)
 
-    session, messages = common.run(work)
+    with common.current_must_exist(chosen):
+        session, messages = common.run(work)
     if as_json:
         out.emit_json({"session": session.to_dict(), "messages": [m.to_dict() for m in messages]})
         return
@@ -233,24 +241,35 @@ def add(
 ) -> None:
     """Append a message to the current session.
 
-    With no current session, one is created (and becomes current).
+    With no current session, one is created (and becomes current); so it is when the
+    current session no longer exists (deleted or cleaned up).
     """
     content = _text_arg(text)
 
-    async def work(store: Store) -> tuple[Message, bool]:
+    async def work(store: Store) -> tuple[Message, bool, str | None]:
         from sessionkeeper.store import validate
 
         validate.role(role)
         validate.content(content)  # refuse before creating a session for it
-        sid = session or common.current_id(required=False)
-        created = sid is None
-        if sid is None:
-            sid = (await store.create_session()).session_id
-        return await store.add_message(sid, role, content, model=model), created
+        if session is not None:
+            return await store.add_message(session, role, content, model=model), False, None
+        current_sid = common.current_id(required=False)
+        gone: str | None = None
+        if current_sid is not None:
+            try:
+                message = await store.add_message(current_sid, role, content, model=model)
+            except NotFound:  # deleted or purged meanwhile: start anew, as after `delete`
+                gone = current_sid
+            else:
+                return message, False, None
+        sid = (await store.create_session()).session_id
+        return await store.add_message(sid, role, content, model=model), True, gone
 
-    message, created = common.run(work)
+    message, created, gone = common.run(work)
     if created:
         common.remember(message.session_id)
+    if gone is not None:
+        _note_gone(gone, message.session_id, as_json)
     if as_json:
         out.emit_json(message.to_dict())
     else:
@@ -259,6 +278,22 @@ def add(
             f"Added {message.role} message #{message.seq} to {message.session_id}{note} "
             f"[dim]({message.token_count} tokens)[/]"
         )
+
+
+def _note_gone(gone: str, new: str, as_json: bool) -> None:
+    text = f"the current session {gone} no longer exists; started a new one: {new}"
+    if as_json:
+        out.err_console().print(f"note: {text}", markup=False)
+    else:
+        out.plain(f"Note: {text}")
+
+
+async def _exists(store: Store, session_id: str) -> bool:
+    try:
+        await store.get_session(session_id)
+    except NotFound:
+        return False
+    return True
 
 
 @app.command()
@@ -273,29 +308,35 @@ def ask(
     """Ask the model in the current session; both turns are stored.
 
     The model is SESSIONKEEPER_LLM_BASE_URL / _LLM_MODEL / _LLM_API_KEY (any OpenAI-compatible
-    server); without one, the offline echo model answers.
+    server); without one, the offline echo model answers. With no current session (or one
+    that no longer exists), a new one is started and becomes current.
     """
     content = _text_arg(text)
     cfg = common.settings()
+    gone: list[str] = []
 
     async def work(store: Store) -> dict[str, Any]:
         from sessionkeeper.service.chat import ChatRequest, prepare_turn
         from sessionkeeper.service.llm import make_client
 
+        sid = session
+        if sid is None:
+            sid = common.current_id(required=False)
+            if sid is not None and not await _exists(store, sid):
+                gone.append(sid)  # deleted or purged: start anew, as after `delete`
+                sid = None
         llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)
         try:
             turn = await prepare_turn(
                 store,
                 llm,
-                ChatRequest(
-                    content,
-                    session_id=session or common.current_id(required=False),
-                    max_context_tokens=max_tokens,
-                ),
+                ChatRequest(content, session_id=sid, max_context_tokens=max_tokens),
                 default_max_tokens=cfg.max_context_tokens,
             )
             if turn.created:
                 common.remember(turn.session.session_id)
+                for old in gone:
+                    _note_gone(old, turn.session.session_id, as_json)
             result: dict[str, Any] = {}
             async for event in turn.events():
                 if event.name == "delta" and not as_json:
@@ -332,8 +373,10 @@ def end(
     as_json: JsonOpt = False,
 ) -> None:
     """Mark a session ended (kept, with its history)."""
-    sid = common.session_or_current(session_id)
-    session = common.run(lambda store: store.end_session(sid))
+    chosen = common.target(session_id)
+    sid = chosen.session_id
+    with common.current_must_exist(chosen):
+        session = common.run(lambda store: store.end_session(sid))
     if as_json:
         out.emit_json(session.to_dict())
     else:
@@ -351,10 +394,10 @@ def delete(
     `end` marks a session ended and keeps its history.
     """
     if not yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput("refusing to delete without confirmation: add --yes")
-        if not typer.confirm(f"Delete session {session_id} and all its messages?"):
-            raise typer.Exit(1)
+        common.confirm(
+            f"Delete session {session_id} and all its messages?",
+            "refusing to delete without confirmation: add --yes",
+        )
     common.run(lambda store: store.delete_session(session_id))
     common.forget(session_id)
     if as_json:
@@ -391,15 +434,24 @@ def search(
             escape(p) if i % 2 == 0 else f"[bold yellow]{escape(p)}[/]" for i, p in enumerate(parts)
         )
 
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Search: {escape(query)}", header_style="bold")
-    for name in ("session", "seq", "role", "when", "snippet"):
-        table.add_column(name, overflow="fold")
-    for h in hits:
-        table.add_row(
-            escape(h.session_id), str(h.seq), h.role, out.when(h.created_at), snippet(h.snippet)
-        )
-    out.console().print(table)
+    out.print_table(
+        f"Search: {query}",
+        ["session", "seq", "role", "when", "snippet"],
+        [
+            [
+                h.session_id,
+                h.seq,
+                h.role,
+                out.when(h.created_at),
+                Text.from_markup(snippet(h.snippet)),
+            ]
+            for h in hits
+        ],
+        keep=("session",),
+        wrap=("snippet",),
+        drop=("when", "role"),
+    )
     if not hits:
         out.say("[dim]no matches[/]")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -15,7 +13,6 @@ import typer
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
-from sessionkeeper.errors import NotFound
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -25,23 +22,6 @@ app = typer.Typer()
 
 # Below this many sessions a progress bar only flickers.
 PROGRESS_MIN_ITEMS = 20
-
-
-@contextlib.contextmanager
-def _atomic_output(path: Path) -> Iterator[IO[str]]:
-    """A text file that appears at ``path`` only once completely written."""
-    path = path.expanduser()
-    if not path.parent.is_dir():
-        raise NotFound(f"no such directory: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @app.command("export")
@@ -55,7 +35,13 @@ def export(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or markdown.")] = "jsonl",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (default or '-': stdout). A file is replaced only once "
+            "complete, keeping its mode; a FIFO or device is written in place.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -72,8 +58,11 @@ def export(
     if session_ids and (all_ or agent):
         raise InvalidInput("give session ids, or --all / --agent, not both")
     ids: list[str] | None = list(session_ids) if session_ids else None
+    chosen: common.Target | None = None
     if ids is None and not all_ and not agent:
-        ids = [common.session_or_current(None)]
+        chosen = common.target(None)
+        ids = [chosen.session_id]
+    url = common.check_database()  # before the output file is created or truncated
 
     def work(handle: IO[str]) -> Callable[[Store], Awaitable[ExportSummary]]:
         async def go(store: Store) -> ExportSummary:
@@ -83,12 +72,16 @@ def export(
 
         return go
 
-    if output is None:
-        common.run(work(sys.stdout))
-        sys.stdout.flush()
+    from sessionkeeper.files.atomic import open_output, standard_stream
+
+    to_stdout = output is None or standard_stream(str(output)) == 1
+    with contextlib.ExitStack() as stack:
+        if chosen is not None:
+            stack.enter_context(common.current_must_exist(chosen))
+        handle = stack.enter_context(open_output("-" if output is None else output))
+        summary = common.run(work(handle), url=url)
+    if to_stdout:
         return
-    with _atomic_output(output) as handle:
-        summary = common.run(work(handle))
     summary.destination = str(output)
     if as_json:
         out.emit_json(summary.to_dict())
@@ -153,7 +146,7 @@ def import_(
                 store, plan, replace=replace, progress=lambda _name: bar.advance(task)
             )
 
-    summary = common.run(go)
+    summary = common.run(go, create=True)
     if summary.current and common.current_id(required=False) is None:
         common.remember(summary.current)
     if as_json:

@@ -111,9 +111,13 @@ class OpenClawImport:
         self.fs = OpenClawStore(root, protected_ids=set())
         self.agent = agent
 
-    def _groups(self) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+    def _groups(
+        self, problems: list[dict[str, str]] | None = None
+    ) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
         groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-        for agent, key, entry in self.fs.iter_entries(self.agent):
+        for agent, key, entry in self.fs.iter_entries(
+            self.agent, problems=[] if problems is None else problems
+        ):
             groups.setdefault((agent, entry["sessionId"]), []).append((key, entry))
         return groups
 
@@ -121,7 +125,11 @@ class OpenClawImport:
         return len(self._groups())
 
     def items(self, count: Count) -> Iterator[Item]:
-        for (agent, sid), keyed in self._groups().items():
+        problems: list[dict[str, str]] = []
+        groups = self._groups(problems)
+        for problem in problems:  # an agent whose index cannot be read: the others go on
+            yield Failed(f"{problem['agent']}/sessions/sessions.json", problem["error"])
+        for (agent, sid), keyed in groups.items():
             source = f"{agent}/sessions/{sid}.jsonl"
             try:
                 yield self._session(agent, sid, keyed, count, source)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -37,6 +36,15 @@ from types import TracebackType
 from typing import Any
 
 from sessionkeeper.errors import Conflict
+from sessionkeeper.files.atomic import atomic_text, fsync_dir
+
+__all__ = [
+    "IndexLock",
+    "atomic_write_json",
+    "fsync_dir",
+    "lock_path_for",
+    "read_holder",
+]
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_STALE_AFTER = 30.0
@@ -161,41 +169,12 @@ class IndexLock:
         self.release()
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
     """Replace ``path`` with ``data`` as indented JSON: temp file, fsync, rename, fsync dir.
 
-    Keeps the permission bits of the file it replaces (``mkstemp`` creates 0600).
+    Keeps the permission bits (and, where allowed, the owner) of the file it replaces
+    (``mkstemp`` alone would leave 0600). ``path`` itself is replaced: callers that allow a
+    symlinked index resolve it first (``OpenClawStore`` checks the target is in its root).
     """
-    path = Path(path)
-    try:
-        mode: int | None = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        mode = None
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.flush()
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    with atomic_text(Path(path)) as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)

@@ -25,6 +25,7 @@ newest key is; an entry without a readable ``updatedAt`` counts as stale, as in 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -53,6 +54,7 @@ _ARCHIVE_TS_RE = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})(\.\d+)
 
 Entry = dict[str, Any]
 Index = dict[str, Any]
+AgentError = dict[str, str]  # {"agent": name, "error": message}
 
 
 def default_root() -> Path:
@@ -165,35 +167,121 @@ class OpenClawStore:
         self.clock = clock
 
     # -- paths and reading ------------------------------------------------------------------
-    def agents(self) -> list[str]:
-        """Agent directory names that have a ``sessions/`` directory, sorted."""
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    def _inside(self, path: Path) -> bool:
+        """True when ``path``, every symlink followed, is the root or under it."""
+        root = self._real_root()
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def _scan_agents(self) -> tuple[list[str], list[AgentError]]:
+        """(usable agent names, problems): an agent whose ``sessions/`` leads out of the root
+        through a symlink is never followed."""
         if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if (p / "sessions").is_dir() and _is_safe(p.name)
-        )
+            return [], []
+        names: list[str] = []
+        problems: list[AgentError] = []
+        for p in sorted(self.root.iterdir(), key=lambda p: p.name):
+            if not _is_safe(p.name) or not (p / "sessions").is_dir():
+                continue
+            if not self._inside(p / "sessions"):
+                problems.append(
+                    _problem(p.name, f"{p / 'sessions'} leads out of {self.root}: not followed")
+                )
+                continue
+            names.append(p.name)
+        return names, problems
+
+    def agents(self) -> list[str]:
+        """Agent directory names that have a ``sessions/`` directory inside the root, sorted."""
+        return self._scan_agents()[0]
 
     def _dir(self, agent: str) -> Path:
-        return self.root / _check_name(agent, "agent") / "sessions"
+        directory = self.root / _check_name(agent, "agent") / "sessions"
+        if directory.exists() and not self._inside(directory):
+            raise InvalidInput(
+                f"{directory} leads out of {self.root} (to {os.path.realpath(directory)}): "
+                "refusing to follow it",
+                agent=agent,
+            )
+        return directory
 
     def _index_path(self, agent: str) -> Path:
         return self._dir(agent) / INDEX_NAME
 
-    def _read_index(self, agent: str) -> Index:
+    def _index_target(self, agent: str) -> Path:
+        """The file a rewrite of the index replaces: the index itself, or the target of a
+        symlinked index when that target is inside the root (else refused)."""
         path = self._index_path(agent)
+        if not path.is_symlink():
+            return path
+        if not self._inside(path):
+            raise InvalidInput(
+                f"{path} is a symlink to {os.path.realpath(path)}, outside {self.root}: "
+                f"refusing to follow it (agent {agent!r} left unchanged)",
+                agent=agent,
+                path=str(path),
+            )
+        return Path(os.path.realpath(path))
+
+    def _read_index(self, agent: str) -> Index:
+        """The agent's index; an agent without one has none ({}). Refused (InvalidInput,
+        nothing changed for this agent): an empty or invalid file, a symlink out of the root,
+        a symlink to nothing, anything but a regular file."""
+        path = self._index_path(agent)
+        target = self._index_target(agent)
+        if path.is_symlink() and not target.exists():
+            raise InvalidInput(
+                f"{path} is a symlink to {target}, which does not exist: agent {agent!r} "
+                "left unchanged",
+                agent=agent,
+                path=str(path),
+            )
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = target.read_bytes()
         except FileNotFoundError:
             return {}
-        if not text.strip():
-            return {}
+        except OSError as exc:  # a directory named sessions.json, unreadable…
+            raise InvalidInput(
+                f"{path} cannot be read ({exc.strerror or exc}): agent {agent!r} left unchanged",
+                agent=agent,
+                path=str(path),
+            ) from exc
+        where = f"agent {agent!r} left unchanged"
+        if not raw.strip():
+            raise InvalidInput(
+                f"{path} is empty ({len(raw)} bytes), not an index: {where} (OpenClaw writes "
+                "{} for an agent without sessions; restore the file, or remove it)",
+                agent=agent,
+                path=str(path),
+            )
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInput(f"{path} is not valid JSON: {exc}", path=str(path)) from exc
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            raise InvalidInput(
+                f"{path} is not valid JSON ({exc}): {where}", agent=agent, path=str(path)
+            ) from exc
         if not isinstance(data, dict):
-            raise InvalidInput(f"{path} is not a JSON object", path=str(path))
+            raise InvalidInput(f"{path} is not a JSON object: {where}", agent=agent, path=str(path))
         return data
+
+    def _write_index(self, agent: str, index: Index) -> None:
+        atomic_write_json(self._index_target(agent), index)
+
+    def _indexes(self, problems: list[AgentError]) -> Iterator[tuple[str, Index]]:
+        """``(agent, index)`` of every agent whose index can be read; the others are added to
+        ``problems`` and skipped (one broken agent never stops the rest)."""
+        names, found = self._scan_agents()
+        problems += found
+        for agent in names:
+            try:
+                index = self._read_index(agent)
+            except InvalidInput as exc:
+                problems.append(_problem(agent, exc.message))
+                continue
+            yield agent, index
 
     def _lock(self, agent: str) -> IndexLock:
         return IndexLock(
@@ -209,19 +297,45 @@ class OpenClawStore:
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
                 yield key, entry, entry["sessionId"]
 
-    def iter_entries(self, agent: str | None = None) -> Iterator[tuple[str, str, Entry]]:
-        """Yield ``(agent, key, entry)`` for every index entry that has a string ``sessionId``."""
-        for name in [agent] if agent is not None else self.agents():
-            for key, entry, _sid in self._entries(self._read_index(name)):
+    def iter_entries(
+        self, agent: str | None = None, *, problems: list[AgentError] | None = None
+    ) -> Iterator[tuple[str, str, Entry]]:
+        """Yield ``(agent, key, entry)`` for every index entry that has a string ``sessionId``.
+
+        With ``problems``, agents whose index cannot be read are listed there and skipped;
+        without, the first one raises InvalidInput. A named ``agent`` always raises.
+        """
+        if agent is not None:
+            indexes: Iterator[tuple[str, Index]] = iter([(agent, self._read_index(agent))])
+        elif problems is not None:
+            indexes = self._indexes(problems)
+        else:
+            indexes = ((name, self._read_index(name)) for name in self._strict_agents())
+        for name, index in indexes:
+            for key, entry, _sid in self._entries(index):
                 yield name, key, entry
+
+    def _strict_agents(self) -> list[str]:
+        names, problems = self._scan_agents()
+        if problems:
+            raise InvalidInput(problems[0]["error"], agent=problems[0]["agent"])
+        return names
 
     def read_transcript(self, agent: str, session_id: str) -> list[dict[str, Any]]:
         """Parse ``<agent>/sessions/<session_id>.jsonl`` (blank lines skipped)."""
         path = self._dir(agent) / (_check_name(session_id, "session id") + TRANSCRIPT_SUFFIX)
+        if path.is_symlink() and not self._inside(path):
+            raise InvalidInput(
+                f"{path} is a symlink to {os.path.realpath(path)}, outside {self.root}: "
+                "not followed",
+                path=str(path),
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
             raise NotFound(f"No transcript {path}", path=str(path)) from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path} is not UTF-8 text: {exc}", path=str(path)) from exc
         records: list[dict[str, Any]] = []
         # Split on "\n" only: OpenClaw (Node's JSON.stringify) writes U+2028, U+0085… raw
         # inside strings, and str.splitlines() would break a record there.
@@ -249,20 +363,26 @@ class OpenClawStore:
             ids.add(main["sessionId"])
         return ids
 
-    def protected(self) -> set[str]:
-        """Session ids that are never deleted: ``protected_ids`` plus what the main key names."""
+    def protected(self, problems: list[AgentError] | None = None) -> set[str]:
+        """Session ids that are never deleted: ``protected_ids`` plus what the main key names
+        (in every agent whose index can be read; see ``problems``)."""
         ids = set(self.protected_ids)
-        for agent in self.agents():
-            ids |= self._protected_in(self._read_index(agent))
+        for _agent, index in self._indexes([] if problems is None else problems):
+            ids |= self._protected_in(index)
         return ids
 
     # -- listing and stats ------------------------------------------------------------------
     def list_sessions(self, agent: str | None = None) -> dict[str, Any]:
-        """All index entries (one row per key), newest first, in the seed's shape."""
+        """All index entries (one row per key), newest first, in the seed's shape.
+
+        Agents whose index cannot be read are skipped and listed under ``agent_errors``
+        (present only then); a named ``agent`` with a bad index raises InvalidInput.
+        """
         if agent is not None and not self._dir(agent).is_dir():
             raise NotFound(f"No agent {agent!r} under {self.root}", agent=agent)
+        problems: list[AgentError] = []
         rows: list[tuple[float, dict[str, Any]]] = []
-        for name, key, entry in self.iter_entries(agent):
+        for name, key, entry in self.iter_entries(agent, problems=problems):
             ms = _updated_ms(entry)
             rows.append(
                 (
@@ -282,7 +402,7 @@ class OpenClawStore:
             )
         rows.sort(key=lambda r: (-r[0], r[1]["agentId"], r[1]["key"]))
         sessions = [row for _, row in rows]
-        return {"session_count": len(sessions), "sessions": sessions}
+        return _with_problems({"session_count": len(sessions), "sessions": sessions}, problems)
 
     def _is_stale(self, ms: float | None, minutes: float, now: float) -> bool:
         return ms is None or (now * 1000 - ms) > minutes * 60_000
@@ -293,29 +413,36 @@ class OpenClawStore:
         now = self.clock()
         by_agent: dict[str, int] = {}
         total = stale = 0
-        for agent in self.agents():
+        problems: list[AgentError] = []
+        for agent, index in self._indexes(problems):
             by_agent[agent] = 0
-            for _key, entry, _sid in self._entries(self._read_index(agent)):
+            for _key, entry, _sid in self._entries(index):
                 by_agent[agent] += 1
                 total += 1
                 stale += self._is_stale(_updated_ms(entry), stale_minutes, now)
-        return {
-            "total_sessions": total,
-            "stale_sessions": stale,
-            "active_sessions": total - stale,
-            "by_agent": by_agent,
-            "stale_threshold_minutes": stale_minutes,
-        }
+        return _with_problems(
+            {
+                "total_sessions": total,
+                "stale_sessions": stale,
+                "active_sessions": total - stale,
+                "by_agent": by_agent,
+                "stale_threshold_minutes": stale_minutes,
+            },
+            problems,
+        )
 
     # -- deleting ---------------------------------------------------------------------------
     def _archive(self, transcript: Path) -> bool:
-        """Rename a transcript to ``<name>.deleted.<stamp>``; False if there is none."""
-        if not transcript.is_file():
+        """Rename a transcript to ``<name>.deleted.<stamp>``; False if there is none.
+
+        A symlinked transcript is renamed as a link: its target is never touched.
+        """
+        if not (transcript.is_file() or transcript.is_symlink()):
             return False
         stamp = _archive_stamp(datetime.fromtimestamp(self.clock(), UTC))
         target = transcript.with_name(f"{transcript.name}.deleted.{stamp}")
         n = 0
-        while target.exists():
+        while target.exists() or target.is_symlink():
             n += 1
             target = transcript.with_name(f"{transcript.name}.deleted.{stamp}-{n}")
         try:
@@ -332,6 +459,7 @@ class OpenClawStore:
         Protected sessions are never touched; if ``keep(entry)`` is true for any key of a
         session (re-read under the lock), that session is left alone in this agent.
         Returns ``{session_id: (removed keys, transcript archived)}`` for what was done.
+        An index that cannot be read (InvalidInput) leaves the agent untouched.
         """
         directory = self._dir(agent)
         ids = {sid for sid in ids if _is_safe(sid)}
@@ -340,6 +468,7 @@ class OpenClawStore:
             (directory / (sid + TRANSCRIPT_SUFFIX)).is_file() for sid in ids
         ):
             return {}  # nothing to do here: no lock, no write
+        self._index_target(agent)  # a symlink out of the root: refused before the lock
         done: dict[str, tuple[list[str], bool]] = {}
         with self._lock(agent):
             index = self._read_index(agent)
@@ -352,7 +481,7 @@ class OpenClawStore:
                     del index[key]
                     removed.setdefault(sid, []).append(key)
             if removed:
-                atomic_write_json(self._index_path(agent), index)
+                self._write_index(agent, index)
             still_referenced = {sid for _k, _e, sid in self._entries(index)}
             for sid in sorted(targets):
                 archived = sid not in still_referenced and self._archive(
@@ -371,48 +500,81 @@ class OpenClawStore:
             return False, f"{type(exc).__name__}: {exc}"
 
     def delete_session(self, session_id: str) -> dict[str, Any]:
-        """Remove every key of ``session_id`` (all agents), archive its transcript, mark ended."""
+        """Remove every key of ``session_id`` (all agents), archive its transcript, mark ended.
+
+        Agents whose index cannot be read are left alone and listed under ``agent_errors``;
+        if the session was found in none of the others, that is an InvalidInput (it may be
+        in one of those agents), not a NotFound.
+        """
         sid = _check_name(session_id, "session id")
-        if sid in self.protected():
+        problems: list[AgentError] = []
+        if sid in self.protected(problems):
             raise Forbidden(f"Session {sid} is protected (current or main session)", id=sid)
         removed_keys: list[str] = []
         archived = False
-        for agent in self.agents():
-            keys, arch = self._purge_agent(agent, {sid}).get(sid, ([], False))
+        problems = []
+        names, found = self._scan_agents()
+        problems += found
+        for agent in names:
+            try:
+                keys, arch = self._purge_agent(agent, {sid}).get(sid, ([], False))
+            except InvalidInput as exc:
+                problems.append(_problem(agent, exc.message))
+                continue
             removed_keys += keys
             archived = archived or arch
         if not removed_keys and not archived:
+            if problems:
+                raise InvalidInput(
+                    f"Session {sid} not found in the readable agents under {self.root}; "
+                    + "; ".join(f"{p['agent']}: {p['error']}" for p in problems),
+                    id=sid,
+                    agent_errors=problems,
+                )
             raise NotFound(f"Session {sid} not found under {self.root}", id=sid)
         pg_ok, pg_error = self._mark_ended(sid)
         db = "DB marked ended" if pg_ok else "DB not updated"
         if pg_error:
             db += f" (callback failed: {pg_error})"
         transcript = "archived" if archived else "missing"
-        return {
-            "deleted": sid,
-            "removed_keys": removed_keys,
-            "transcript_archived": archived,
-            "pg_status_updated": pg_ok,
-            "message": (
-                f"Session {sid} removed ({len(removed_keys)} keys, transcript={transcript}), {db}"
-            ),
-        }
+        return _with_problems(
+            {
+                "deleted": sid,
+                "removed_keys": removed_keys,
+                "transcript_archived": archived,
+                "pg_status_updated": pg_ok,
+                "message": (
+                    f"Session {sid} removed ({len(removed_keys)} keys, "
+                    f"transcript={transcript}), {db}"
+                ),
+            },
+            problems,
+        )
 
     def cleanup_after_delegation(self, session_id: str) -> dict[str, Any]:
         """Delete a sub-agent's session once its delegation is done (same as delete_session)."""
         return self.delete_session(session_id)
 
     def prune_sessions(self, max_age_minutes: float = 60, dry_run: bool = False) -> dict[str, Any]:
-        """Delete (archive) every session whose newest key is older than ``max_age_minutes``."""
+        """Delete (archive) every session whose newest key is older than ``max_age_minutes``.
+
+        Agents whose index cannot be read are left alone (``agent_errors``); a session also
+        keyed there is still pruned from the readable agents.
+        """
         max_age_minutes = _check_minutes(max_age_minutes, "max_age_minutes")
         now = self.clock()
         newest: dict[str, float] = {}  # session id → newest updatedAt of its keys (-inf: none)
         where: dict[str, set[str]] = {}
-        for agent, _key, entry in self.iter_entries():
-            sid, ms = entry["sessionId"], _updated_ms(entry)
-            newest[sid] = max(newest.get(sid, float("-inf")), float("-inf") if ms is None else ms)
-            where.setdefault(sid, set()).add(agent)
-        protected = self.protected()
+        problems: list[AgentError] = []
+        protected = set(self.protected_ids)
+        for agent, index in self._indexes(problems):
+            protected |= self._protected_in(index)
+            for _key, entry, sid in self._entries(index):
+                ms = _updated_ms(entry)
+                newest[sid] = max(
+                    newest.get(sid, float("-inf")), float("-inf") if ms is None else ms
+                )
+                where.setdefault(sid, set()).add(agent)
         errors: list[dict[str, str]] = []
         candidates: list[str] = []
         for sid, ms in sorted(newest.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -442,15 +604,18 @@ class OpenClawStore:
                     if pg_error:
                         errors.append({"id": sid, "error": f"DB update failed: {pg_error}"})
         pruned = len(candidates) if dry_run else len(deleted)
-        return {
-            "total_sessions": len(newest),
-            "pruned_count": pruned,
-            "kept_count": len(newest) - pruned,
-            "dry_run": dry_run,
-            "deleted_ids": list(candidates) if dry_run else deleted,
-            "errors": errors,
-            "threshold_minutes": max_age_minutes,
-        }
+        return _with_problems(
+            {
+                "total_sessions": len(newest),
+                "pruned_count": pruned,
+                "kept_count": len(newest) - pruned,
+                "dry_run": dry_run,
+                "deleted_ids": list(candidates) if dry_run else deleted,
+                "errors": errors,
+                "threshold_minutes": max_age_minutes,
+            },
+            problems,
+        )
 
     # -- repair -----------------------------------------------------------------------------
     def _orphan_scan(self, agent: str, index: Index) -> tuple[list[str], list[Path]]:
@@ -477,23 +642,34 @@ class OpenClawStore:
     ) -> dict[str, Any]:
         """Drop keys whose transcript is gone, archive unreferenced transcripts, and remove
         archives older than ``archive_retention_days`` (by their name's stamp, else mtime).
-        Paths are reported relative to the root (``agent/sessions/file``)."""
+        Paths are reported relative to the root (``agent/sessions/file``).
+
+        An agent whose index cannot be read (empty, invalid, a symlink out of the root) is
+        not touched at all — with no index every transcript would look unreferenced — and is
+        listed under ``agent_errors``; the other agents are repaired.
+        """
         missing_all: list[str] = []
         orphan_all: list[str] = []
         expired_all: list[str] = []
+        problems: list[AgentError] = []
         now = self.clock()
-        for agent in self.agents():
+        for agent, snapshot in self._indexes(problems):
             directory = self._dir(agent)
-            missing, orphans = self._orphan_scan(agent, self._read_index(agent))
+            missing, orphans = self._orphan_scan(agent, snapshot)
             if not dry_run and (missing or orphans):
-                with self._lock(agent):
-                    index = self._read_index(agent)
-                    missing, orphans = self._orphan_scan(agent, index)
-                    for key in missing:
-                        del index[key]
-                    if missing:
-                        atomic_write_json(self._index_path(agent), index)
-                    orphans = [p for p in orphans if self._archive(p)]
+                try:
+                    self._index_target(agent)
+                    with self._lock(agent):
+                        index = self._read_index(agent)
+                        missing, orphans = self._orphan_scan(agent, index)
+                        for key in missing:
+                            del index[key]
+                        if missing:
+                            self._write_index(agent, index)
+                        orphans = [p for p in orphans if self._archive(p)]
+                except InvalidInput as exc:  # changed under us into something unreadable
+                    problems.append(_problem(agent, exc.message))
+                    continue
             missing_all += missing
             orphan_all += [p.relative_to(self.root).as_posix() for p in orphans]
             for path in sorted(directory.glob("*" + ARCHIVE_MARK + "*")):
@@ -509,15 +685,34 @@ class OpenClawStore:
                     except FileNotFoundError:
                         continue
                 expired_all.append(path.relative_to(self.root).as_posix())
-        return {
-            "missing_transcripts": missing_all,
-            "orphan_transcripts": orphan_all,
-            "expired_archives": expired_all,
-            "dry_run": dry_run,
-        }
+        return _with_problems(
+            {
+                "missing_transcripts": missing_all,
+                "orphan_transcripts": orphan_all,
+                "expired_archives": expired_all,
+                "dry_run": dry_run,
+            },
+            problems,
+        )
+
+
+def _problem(agent: str, error: str) -> AgentError:
+    return {"agent": agent, "error": error}
+
+
+def _with_problems(result: dict[str, Any], problems: list[AgentError]) -> dict[str, Any]:
+    """The seed's shape, plus ``agent_errors`` only when some agent was skipped."""
+    if problems:
+        result["agent_errors"] = problems
+    return result
 
 
 def _check_minutes(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidInput(f"{name} must be a number >= 0", value=repr(value))
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidInput(f"{name} must be a number >= 0, got {value!r}", field=name)
     return value

@@ -24,15 +24,19 @@ No Typer here: the CLI drives these functions and draws the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sessionkeeper.errors import InvalidInput, NotFound, SessionkeeperError
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound, SessionkeeperError
 from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
 
 if TYPE_CHECKING:
@@ -84,6 +88,7 @@ def dump_line(record: dict[str, Any]) -> str:
 
 
 def session_record(session: Session, messages: list[Message] | None = None) -> dict[str, Any]:
+    """The header line: the session's counters, or those of ``messages`` when given."""
     data = session.to_dict()
     if messages is not None:  # counts of the lines that follow, read in the same pass
         data["message_count"] = len(messages)
@@ -206,15 +211,31 @@ class ExportSummary:
 
 
 async def all_messages(store: Store, session_id: str) -> list[Message]:
-    """Every message of a session in seq order, read page by page."""
+    """Every message of a session in seq order, read page by page (all in memory: for
+    ``show``; exports stream with ``message_pages``)."""
     found: list[Message] = []
-    after = 0
-    while True:
-        page = await store.get_messages(session_id, limit=MAX_MESSAGES_PAGE, after_seq=after)
+    async for page in message_pages(store, session_id):
         found += page
-        if len(page) < MAX_MESSAGES_PAGE:
-            return found
+    return found
+
+
+async def message_pages(
+    store: Store, session_id: str, count: int | None = None
+) -> AsyncIterator[list[Message]]:
+    """A session's messages in seq order, one page (≤ 500) at a time; with ``count``, only
+    the first ``count`` (the messages a session row counted: later appends come after)."""
+    after = 0
+    remaining = count
+    while remaining is None or remaining > 0:
+        limit = MAX_MESSAGES_PAGE if remaining is None else min(MAX_MESSAGES_PAGE, remaining)
+        page = await store.get_messages(session_id, limit=limit, after_seq=after)
+        if page:
+            yield page
+        if len(page) < limit:
+            return
         after = page[-1].seq
+        if remaining is not None:
+            remaining -= len(page)
 
 
 async def select_sessions(
@@ -240,20 +261,38 @@ async def export_sessions(
     agent_ids: list[str] | None = None,
     progress: Callable[[Session], None] | None = None,
 ) -> ExportSummary:
-    """Write the selected sessions to ``out`` as JSONL or Markdown."""
+    """Write the selected sessions to ``out`` as JSONL or Markdown, streaming.
+
+    Memory holds one page of messages (500), never a whole session: the header is written
+    from the session row's counters, then the messages it counted are paged through (an
+    append made meanwhile has a later seq and is left for the next export). If a message was
+    deleted meanwhile, the lines would not match their header: Conflict, export again.
+    """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
     summary = ExportSummary(format=fmt)
     async for session in select_sessions(store, session_ids, agent_ids):
-        messages = await all_messages(store, session.session_id)
         if fmt == "jsonl":
-            out.write(dump_line(session_record(session, messages)))
-            for message in messages:
-                out.write(dump_line(message_record(message)))
+            out.write(dump_line(session_record(session)))
         else:
-            out.write(markdown_session(session, messages, first=summary.sessions == 0))
+            out.write(markdown_header(session, first=summary.sessions == 0))
+        count = tokens = 0
+        async for page in message_pages(store, session.session_id, session.message_count):
+            for message in page:
+                out.write(
+                    dump_line(message_record(message))
+                    if fmt == "jsonl"
+                    else markdown_message(message)
+                )
+                count += 1
+                tokens += message.token_count
+        if (count, tokens) != (session.message_count, session.token_count):
+            raise Conflict(
+                f"session {session.session_id} changed while it was exported (messages "
+                f"deleted meanwhile: {count} of {session.message_count} found): export again"
+            )
         summary.sessions += 1
-        summary.messages += len(messages)
+        summary.messages += count
         if progress is not None:
             progress(session)
     return summary
@@ -263,8 +302,8 @@ def _md_time(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def markdown_session(session: Session, messages: list[Message], *, first: bool = True) -> str:
-    """A readable transcript: a header with the session's facts, then one section per message."""
+def markdown_header(session: Session, *, first: bool = True) -> str:
+    """A transcript's header: the session's facts (its counters: the messages that follow)."""
     lines = [] if first else ["", "---", ""]
     lines += [
         f"# {session.title or 'Untitled session'}",
@@ -275,23 +314,37 @@ def markdown_session(session: Session, messages: list[Message], *, first: bool =
         f"- **Created:** {_md_time(session.created_at)} · "
         f"**Updated:** {_md_time(session.updated_at)}"
         + (f" · **Ended:** {_md_time(session.ended_at)}" if session.ended_at else ""),
-        f"- **Messages:** {len(messages)} · **Tokens:** {sum(m.token_count for m in messages)}",
+        f"- **Messages:** {session.message_count} · **Tokens:** {session.token_count}",
     ]
-    for m in messages:
-        facts = [f"#{m.seq}", _md_time(m.created_at)]
-        if m.model:
-            facts.append(m.model)
-        lines += ["", f"## {m.role.capitalize()} · {' · '.join(facts)}", ""]
-        calls = m.metadata.get("tool_calls")
-        if m.content:
-            lines.append(m.content)
-        if isinstance(calls, list):
-            for call in calls:
-                fn = call.get("function", {}) if isinstance(call, dict) else {}
-                lines.append(f"> tool call `{fn.get('name', '?')}`: `{fn.get('arguments', '')}`")
-        if m.role == "tool" and m.metadata.get("tool_call_id"):
-            lines.append(f"> result of tool call `{m.metadata['tool_call_id']}`")
     return "\n".join(lines) + "\n"
+
+
+def markdown_message(m: Message) -> str:
+    """One message's section of a transcript."""
+    facts = [f"#{m.seq}", _md_time(m.created_at)]
+    if m.model:
+        facts.append(m.model)
+    lines = ["", f"## {m.role.capitalize()} · {' · '.join(facts)}", ""]
+    calls = m.metadata.get("tool_calls")
+    if m.content:
+        lines.append(m.content)
+    if isinstance(calls, list):
+        for call in calls:
+            fn = call.get("function", {}) if isinstance(call, dict) else {}
+            lines.append(f"> tool call `{fn.get('name', '?')}`: `{fn.get('arguments', '')}`")
+    if m.role == "tool" and m.metadata.get("tool_call_id"):
+        lines.append(f"> result of tool call `{m.metadata['tool_call_id']}`")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_session(session: Session, messages: list[Message], *, first: bool = True) -> str:
+    """A readable transcript: a header with the session's facts, then one section per message."""
+    facts = replace(
+        session,
+        message_count=len(messages),
+        token_count=sum(m.token_count for m in messages),
+    )
+    return markdown_header(facts, first=first) + "".join(markdown_message(m) for m in messages)
 
 
 # ── import ────────────────────────────────────────────────────────────────────
@@ -323,7 +376,22 @@ class Skipped:
     session_id: str | None = None
 
 
-Item = Parsed | Failed | Skipped
+@dataclass
+class Streamed:
+    """A session whose lines were all checked, to be written in a second pass over them.
+
+    ``messages()`` reads the session's lines again (one at a time: memory holds a page, not
+    the session); it may be called once, before the reader moves on.
+    """
+
+    session: Session
+    message_count: int
+    messages: Callable[[], Iterator[Message]]
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+
+Item = Parsed | Streamed | Failed | Skipped
 
 
 @dataclass
@@ -353,79 +421,236 @@ class ImportSummary:
         }
 
 
-def _open_text(path: Path) -> IO[str]:
-    if str(path) == "-":
-        return sys.stdin
-    # newline="\n": only "\n" ends a record. JSON escapes \r and \n inside strings, but not
-    # U+2028 or U+0085, which str.splitlines() would wrongly treat as line breaks.
-    return path.open("r", encoding="utf-8", newline="\n")
+CHECK_CHUNK = MAX_MESSAGES_PAGE  # messages checked against the Store's rules at a time
+
+
+class SeqSet:
+    """The seqs seen in one session, to refuse duplicates in bounded memory: a bitmap (seqs
+    are usually 1..N: N/8 bytes), a set only for seqs too large for a small bitmap."""
+
+    BITMAP_LIMIT = 1 << 26  # 8 MB of bitmap at most
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._large: set[int] = set()
+
+    def add(self, seq: int) -> bool:
+        """Record ``seq``; False if it was already there."""
+        if seq >= self.BITMAP_LIMIT:
+            if seq in self._large:
+                return False
+            self._large.add(seq)
+            return True
+        byte, bit = divmod(seq, 8)
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+        if self._bits[byte] >> bit & 1:
+            return False
+        self._bits[byte] |= 1 << bit
+        return True
+
+
+@dataclass
+class _Block:
+    """One session of a JSONL file as found by the checking pass."""
+
+    header: dict[str, Any]
+    line: int  # the header's line number
+    start: int  # byte offset just after the header line
+    end: int  # byte offset of the next header (or of the end of the file)
+    end_line: int  # line number of the next header
+    messages: int = 0
+    tokens: int = 0
+    error: str | None = None
+
+
+def _no_count(_text: str) -> int:
+    return 0
+
+
+def _parse_line(raw: bytes, number: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None), or (None, why the line is not one)."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"line {number} is not valid UTF-8: {exc}"
+    except ValueError as exc:
+        return None, f"line {number} is not valid JSON: {exc}"
+    if not isinstance(record, dict):
+        return None, f"line {number} is not a JSON object"
+    return record, None
+
+
+def _lines(handle: IO[bytes], offset: int, number: int) -> Iterator[tuple[int, int, bytes]]:
+    """``(line number, byte offset, line)`` from ``offset``; only ``\n`` ends a line (JSON
+    escapes \r and \n inside strings, but not U+2028 or U+0085)."""
+    handle.seek(offset)
+    while True:
+        raw = handle.readline()
+        if not raw:
+            return
+        yield number, offset, raw
+        offset += len(raw)
+        number += 1
+
+
+def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | None, int, int]:
+    """The checking pass over one session: every line parsed and held to the Store's rules,
+    nothing kept but counters. Returns the next header (record, offset, line) if any."""
+    from sessionkeeper.store import importing
+
+    session: Session | None = None
+    try:
+        session = session_from_record(block.header)
+        importing.check(session, [])
+    except SessionkeeperError as exc:
+        block.error = exc.message
+    seqs = SeqSet()
+    chunk: list[Message] = []
+
+    def check_chunk() -> None:
+        assert session is not None
+        try:
+            importing.check(session, chunk)
+        except SessionkeeperError as exc:
+            block.error = block.error or exc.message
+        chunk.clear()
+
+    for number, offset, raw in _lines(handle, block.start, block.line + 1):
+        if not raw.strip():
+            continue
+        record, error = _parse_line(raw, number)
+        if record is not None and record.get("type") == "session":
+            block.end, block.end_line = offset, number
+            if chunk and block.error is None:
+                check_chunk()
+            return record, offset, number
+        if block.error is not None:
+            continue  # already refused: only looking for the next header
+        if record is None:
+            block.error = error
+        elif record.get("type") != "message":
+            block.error = f"line {number}: unknown record type {record.get('type')!r}"
+        else:
+            assert session is not None
+            try:
+                # A missing token count is computed when the message is written, not here:
+                # the check needs none, and a refused file never loads the tokenizer.
+                message = message_from_record(record, session, block.messages + 1, _no_count)
+            except SessionkeeperError as exc:
+                block.error = exc.message
+                continue
+            if not seqs.add(message.seq):
+                block.error = (
+                    f"session {session.session_id!r}: duplicate seq {message.seq} (line {number})"
+                )
+                continue
+            block.messages += 1
+            block.tokens += message.token_count
+            chunk.append(message)
+            if len(chunk) >= CHECK_CHUNK:
+                check_chunk()
+    handle.seek(0, os.SEEK_END)
+    block.end, block.end_line = handle.tell(), -1
+    if chunk and block.error is None:
+        check_chunk()
+    return None, block.end, -1
+
+
+def _block_messages(
+    handle: IO[bytes], block: _Block, session: Session, count: Callable[[str], int]
+) -> Iterator[Message]:
+    """The writing pass over a checked session: its messages again, one at a time."""
+    position = 0
+    for number, offset, raw in _lines(handle, block.start, block.line + 1):
+        if offset >= block.end:
+            return
+        if not raw.strip():
+            continue
+        record, error = _parse_line(raw, number)
+        if record is None:  # the file changed between the two passes
+            raise InvalidInput(f"{error} (the file changed during the import)")
+        position += 1
+        yield message_from_record(record, session, position, count)
+
+
+@contextlib.contextmanager
+def _open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """The file, or stdin spooled to a temporary file (read twice, so it must be seekable;
+    spooled to disk, so memory stays bounded)."""
+    if str(path) != "-":
+        with path.open("rb") as handle:
+            yield handle
+        return
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        spool.seek(0)
+        yield spool
 
 
 def read_jsonl(path: Path, count: Callable[[str], int], agent: str | None = None) -> Iterator[Item]:
-    """Sessions of a sessionkeeper JSONL export, one item per session header."""
-    header: dict[str, Any] | None = None
-    header_line = 0
-    lines: list[tuple[int, dict[str, Any]]] = []
-    broken: str | None = None
+    """Sessions of a sessionkeeper JSONL export, one item per session header.
 
-    def flush() -> Item | None:
-        if header is None:
-            return None
-        source = f"{path}:{header_line}"
-        sid = header.get("session_id")
-        sid = sid if isinstance(sid, str) else None
-        if broken:
-            return Failed(source, broken, sid)
-        if agent is not None and header.get("agent_id", "main") != agent:
-            return Skipped(source, f"agent is not {agent}", sid)
-        try:
-            session = session_from_record(header)
-            messages = [
-                message_from_record(rec, session, position, count)
-                for position, (_n, rec) in enumerate(lines, start=1)
-            ]
-        except SessionkeeperError as exc:
-            return Failed(source, exc.message, sid)
-        return Parsed(session, messages, source)
+    Each session is read twice: a checking pass (every line parsed and held to the Store's
+    rules, so a bad line anywhere fails the session before anything of it is written), then,
+    when the consumer writes it, ``Streamed.messages()`` reads its lines again. Memory holds
+    a page of messages, never a session; stdin is spooled to a temporary file.
+    """
+    with _open_binary(path) as handle:
+        pending: tuple[dict[str, Any] | None, int, int] | None = None
+        stream = _lines(handle, 0, 1)
+        while True:
+            if pending is None:
+                found = next(
+                    ((n, o, r) for n, o, r in stream if r.strip()),
+                    None,
+                )
+                if found is None:
+                    return
+                number, offset, raw = found
+                record, error = _parse_line(raw, number)
+                if record is None or record.get("type") != "session":
+                    kind = None if record is None else record.get("type")
+                    why = error or (
+                        "message line before any session header"
+                        if kind == "message"
+                        else f"unknown record type {kind!r}"
+                    )
+                    yield Failed(f"{path}:{number}", why or "")
+                    continue
+                pending = (record, offset + len(raw), number)
+            header, start, line = pending
+            assert header is not None
+            block = _Block(header, line, start, start, line)
+            next_header, next_offset, next_line = _check_block(handle, block)
+            yield _block_item(path, handle, block, agent, count)
+            if next_header is None:
+                return
+            # the header line of the next session, found by the checking pass
+            handle.seek(next_offset)
+            raw = handle.readline()
+            pending = (next_header, next_offset + len(raw), next_line)
+            stream = _lines(handle, next_offset + len(raw), next_line + 1)
 
-    handle = _open_text(path)
-    try:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                record = None
-                error = f"line {number} is not valid JSON: {exc}"
-            else:
-                error = f"line {number} is not a JSON object"
-            if not isinstance(record, dict):
-                if header is None:
-                    yield Failed(f"{path}:{number}", error)
-                else:
-                    broken = broken or error
-                continue
-            kind = record.get("type")
-            if kind == "session":
-                item = flush()
-                if item is not None:
-                    yield item
-                header, header_line, lines, broken = record, number, [], None
-            elif kind == "message" and header is not None:
-                lines.append((number, record))
-            elif kind == "message":
-                yield Failed(f"{path}:{number}", "message line before any session header")
-            elif header is not None:
-                broken = broken or f"line {number}: unknown record type {kind!r}"
-            else:
-                yield Failed(f"{path}:{number}", f"unknown record type {kind!r}")
-        item = flush()
-        if item is not None:
-            yield item
-    finally:
-        if handle is not sys.stdin:
-            handle.close()
+
+def _block_item(
+    path: Path, handle: IO[bytes], block: _Block, agent: str | None, count: Callable[[str], int]
+) -> Item:
+    source = f"{path}:{block.line}"
+    sid = block.header.get("session_id")
+    sid = sid if isinstance(sid, str) else None
+    if block.error is not None:
+        return Failed(source, block.error, sid)
+    if agent is not None and block.header.get("agent_id", "main") != agent:
+        return Skipped(source, f"agent is not {agent}", sid)
+    session = session_from_record(block.header)
+    session.message_count, session.token_count = block.messages, block.tokens
+    return Streamed(
+        session,
+        block.messages,
+        lambda: _block_messages(handle, block, session, count),
+        source,
+    )
 
 
 @dataclass
@@ -508,7 +733,7 @@ async def run_import(
             sid = item.session.session_id
             summary.warnings += [f"{sid}: {w}" for w in item.warnings]
             try:
-                done = await store.import_session(item.session, item.messages, replace=replace)
+                done = await _write(store, item, replace)
             except SessionkeeperError as exc:
                 summary.failed.append(
                     {"session_id": sid, "source": item.source, "error": exc.message}
@@ -516,7 +741,9 @@ async def run_import(
             else:
                 if done:
                     summary.imported.append(sid)
-                    summary.messages += len(item.messages)
+                    summary.messages += (
+                        item.message_count if isinstance(item, Streamed) else len(item.messages)
+                    )
                 else:
                     summary.skipped.append(
                         {
@@ -526,9 +753,31 @@ async def run_import(
                         }
                     )
         if progress is not None:
-            progress(item.session.session_id if isinstance(item, Parsed) else item.source)
+            session = getattr(item, "session", None)
+            progress(session.session_id if isinstance(session, Session) else item.source)
     if plan.format == "aria-session":
         from sessionkeeper.files.importers import aria_current
 
         summary.current = aria_current(plan.path)
     return summary
+
+
+async def _exists(store: Store, session_id: str) -> bool:
+    try:
+        await store.get_session(session_id)
+    except NotFound:
+        return False
+    return True
+
+
+async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:
+    """``Store.import_session`` for a parsed session; for a streamed one, the Store's
+    streaming import when it has one (memory: a page), else the list import."""
+    if isinstance(item, Parsed):
+        return await store.import_session(item.session, item.messages, replace=replace)
+    if not replace and await _exists(store, item.session.session_id):
+        return False  # skipped without reading the lines again
+    stream: Callable[..., Awaitable[bool]] | None = getattr(store, "import_session_stream", None)
+    if stream is not None:
+        return await stream(item.session, item.messages(), replace=replace)
+    return await store.import_session(item.session, list(item.messages()), replace=replace)
