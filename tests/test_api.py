@@ -421,3 +421,152 @@ def test_real_server_ghost_verification(tmp_path: Path) -> None:
     assert "Application shutdown complete" in err and "Traceback" not in err, err
     # No keys in the database and a loopback host: open, and it says so.
     assert "no API keys configured: running open on loopback only" in err, err
+
+
+# ── bad input: 4xx naming the field, nothing changed (issue 8) ──────────────
+
+
+async def snapshot(store: Store) -> list[Any]:
+    """Everything a request could have changed: every session and every message."""
+    page = await store.list_sessions(limit=100)
+    return [
+        (s.to_dict(), [m.to_dict() for m in await store.get_messages(s.session_id, limit=500)])
+        for s in page.items
+    ]
+
+
+DEEP = {"m": 1}
+for _ in range(70):
+    DEEP = {"m": DEEP}
+S = f"{API}/s1"
+# (method, path, query, body: JSON value or raw text, status, field; "x*": x or inside x)
+BAD_INPUTS: list[tuple[str, str, dict[str, str], Any, int, str]] = [
+    # numbers out of range, in the query and the path
+    ("GET", API, {"offset": "9223372036854775808"}, None, 422, "offset"),
+    ("GET", f"{S}/messages", {"offset": "2147483648"}, None, 422, "offset"),
+    ("GET", f"{S}/messages", {"after_seq": "2147483648"}, None, 422, "after_seq"),
+    ("DELETE", f"{S}/messages/2147483648", {}, None, 422, "seq"),
+    ("DELETE", f"{S}/messages/0", {}, None, 422, "seq"),
+    ("POST", f"{API}/prune", {"days": "1000000000"}, None, 422, "days"),
+    ("POST", f"{API}/prune", {"days": "nan"}, None, 422, "days"),
+    ("DELETE", f"{API}/ghosts", {"older_than_minutes": "inf"}, None, 422, "older_than_minutes"),
+    ("DELETE", f"{API}/ghosts", {"older_than_minutes": "NaN"}, None, 422, "older_than_minutes"),
+    ("DELETE", f"{API}/ghosts", {"older_than_minutes": "1e12"}, None, 422, "older_than_minutes"),
+    ("GET", f"{API}/stats", {"stale_days": "1e9"}, None, 422, "stale_days"),
+    ("GET", f"{API}/stats", {"ghost_minutes": "-inf"}, None, 422, "ghost_minutes"),
+    ("GET", f"{S}/context", {"max_tokens": "2147483648"}, None, 422, "max_tokens"),
+    ("GET", f"{S}/context", {"reserve": "9223372036854775808"}, None, 422, "reserve"),
+    # dates: RFC 3339 with an offset, nothing else
+    ("GET", f"{S}/messages", {"since": "0.5"}, None, 422, "since"),
+    ("GET", API, {"created_after": "1700000000"}, None, 422, "created_after"),
+    ("GET", API, {"updated_before": "2025-01-01"}, None, 422, "updated_before"),
+    ("GET", API, {"created_after": "0001-01-01T00:00:00+14:00"}, None, 422, "created_after"),
+    # non-standard JSON bodies: NaN, Infinity, too deep, not UTF-8
+    ("POST", API, {}, '{"metadata": {"n": NaN}}', 422, "metadata.n"),
+    ("PATCH", S, {}, '{"metadata": {"a": [1, Infinity]}}', 422, "metadata.a[1]"),
+    ("POST", f"{S}/messages", {}, '{"role": "user", "content": "x", "metadata": {"n": -Infinity}}',
+     422, "metadata.n"),
+    ("POST", API, {}, "[" * 50_000 + "]" * 50_000, 422, "body"),
+    ("POST", API, {}, b'{"title": "\xff"}', 422, "body"),
+    ("POST", API, {}, '{"title": ', 422, "body"),
+    ("POST", API, {}, {"metadata": DEEP}, 422, "metadata"),
+    # text: no NUL, no lone surrogates; ids and labels
+    ("POST", API, {}, {"title": "a\x00b"}, 422, "title"),
+    ("POST", API, {}, '{"title": "a\\ud800"}', 422, "title"),
+    ("POST", API, {}, {"metadata": {"k\x00": 1}}, 422, "metadata*"),
+    ("POST", API, {}, {"metadata": {"k": ["\x00"]}}, 422, "metadata*"),
+    ("POST", API, {}, {"session_id": ".."}, 422, "session_id"),
+    ("POST", API, {}, {"session_id": "."}, 422, "session_id"),
+    ("POST", API, {}, {"session_id": ""}, 422, "session_id"),
+    ("POST", API, {}, {"session_id": "search"}, 422, "session_id"),
+    ("POST", API, {}, {"agent_id": "a b"}, 422, "agent_id"),
+    ("POST", f"{S}/messages", {}, {"role": "user", "content": "a\x00"}, 422, "content"),
+    ("POST", f"{S}/messages", {}, '{"role": "user", "content": "\\udc00"}', 422, "content"),
+    ("POST", f"{S}/messages", {}, '{"role": "user", "content": "x", "model": "\\ud800"}',
+     422, "model"),
+    ("POST", f"{S}/messages", {}, {"role": "user", "content": "x", "token_count": 2**31},
+     422, "token_count"),
+    ("POST", f"{S}/messages", {}, {"role": "user", "content": "x", "token_count": 2**63},
+     422, "token_count"),
+    ("POST", f"{S}/messages", {}, {"role": "user", "content": "x", "token_count": "5"},
+     422, "token_count"),
+    ("POST", f"{S}/messages", {}, {"role": "user", "content": "x", "token_count": 1.5},
+     422, "token_count"),
+    ("POST", f"{S}/messages", {}, {"messages": [{"role": "user", "content": "ok"},
+     {"role": "user", "content": "\x00"}]}, 422, "content"),
+    ("GET", f"{API}/search", {"q": "a\x00"}, None, 422, "q"),
+    ("GET", f"{API}/search", {"q": ""}, None, 422, "q"),
+    ("GET", f"{API}/search", {"q": "?!"}, None, 422, "q"),
+    ("GET", API, {"search": "?!"}, None, 422, "search"),
+    ("GET", API, {"agent_id": "a\x00"}, None, 422, "agent_id"),
+    ("GET", API, {"cursor": "garbage"}, None, 422, "cursor"),
+    ("GET", API, {"cursor": "WyJ1cGRhdGVkX2F0IiwiYXNjIiwieCIsInkiXQ"}, None, 422, "cursor"),
+    # session ids of dots alone, in the path: refused, never looked up or deleted
+    ("DELETE", f"{API}/%2e%2e", {}, None, 422, "session_id"),
+    ("DELETE", f"{API}/%2E", {}, None, 422, "session_id"),
+    ("PATCH", f"{API}/%2e%2e", {}, {"title": "x"}, 422, "session_id"),
+    ("GET", f"{API}/%2e%2e/messages", {}, None, 422, "session_id"),
+    ("POST", f"{API}/%2e%2e/messages", {}, {"role": "user", "content": "x"}, 422, "session_id"),
+    # chat: refused before anything is stored
+    ("POST", "/api/engine/chat/stream", {}, {"content": "   "}, 422, "content"),
+    ("POST", "/api/engine/chat/stream", {}, {"content": "a\x00"}, 422, "content"),
+    ("POST", "/api/engine/chat/stream", {}, '{"content": "\\ud800"}', 422, "content"),
+    ("POST", "/api/engine/chat/stream", {}, '{"content": "x", "max_context_tokens": NaN}',
+     422, "max_context_tokens"),
+    ("POST", "/api/engine/chat/stream", {}, {"content": "x", "session_id": ".."},
+     422, "session_id"),
+    ("POST", "/api/engine/chat/stream", {}, {"content": "x", "max_context_tokens": 2**31},
+     422, "max_context_tokens"),
+]  # fmt: skip
+
+
+async def test_bad_input_is_4xx_naming_the_field_and_changes_nothing(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    await new_session(client, session_id="s1", title="kept", metadata={"a": 1})
+    await client.post(f"{S}/messages", json=user("hello"))
+    before = await snapshot(store)
+    for method, path, query, body, status, field in BAD_INPUTS:
+        if body is None:
+            r = await client.request(method, path, params=query)
+        elif isinstance(body, str | bytes):
+            headers = {"content-type": "application/json"}
+            r = await client.request(method, path, params=query, content=body, headers=headers)
+        else:
+            r = await client.request(method, path, params=query, json=body)
+        case = f"{method} {path} {query} {str(body)[:80]!r}: {r.status_code} {r.text[:300]}"
+        assert r.status_code == status, case
+        got = r.json()
+        assert got["error"] == "invalid_input" and got["detail"], case
+        if field.endswith("*"):  # the Store names where inside metadata
+            assert got["field"].startswith(field[:-1]), case
+        else:
+            assert got["field"] == field, case
+    assert await snapshot(store) == before
+
+
+async def test_the_error_position_of_a_nul_is_reported(client: httpx.AsyncClient) -> None:
+    r = await client.post(API, json={"title": "abc\x00"})
+    assert r.status_code == 422
+    assert (r.json()["field"], r.json()["position"]) == ("title", 3)
+
+
+async def test_integral_json_numbers_are_integers(client: httpx.AsyncClient) -> None:
+    """JSON has one number type: 7.0 is the integer 7 (as JSON Schema says)."""
+    s = await new_session(client)
+    r = await client.post(
+        f"{API}/{s['session_id']}/messages",
+        content='{"role": "user", "content": "x", "token_count": 7.0}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201 and r.json()["token_count"] == 7
+
+
+async def test_405_allow_lists_every_method(client: httpx.AsyncClient) -> None:
+    r = await client.put(f"{API}/abc")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PATCH, DELETE"
+    assert r.json()["error"] == "method_not_allowed"
+    r = await client.get(f"{API}/ghosts")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE"
+    r = await client.delete(API)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"

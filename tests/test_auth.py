@@ -152,6 +152,33 @@ async def test_scoped_key_creates_only_for_its_agents(keyed: Keys) -> None:
         assert (await admin.get(API)).json()["total"] == 1
 
 
+async def test_taken_id_of_another_agent_is_answered_like_a_taken_id_of_ones_own(
+    keyed: Keys,
+) -> None:
+    """Ids are one namespace: a create with a taken id fails whoever owns it. The answer to a
+    scoped key is the same for another agent's id as for its own agent's (status, body shape,
+    wording, headers): it learns the id is taken, never by whom or what it holds."""
+    async with client(keyed.app, keyed.admin) as admin, client(keyed.app, keyed.scoped) as bot:
+        for sid, agent in (("same-a", "a"), ("same-b", "b")):
+            made = await admin.post(API, json={"session_id": sid, "agent_id": agent})
+            assert made.status_code == 201, made.text
+        own = await bot.post(API, json={"session_id": "same-a", "agent_id": "a", "title": "t"})
+        other = await bot.post(API, json={"session_id": "same-b", "agent_id": "a", "title": "t"})
+        assert own.status_code == other.status_code == 409
+        assert own.json() == {"error": "conflict", "detail": "session 'same-a' already exists"}
+        assert other.json() == {"error": "conflict", "detail": "session 'same-b' already exists"}
+        assert own.text.replace("same-a", "same-b") == other.text
+        assert sorted(own.headers.keys()) == sorted(other.headers.keys())
+        # And the chat endpoint, which creates no id: another agent's session is "not found".
+        chat = "/api/engine/chat/stream"
+        theirs = await bot.post(chat, json={"content": "hi", "session_id": "same-b"})
+        missing = await bot.post(chat, json={"content": "hi", "session_id": "same-c"})
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.text.replace("same-b", "same-c") == missing.text
+        b = (await admin.get(f"{API}/same-b")).json()
+        assert (b["agent_id"], b["title"], b["message_count"]) == ("b", None, 0)
+
+
 async def test_maintenance_and_metrics_need_an_admin_key(keyed: Keys) -> None:
     async with client(keyed.app, keyed.scoped) as bot, client(keyed.app, keyed.admin) as admin:
         for r in (
@@ -314,6 +341,9 @@ def test_keys_cli_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def run(*args: str) -> Any:
         return runner.invoke(cli, ["--db", url, "keys", *args], catch_exceptions=False)
 
+    # `keys` works on an existing database (a missing SQLite file is refused, not created).
+    created = runner.invoke(cli, ["--db", url, "db", "upgrade"], catch_exceptions=False)
+    assert created.exit_code == 0, created.output
     made = run("create", "--admin", "--name", "ops", "--json")
     assert made.exit_code == 0, made.output
     admin = json.loads(made.stdout)

@@ -30,6 +30,7 @@ from sessionkeeper.api.auth import Authenticator
 from sessionkeeper.api.deps import get_principal
 from sessionkeeper.api.errors import install_error_handlers
 from sessionkeeper.api.observability import ScheduleListener, install_observability
+from sessionkeeper.api.openapi import OPENAPI_URL, install_docs
 from sessionkeeper.api.pages import install_pages
 from sessionkeeper.api.routes import engine_router
 from sessionkeeper.api.routes.chat import install_chat
@@ -67,8 +68,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         version=__version__,
         description="Conversation-session memory for LLM agents.",
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        docs_url=None,  # /docs and /redoc: api/openapi.py, from files in the package
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
+        # operationId: the route function's name (get_session, add_messages…), unique here.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.store = store  # None until the lifespan opens one
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(engine_router(), dependencies=[Depends(get_principal)])
     install_chat(app, settings)  # POST /api/engine/chat/stream (SSE), GET …/chat/model
     install_pages(app)  # /chat, /sessions, /static: public; their API calls carry the key
+    install_docs(app)  # /docs, /redoc and their files: public, offline
     return app
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sessionkeeper.api.schemas import SessionIdText
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden, NotFound, Unavailable
 from sessionkeeper.models import Session
@@ -75,14 +77,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-async def get_principal(request: Request, store: StoreDep) -> Principal:
+# Declares the scheme in the OpenAPI document (Swagger UI's "Authorize"); the header itself is
+# read and checked by api/auth.py, which also answers a malformed one.
+API_KEY = HTTPBearer(
+    scheme_name="APIKey",
+    description="An API key (`sessionkeeper keys create`). Not needed while the server runs "
+    "open: no keys configured, loopback only.",
+    auto_error=False,
+)
+
+
+async def get_principal(
+    request: Request,
+    store: StoreDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(API_KEY)],
+) -> Principal:
     """The caller, from its API key (401 without a valid one, unless the server runs open)."""
     auth: Authenticator = request.app.state.auth
     return await auth.authenticate(request, store)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-SessionIdPath = Annotated[str, Path(description="The session's id.")]
+# The Store checks the id (422 naming session_id); the path convertor (api/routing.py) keeps
+# /sessions/stats and its siblings for their own routes.
+SessionIdPath = Annotated[SessionIdText, Path(description="The session's id.")]
 
 
 async def require_admin(principal: PrincipalDep) -> Principal:

@@ -1,9 +1,12 @@
 """The one place where failures become HTTP responses.
 
-Every error body has the same shape: ``{"error": <stable code>, "detail": <sentence>, ...}``
-plus the exception's details (``field``, ``limit``…). The status comes from the nearest class
-in the exception's MRO, so a subclass (TooLarge is an InvalidInput) gets its own status
-when it has one and its parent's otherwise.
+Every error body has the same shape (``ErrorBody`` in the OpenAPI document):
+``{"error": <stable code>, "detail": <sentence>, ...}`` plus the exception's details
+(``field``, ``limit``…). The status comes from the nearest class in the exception's MRO, so a
+subclass (TooLarge is an InvalidInput) gets its own status when it has one and its parent's
+otherwise. The same shape covers what FastAPI refuses before a route runs (422 with ``field``
+and ``errors``), routing errors (404, 405 with a complete ``Allow``) and unexpected
+exceptions (500).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sessionkeeper.api.routing import NonStandardJson, allowed_methods
 from sessionkeeper.api.schemas import UNION_TAGS
 from sessionkeeper.errors import (
     Conflict,
@@ -94,11 +98,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
         where = str(loc[0]) if loc else "request"
+        if error.get("type") == "json_invalid":
+            problems.append(_json_problem(exc, error))
+            continue
         problems.append(
             {"field": _field_path(loc) or where, "in": where, "message": str(error.get("msg"))}
         )
     if not problems:
-        return JSONResponse(error_body(InvalidInput.code, "invalid request"), status_code=422)
+        body = error_body(InvalidInput.code, "invalid request", field="request")
+        return JSONResponse(body, status_code=422)
     first = problems[0]
     # "query field 'since': Input should have timezone info"; "body: Input should be …"
     subject = first["in"]
@@ -113,15 +121,42 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _json_problem(exc: RequestValidationError, error: Any) -> dict[str, str]:
+    """A body that is not (standard) JSON: where, and why."""
+    cause = exc.__cause__
+    if isinstance(cause, NonStandardJson):
+        return {"field": cause.field, "in": "body", "message": cause.reason}
+    ctx = error.get("ctx") or {}
+    loc = tuple(error.get("loc", ()))
+    at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    reason = ctx.get("error", "invalid JSON")
+    return {"field": "body", "in": "body", "message": f"the body is not valid JSON: {reason}{at}"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     # Routing errors (unknown path 404, wrong method 405) in the same shape as ours.
     assert isinstance(exc, StarletteHTTPException)
     try:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:
         code = "http_error"
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=headers)
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's ServerErrorMiddleware calls this, then re-raises: the server logs the
+    # traceback ("Exception in ASGI application") and the client gets our shape, not text.
+    logger.error("unexpected %s: %s", type(exc).__name__, exc)
     return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        error_body("internal_error", "internal server error (a bug: see the server log)"),
+        status_code=500,
     )
 
 
@@ -129,3 +164,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SessionkeeperError, _sessionkeeper_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

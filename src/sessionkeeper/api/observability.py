@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sessionkeeper.api.deps import AdminDep
+from sessionkeeper.api.openapi import error_responses
+from sessionkeeper.api.schemas import ErrorBody
 from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.models import PruneResult
 from sessionkeeper.store.core import Store
@@ -42,6 +46,7 @@ from sessionkeeper.store.revision import SCHEMA_REVISION
 logger = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # {session_id:session_id} → {session_id}
 TRIGGERS = ("api", "schedule")
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -159,7 +164,7 @@ def route_template(scope: Scope, entry_root_path: str) -> str:
     )
     path = getattr(context, "path", None)
     if isinstance(path, str) and path:
-        return path
+        return _CONVERTOR.sub(r"{\1}", path)
     path = getattr(scope.get("route"), "path_format", None)
     if isinstance(path, str) and path:
         return path
@@ -215,13 +220,30 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class Ready(BaseModel):
+    status: Literal["ready"]
+    database: Literal["ok"]
+    schema_: str = Field(alias="schema")
+
+
+class NotReady(ErrorBody):
+    """/readyz when not ready: the error body, plus what was checked."""
+
+    status: str
+    database: str
+    schema_: str | None = Field(alias="schema")
+    expected_schema: str
+
+
 @router.get(
     "/readyz",
     responses={
+        200: {"model": Ready, "description": "Ready."},
         503: {
+            "model": NotReady,
             "description": "The database is not answering, or its schema is not "
-            "the revision this version needs."
-        }
+            "the revision this version needs.",
+        },
     },
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -259,7 +281,13 @@ def _not_ready(body: dict[str, Any], code: str, detail: str, database: str) -> J
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "description": "Prometheus text.",
+        },
+        **error_responses(401, 403, s403="Needs an admin key once keys exist."),
+    },
 )
 async def metrics_endpoint(metrics: MetricsDep, _admin: AdminDep) -> Response:
     """Prometheus metrics of this process (admin key once keys exist)."""

@@ -26,26 +26,52 @@ from starlette.types import Send
 
 from sessionkeeper.api.deps import PrincipalDep, SettingsDep, StoreDep, get_principal
 from sessionkeeper.api.observability import MetricsDep
+from sessionkeeper.api.openapi import error_responses
+from sessionkeeper.api.routing import StrictJsonRoute
+from sessionkeeper.api.schemas import (
+    CHAT_CONTENT_PATTERN,
+    JsonInt,
+    Label,
+    SessionIdText,
+    documented,
+)
 from sessionkeeper.config import Settings
+from sessionkeeper.models import MAX_MESSAGE_LENGTH
 from sessionkeeper.service.chat import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.service.llm import LLMClient, make_client
+from sessionkeeper.store.validate import MAX_INT
 
 CHAT_PREFIX = "/api/engine/chat"
 
 # Like every /api/engine route, even GET /model needs a caller (an API key, or open mode).
-router = APIRouter(tags=["chat"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    tags=["chat"], dependencies=[Depends(get_principal)], route_class=StrictJsonRoute
+)
+
+ChatContent = Annotated[
+    str,
+    documented(
+        {"type": "string", "maxLength": MAX_MESSAGE_LENGTH, "pattern": CHAT_CONTENT_PATTERN},
+        f"The user's message: not empty or only whitespace, at most {MAX_MESSAGE_LENGTH:,} "
+        "characters (413 beyond), no NUL; it must fit the context budget with room for the "
+        "reply (422 otherwise).",
+    ),
+]
 
 
 class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    content: str = Field(description="The user's message (at most 100,000 characters).")
-    session_id: str | None = Field(
+    content: ChatContent
+    session_id: SessionIdText | None = Field(
         None, description="Continue this session; omit to start one with this message."
     )
-    agent_id: str = Field("main", description="The agent of a new session (ignored otherwise).")
-    max_context_tokens: int | None = Field(
-        None, ge=1, description="Token budget of the window sent to the model; default: server's."
+    agent_id: Label = Field("main", description="The agent of a new session (ignored otherwise).")
+    max_context_tokens: JsonInt | None = Field(
+        None,
+        ge=1,
+        le=MAX_INT,
+        description="Token budget of the window sent to the model; default: the server's.",
     )
 
 
@@ -104,16 +130,99 @@ class EventStreamResponse(StreamingResponse):
                     await aclose()
 
 
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "properties": {
+            "event": {"const": name},
+            "data": {"contentMediaType": "application/json", "contentSchema": data},
+        }
+    }
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+_MESSAGE = {"$ref": "#/components/schemas/MessagePublic"}
+_MODEL = {"model": {"type": "string"}, "echo": {"type": "boolean"}, "label": {"type": "string"}}
+_WINDOW = _object(
+    {
+        "max_tokens": {"type": "integer"},
+        "reserve": {"type": "integer"},
+        "total_tokens": {"type": "integer"},
+        "messages": {"type": "integer"},
+        "first_seq": {"type": ["integer", "null"]},
+        "dropped_messages": {"type": "integer"},
+        "dropped_tokens": {"type": "integer"},
+        "pinned": {"type": "integer"},
+        "estimated": {"type": "boolean"},
+        "encoding": {"type": "string"},
+    }
+)
+# One Server-Sent Event as {"event": name, "data": JSON text} (OpenAPI 3.2's itemSchema).
+CHAT_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["session", "delta", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "oneOf": [
+        _event(
+            "session",
+            _object(
+                {
+                    "session_id": {"type": "string"},
+                    "created": {"type": "boolean"},
+                    "title": {"type": ["string", "null"]},
+                    "agent_id": {"type": "string"},
+                    "user_message": _MESSAGE,
+                    **_MODEL,
+                }
+            ),
+        ),
+        _event("delta", _object({"text": {"type": "string"}})),
+        _event(
+            "done",
+            _object(
+                {"session_id": {"type": "string"}, "message": _MESSAGE, "window": _WINDOW, **_MODEL}
+            ),
+        ),
+        _event(
+            "error",
+            _object(
+                {
+                    "session_id": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "message": {"anyOf": [_MESSAGE, {"type": "null"}]},
+                }
+            ),
+        ),
+    ],
+}
+
+
 @router.post(
     "/stream",
     response_class=EventStreamResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {}},
+            "content": {"text/event-stream": {"itemSchema": CHAT_EVENT}},
             "description": "Events: session, delta…, then done or error.",
         },
-        404: {"description": "Unknown session (or one outside the caller's agents)."},
-        409: {"description": "Same content resent within 5 s, or the session has ended."},
+        **error_responses(
+            401,
+            403,
+            404,
+            409,
+            413,
+            422,
+            s403="The key may not act for this agent (a new session).",
+            s404="No such session, or one of an agent outside the key's scope.",
+            s409="The same content resent within 5 s, or the session has ended.",
+            s413="Content over 100,000 characters; nothing was stored.",
+            s422="A field is invalid, or the message does not fit the context budget.",
+        ),
     },
 )
 async def chat_stream(
@@ -152,7 +261,7 @@ async def chat_stream(
     )
 
 
-@router.get("/model")
+@router.get("/model", responses=error_responses(401))
 async def chat_model(llm: LLMDep) -> ModelInfo:
     """The model the chat endpoint uses; ``echo: true`` is the offline echo model."""
     return ModelInfo(**model_info(llm))

@@ -2,16 +2,22 @@
 
 Every route that names a session reaches it through ``VisibleSession`` / ``VisibleSessionId``
 (see ``api/deps.py``), and every set-wide read passes ``principal.scope`` to the Store, so the
-coming API-key layer only has to change ``get_principal``. The fixed paths (``/stats``,
-``/search``) are declared before ``/{session_id}`` so they are not taken for session ids.
+API-key layer only has to change ``get_principal``. The fixed paths (``/stats``,
+``/search``) are declared before ``/{session_id}``, and the ``session_id`` path convertor
+(``api/routing.py``) does not take them for session ids either.
+
+Parameters carry the Store's rules in their schema: numbers are range-checked here (FastAPI),
+text parameters by the Store (one message per rule); every refusal is 422 naming the field.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import AwareDatetime
+from pydantic import BeforeValidator, WithJsonSchema
 
 from sessionkeeper.api.deps import (
     PrincipalDep,
@@ -21,7 +27,15 @@ from sessionkeeper.api.deps import (
     VisibleSessionId,
 )
 from sessionkeeper.api.observability import MetricsDep
+from sessionkeeper.api.openapi import error_responses
+from sessionkeeper.api.routing import StrictJsonRoute
 from sessionkeeper.api.schemas import (
+    LABEL_SCHEMA,
+    MAX_QUERY_LENGTH,
+    NO_NUL,
+    RESERVED_SESSION_IDS,
+    SEARCH_PATTERN,
+    SESSION_ID_SCHEMA,
     Deleted,
     MessageBatch,
     MessageBatchCreate,
@@ -39,27 +53,118 @@ from sessionkeeper.api.schemas import (
     StatsPublic,
     Status,
     WindowPublic,
+    documented,
 )
+from sessionkeeper.errors import InvalidInput
 from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
     MAX_PAGE_SIZE,
     NewMessage,
 )
+from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], route_class=StrictJsonRoute)
+SESSION = "/{session_id:session_id}"
 
+# RFC 3339 date-time, as the schema's "date-time" format says: seconds and an offset required.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "expected an RFC 3339 date-time with a timezone offset, e.g. 2025-01-31T12:00:00+00:00"
+        )
+    head, _, fraction = value.upper().partition(".")
+    if fraction:  # Python keeps microseconds: cut (never round) longer fractions
+        digits = len(fraction) - len(fraction.lstrip("0123456789"))
+        fraction = fraction[: min(digits, 6)] + fraction[digits:]
+        head = f"{head}.{fraction}"
+    return datetime.fromisoformat(head)
+
+
+DateTime = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 Since = Annotated[
-    AwareDatetime | None,
-    Query(description="ISO 8601 with a timezone, e.g. 2025-01-31T12:00:00+00:00."),
+    DateTime | None,
+    Query(description="RFC 3339 with an offset, e.g. 2025-01-31T12:00:00+00:00."),
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+# Text parameters whose rules the Store checks: documented here, enforced there.
+LabelQuery = Annotated[str, documented(LABEL_SCHEMA)]
+SessionIdQuery = Annotated[str, documented(SESSION_ID_SCHEMA)]
+SearchQuery = Annotated[
+    str,
+    documented(
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": SEARCH_PATTERN}
+    ),
+]
+CursorQuery = Annotated[str, documented({"type": "string", "pattern": NO_NUL})]
+
+
+def _with_field(exc: InvalidInput, field: str) -> InvalidInput:
+    exc.details.setdefault("field", field)
+    return exc
+
+
+# OpenAPI links: what a client (or a stateful tester) can do next with a new session.
+SESSION_LINKS = {
+    operation: {
+        "operationId": operation,
+        "parameters": {"session_id": "$response.body#/session_id"},
+    }
+    for operation in (
+        "get_session",
+        "update_session",
+        "delete_session",
+        "end_session",
+        "get_messages",
+        "add_messages",
+        "context_window",
+    )
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"links": SESSION_LINKS},
+        **error_responses(
+            401,
+            403,
+            409,
+            413,
+            422,
+            s403="The key may not act for this agent.",
+            s409="The session id is taken (by any agent: the same answer for every key).",
+            s413="Metadata over 1,000,000 bytes; nothing was stored.",
+        ),
+    },
+)
 async def create_session(
     body: SessionCreate, store: StoreDep, principal: PrincipalDep, metrics: MetricsDep
 ) -> SessionPublic:
+    """Create a session (``session_id`` optional: 16 hex characters by default)."""
     principal.require_agent(body.agent_id)
+    if body.session_id == "":
+        raise InvalidInput(
+            "session_id is empty: omit it for a generated id, or give 1-128 characters",
+            field="session_id",
+        )
+    if body.session_id in RESERVED_SESSION_IDS:
+        raise InvalidInput(
+            f"session id {body.session_id!r} is reserved: /api/engine/sessions/"
+            f"{body.session_id} is another route",
+            field="session_id",
+        )
     session = await store.create_session(
         session_id=body.session_id,
         agent_id=body.agent_id,
@@ -71,14 +176,21 @@ async def create_session(
     return SessionPublic.of(session)
 
 
-@router.get("")
+@router.get(
+    "",
+    responses=error_responses(
+        401, 422, s422="A parameter is invalid, or the cursor is not one this listing made."
+    ),
+)
 async def list_sessions(
     store: StoreDep,
     principal: PrincipalDep,
-    agent_id: str | None = None,
-    session_type: str | None = None,
+    agent_id: LabelQuery | None = None,
+    session_type: LabelQuery | None = None,
     status: Status | None = None,
-    search: Annotated[str | None, Query(description="Title or message text.")] = None,
+    search: Annotated[
+        SearchQuery | None, Query(description='Title or message text: words and "phrases".')
+    ] = None,
     created_after: Since = None,
     created_before: Since = None,
     updated_after: Since = None,
@@ -86,27 +198,39 @@ async def list_sessions(
     sort: SortField = "updated_at",
     order: SortOrder = "desc",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Not with cursor.")] = 0,
     cursor: Annotated[
-        str | None, Query(description="next_cursor of the previous page (keyset paging).")
+        CursorQuery | None,
+        Query(
+            description="next_cursor of the previous page (keyset paging), "
+            "with the same sort and order."
+        ),
     ] = None,
 ) -> SessionList:
-    page = await store.list_sessions(
-        agent_id=agent_id,
-        agent_ids=principal.scope,
-        session_type=session_type,
-        status=status,
-        search=search,
-        created_after=created_after,
-        created_before=created_before,
-        updated_after=updated_after,
-        updated_before=updated_before,
-        sort=sort,
-        order=order,
-        limit=limit,
-        offset=offset,
-        cursor=cursor,
-    )
+    """A page of sessions: offset paging, or keyset paging with ``cursor``."""
+    try:
+        page = await store.list_sessions(
+            agent_id=agent_id,
+            agent_ids=principal.scope,
+            session_type=session_type,
+            status=status,
+            search=search,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            sort=sort,
+            order=order,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+    except InvalidInput as exc:
+        # The Store's words for this route's parameters: its ``q`` is our ``search``; a
+        # cursor it cannot read is the cursor's fault.
+        if exc.details.get("field") == "q":
+            exc.details["field"] = "search"
+        raise _with_field(exc, "cursor") from None
     return SessionList(
         sessions=[SessionPublic.of(s) for s in page.items],
         total=page.total,
@@ -117,78 +241,110 @@ async def list_sessions(
     )
 
 
-@router.get("/stats")
+@router.get("/stats", responses=error_responses(401, 422))
 async def get_stats(
     store: StoreDep,
     principal: PrincipalDep,
-    ghost_minutes: Annotated[float, Query(ge=0)] = 15,
-    stale_days: Annotated[float, Query(ge=0)] = 30,
+    ghost_minutes: Annotated[
+        float,
+        Query(ge=0, le=MAX_MINUTES, allow_inf_nan=False, description="Ghost: empty and older."),
+    ] = 15,
+    stale_days: Annotated[
+        float,
+        Query(ge=0, le=MAX_DAYS, allow_inf_nan=False, description="Stale: idle this long."),
+    ] = 30,
 ) -> StatsPublic:
+    """Counts over the sessions the caller may see."""
     stats = await store.get_stats(
         agent_ids=principal.scope, ghost_minutes=ghost_minutes, stale_days=stale_days
     )
     return StatsPublic.of(stats)
 
 
-@router.get("/search")
+@router.get("/search", responses=error_responses(401, 422))
 async def search_messages(
     store: StoreDep,
     principal: PrincipalDep,
-    q: Annotated[str, Query(description='Words and "quoted phrases".')],
+    q: Annotated[SearchQuery, Query(description='Words and "quoted phrases", all required.')],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    agent_id: str | None = None,
-    session_id: str | None = None,
+    agent_id: LabelQuery | None = None,
+    session_id: SessionIdQuery | None = None,
 ) -> SearchResult:
+    """Ranked full-text hits with ``<mark>``ed snippets."""
     hits = await store.search_messages(
         q, limit=limit, agent_id=agent_id, agent_ids=principal.scope, session_id=session_id
     )
     return SearchResult(hits=[SearchHitPublic.of(h) for h in hits], query=q)
 
 
-@router.get("/{session_id}")
+@router.get(SESSION, responses=error_responses(401, 404, 422))
 async def get_session(session: VisibleSession) -> SessionPublic:
+    """One session (its counters included)."""
     return SessionPublic.of(session)
 
 
-@router.patch("/{session_id}")
+@router.patch(
+    SESSION,
+    responses=error_responses(401, 404, 413, 422, s413="Metadata over 1,000,000 bytes."),
+)
 async def update_session(
     session_id: VisibleSessionId, body: SessionUpdate, store: StoreDep
 ) -> SessionPublic:
+    """Change title, metadata (replaced whole), session_type or status."""
     # Only the fields the client sent: absent means "leave alone", null means "clear".
     changes = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in ("session_type", "status"):
+        if name in changes and changes[name] is None:
+            del changes[name]  # null cannot clear these: leave them as they are
     return SessionPublic.of(await store.update_session(session_id, **changes))
 
 
-@router.delete("/{session_id}")
+@router.delete(SESSION, responses=error_responses(401, 404, 422))
 async def delete_session(session_id: VisibleSessionId, store: StoreDep) -> Deleted:
+    """Delete a session and all its messages."""
     await store.delete_session(session_id)
     return Deleted(deleted=session_id)
 
 
-@router.post("/{session_id}/end")
+@router.post(SESSION + "/end", responses=error_responses(401, 404, 422))
 async def end_session(session_id: VisibleSessionId, store: StoreDep) -> SessionPublic:
+    """Mark the session ended (kept; ending twice keeps the first ended_at)."""
     return SessionPublic.of(await store.end_session(session_id))
 
 
-@router.get("/{session_id}/messages")
+@router.get(SESSION + "/messages", responses=error_responses(401, 404, 422))
 async def get_messages(
     session_id: VisibleSessionId,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=MAX_MESSAGES_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     since: Since = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[
+        int | None, Query(ge=0, le=MAX_INT, description="Resume after this seq.")
+    ] = None,
     last: Annotated[
         int | None, Query(ge=1, le=MAX_MESSAGES_PAGE, description="The newest N, oldest first.")
     ] = None,
 ) -> MessageList:
+    """Messages in seq order."""
     found = await store.get_messages(
         session_id, limit=limit, offset=offset, since=since, after_seq=after_seq, last=last
     )
     return MessageList(session_id=session_id, messages=[MessagePublic.of(m) for m in found])
 
 
-@router.post("/{session_id}/messages", status_code=status.HTTP_201_CREATED)
+@router.post(
+    SESSION + "/messages",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        401,
+        404,
+        413,
+        422,
+        s413="Content over 100,000 characters or metadata over 1,000,000 bytes; "
+        "nothing was stored.",
+    ),
+)
 async def add_messages(
     session_id: VisibleSessionId, body: MessageBody, store: StoreDep, metrics: MetricsDep
 ) -> MessagePublic | MessageBatch:
@@ -204,24 +360,41 @@ async def add_messages(
     return MessagePublic.of(message)
 
 
-@router.delete("/{session_id}/messages/{seq}")
+@router.delete(
+    SESSION + "/messages/{seq}",
+    responses=error_responses(401, 404, 422, s404="No such session, or no such message in it."),
+)
 async def delete_message(
     session_id: VisibleSessionId,
-    seq: Annotated[int, Path(ge=1)],
+    seq: Annotated[int, Path(ge=1, le=MAX_INT)],
     store: StoreDep,
 ) -> MessagePublic:
+    """Delete one message (its seq is never reused); the session's counters follow."""
     return MessagePublic.of(await store.delete_message(session_id, seq))
 
 
-@router.get("/{session_id}/context")
+@router.get(
+    SESSION + "/context",
+    responses=error_responses(
+        401,
+        404,
+        422,
+        s422="A parameter is invalid, reserve leaves no room in max_tokens, or the system "
+        "prompt alone needs more than the budget.",
+    ),
+)
 async def context_window(
     session_id: VisibleSessionId,
     store: StoreDep,
     settings: SettingsDep,
     max_tokens: Annotated[
-        int | None, Query(ge=1, description="Default: the server's max_context_tokens.")
+        int | None,
+        Query(ge=1, le=MAX_INT, description="Default: the server's max_context_tokens."),
     ] = None,
-    reserve: Annotated[int, Query(ge=0, description="Tokens kept free for the reply.")] = 0,
+    reserve: Annotated[
+        int, Query(ge=0, le=MAX_INT, description="Tokens kept free for the reply.")
+    ] = 0,
 ) -> WindowPublic:
+    """The newest messages that fit ``max_tokens - reserve``, system prompt pinned."""
     budget = max_tokens if max_tokens is not None else settings.max_context_tokens
     return WindowPublic.of(await store.context_window(session_id, budget, reserve=reserve))
