@@ -257,6 +257,11 @@ def test_docs_assets_are_installed_files() -> None:
         assert (folder / name).stat().st_size > 100_000, name
 
 
+async def test_redoc_script_shows_no_remote_logo(client: httpx.AsyncClient) -> None:
+    script = (await client.get("/docs-assets/redoc.standalone.js")).text
+    assert "cdn.redoc.ly" not in script and "/docs-assets/favicon.png" in script
+
+
 CHROMIUM = os.environ.get("SESSIONKEEPER_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -298,11 +303,13 @@ def test_docs_render_in_chromium_with_other_origins_blocked(tmp_path: Path) -> N
                 page.wait_for_selector(".opblock-summary-path", timeout=15_000)
                 paths = page.locator(".opblock-summary-path").all_inner_texts()
                 assert any("/api/engine/sessions" in text for text in paths), paths
+                page.wait_for_load_state("networkidle")
                 page.goto(f"{base}/redoc")
                 page.wait_for_function(
                     "document.body.innerText.includes('/api/engine/sessions/{session_id}')",
                     timeout=15_000,
                 )
+                page.wait_for_load_state("networkidle")  # late images (ReDoc's logo) too
             finally:
                 browser.close()
         assert elsewhere == [], elsewhere

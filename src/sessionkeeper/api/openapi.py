@@ -26,7 +26,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from sessionkeeper.api.schemas import JSON_OBJECT_MARKER, NO_NUL, ErrorBody
@@ -188,11 +188,26 @@ def assets_dir() -> str:
     return str(resources.files("fastapi_offline") / "static")
 
 
+# ReDoc's sidebar shows a logo from Redocly's CDN; ours is served from here instead.
+REDOC_REMOTE_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def _redoc_script() -> bytes:
+    script = (resources.files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    return script.replace(REDOC_REMOTE_LOGO.encode(), f"{ASSETS_URL}/favicon.png".encode())
+
+
 def install_docs(app: FastAPI) -> None:
     """``/openapi.json``, ``/docs`` (Swagger UI) and ``/redoc``, with their files under
     ``/docs-assets``. The app must be built with ``docs_url=None, redoc_url=None``."""
     generate = app.openapi  # FastAPI's: cached, rebuilt when routes change
     app.openapi = lambda: complete_openapi(generate())  # type: ignore[method-assign]
+    redoc_js = _redoc_script()
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script() -> Response:  # before the mount, so it wins
+        return Response(redoc_js, media_type="text/javascript")
+
     app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
     oauth2_redirect = f"{DOCS_URL}/oauth2-redirect"
 
