@@ -284,9 +284,10 @@ def test_bad_input(command: str, cli: Invoke, workspace: dict[str, str], file_db
 
 def test_postgres_database_that_does_not_exist(user_env: dict[str, str]) -> None:
     pytest.importorskip("asyncpg")
-    from conftest import PG_ADMIN_URL
-
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/sk_no_such_database"
+    admin_url = os.environ.get(
+        "SESSIONKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    url = admin_url.rsplit("/", 1)[0] + "/sk_no_such_database"
     for argv in (["--db", url, "list"], ["list", "--db", url], ["--db", url, "new"]):
         result = run(argv)
         assert_clean(result, argv)

@@ -43,10 +43,18 @@ async def _snippets(url: str) -> dict[str, list[tuple[int, str]]]:
         await store.close()
 
 
-def test_same_hits_and_snippets_on_both_databases(pg_database_url: str) -> None:
-    from conftest import _reset_pg
+async def _empty_schema(url: str) -> None:
+    import asyncpg
 
-    asyncio.run(_reset_pg(pg_database_url))
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def test_same_hits_and_snippets_on_both_databases(pg_database_url: str) -> None:
+    asyncio.run(_empty_schema(pg_database_url))
     on_sqlite = asyncio.run(_snippets("sqlite://"))
     on_pg = asyncio.run(_snippets(pg_database_url))
     assert on_sqlite == on_pg

@@ -106,8 +106,19 @@ def connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conne
             "synchronous=FULL",
             f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
         ]
+    # Switching a new file to WAL takes an exclusive lock without consulting the busy
+    # handler: several processes opening one new database at once retry it until the wait.
+    deadline = time.monotonic() + busy_ms / 1000
     for pragma in pragmas:
-        conn.execute(f"PRAGMA {pragma}")
+        while True:
+            try:
+                conn.execute(f"PRAGMA {pragma}")
+                break
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() >= deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
     return conn
 
 
