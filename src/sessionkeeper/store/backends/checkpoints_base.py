@@ -28,6 +28,18 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 
 
+# The tables and column lists both backends' statements use.
+TABLES = ("lg_writes", "lg_channel_items", "lg_channel_values", "lg_checkpoints")
+CP_COLUMNS = (
+    "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
+    "metadata, channels, run_id"
+)
+CP_REST = CP_COLUMNS.removeprefix("session_id, ")
+VALUE_REST = "checkpoint_ns, channel, version, type, value, items"
+ITEM_REST = "checkpoint_ns, channel, item_no, digest, key, type, value"
+WRITE_REST = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value, task_path"
+
+
 @dataclass(slots=True)
 class CheckpointRow:
     """One checkpoint as stored: serialised without the values kept in other rows."""

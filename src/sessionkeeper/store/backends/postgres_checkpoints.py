@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import Conflict, DatabaseError, InvalidInput
 from sessionkeeper.store.backends.checkpoints_base import (
+    CP_COLUMNS,
+    CP_REST,
     DELTA_METADATA_KEYS,
+    ITEM_REST,
+    TABLES,
+    VALUE_REST,
+    WRITE_REST,
     CheckpointRow,
     ItemLog,
     ItemRow,
@@ -41,15 +47,6 @@ from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
 if TYPE_CHECKING:
     from sessionkeeper.store.backends.postgres import PostgresBackend
 
-TABLES = ("lg_writes", "lg_channel_items", "lg_channel_values", "lg_checkpoints")
-CP_COLUMNS = (
-    "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
-    "metadata, channels, run_id"
-)
-_CP_REST = CP_COLUMNS.removeprefix("session_id, ")
-_VALUE_REST = "checkpoint_ns, channel, version, type, value, items"
-_ITEM_REST = "checkpoint_ns, channel, item_no, digest, key, type, value"
-_WRITE_REST = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value, task_path"
 _MAINTENANCE_S = 60.0
 
 PUT = f"""
@@ -69,12 +66,12 @@ WITH bump AS (
          WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata,
                               created_at, n)
 ), items AS (
-    INSERT INTO lg_channel_items (session_id, {_ITEM_REST})
+    INSERT INTO lg_channel_items (session_id, {ITEM_REST})
     SELECT $1, $12::text, t.* FROM bump,
            unnest($13::text[], $14::int[], $15::bytea[], $16::text[], $17::text[], $18::bytea[])
            AS t(channel, item_no, digest, key, type, value)
 ), vals AS (
-    INSERT INTO lg_channel_values (session_id, {_VALUE_REST})
+    INSERT INTO lg_channel_values (session_id, {VALUE_REST})
     SELECT $1, $12::text, t.* FROM bump,
            unnest($19::text[], $20::text[], $21::text[], $22::bytea[], $23::json[])
            AS t(channel, version, type, value, items)
@@ -327,10 +324,10 @@ class PostgresCheckpoints:
                 await conn.execute(COPY_SESSION, target, source, now)
                 await conn.execute(COPY_MESSAGES, target, source)
             for table, cols in (
-                ("lg_checkpoints", _CP_REST),
-                ("lg_channel_values", _VALUE_REST),
-                ("lg_channel_items", _ITEM_REST),
-                ("lg_writes", _WRITE_REST),
+                ("lg_checkpoints", CP_REST),
+                ("lg_channel_values", VALUE_REST),
+                ("lg_channel_items", ITEM_REST),
+                ("lg_writes", WRITE_REST),
             ):
                 await conn.execute(
                     f"INSERT INTO {table} (session_id, {cols}) SELECT $1, {cols} FROM {table} "

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import Conflict, DatabaseError, InvalidInput
 from sessionkeeper.store.backends.checkpoints_base import (
+    CP_COLUMNS,
+    CP_REST,
     DELTA_METADATA_KEYS,
+    ITEM_REST,
+    TABLES,
+    VALUE_REST,
+    WRITE_REST,
     CheckpointRow,
     ItemLog,
     ItemRow,
@@ -38,15 +44,6 @@ from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
 if TYPE_CHECKING:
     from sessionkeeper.store.backends.sqlite import SqliteBackend
 
-TABLES = ("lg_writes", "lg_channel_items", "lg_channel_values", "lg_checkpoints")
-CP_COLUMNS = (
-    "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
-    "metadata, channels, run_id"
-)
-_CP_REST = CP_COLUMNS.removeprefix("session_id, ")
-_VALUE_REST = "checkpoint_ns, channel, version, type, value, items"
-_ITEM_REST = "checkpoint_ns, channel, item_no, digest, key, type, value"
-_WRITE_REST = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value, task_path"
 
 # The same counters an append keeps (backends/sqlite.py): seq from last_seq, under the lock.
 _BUMP = (
@@ -56,9 +53,9 @@ _BUMP = (
 )
 _TOUCH = "UPDATE sessions SET updated_at = ? WHERE session_id = ? RETURNING last_seq"
 _INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_ITEM = f"INSERT INTO lg_channel_items (session_id, {_ITEM_REST}) VALUES (?,?,?,?,?,?,?,?)"
+_INSERT_ITEM = f"INSERT INTO lg_channel_items (session_id, {ITEM_REST}) VALUES (?,?,?,?,?,?,?,?)"
 _INSERT_VALUE = (
-    f"INSERT INTO lg_channel_values (session_id, {_VALUE_REST}) VALUES (?,?,?,?,?,?,?) "
+    f"INSERT INTO lg_channel_values (session_id, {VALUE_REST}) VALUES (?,?,?,?,?,?,?) "
     "ON CONFLICT DO NOTHING"
 )
 _UPSERT_CHECKPOINT = (
@@ -68,7 +65,7 @@ _UPSERT_CHECKPOINT = (
     "checkpoint = excluded.checkpoint, metadata = excluded.metadata, "
     "channels = excluded.channels, run_id = excluded.run_id"
 )
-_INSERT_WRITE = f"INSERT INTO lg_writes (session_id, {_WRITE_REST}) VALUES (?,?,?,?,?,?,?,?,?)"
+_INSERT_WRITE = f"INSERT INTO lg_writes (session_id, {WRITE_REST}) VALUES (?,?,?,?,?,?,?,?,?)"
 _SELECT = f"SELECT {CP_COLUMNS} FROM lg_checkpoints"
 # A copied thread is a new session holding the source's conversation (same seqs, counters).
 _COPY_SESSION = (
@@ -288,10 +285,10 @@ class SqliteCheckpoints:
                 conn.execute(_COPY_SESSION, (target, stamp, stamp, source))
                 conn.execute(_COPY_MESSAGES, (target, source))
             for table, cols in (
-                ("lg_checkpoints", _CP_REST),
-                ("lg_channel_values", _VALUE_REST),
-                ("lg_channel_items", _ITEM_REST),
-                ("lg_writes", _WRITE_REST),
+                ("lg_checkpoints", CP_REST),
+                ("lg_channel_values", VALUE_REST),
+                ("lg_channel_items", ITEM_REST),
+                ("lg_writes", WRITE_REST),
             ):
                 conn.execute(
                     f"INSERT INTO {table} (session_id, {cols}) SELECT ?, {cols} FROM {table} "

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sessionkeeper.store.backends.base import ListQuery
+from sessionkeeper.store.backends.checkpoints_base import TABLES as CHECKPOINT_TABLES
 from sessionkeeper.store.search import fts5_query
 
 MESSAGE_COLUMNS = (
@@ -38,7 +39,7 @@ SORT_SQL = {
 # Every one of these tables is keyed by session_id first: each check is one index probe.
 GHOST = "message_count = 0" + "".join(
     f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.session_id = sessions.session_id)"
-    for table in ("lg_checkpoints", "lg_writes", "lg_channel_values", "lg_channel_items")
+    for table in CHECKPOINT_TABLES
 )
 
 # The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
