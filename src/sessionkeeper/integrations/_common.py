@@ -94,9 +94,17 @@ def keep_whole(key: str, obj: Any) -> dict[str, Any]:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{key} is not standard JSON: {exc}", field="metadata") from exc
-    if _JSONB_INEXACT.search(text):
+    if _inexact(text):
         return {f"{key}_json": text}
     return {key: obj}
+
+
+def _inexact(text: str) -> bool:
+    """Whether jsonb could rewrite a number in ``text``. The substring tests (C speed, ~1 µs
+    for an item) rule most texts out before the regex (~16 µs) runs."""
+    if "e+" not in text and "e-" not in text and "-0.0" not in text:
+        return False
+    return _JSONB_INEXACT.search(text) is not None
 
 
 def read_whole(metadata: Mapping[str, Any], key: str) -> Any:
