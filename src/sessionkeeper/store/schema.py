@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -44,6 +46,9 @@ from sessionkeeper.store.revision import SCHEMA_REVISION
 
 __all__ = [
     "SCHEMA_REVISION",
+    "adk_app_state",
+    "adk_sessions",
+    "adk_user_state",
     "api_keys",
     "lg_channel_items",
     "lg_channel_values",
@@ -236,4 +241,39 @@ lg_writes = Table(
     PrimaryKeyConstraint(
         "session_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", name="pk_lg_writes"
     ),
+)
+
+
+# Google ADK (migration 0005): an ADK session's key and state; app and user state.
+adk_sessions = Table(
+    "adk_sessions",
+    metadata,
+    _session_fk(),
+    Column("app_name", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("adk_id", Text, nullable=False),
+    Column("state", JSON),
+    Column("update_time", Float(53), nullable=False),
+    PrimaryKeyConstraint("session_id", name="pk_adk_sessions"),
+    UniqueConstraint("app_name", "user_id", "adk_id", name="uq_adk_sessions_key"),
+    Index("ix_adk_sessions_app_time", "app_name", "update_time", "user_id", "adk_id"),
+)
+
+adk_app_state = Table(
+    "adk_app_state",
+    metadata,
+    Column("app_name", Text, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("update_time", Float(53), nullable=False),
+    PrimaryKeyConstraint("app_name", name="pk_adk_app_state"),
+)
+
+adk_user_state = Table(
+    "adk_user_state",
+    metadata,
+    Column("app_name", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("update_time", Float(53), nullable=False),
+    PrimaryKeyConstraint("app_name", "user_id", name="pk_adk_user_state"),
 )

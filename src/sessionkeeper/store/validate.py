@@ -272,3 +272,9 @@ def message_row(
         "metadata": metadata(message.metadata),
         "created_at": message.created_at,
     }
+
+
+def json_value(value: Any, field: str) -> None:
+    """Standard JSON as metadata must be (no NaN/Infinity, string keys, valid text, at most
+    64 levels deep), errors naming ``field``."""
+    _check_json(value, field)

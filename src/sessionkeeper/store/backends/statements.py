@@ -35,11 +35,17 @@ SORT_SQL = {
 }
 
 # A ghost: a session nobody used. No messages, and no LangGraph rows either (a graph without
-# a messages channel keeps its thread in checkpoints, channel values and pending writes only).
+# a messages channel keeps its thread in checkpoints, channel values and pending writes only),
+# and no ADK session state (an ADK session holding state but no events yet is in use).
 # Every one of these tables is keyed by session_id first: each check is one index probe.
-GHOST = "message_count = 0" + "".join(
-    f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.session_id = sessions.session_id)"
-    for table in CHECKPOINT_TABLES
+GHOST = (
+    "message_count = 0"
+    + "".join(
+        f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.session_id = sessions.session_id)"
+        for table in CHECKPOINT_TABLES
+    )
+    + " AND NOT EXISTS (SELECT 1 FROM adk_sessions x"
+    " WHERE x.session_id = sessions.session_id AND x.state IS NOT NULL)"
 )
 
 # The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.

@@ -1,0 +1,260 @@
+"""Google ADK session storage: the API ``AdkSessions.of(store)`` gives the ADK integration.
+
+The integration (``integrations/adk.py``) speaks ADK: ``Event`` objects, state prefixes.
+This module stores, with the Store's rules (text and JSON checked, one error hierarchy,
+events validated as any append), on the Store's own backend (``backends/*_adk.py``). It
+knows nothing of ADK's classes: events arrive as JSON-ready dicts and leave as JSON text.
+
+An ADK session is an ordinary store session (type ``adk``, agent = the app name when it is a
+valid agent id): listed, searched, windowed, shown in the dashboard, purged and pruned like
+any other, and deleting it deletes its ADK state (ON DELETE CASCADE). Its store id is the
+ADK id when that is a valid, unused session id, else ``adk-`` and a digest of the ADK key:
+ADK ids are unique per app and user only, and may hold any text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any
+
+from sessionkeeper.errors import InvalidInput, TooLarge
+from sessionkeeper.models import LABEL_RE, MAX_METADATA_BYTES, SESSION_ID_RE, NewMessage
+from sessionkeeper.store import validate
+from sessionkeeper.store.backends.adk_base import (
+    EVENT_KEY,
+    LIST_PAGE,
+    SESSION_TYPE,
+    AdkAppend,
+    AdkBackend,
+    AdkKey,
+    AdkRow,
+    NewAdkSession,
+    dump,
+)
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.core import Store
+
+__all__ = ["EVENT_KEY", "SESSION_TYPE", "AdkKey", "AdkSessions", "AdkView", "Scopes"]
+
+MAX_NAME_LENGTH = 256
+_create_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Scopes:
+    """State split by scope, keys without their prefix: the session's, the app's, the user's."""
+
+    session: Mapping[str, Any]
+    app: Mapping[str, Any]
+    user: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AdkView:
+    """An ADK session as stored: its key, store session id, state by scope, ADK's
+    ``last_update_time`` and (from ``get``) its events as JSON text, oldest first."""
+
+    key: AdkKey
+    session_id: str
+    state: dict[str, Any]
+    app_state: dict[str, Any]
+    user_state: dict[str, Any]
+    update_time: float
+    events: list[str]
+
+
+class AdkSessions:
+    """Create, read, list, delete ADK sessions and append their events."""
+
+    def __init__(self, store: Store) -> None:
+        backend: Any = store._backend
+        impl: AdkBackend
+        if backend.dialect == "postgresql":
+            from sessionkeeper.store.backends.postgres_adk import PostgresAdk
+
+            impl = PostgresAdk(backend)
+        else:
+            from sessionkeeper.store.backends.sqlite_adk import SqliteAdk
+
+            impl = SqliteAdk(backend)
+        self._store = store
+        self._backend = impl
+
+    @classmethod
+    def of(cls, store: Store) -> AdkSessions:
+        """The store's one instance (created on first use)."""
+        found: AdkSessions | None = store.__dict__.get("_adk_sessions")
+        if found is None:
+            with _create_lock:
+                found = store.__dict__.get("_adk_sessions")
+                if found is None:
+                    found = store.__dict__["_adk_sessions"] = cls(store)
+        return found
+
+    async def create(
+        self, key: AdkKey, scopes: Scopes, *, update_time: float, title: str | None = None
+    ) -> AdkView | None:
+        """A new ADK session with its initial state (app and user scopes merged into the
+        shared state). None when the key exists already."""
+        _check_key(key)
+        session_state = _state(scopes.session, "state")
+        app, user = _state(scopes.app, "app state"), _state(scopes.user, "user state")
+        meta = {"adk": {"app_name": key.app_name, "user_id": key.user_id, "id": key.adk_id}}
+        new = NewAdkSession(
+            key=key,
+            session_ids=_store_ids(key),
+            agent_id=key.app_name if LABEL_RE.fullmatch(key.app_name) else None,
+            title=validate.title(title),
+            metadata=validate.metadata(meta) or {},
+            state=dump(session_state),
+            app_delta=app,
+            user_delta=user,
+            update_time=_time(update_time),
+            now=datetime.now(UTC),
+        )
+        row = await self._backend.create(new)
+        return None if row is None else _view(row, [])
+
+    async def get(
+        self, key: AdkKey, *, last: int | None = None, after: float | None = None
+    ) -> AdkView | None:
+        """The session with its newest ``last`` events (all when None; by append order)
+        whose time is at least ``after`` (seconds since the epoch)."""
+        _check_key(key)
+        if last is not None:
+            last = validate.bounded_int(last, "num_recent_events", 0)
+        since = None if after is None else _moment(after, "after_timestamp")
+        loaded = await self._backend.get(key, last=last, after=since)
+        return None if loaded is None else _view(loaded.row, loaded.events)
+
+    async def list(self, app_name: str, user_id: str | None = None) -> AsyncIterator[AdkView]:
+        """The app's sessions (of one user, or all), oldest update first, a page at a time."""
+        _name(app_name, "app_name")
+        if user_id is not None:
+            _name(user_id, "user_id")
+        after: tuple[float, str, str] | None = None
+        while True:
+            page = await self._backend.page(app_name, user_id, after, LIST_PAGE)
+            app = _load(page.app_state)
+            for row in page.rows:
+                user = _load(page.user_states.get(row.key.user_id))
+                yield AdkView(
+                    row.key, row.session_id, _load(row.state), app, user, row.update_time, []
+                )
+            if len(page.rows) < LIST_PAGE:
+                return
+            last = page.rows[-1]
+            after = (last.update_time, last.key.user_id, last.key.adk_id)
+
+    async def delete(self, key: AdkKey) -> bool:
+        """Delete the session (its store session, messages and state). False if missing."""
+        _check_key(key)
+        return await self._backend.delete(key)
+
+    async def user_state(self, app_name: str, user_id: str) -> dict[str, Any]:
+        _name(app_name, "app_name")
+        _name(user_id, "user_id")
+        return _load(await self._backend.user_state(app_name, user_id))
+
+    async def append(
+        self,
+        key: AdkKey,
+        message: NewMessage,
+        delta: Scopes,
+        *,
+        update_time: float,
+        title: str | None = None,
+    ) -> bool:
+        """Append an event (a message holding it) and apply its state delta, atomically.
+        False when the session does not exist."""
+        _check_key(key)
+        row = validate.message_row(message, self._store.tokenizer.count)
+        append = AdkAppend(
+            key=key,
+            message=row,
+            title=validate.title(title),
+            session_delta=_state(delta.session, "state_delta"),
+            app_delta=_state(delta.app, "state_delta"),
+            user_delta=_state(delta.user, "state_delta"),
+            update_time=_time(update_time),
+            now=datetime.now(UTC),
+        )
+        return await self._backend.append(append)
+
+
+# ── checks ──────────────────────────────────────────────────────────────────
+
+
+def _name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"{field} is {len(value)} characters; the limit is {MAX_NAME_LENGTH}", field=field
+        )
+    return validate.text(value, field)
+
+
+def _check_key(key: AdkKey) -> None:
+    _name(key.app_name, "app_name")
+    _name(key.user_id, "user_id")
+    _name(key.adk_id, "session_id")
+
+
+def _state(value: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """State as stored: standard JSON (as metadata is), at most MAX_METADATA_BYTES."""
+    state = dict(value)
+    validate.json_value(state, field)
+    size = len(json.dumps(state, ensure_ascii=False, allow_nan=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise TooLarge(
+            f"{field} is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}", field=field
+        )
+    return state
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("a timestamp must be a number of seconds", field="timestamp")
+    _moment(value, "timestamp")
+    return float(value)
+
+
+def _moment(value: float, field: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidInput(
+            f"{field} {value!r} is not a time in years 1-9999", field=field
+        ) from None
+
+
+def _store_ids(key: AdkKey) -> tuple[str, ...]:
+    digest = sha256("\0".join((key.app_name, key.user_id, key.adk_id)).encode()).hexdigest()
+    fallback = f"adk-{digest[:40]}"
+    if SESSION_ID_RE.fullmatch(key.adk_id) and key.adk_id != fallback:
+        return (key.adk_id, fallback)
+    return (fallback,)
+
+
+def _load(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _view(row: AdkRow, events: list[str]) -> AdkView:
+    return AdkView(
+        row.key,
+        row.session_id,
+        _load(row.state),
+        _load(row.app_state),
+        _load(row.user_state),
+        row.update_time,
+        events,
+    )

@@ -1,0 +1,116 @@
+"""What the ADK session storage of each backend takes and gives (see ``store/adk.py``).
+
+Rows carry state as JSON *text*, exactly as stored: the store layer parses and checks it,
+the backends only move it. Events are messages whose metadata holds the ADK event whole
+(``adk_event``, or ``adk_event_json`` as text where jsonb would alter a number): a read
+gives back the event's JSON text and never builds ``Message`` objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+EVENT_KEY = "adk_event"
+SESSION_TYPE = "adk"
+TABLES = ("adk_sessions", "adk_app_state", "adk_user_state")
+LIST_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AdkKey:
+    """How ADK names a session: unique per app and user, not globally."""
+
+    app_name: str
+    user_id: str
+    adk_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAdkSession:
+    key: AdkKey
+    session_ids: tuple[str, ...]  # store session ids to try, in order (the first free one)
+    agent_id: str | None
+    title: str | None
+    metadata: dict[str, Any]
+    state: str | None  # session-scoped state, JSON text (None: empty)
+    app_delta: dict[str, Any]
+    user_delta: dict[str, Any]
+    update_time: float
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AdkAppend:
+    key: AdkKey
+    message: dict[str, Any]  # a validated message row (validate.message_row)
+    title: str | None  # the session's title if it has none yet
+    session_delta: dict[str, Any]
+    app_delta: dict[str, Any]
+    user_delta: dict[str, Any]
+    update_time: float
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AdkRow:
+    """One ADK session as stored, its shared state alongside (JSON text, None when none)."""
+
+    key: AdkKey
+    session_id: str
+    state: str | None
+    update_time: float
+    app_state: str | None
+    user_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdkLoaded:
+    row: AdkRow
+    events: list[str]  # event JSON texts, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class AdkPage:
+    rows: list[AdkRow]
+    user_states: dict[str, str]  # user id -> JSON text, for the users of ``rows``
+    app_state: str | None
+
+
+class AdkBackend(Protocol):
+    async def create(self, new: NewAdkSession) -> AdkRow | None: ...
+
+    async def get(
+        self, key: AdkKey, *, last: int | None, after: datetime | None
+    ) -> AdkLoaded | None: ...
+
+    async def page(
+        self, app_name: str, user_id: str | None, after: tuple[float, str, str] | None, limit: int
+    ) -> AdkPage: ...
+
+    async def delete(self, key: AdkKey) -> bool: ...
+
+    async def user_state(self, app_name: str, user_id: str) -> str | None: ...
+
+    async def append(self, append: AdkAppend) -> bool: ...
+
+
+def merged(old: str | None, delta: dict[str, Any]) -> str | None:
+    """``old`` (JSON text of an object) updated with ``delta`` as ``dict.update`` does;
+    None for an empty result."""
+    state: dict[str, Any] = json.loads(old) if old else {}
+    state.update(delta)
+    return dump(state)
+
+
+def dump(state: dict[str, Any]) -> str | None:
+    return json.dumps(state, ensure_ascii=False, allow_nan=False) if state else None
+
+
+def event_texts(values: Sequence[str | None]) -> list[str]:
+    """Newest-first event texts as read → oldest first, messages that are not events left
+    out (text appended to the session by other means)."""
+    return [v for v in reversed(values) if v is not None]

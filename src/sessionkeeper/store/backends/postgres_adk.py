@@ -1,0 +1,245 @@
+"""ADK session storage on PostgreSQL, run by the PostgreSQL backend (see ``adk_base.py``).
+
+An append is one transaction whose first statement bumps the session row (as every append
+does: its lock serialises writers to the session), inserts the event as a message and
+touches the ADK row, returning the session's state as it is under that lock; a state delta
+is then merged and written, and the app's and user's state rows are merged under their own
+row locks (``ON CONFLICT DO UPDATE`` locks the row it returns). Locks are always taken in
+the order session, ADK row, app, user, so concurrent appends and creates cannot deadlock.
+Nothing is ever refused as stale: the caller never retries.
+
+``get`` is one statement: the ADK row, the app's and user's state and the newest events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sessionkeeper.store.backends.adk_base import (
+    EVENT_KEY,
+    SESSION_TYPE,
+    AdkAppend,
+    AdkKey,
+    AdkLoaded,
+    AdkPage,
+    AdkRow,
+    NewAdkSession,
+    event_texts,
+    merged,
+)
+from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.backends.postgres import PostgresBackend
+
+_KEY = "app_name = $1 AND user_id = $2 AND adk_id = $3"
+_SHARED = """
+    (SELECT state::text FROM adk_app_state WHERE app_name = a.app_name),
+    (SELECT state::text FROM adk_user_state
+      WHERE app_name = a.app_name AND user_id = a.user_id)
+"""
+_ROW = (
+    f"SELECT a.session_id, a.state::text, a.update_time, {_SHARED} FROM adk_sessions a WHERE {_KEY}"
+)
+_EVENT = f"COALESCE((m.metadata -> '{EVENT_KEY}')::text, m.metadata ->> '{EVENT_KEY}_json')"
+_INSERT_SESSION = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
+    f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, 0) "
+    "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
+)
+_INSERT_ADK = (
+    "INSERT INTO adk_sessions (session_id, app_name, user_id, adk_id, state, update_time) "
+    "VALUES ($1, $2, $3, $4, $5::json, $6) "
+    "ON CONFLICT (app_name, user_id, adk_id) DO NOTHING RETURNING session_id"
+)
+_APPEND = f"""
+WITH a AS (SELECT session_id FROM adk_sessions WHERE {_KEY}),
+bump AS (
+    UPDATE sessions s
+    SET last_seq = last_seq + 1, message_count = message_count + 1,
+        token_count = token_count + $4, updated_at = $5, last_message_at = $5,
+        title = COALESCE(title, $6)
+    FROM a WHERE s.session_id = a.session_id
+    RETURNING s.session_id, s.last_seq
+), msg AS (
+    INSERT INTO messages ({MESSAGE_COLUMNS})
+    SELECT bump.session_id, bump.last_seq, $7, $8, $9, $10, $11, $12::jsonb, $13 FROM bump
+), touched AS (
+    UPDATE adk_sessions x SET update_time = $14
+    FROM bump WHERE x.session_id = bump.session_id
+    RETURNING x.state::text AS state
+)
+SELECT bump.session_id, (SELECT state FROM touched) FROM bump
+"""
+_UPSERT_APP = (
+    "INSERT INTO adk_app_state (app_name, state, update_time) VALUES ($1, '{}', $2) "
+    "ON CONFLICT (app_name) DO UPDATE SET update_time = EXCLUDED.update_time "
+    "RETURNING state::text"
+)
+_UPSERT_USER = (
+    "INSERT INTO adk_user_state (app_name, user_id, state, update_time) "
+    "VALUES ($1, $2, '{}', $3) "
+    "ON CONFLICT (app_name, user_id) DO UPDATE SET update_time = EXCLUDED.update_time "
+    "RETURNING state::text"
+)
+
+
+class _Taken(Exception):
+    """The ADK key was created meanwhile: undo the transaction."""
+
+
+async def _shared(conn: Any, key: AdkKey, new: AdkAppend | NewAdkSession) -> None:
+    """Merge the app's and the user's state deltas, each under its row lock."""
+    t = new.update_time
+    if new.app_delta:
+        old = await conn.fetchval(_UPSERT_APP, key.app_name, t)
+        await conn.execute(
+            "UPDATE adk_app_state SET state = $2::json WHERE app_name = $1",
+            key.app_name,
+            merged(old, new.app_delta) or "{}",
+        )
+    if new.user_delta:
+        old = await conn.fetchval(_UPSERT_USER, key.app_name, key.user_id, t)
+        await conn.execute(
+            "UPDATE adk_user_state SET state = $3::json WHERE app_name = $1 AND user_id = $2",
+            key.app_name,
+            key.user_id,
+            merged(old, new.user_delta) or "{}",
+        )
+
+
+def _row(key: AdkKey, r: Any) -> AdkRow:
+    return AdkRow(key, r[0], r[1], r[2], r[3], r[4])
+
+
+class PostgresAdk:
+    def __init__(self, backend: PostgresBackend) -> None:
+        self.b = backend
+
+    async def create(self, new: NewAdkSession) -> AdkRow | None:
+        key = new.key
+        k = (key.app_name, key.user_id, key.adk_id)
+        try:
+            async with self.b._conn() as conn, conn.transaction():
+                if await conn.fetchval(f"SELECT 1 FROM adk_sessions WHERE {_KEY}", *k):
+                    return None
+                for session_id in new.session_ids:
+                    got = await conn.fetchval(
+                        _INSERT_SESSION, session_id, new.agent_id, new.title, new.metadata, new.now
+                    )
+                    if got is not None:
+                        break
+                else:
+                    return None
+                if not await conn.fetchval(_INSERT_ADK, session_id, *k, new.state, new.update_time):
+                    raise _Taken
+                await _shared(conn, key, new)
+                return _row(key, await conn.fetchrow(_ROW, *k))
+        except _Taken:
+            return None
+
+    async def get(
+        self, key: AdkKey, *, last: int | None, after: datetime | None
+    ) -> AdkLoaded | None:
+        events = "m.session_id = a.session_id"
+        args: list[Any] = [key.app_name, key.user_id, key.adk_id]
+        if after is not None:
+            args.append(after)
+            events += f" AND m.created_at >= ${len(args)}"
+        limit = ""
+        if last is not None:
+            limit = f"LIMIT {int(last):d}"
+        sql = (
+            f"SELECT a.session_id, a.state::text, a.update_time, {_SHARED}, "
+            f"ARRAY(SELECT {_EVENT} FROM messages m WHERE {events} ORDER BY m.seq DESC {limit}) "
+            f"FROM adk_sessions a WHERE {_KEY}"
+        )
+        async with self.b._conn() as conn:
+            found = await conn.fetchrow(sql, *args)
+        if found is None:
+            return None
+        return AdkLoaded(_row(key, found), event_texts(found[5]))
+
+    async def page(
+        self, app_name: str, user_id: str | None, after: tuple[float, str, str] | None, limit: int
+    ) -> AdkPage:
+        args: list[Any] = [app_name]
+        where = "app_name = $1"
+        if user_id is not None:
+            args.append(user_id)
+            where += " AND user_id = $2"
+        if after is not None:
+            n = len(args)
+            args.extend(after)
+            where += f" AND (update_time, user_id, adk_id) > (${n + 1}, ${n + 2}, ${n + 3})"
+        sql = (
+            "SELECT session_id, state::text, update_time, user_id, adk_id FROM adk_sessions "
+            f"WHERE {where} ORDER BY update_time, user_id, adk_id LIMIT {int(limit):d}"
+        )
+        async with self.b._conn() as conn, conn.transaction(readonly=True):
+            found = await conn.fetch(sql, *args)
+            app = await conn.fetchval(
+                "SELECT state::text FROM adk_app_state WHERE app_name = $1", app_name
+            )
+            users = sorted({r[3] for r in found})
+            shared = await conn.fetch(
+                "SELECT user_id, state::text FROM adk_user_state "
+                "WHERE app_name = $1 AND user_id = ANY($2::text[])",
+                app_name,
+                users,
+            )
+        rows = [AdkRow(AdkKey(app_name, r[3], r[4]), r[0], r[1], r[2], None, None) for r in found]
+        return AdkPage(rows, {r[0]: r[1] for r in shared}, app)
+
+    async def delete(self, key: AdkKey) -> bool:
+        async with self.b._conn() as conn:
+            status = await conn.execute(
+                "DELETE FROM sessions WHERE session_id = "
+                f"(SELECT session_id FROM adk_sessions WHERE {_KEY})",
+                key.app_name,
+                key.user_id,
+                key.adk_id,
+            )
+        return bool(status != "DELETE 0")
+
+    async def user_state(self, app_name: str, user_id: str) -> str | None:
+        async with self.b._conn() as conn:
+            found: str | None = await conn.fetchval(
+                "SELECT state::text FROM adk_user_state WHERE app_name = $1 AND user_id = $2",
+                app_name,
+                user_id,
+            )
+        return found
+
+    async def append(self, append: AdkAppend) -> bool:
+        key = append.key
+        m = append.message
+        async with self.b._conn() as conn, conn.transaction():
+            bumped = await conn.fetchrow(
+                _APPEND,
+                key.app_name,
+                key.user_id,
+                key.adk_id,
+                m["token_count"],
+                append.now,
+                append.title,
+                m["role"],
+                m["content"],
+                m["agent_id"],
+                m["model"],
+                m["token_count"],
+                m["metadata"],
+                m["created_at"],
+                append.update_time,
+            )
+            if bumped is None:
+                return False
+            if append.session_delta:
+                await conn.execute(
+                    "UPDATE adk_sessions SET state = $2::json WHERE session_id = $1",
+                    bumped[0],
+                    merged(bumped[1], append.session_delta),
+                )
+            await _shared(conn, key, append)
+        return True

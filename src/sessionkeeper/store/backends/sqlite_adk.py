@@ -1,0 +1,245 @@
+"""ADK session storage on SQLite, run by the SQLite backend (see ``adk_base.py``).
+
+A create or an append is one ``BEGIN IMMEDIATE … COMMIT`` on the writer thread: the event
+(a message, counters bumped as by any append), the session's state and the app's and
+user's state change together, and writers are serialised, so a state merge never loses an
+update and no caller ever needs to retry. ``get`` is a hot read on the calling thread: the
+session row, its shared state and its newest events on one snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sessionkeeper.store.backends.adk_base import (
+    EVENT_KEY,
+    SESSION_TYPE,
+    AdkAppend,
+    AdkKey,
+    AdkLoaded,
+    AdkPage,
+    AdkRow,
+    NewAdkSession,
+    event_texts,
+    merged,
+)
+from sessionkeeper.store.backends.sqlite import _INSERT_MESSAGE, _message_params
+from sessionkeeper.store.backends.sqlite_threads import read_txn
+from sessionkeeper.store.backends.statements import SESSION_COLUMNS, sqlite_time
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.backends.sqlite import SqliteBackend
+
+_KEY = "app_name = ? AND user_id = ? AND adk_id = ?"
+_INSERT_SESSION = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
+    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, 0) "
+    "ON CONFLICT (session_id) DO NOTHING"
+)
+_INSERT_ADK = (
+    "INSERT INTO adk_sessions (session_id, app_name, user_id, adk_id, state, update_time) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_ROW = (
+    "SELECT a.session_id, a.state, a.update_time, "
+    "(SELECT state FROM adk_app_state WHERE app_name = a.app_name), "
+    "(SELECT state FROM adk_user_state WHERE app_name = a.app_name AND user_id = a.user_id) "
+    f"FROM adk_sessions a WHERE {_KEY}"
+)
+_EVENT = (
+    f"COALESCE(json_extract(metadata, '$.{EVENT_KEY}'), "
+    f"json_extract(metadata, '$.{EVENT_KEY}_json'))"
+)
+_BUMP = (
+    "UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + 1, "
+    "token_count = token_count + ?, updated_at = ?, last_message_at = ?, "
+    "title = COALESCE(title, ?) "
+    f"WHERE session_id = (SELECT session_id FROM adk_sessions WHERE {_KEY}) "
+    "RETURNING session_id, last_seq"
+)
+
+
+def _merge_shared(
+    conn: sqlite3.Connection,
+    table: str,
+    where: str,
+    params: tuple[str, ...],
+    delta: dict[str, Any],
+    stamp: float,
+) -> None:
+    """Merge ``delta`` into the app's or user's state row (created when missing)."""
+    if not delta:
+        return
+    found = conn.execute(f"SELECT state FROM {table} WHERE {where}", params).fetchone()
+    state = merged(found[0] if found else None, delta) or "{}"
+    if found is None:
+        columns = ("app_name, " if len(params) == 1 else "app_name, user_id, ") + (
+            "state, update_time"
+        )
+        marks = ", ".join("?" * (len(params) + 2))
+        conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", (*params, state, stamp))
+    else:
+        conn.execute(
+            f"UPDATE {table} SET state = ?, update_time = ? WHERE {where}", (state, stamp, *params)
+        )
+
+
+def _shared(conn: sqlite3.Connection, key: AdkKey, new: AdkAppend | NewAdkSession) -> None:
+    _merge_shared(
+        conn, "adk_app_state", "app_name = ?", (key.app_name,), new.app_delta, new.update_time
+    )
+    _merge_shared(
+        conn,
+        "adk_user_state",
+        "app_name = ? AND user_id = ?",
+        (key.app_name, key.user_id),
+        new.user_delta,
+        new.update_time,
+    )
+
+
+def _row(key: AdkKey, r: Any) -> AdkRow:
+    return AdkRow(key, r[0], r[1], r[2], r[3], r[4])
+
+
+def _key(key: AdkKey) -> tuple[str, str, str]:
+    return (key.app_name, key.user_id, key.adk_id)
+
+
+class SqliteAdk:
+    def __init__(self, backend: SqliteBackend) -> None:
+        self.b = backend
+
+    async def create(self, new: NewAdkSession) -> AdkRow | None:
+        key = new.key
+        stamp = sqlite_time(new.now)
+        meta = json.dumps(new.metadata)
+
+        def write(conn: sqlite3.Connection) -> AdkRow | None:
+            if conn.execute(f"SELECT 1 FROM adk_sessions WHERE {_KEY}", _key(key)).fetchone():
+                return None
+            for session_id in new.session_ids:
+                params = (session_id, new.agent_id, new.title, meta, stamp, stamp)
+                if conn.execute(_INSERT_SESSION, params).rowcount:
+                    break
+            else:
+                return None
+            conn.execute(_INSERT_ADK, (session_id, *_key(key), new.state, new.update_time))
+            _shared(conn, key, new)
+            return _row(key, conn.execute(_ROW, _key(key)).fetchone())
+
+        return await self.b._write(write)
+
+    async def get(
+        self, key: AdkKey, *, last: int | None, after: datetime | None
+    ) -> AdkLoaded | None:
+        sql = f"SELECT {_EVENT} FROM messages WHERE session_id = ?"
+        if after is not None:
+            sql += " AND created_at >= ?"
+        sql += " ORDER BY seq DESC"
+        if last is not None:
+            sql += f" LIMIT {int(last):d}"
+
+        def read(conn: sqlite3.Connection) -> AdkLoaded | None:
+            found = conn.execute(_ROW, _key(key)).fetchone()
+            if found is None:
+                return None
+            row = _row(key, found)
+            params: tuple[Any, ...] = (row.session_id,)
+            if after is not None:
+                params += (sqlite_time(after),)
+            values = [r[0] for r in conn.execute(sql, params)]
+            return AdkLoaded(row, event_texts(values))
+
+        return await self.b._read(read_txn(read), inline=True)
+
+    async def page(
+        self, app_name: str, user_id: str | None, after: tuple[float, str, str] | None, limit: int
+    ) -> AdkPage:
+        where = "app_name = ?"
+        params: list[Any] = [app_name]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        if after is not None:
+            where += " AND (update_time, user_id, adk_id) > (?, ?, ?)"
+            params.extend(after)
+        sql = (
+            "SELECT session_id, state, update_time, user_id, adk_id FROM adk_sessions "
+            f"WHERE {where} ORDER BY update_time, user_id, adk_id LIMIT {int(limit):d}"
+        )
+
+        def read(conn: sqlite3.Connection) -> AdkPage:
+            found = conn.execute(sql, params).fetchall()
+            app = conn.execute(
+                "SELECT state FROM adk_app_state WHERE app_name = ?", (app_name,)
+            ).fetchone()
+            users = sorted({r[3] for r in found})
+            user_states = dict(
+                conn.execute(
+                    "SELECT user_id, state FROM adk_user_state WHERE app_name = ? AND user_id "
+                    "IN (SELECT value FROM json_each(?))",
+                    (app_name, json.dumps(users)),
+                ).fetchall()
+            )
+            rows = [
+                AdkRow(AdkKey(app_name, r[3], r[4]), r[0], r[1], r[2], None, None) for r in found
+            ]
+            return AdkPage(rows, user_states, app[0] if app else None)
+
+        return await self.b._read(read_txn(read), budget=True)
+
+    async def delete(self, key: AdkKey) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute(
+                "DELETE FROM sessions WHERE session_id = "
+                f"(SELECT session_id FROM adk_sessions WHERE {_KEY})",
+                _key(key),
+            )
+            return gone.rowcount > 0
+
+        return await self.b._write(write)
+
+    async def user_state(self, app_name: str, user_id: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            found = conn.execute(
+                "SELECT state FROM adk_user_state WHERE app_name = ? AND user_id = ?",
+                (app_name, user_id),
+            ).fetchone()
+            return found[0] if found else None
+
+        return await self.b._read(read, inline=True)
+
+    async def append(self, append: AdkAppend) -> bool:
+        key = append.key
+        m = append.message
+        stamp = sqlite_time(append.now)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            bumped = conn.execute(
+                _BUMP, (m["token_count"], stamp, stamp, append.title, *_key(key))
+            ).fetchone()
+            if bumped is None:
+                return False
+            session_id, seq = bumped
+            conn.execute(_INSERT_MESSAGE, _message_params(session_id, seq, m))
+            if append.session_delta:
+                old = conn.execute(
+                    "SELECT state FROM adk_sessions WHERE session_id = ?", (session_id,)
+                ).fetchone()[0]
+                conn.execute(
+                    "UPDATE adk_sessions SET state = ?, update_time = ? WHERE session_id = ?",
+                    (merged(old, append.session_delta), append.update_time, session_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE adk_sessions SET update_time = ? WHERE session_id = ?",
+                    (append.update_time, session_id),
+                )
+            _shared(conn, key, append)
+            return True
+
+        return await self.b._write(write)
