@@ -21,11 +21,12 @@ What differs from ADK's own services:
   event's delta only (``get_session`` gives the merged state).
 - Events are ordered by append, not by timestamp (``num_recent_events`` counts back from
   the last appended).
-- Every ADK session is an ordinary store session (type ``adk``, agent = the app name when it
-  is a valid agent id, titled by its first user text): listed, searched, windowed, shown in
-  the dashboard, purged when empty (no events and no session state) and pruned like any
-  other. Each event is a message: its text as content (searchable), the event whole in
-  metadata. Deleting the store session deletes the ADK session and its state.
+- Every ADK session is an ordinary store session (type ``adk``, agent = the app name with
+  ``_`` for characters an agent id cannot hold, titled by its first user text): listed,
+  searched, windowed, shown in the dashboard, purged when empty (no events and no session
+  state) and pruned like any other. Each event is a message: its text as content
+  (searchable), the event whole in metadata. Deleting the store session deletes the ADK
+  session and its state.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ This module stores, with the Store's rules (text and JSON checked, one error hie
 events validated as any append), on the Store's own backend (``backends/*_adk.py``). It
 knows nothing of ADK's classes: events arrive as JSON-ready dicts and leave as JSON text.
 
-An ADK session is an ordinary store session (type ``adk``, agent = the app name when it is a
-valid agent id): listed, searched, windowed, shown in the dashboard, purged and pruned like
-any other, and deleting it deletes its ADK state (ON DELETE CASCADE). Its store id is the
+An ADK session is an ordinary store session (type ``adk``; its agent is the app name, with
+``_`` for characters an agent id cannot hold): listed, searched, windowed, shown in the
+dashboard, purged and pruned like any other, and deleting it deletes its ADK state (ON
+DELETE CASCADE). Its store id is the
 ADK id when that is a valid, unused session id, else ``adk-`` and a digest of the ADK key:
 ADK ids are unique per app and user only, and may hold any text.
 """
@@ -15,6 +16,7 @@ ADK ids are unique per app and user only, and may hold any text.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["EVENT_KEY", "SESSION_TYPE", "AdkKey", "AdkSessions", "AdkView", "Scopes"]
 
 MAX_NAME_LENGTH = 256
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9._:@/+-]")
 _create_lock = threading.Lock()
 
 
@@ -109,7 +112,7 @@ class AdkSessions:
         new = NewAdkSession(
             key=key,
             session_ids=_store_ids(key),
-            agent_id=key.app_name if LABEL_RE.fullmatch(key.app_name) else None,
+            agent_id=_agent(key.app_name),
             title=validate.title(title),
             metadata=validate.metadata(meta) or {},
             state=dump(session_state),
@@ -233,6 +236,15 @@ def _moment(value: float, field: str) -> datetime:
         raise InvalidInput(
             f"{field} {value!r} is not a time in years 1-9999", field=field
         ) from None
+
+
+def _agent(app_name: str) -> str:
+    """The store agent of an app: its name, or where that is not a valid agent id, the name
+    with other characters as ``_`` (the name itself is kept in the session's metadata)."""
+    if LABEL_RE.fullmatch(app_name):
+        return app_name
+    label = _NOT_LABEL.sub("_", app_name)[:64]
+    return label if LABEL_RE.fullmatch(label) else "adk"
 
 
 def _store_ids(key: AdkKey) -> tuple[str, ...]:
