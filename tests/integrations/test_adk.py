@@ -586,3 +586,21 @@ async def test_store_opened_elsewhere_is_not_closed(db_url: str) -> None:
     await service.create_session(app_name=APP, user_id="u", session_id="x")
     assert (await store.get_session("x")).session_type == "adk"
     await store.close()
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("### Google ADK", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(code)
+    for _ in range(2):  # a second run starts the demo afresh
+        out = subprocess.run(
+            [sys.executable, "example.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        assert "echo > You said: Plan a trip to Kyoto." in out.stdout
+        assert "4 events, state {'user:name': 'Ada'}" in out.stdout
+        assert "adk demo 'Hello!' 4" in out.stdout
