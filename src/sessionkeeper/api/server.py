@@ -1,4 +1,5 @@
-"""``serve(settings)``: run the API with uvicorn (the CLI's ``sessionkeeper serve`` calls it).
+"""``serve(settings)``: run the API with uvicorn (the CLI's ``sessionkeeper serve`` calls it),
+announcing the URL only once it is listening.
 
 Before uvicorn starts, ``check_startup`` opens the database once and applies the API-key rule
 (``api/auth.py``): with no active key the server may only listen on a loopback address, so
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 from typing import Any
+
+import uvicorn
 
 from sessionkeeper.api.app import create_app
 from sessionkeeper.api.auth import check_open
 from sessionkeeper.config import Settings
+from sessionkeeper.errors import Unavailable
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.url import masked
 
@@ -50,18 +55,27 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
-def serve(settings: Settings) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM shut down gracefully, stopping maintenance)."""
-    import uvicorn
+class AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints one line once its sockets are listening."""
 
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self.announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.announcement, flush=True)
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM shut down gracefully, stopping maintenance).
+    The "serving" line is printed once the socket listens: a busy port never announces a URL
+    that does not answer (it raises Unavailable, after uvicorn has logged why)."""
     asyncio.run(check_startup(settings))
     app = create_app(settings)
-    print(
-        f"sessionkeeper serving {public_url(settings)} "
-        f"(database: {masked(settings.database_url)})",
-        flush=True,
-    )
-    uvicorn.run(
+    url = public_url(settings)
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -69,3 +83,12 @@ def serve(settings: Settings) -> None:
         log_config=log_config(settings.log_level),
         lifespan="on",
     )
+    server = AnnouncingServer(
+        config, f"sessionkeeper serving {url} (database: {masked(settings.database_url)})"
+    )
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind (it logged why, above)
+        if server.started:
+            raise
+        raise Unavailable(f"could not start serving on {url} (see the reason above)") from exc
