@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
+from sessionkeeper import InvalidInput, TooLarge, open_store
 from sessionkeeper.integrations._common import _JSONB_INEXACT, _inexact, keep_whole
+from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
+from sessionkeeper.integrations.openai_agents import SessionkeeperSession
+from sessionkeeper.models import MAX_METADATA_BYTES
+from sessionkeeper.store import validate
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"d": value}
+    return value
+
 
 _SAMPLES = [
     {"a": 1e16},
@@ -31,3 +46,102 @@ def test_inexact_prefilter_agrees_with_the_regex(obj: object) -> None:
 def test_keep_whole_keeps_exact_numbers_as_text() -> None:
     assert keep_whole("item", {"a": 1.5}) == {"item": {"a": 1.5}}
     assert keep_whole("item", {"a": 1e16}) == {"item_json": '{"a": 1e+16}'}
+
+
+# ── one check, one serialisation: what the store refuses is still refused ──────
+
+_BAD_ITEMS: list[tuple[str, Any, type[Exception]]] = [
+    ("nan", float("nan"), InvalidInput),
+    ("infinity", float("inf"), InvalidInput),
+    ("non-string key", {1: "one"}, InvalidInput),
+    ("None key", {None: "none"}, InvalidInput),
+    ("NUL", "a\x00b", InvalidInput),
+    ("NUL in a key", {"a\x00": 1}, InvalidInput),
+    ("lone surrogate", "a\ud800b", InvalidInput),
+    ("integer past 64 bits", 2**70, InvalidInput),
+    ("tuple", ("a", "b"), InvalidInput),
+    ("set", {"a"}, InvalidInput),
+    ("too deep", _deep(70), InvalidInput),
+    ("too large", "x" * (MAX_METADATA_BYTES + 10), TooLarge),
+]
+
+
+def _ids(cases: list[tuple[str, Any, type[Exception]]]) -> list[str]:
+    return [name for name, _, _ in cases]
+
+
+@pytest.mark.parametrize(("name", "value", "error"), _BAD_ITEMS, ids=_ids(_BAD_ITEMS))
+async def test_bad_items_are_refused_through_the_sdk_session(
+    db_url: str, name: str, value: Any, error: type[Exception]
+) -> None:
+    async with await open_store(db_url) as store:
+        session = SessionkeeperSession("bad", store=store)
+        await session.add_items([{"role": "user", "content": "kept"}])
+        bad = {"role": "user", "content": "refused", "extra": value}
+        with pytest.raises(error):
+            await session.add_items([{"role": "user", "content": "fine"}, bad])  # type: ignore[list-item]
+        assert await session.get_items() == [{"role": "user", "content": "kept"}]
+        assert (await store.get_session("bad")).message_count == 1
+
+
+@pytest.mark.parametrize(("name", "value", "error"), _BAD_ITEMS, ids=_ids(_BAD_ITEMS))
+async def test_bad_messages_are_refused_through_the_langchain_history(
+    db_url: str, name: str, value: Any, error: type[Exception]
+) -> None:
+    async with await open_store(db_url) as store:
+        history = SessionkeeperChatMessageHistory("bad", store=store)
+        await history.aadd_messages([HumanMessage("kept")])
+        bad = AIMessage(content="refused", response_metadata={"extra": value})
+        with pytest.raises(error):
+            await history.aadd_messages([HumanMessage("fine"), bad])
+        assert [m.content for m in await history.aget_messages()] == ["kept"]
+
+
+async def test_good_items_are_stored_as_checked(db_url: str) -> None:
+    """Unicode, escapes, big but legal integers, deep but legal nesting: stored, read back
+    equal, and the stored JSON is what the Store reads (both databases)."""
+    odd = {
+        "text": 'é ✓ 𝄞 "quoted" \\ back\nline \u2028 \x01',
+        "big": 2**63 - 1,
+        "small": -(2**63),
+        "floats": [0.1, 1.5, -2.25],
+        "deep": _deep(60),
+        "empty": [{}, []],
+        "bool": [True, False, None],
+    }
+    async with await open_store(db_url) as store:
+        session = SessionkeeperSession("good", store=store)
+        item = {"role": "user", "content": "odd", "odd": odd}
+        await session.add_items([item])  # type: ignore[list-item]
+        assert await session.get_items() == [item]
+        (message,) = await store.get_messages("good")
+        assert type(message.metadata) is dict and message.metadata["item"] == item
+        added = await store.add_messages(
+            "good", [{"role": "user", "content": "x", "metadata": odd}]
+        )
+        assert type(added[0].metadata) is dict and added[0].metadata == odd
+        assert (await store.get_messages("good", last=1))[0].metadata == odd
+
+
+@pytest.mark.parametrize("value", [v for _, v, _ in _BAD_ITEMS] + [{"fine": [1, 2.5, "x"]}])
+def test_checked_metadata_agrees_with_the_full_check(value: Any) -> None:
+    """The fast path (one json.dumps, containers walked) refuses exactly what the full walk
+    refuses, with the same error."""
+    metadata = {"v": value}
+    try:
+        validate._check_json(metadata, "metadata")
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode())
+        expected: Exception | None = None
+        if size > MAX_METADATA_BYTES:
+            expected = TooLarge("")
+    except InvalidInput as exc:
+        expected = exc
+    if expected is None:
+        checked = validate.checked_metadata(metadata)
+        assert checked == metadata
+        assert checked.json == json.dumps(metadata, ensure_ascii=False)
+    else:
+        with pytest.raises(type(expected)) as caught:
+            validate.checked_metadata(metadata)
+        if isinstance(expected, InvalidInput) and not isinstance(expected, TooLarge):
+            assert str(caught.value) == str(expected)

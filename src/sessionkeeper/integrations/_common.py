@@ -29,7 +29,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkeeper.errors import Conflict, InvalidInput, NotFound
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound, TooLarge
 from sessionkeeper.models import (
     LABEL_RE,
     MAX_MESSAGE_LENGTH,
@@ -38,6 +38,7 @@ from sessionkeeper.models import (
     SESSION_ID_RE,
     Message,
 )
+from sessionkeeper.store import validate
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -87,16 +88,36 @@ def excerpt(text: str) -> tuple[str, bool]:
 _JSONB_INEXACT = re.compile(r"\de[+-]\d|(?<![\w.])-0\.0(?!\d)")
 
 
-def keep_whole(key: str, obj: Any) -> dict[str, Any]:
+def keep_whole(key: str, obj: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Metadata holding ``obj`` so that :func:`read_whole` gives back an equal object with
-    the same JSON (see the module docstring): ``{key: obj}`` or ``{key_json: text}``."""
+    the same JSON (see the module docstring): ``{key: obj, **extra}`` or
+    ``{key_json: text, **extra}``.
+
+    The result is checked against the store's metadata rules and serialised here, once
+    (``validate.Checked``): the store takes it without walking or serialising it again. What
+    the store would refuse (NaN, a non-string key, NUL, too deep, too large) is refused here
+    with the store's error."""
+    metadata = {key: obj}
+    if extra:
+        metadata.update(extra)
+    try:
+        checked = validate.checked_metadata(metadata)
+    except TooLarge:
+        raise
+    except InvalidInput as exc:
+        # As JSON text it may still be fine (an integer past 64 bits beside an exponent).
+        checked, refused = None, exc
+    if checked is not None and not _inexact(checked.json):
+        return checked
     try:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{key} is not standard JSON: {exc}", field="metadata") from exc
     if _inexact(text):
-        return {f"{key}_json": text}
-    return {key: obj}
+        return validate.checked_metadata({f"{key}_json": text, **(extra or {})})
+    if checked is None:
+        raise refused
+    return checked  # the exponent was in ``extra``, not in the object
 
 
 def _inexact(text: str) -> bool:

@@ -105,10 +105,10 @@ def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
     role = message_role(message)
     text = message_text(message)
     content, clipped = excerpt(text)
-    metadata = keep_whole("message", message_to_dict(message))
+    extra: dict[str, Any] = {}
     calls = getattr(message, "tool_calls", None)
     if role == "assistant" and calls:
-        metadata["tool_calls"] = [
+        extra["tool_calls"] = [
             {
                 "id": call.get("id"),
                 "type": "function",
@@ -120,10 +120,12 @@ def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
             for call in calls
         ]
     elif role == "tool" and isinstance(getattr(message, "tool_call_id", None), str):
-        metadata["tool_call_id"] = getattr(message, "tool_call_id")  # noqa: B009
+        extra["tool_call_id"] = getattr(message, "tool_call_id")  # noqa: B009
+    if clipped:
+        extra["excerpt"] = True
+    metadata = keep_whole("message", message_to_dict(message), extra)
     row: dict[str, Any] = {"role": role, "content": content, "metadata": metadata}
     if clipped:
-        metadata["excerpt"] = True
         row["token_count"] = count_tokens(store, text)
     return row
 

@@ -167,15 +167,20 @@ def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
     role = item_role(data)
     text = item_text(data)
     content, clipped = excerpt(text)
-    metadata = keep_whole("item", item)
+    extra: dict[str, Any] = {}
     if data.get("type") == "function_call" and isinstance(data.get("call_id"), str):
         function = {"name": data.get("name"), "arguments": data.get("arguments")}
-        metadata["tool_calls"] = [{"id": data["call_id"], "type": "function", "function": function}]
+        extra["tool_calls"] = [{"id": data["call_id"], "type": "function", "function": function}]
     elif role == "tool" and (key := _output_key(data)) is not None:
-        metadata["tool_call_id"] = key
-    row: dict[str, Any] = {"role": role, "content": content, "metadata": metadata}
+        extra["tool_call_id"] = key
     if clipped:
-        metadata["excerpt"] = True
+        extra["excerpt"] = True
+    row: dict[str, Any] = {
+        "role": role,
+        "content": content,
+        "metadata": keep_whole("item", item, extra),
+    }
+    if clipped:
         row["token_count"] = count_tokens(store, text)
     return row
 

@@ -369,9 +369,7 @@ class Store:
         seqs = await self._backend.append(session_id, [row], now)
         if seqs is None:
             raise _not_found(session_id)
-        return Message(
-            session_id=session_id, seq=seqs[0], **{**row, "metadata": row["metadata"] or {}}
-        )
+        return _appended(session_id, seqs[0], row)
 
     async def add_messages(
         self, session_id: str, items: Iterable[NewMessage | Mapping[str, Any]]
@@ -386,10 +384,7 @@ class Store:
         seqs = await self._backend.append(session_id, rows, now)
         if seqs is None:
             raise _not_found(session_id)
-        return [
-            Message(session_id=session_id, seq=seq, **{**row, "metadata": row["metadata"] or {}})
-            for seq, row in zip(seqs, rows, strict=True)
-        ]
+        return [_appended(session_id, seq, row) for seq, row in zip(seqs, rows, strict=True)]
 
     async def get_messages(
         self,
@@ -592,6 +587,13 @@ async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     if found is not None and not upgrade:
         raise SchemaMismatch(migrate.older_message(found))
     await backend.migrate("head")
+
+
+def _appended(session_id: str, seq: int, row: dict[str, Any]) -> Message:
+    # The row's metadata is validate.Checked; callers get a plain dict of their own.
+    return Message(
+        session_id=session_id, seq=seq, **{**row, "metadata": dict(row["metadata"] or {})}
+    )
 
 
 def _aware_or_none(value: datetime | None, field: str) -> datetime | None:

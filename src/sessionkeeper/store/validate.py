@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sessionkeeper.errors import InvalidInput, TooLarge
 from sessionkeeper.models import (
@@ -169,22 +169,110 @@ def title(value: Any) -> str | None:
     return value
 
 
-def metadata(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
+class Checked(dict[str, Any]):
+    """Metadata that passed :func:`checked_metadata`, with ``json``: its JSON text, made by
+    that check. A message row holds its metadata as one, so a backend stores that text instead
+    of serialising the object again, and an integration that checked its metadata already
+    hands the Store one that is not walked again (``message_row`` takes it as it is). Only
+    :func:`checked_metadata` makes one; nothing changes it afterwards, and the Store gives
+    callers plain dicts."""
+
+    __slots__ = ("json",)
+    json: str
+
+
+def json_text(value: Any) -> str:
+    """The JSON text to store for a metadata object (a Checked one's own text)."""
+    return value.json if type(value) is Checked else json.dumps(value)
+
+
+def checked_metadata(value: dict[str, Any]) -> Checked:
+    """``value`` checked against every metadata rule (standard JSON, string keys, valid text
+    without NUL, at most 64 levels deep, at most MAX_METADATA_BYTES of UTF-8 JSON) and
+    serialised, once: one ``json.dumps`` in C and a walk of the containers only; anything that
+    walk cannot vouch for gets the full check, which words the error."""
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
-    _check_json(value, "metadata")
     try:
-        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata is not JSON-serialisable: {exc}", field="metadata") from exc
+        text: str | None = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    size = None if text is None else _plain_size(value, text)
+    if size is None:
+        _check_json(value, "metadata")  # raises with the place and the reason
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(
+                f"metadata is not JSON-serialisable: {exc}", field="metadata"
+            ) from exc
+        size = len(text.encode())
     if size > MAX_METADATA_BYTES:
         raise TooLarge(
             f"metadata is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}",
             field="metadata",
         )
-    return value or None
+    assert text is not None
+    checked = Checked(value)
+    checked.json = text
+    return checked
+
+
+def _plain_size(value: dict[str, Any], text: str) -> int | None:
+    """The UTF-8 size of ``text`` (``value`` as json.dumps wrote it) when ``value`` certainly
+    keeps every rule json.dumps does not: None when unsure.
+
+    json.dumps already refused NaN/Infinity and non-JSON types; left to prove: no NUL (which
+    it writes as the escape ``\\u0000``) and no lone surrogate (which UTF-8 cannot encode),
+    in strings or keys; and, walking the containers (dicts and lists) only, string keys (it
+    turns 1, 1.5, True, None into strings), no tuples (it writes them as arrays), integers
+    within 64 bits, at most 64 levels."""
+    if "\\u0000" in text:
+        return None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        return None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return None
+        if isinstance(item, dict):
+            try:
+                "".join(item)  # TypeError: a key that is not a string
+            except TypeError:
+                return None
+            children: Any = item.values()
+        else:
+            children = item
+        for child in children:
+            if isinstance(child, str):
+                continue
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif isinstance(child, tuple) or (
+                isinstance(child, int) and not -(2**63) <= child < 2**63
+            ):
+                return None
+    return size
+
+
+def metadata(value: Any) -> dict[str, Any] | None:
+    """``value`` once it passed :func:`checked_metadata`; None for None or {}."""
+    if value is None:
+        return None
+    checked_metadata(value)
+    return cast(dict[str, Any], value) or None
+
+
+def message_metadata(value: Any) -> Checked | None:
+    """A message's metadata as a row holds it: Checked (taken as it is when it is one already:
+    see :class:`Checked`); None for None or {}."""
+    if value is None:
+        return None
+    checked = value if type(value) is Checked else checked_metadata(value)
+    return checked or None
 
 
 def status(value: Any) -> str:
@@ -269,7 +357,7 @@ def message_row(
         "agent_id": optional_label(message.agent_id, "agent_id"),
         "model": model(message.model),
         "token_count": tokens,
-        "metadata": metadata(message.metadata),
+        "metadata": message_metadata(message.metadata),
         "created_at": message.created_at,
     }
 

@@ -49,6 +49,7 @@ from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Poo
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import snippet
 from sessionkeeper.store.url import DatabaseConfig
+from sessionkeeper.store.validate import json_text
 
 POOL_SIZE = 10
 GHOST_WORKERS = 2
@@ -124,8 +125,10 @@ class PostgresBackend:
             # Refused at the door (no such database, login refused, not accepting
             # connections, starting up): nothing this call could fix, so not a DatabaseError.
             raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        # A message row's metadata is validate.Checked: its JSON text, made by the check, is
+        # sent as it is (json_text), not serialised again.
         await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            "jsonb", encoder=json_text, decoder=json.loads, schema="pg_catalog"
         )
         return conn
 

@@ -50,6 +50,7 @@ from sessionkeeper.store.backends.statements import (
 )
 from sessionkeeper.store.search import fts5_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
+from sessionkeeper.store.validate import json_text
 
 T = TypeVar("T")
 
@@ -150,7 +151,7 @@ def _message_params(session_id: str, seq: int, m: dict[str, Any] | Message) -> t
         v["agent_id"],
         v["model"],
         v["token_count"],
-        json.dumps(v["metadata"]) if v["metadata"] else None,
+        json_text(v["metadata"]) if v["metadata"] else None,
         sqlite_time(v["created_at"]),
     )
 

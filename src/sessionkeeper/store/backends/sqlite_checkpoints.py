@@ -40,6 +40,7 @@ from sessionkeeper.store.backends.checkpoints_base import (
 )
 from sessionkeeper.store.backends.sqlite_threads import read_txn
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
+from sessionkeeper.store.validate import json_text
 
 if TYPE_CHECKING:
     from sessionkeeper.store.backends.sqlite import SqliteBackend
@@ -404,7 +405,7 @@ def _message_params(sid: str, seq: int, m: dict[str, Any], stamp: str) -> tuple[
         m["agent_id"],
         m["model"],
         m["token_count"],
-        json.dumps(m["metadata"]) if m["metadata"] else None,
+        json_text(m["metadata"]) if m["metadata"] else None,
         sqlite_time(created) if created is not None else stamp,
     )
 
