@@ -140,7 +140,14 @@ class SessionkeeperSessionService(BaseSessionService):
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
-        sessions = [_session(view, []) async for view in self._adk.list(app_name, user_id)]
+        sessions: list[Session] = []
+        async for views in self._adk.pages(app_name, user_id):
+            shared: dict[str, dict[str, Any]] = {}  # user id -> prefixed app and user state
+            for view in views:
+                prefixed = shared.get(view.key.user_id)
+                if prefixed is None:
+                    prefixed = shared[view.key.user_id] = _prefixed(view)
+                sessions.append(_session(view, [], prefixed))
         return ListSessionsResponse(sessions=sessions)
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
@@ -184,10 +191,15 @@ def _scopes(state: Mapping[str, Any]) -> Scopes:
     return Scopes(split["session"], split["app"], split["user"])
 
 
-def _session(view: AdkView, events: list[Event]) -> Session:
-    state = dict(view.state)
-    state.update({State.APP_PREFIX + k: v for k, v in view.app_state.items()})
+def _prefixed(view: AdkView) -> dict[str, Any]:
+    """The app's and user's state as a session shows them: keys with their prefix."""
+    state = {State.APP_PREFIX + k: v for k, v in view.app_state.items()}
     state.update({State.USER_PREFIX + k: v for k, v in view.user_state.items()})
+    return state
+
+
+def _session(view: AdkView, events: list[Event], prefixed: dict[str, Any] | None = None) -> Session:
+    state = {**view.state, **(_prefixed(view) if prefixed is None else prefixed)}
     return Session(
         id=view.key.adk_id,
         app_name=view.key.app_name,

@@ -136,8 +136,11 @@ class AdkSessions:
         loaded = await self._backend.get(key, last=last, after=since)
         return None if loaded is None else _view(loaded.row, loaded.events)
 
-    async def list(self, app_name: str, user_id: str | None = None) -> AsyncIterator[AdkView]:
-        """The app's sessions (of one user, or all), oldest update first, a page at a time."""
+    async def pages(
+        self, app_name: str, user_id: str | None = None
+    ) -> AsyncIterator[list[AdkView]]:
+        """The app's sessions (of one user, or all), oldest update first, a page at a time.
+        Views of one page share their app and user state dicts (read once per page)."""
         _name(app_name, "app_name")
         if user_id is not None:
             _name(user_id, "user_id")
@@ -145,11 +148,20 @@ class AdkSessions:
         while True:
             page = await self._backend.page(app_name, user_id, after, LIST_PAGE)
             app = _load(page.app_state)
-            for row in page.rows:
-                user = _load(page.user_states.get(row.key.user_id))
-                yield AdkView(
-                    row.key, row.session_id, _load(row.state), app, user, row.update_time, []
+            users = {user: _load(text) for user, text in page.user_states.items()}
+            none: dict[str, Any] = {}
+            yield [
+                AdkView(
+                    row.key,
+                    row.session_id,
+                    _load(row.state),
+                    app,
+                    users.get(row.key.user_id, none),
+                    row.update_time,
+                    [],
                 )
+                for row in page.rows
+            ]
             if len(page.rows) < LIST_PAGE:
                 return
             last = page.rows[-1]

@@ -256,6 +256,7 @@ adk_sessions = Table(
     Column("update_time", Float(53), nullable=False),
     PrimaryKeyConstraint("session_id", name="pk_adk_sessions"),
     UniqueConstraint("app_name", "user_id", "adk_id", name="uq_adk_sessions_key"),
+    Index("ix_adk_sessions_user_time", "app_name", "user_id", "update_time", "adk_id"),
     Index("ix_adk_sessions_app_time", "app_name", "update_time", "user_id", "adk_id"),
 )
 

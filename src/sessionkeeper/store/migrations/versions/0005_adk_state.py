@@ -44,6 +44,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("session_id", name="pk_adk_sessions"),
         sa.UniqueConstraint("app_name", "user_id", "adk_id", name="uq_adk_sessions_key"),
     )
+    # Listings: one user's sessions, or every user's, in update order (no sort step).
+    op.create_index(
+        "ix_adk_sessions_user_time",
+        "adk_sessions",
+        ["app_name", "user_id", "update_time", "adk_id"],
+    )
     op.create_index(
         "ix_adk_sessions_app_time",
         "adk_sessions",
@@ -70,4 +76,5 @@ def downgrade() -> None:
     op.drop_table("adk_user_state")
     op.drop_table("adk_app_state")
     op.drop_index("ix_adk_sessions_app_time", table_name="adk_sessions")
+    op.drop_index("ix_adk_sessions_user_time", table_name="adk_sessions")
     op.drop_table("adk_sessions")
