@@ -477,11 +477,10 @@ class SqliteBackend(Runner):
         while True:  # one short transaction per batch: appends interleave
             # Without foreign keys: the DELETE itself re-checks that the session holds no
             # messages and no checkpoint rows under the write lock, so there is nothing to
-            # cascade, and the per-row cascade probe was
-            # most of the purge's time (bench/: 0.99x → ~0.7x a bare DELETE … NOT EXISTS).
-            count = await self._write(
-                lambda c: c.execute(stmt, (stamp, batch)).rowcount, foreign_keys=False
-            )
+            # cascade but the ADK row of a ghost ADK session (deleted here by id), and the
+            # per-row cascade probe was most of the purge's time (bench/: 0.99x → ~0.7x a
+            # bare DELETE … NOT EXISTS).
+            count = await self._write(lambda c: _purge(c, stmt, (stamp, batch)), foreign_keys=False)
             deleted += count
             if count < batch:
                 return deleted
@@ -612,6 +611,17 @@ class SqliteBackend(Runner):
             return None if row is None else _key(row)
 
         return await self._write(write)
+
+
+def _purge(conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...]) -> int:
+    """Delete ghosts (``stmt``) and the ADK rows of those that were ADK sessions."""
+    gone = [r[0] for r in conn.execute(f"{stmt} RETURNING session_id", params)]
+    if gone:
+        conn.execute(
+            "DELETE FROM adk_sessions WHERE session_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(gone),),
+        )
+    return len(gone)
 
 
 def _exists(conn: sqlite3.Connection, session_id: str) -> bool:
