@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from sessionkeeper.errors import InvalidInput
 from sessionkeeper.store import search
 from sessionkeeper.store.core import Store
 
@@ -80,3 +81,92 @@ def test_same_hits_and_snippets_on_both_databases(pg_database_url: str) -> None:
 )
 def test_snippet_window(marked: str, expected: str) -> None:
     assert search.snippet(marked) == expected
+
+
+# Words a database's own query language or stop-word list would treat specially are words
+# here, on both databases: the same hits for every query.
+WORD_TEXTS = [
+    "The cat and the hat",
+    "To be or not to be",
+    "What's up? Version 3.5 is out",
+    "snake_case and kebab-case names",
+    "mail bob@example.org or visit example.org/docs",
+    "-x flag and * wildcard",
+    "generously multiplying",
+]
+WORD_QUERIES = [
+    "the",
+    "and",
+    "AND",
+    "or",
+    "not",
+    "to be",
+    '"or not"',
+    "what's",
+    "3.5",
+    "snake_case",
+    "kebab",
+    "example",
+    "docs",
+    "bob",
+    "-x",
+    "*",
+    "generous",
+    "multiplied",
+    "cat -hat",
+]
+
+
+async def _hits(url: str) -> dict[str, list[int]]:
+    store = await Store.open(url)
+    try:
+        session = await store.create_session(session_id="words")
+        for text in WORD_TEXTS:
+            await store.add_message(session.session_id, "user", text)
+        found: dict[str, list[int]] = {}
+        for q in WORD_QUERIES:
+            try:
+                found[q] = sorted(h.seq for h in await store.search_messages(q))
+            except InvalidInput:
+                found[q] = [-1]
+            listed = await store.list_sessions(search=q) if found[q] != [-1] else None
+            if listed is not None:
+                assert [s.session_id for s in listed.items] == (["words"] if found[q] else [])
+        return found
+    finally:
+        await store.close()
+
+
+def test_same_hits_for_every_word_on_both_databases(pg_database_url: str) -> None:
+    asyncio.run(_empty_schema(pg_database_url))
+    on_sqlite = asyncio.run(_hits("sqlite://"))
+    on_pg = asyncio.run(_hits(pg_database_url))
+    assert on_sqlite == on_pg
+    assert on_sqlite["the"] == [1]
+    assert on_sqlite["AND"] == on_sqlite["and"] == [1, 4, 6]
+    assert on_sqlite["or"] == [2, 5]
+    assert on_sqlite['"or not"'] == [2]
+    assert on_sqlite["what's"] == [3]
+    assert on_sqlite["3.5"] == [3]
+    assert on_sqlite["snake_case"] == [4]
+    assert on_sqlite["example"] == [5]
+    assert on_sqlite["-x"] == [6]
+    assert on_sqlite["*"] == [-1]  # no words: refused on both
+    assert on_sqlite["generous"] == on_sqlite["multiplied"] == [7]
+    assert on_sqlite["cat -hat"] == [1]  # "-" is not an exclusion
+
+
+async def _accents(url: str) -> list[int]:
+    store = await Store.open(url)
+    try:
+        await store.create_session(session_id="accents")
+        await store.add_message("accents", "user", "Un café au lait, s'il vous plaît")
+        await store.add_message("accents", "user", "a plain cafe")
+        return sorted(h.seq for h in await store.search_messages("cafe"))
+    finally:
+        await store.close()
+
+
+def test_accents_fold_on_both_databases(pg_database_url: str) -> None:
+    asyncio.run(_empty_schema(pg_database_url))
+    assert asyncio.run(_accents("sqlite://")) == asyncio.run(_accents(pg_database_url)) == [1, 2]

@@ -47,7 +47,7 @@ from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
 from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Pool, translate
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
-from sessionkeeper.store.search import snippet
+from sessionkeeper.store.search import pg_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 from sessionkeeper.store.validate import json_text
 
@@ -470,7 +470,7 @@ class PostgresBackend:
         self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
     ) -> list[SearchHit]:
         p = sql.Params(self.dialect)
-        p(query)
+        p(pg_query(query))
         p(limit)
         filters = ""
         if session_id is not None:

@@ -41,13 +41,13 @@ RETURNING seq
 # by primary key: joining sessions in FROM let the planner start from the sessions table
 # (3.8 ms instead of 0.6 ms for a rare word among 115,000 messages, bench/search).
 # ts_headline runs for the LIMIT rows only; it marks every match in the whole text and
-# search.snippet() cuts the same window on both databases.
+# search.snippet() cuts the same window on both databases. $1 is search.pg_query's text.
 SEARCH = """
 SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
        (SELECT s.title FROM sessions s WHERE s.session_id = m.session_id) AS title,
-       ts_headline('english', m.content, q, 'StartSel=<mark>, StopSel=</mark>, HighlightAll=true')
-           AS marked
-FROM messages m, websearch_to_tsquery('english', $1) AS q
+       ts_headline('sessionkeeper', m.content, q,
+                   'StartSel=<mark>, StopSel=</mark>, HighlightAll=true') AS marked
+FROM messages m, to_tsquery('sessionkeeper', $1) AS q
 WHERE m.tsv @@ q {filters}
 ORDER BY rank DESC, m.session_id, m.seq
 LIMIT $2

@@ -15,7 +15,7 @@ from typing import Any
 
 from sessionkeeper.store.backends.base import ListQuery
 from sessionkeeper.store.backends.checkpoints_base import TABLES as CHECKPOINT_TABLES
-from sessionkeeper.store.search import fts5_query
+from sessionkeeper.store.search import PG_CONFIG, fts5_query, pg_query
 
 MESSAGE_COLUMNS = (
     "session_id, seq, role, content, agent_id, model, token_count, metadata, created_at"
@@ -85,7 +85,7 @@ class Params:
         if self.pg:
             return (
                 "session_id IN (SELECT m.session_id FROM messages m "
-                f"WHERE m.tsv @@ websearch_to_tsquery('english', {self(query)}))"
+                f"WHERE m.tsv @@ to_tsquery('{PG_CONFIG}', {self(pg_query(query))}))"
             )
         return (
             "session_id IN (SELECT m.session_id FROM messages_fts "
