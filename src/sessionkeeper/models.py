@@ -21,6 +21,9 @@ SORT_FIELDS = ("created_at", "updated_at", "last_message_at", "title")
 
 # Not "." or ".." (or any run of dots alone): ids appear in URL paths and file names.
 SESSION_ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9._:-]{1,128}$")
+# Names the REST API uses under /sessions for other things (/sessions/stats …): a session with
+# one of these ids could not be reached at /sessions/{id}, so no new session may take one.
+RESERVED_SESSION_IDS = ("ghosts", "prune", "search", "stats")
 # Agent ids and session types are free text in the seeds; we only refuse what would be
 # unreadable in a table or a URL.
 LABEL_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9._:@/+-]{1,64}$")

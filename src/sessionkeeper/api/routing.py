@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Match, Mount
 
-from sessionkeeper.api.schemas import RESERVED_SESSION_IDS
+from sessionkeeper.models import RESERVED_SESSION_IDS
 
 # ── strict JSON bodies ───────────────────────────────────────────────────────
 

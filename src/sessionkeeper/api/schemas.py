@@ -35,6 +35,7 @@ from sessionkeeper.models import (
     MAX_MESSAGE_LENGTH,
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
+    RESERVED_SESSION_IDS,
     Role,
 )
 from sessionkeeper.store.validate import MAX_INT
@@ -62,13 +63,10 @@ PY_WHITESPACE = (
     "\\u202f\\u205f\\u3000"
 )
 CHAT_CONTENT_PATTERN = f"^[^\\x00]*[^\\x00{PY_WHITESPACE}][^\\x00]*$"
-# Search queries: at least one letter, digit or _ (Python's Unicode \w, which the Store looks
-# for; ECMA-262 reads \w as ASCII only), no NUL.
-SEARCH_PATTERN = "^[^\\x00]*[\\p{L}\\p{N}_][^\\x00]*$"
+# Search queries: at least one letter or digit (a word, as store/search.py reads one; written
+# with Unicode classes, since ECMA-262 reads \w as ASCII only), no NUL.
+SEARCH_PATTERN = "^[^\\x00]*[\\p{L}\\p{N}][^\\x00]*$"
 MAX_QUERY_LENGTH = 1000
-# Names the REST API uses under /sessions for other things (/sessions/stats …): a session
-# with one of these ids could not be reached at /sessions/{id}, so the API does not create one.
-RESERVED_SESSION_IDS = ("ghosts", "prune", "search", "stats")
 
 SESSION_ID_SCHEMA: dict[str, Any] = {
     "type": "string",

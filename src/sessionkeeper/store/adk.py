@@ -25,7 +25,13 @@ from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import InvalidInput, TooLarge
-from sessionkeeper.models import LABEL_RE, MAX_METADATA_BYTES, SESSION_ID_RE, NewMessage
+from sessionkeeper.models import (
+    LABEL_RE,
+    MAX_METADATA_BYTES,
+    RESERVED_SESSION_IDS,
+    SESSION_ID_RE,
+    NewMessage,
+)
 from sessionkeeper.store import validate
 from sessionkeeper.store.backends.adk_base import (
     EVENT_KEY,
@@ -262,7 +268,8 @@ def _agent(app_name: str) -> str:
 def _store_ids(key: AdkKey) -> tuple[str, ...]:
     digest = sha256("\0".join((key.app_name, key.user_id, key.adk_id)).encode()).hexdigest()
     fallback = f"adk-{digest[:40]}"
-    if SESSION_ID_RE.fullmatch(key.adk_id) and key.adk_id != fallback:
+    usable = SESSION_ID_RE.fullmatch(key.adk_id) and key.adk_id not in RESERVED_SESSION_IDS
+    if usable and key.adk_id != fallback:
         return (key.adk_id, fallback)
     return (fallback,)
 

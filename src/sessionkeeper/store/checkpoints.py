@@ -296,7 +296,7 @@ class Checkpoints:
         created as a copy of the source's (its messages too); a target that has checkpoints
         is refused (Conflict). False when the source has no checkpoints."""
         validate.session_id(source)
-        validate.session_id(target)
+        validate.new_session_id(target)
         if source == target:
             raise InvalidInput("cannot copy a thread onto itself", field="target")
         self.forget(target)

@@ -197,7 +197,9 @@ class Store:
     ) -> Session:
         now = utcnow()
         session = Session(
-            session_id=validate.session_id(session_id) if session_id else uuid.uuid4().hex[:16],
+            session_id=(
+                uuid.uuid4().hex[:16] if session_id is None else validate.new_session_id(session_id)
+            ),
             agent_id=validate.label(agent_id, "agent_id"),
             title=validate.title(title),
             session_type=validate.label(session_type, "session_type"),

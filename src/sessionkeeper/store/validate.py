@@ -15,6 +15,7 @@ from sessionkeeper.models import (
     MAX_MESSAGE_LENGTH,
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
+    RESERVED_SESSION_IDS,
     ROLES,
     SESSION_ID_RE,
     SORT_FIELDS,
@@ -117,6 +118,24 @@ def session_id(value: Any) -> str:
             field="session_id",
         )
     return value
+
+
+def new_session_id(value: Any) -> str:
+    """The id of a session to create: a valid session id, not one the REST API routes as
+    something else (RESERVED_SESSION_IDS), and not empty (omit it for a generated one)."""
+    if value == "":
+        raise InvalidInput(
+            "session_id is empty: omit it for a generated id, or give 1-128 characters",
+            field="session_id",
+        )
+    session_id(value)
+    if value in RESERVED_SESSION_IDS:
+        raise InvalidInput(
+            f"session id {value!r} is reserved ({', '.join(RESERVED_SESSION_IDS)} name other "
+            "routes of the REST API); choose another",
+            field="session_id",
+        )
+    return str(value)
 
 
 def label(value: Any, field: str) -> str:

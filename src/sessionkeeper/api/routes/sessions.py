@@ -33,7 +33,6 @@ from sessionkeeper.api.schemas import (
     LABEL_SCHEMA,
     MAX_QUERY_LENGTH,
     NO_NUL,
-    RESERVED_SESSION_IDS,
     SEARCH_PATTERN,
     SESSION_ID_SCHEMA,
     Deleted,
@@ -154,17 +153,6 @@ async def create_session(
 ) -> SessionPublic:
     """Create a session (``session_id`` optional: 16 hex characters by default)."""
     principal.require_agent(body.agent_id)
-    if body.session_id == "":
-        raise InvalidInput(
-            "session_id is empty: omit it for a generated id, or give 1-128 characters",
-            field="session_id",
-        )
-    if body.session_id in RESERVED_SESSION_IDS:
-        raise InvalidInput(
-            f"session id {body.session_id!r} is reserved: /api/engine/sessions/"
-            f"{body.session_id} is another route",
-            field="session_id",
-        )
     session = await store.create_session(
         session_id=body.session_id,
         agent_id=body.agent_id,
