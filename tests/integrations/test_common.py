@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from sessionkeeper import InvalidInput, TooLarge, open_store
+from sessionkeeper import InvalidInput, NotFound, TooLarge, open_store
 from sessionkeeper.integrations._common import _JSONB_INEXACT, _inexact, keep_whole
 from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
 from sessionkeeper.integrations.openai_agents import SessionkeeperSession
@@ -145,3 +145,62 @@ def test_checked_metadata_agrees_with_the_full_check(value: Any) -> None:
             validate.checked_metadata(metadata)
         if isinstance(expected, InvalidInput) and not isinstance(expected, TooLarge):
             assert str(caught.value) == str(expected)
+
+
+# ── the narrow read: seq and metadata of the newest N ──────────────────────────
+
+
+async def test_message_metadata_reads_the_newest_n(db_url: str) -> None:
+    async with await open_store(db_url) as store:
+        with pytest.raises(NotFound):
+            await store._message_metadata("nope", last=5)
+        await store.create_session(session_id="s", agent_id="a")
+        assert await store._message_metadata("s", last=5) == []
+        rows = [
+            {"role": "user", "content": f"m{i}", "metadata": {"i": i} if i % 3 else None}
+            for i in range(1, 11)
+        ]
+        await store.add_messages("s", rows)
+        await store.delete_message("s", 9)
+        got = await store._message_metadata("s", last=4)
+        assert got == [(6, {}), (7, {"i": 7}), (8, {"i": 8}), (10, {"i": 10})]
+        assert all(type(m) is dict for _, m in got)
+        full = await store.get_messages("s", last=9)
+        assert await store._message_metadata("s", last=500) == [(m.seq, m.metadata) for m in full]
+        with pytest.raises(InvalidInput):
+            await store._message_metadata("s", last=0)
+        with pytest.raises(InvalidInput):
+            await store._message_metadata("s", last=501)
+        with pytest.raises(InvalidInput):
+            await store._message_metadata("bad id!", last=1)
+
+
+async def test_windowed_reads_fall_back_for_messages_written_by_other_means(db_url: str) -> None:
+    async with await open_store(db_url) as store:
+        session = SessionkeeperSession("mixed", store=store)
+        history = SessionkeeperChatMessageHistory("mixed", store=store, limit=3)
+        await session.add_items([{"role": "user", "content": "from the SDK"}])
+        await store.add_message("mixed", "assistant", "from the CLI")
+        assert await session.get_items(limit=2) == [
+            {"role": "user", "content": "from the SDK"},
+            {"role": "assistant", "content": "from the CLI"},
+        ]
+        assert await session.get_items(limit=1) == [
+            {"role": "assistant", "content": "from the CLI"}
+        ]
+        got = await history.aget_messages()
+        assert [(m.type, m.content) for m in got] == [
+            ("human", "from the SDK"),
+            ("ai", "from the CLI"),
+        ]
+        await history.aadd_messages([HumanMessage("from LangChain", id="h1")])
+        assert [(m.type, m.content) for m in await history.aget_messages()] == [
+            ("human", "from the SDK"),
+            ("ai", "from the CLI"),
+            ("human", "from LangChain"),
+        ]
+        history.limit = 1
+        assert await history.aget_messages() == [HumanMessage("from LangChain", id="h1")]
+        assert await SessionkeeperSession("none", store=store).get_items(limit=5) == []
+        empty = SessionkeeperChatMessageHistory("none", store=store, limit=5)
+        assert await empty.aget_messages() == []

@@ -311,6 +311,30 @@ class SessionBinding:
         newest.reverse()
         return newest
 
+    async def last_whole(self, n: int, key: str) -> list[Any] | None:
+        """The objects :func:`keep_whole` stored under ``key`` in the newest ``n`` messages,
+        oldest first ([] when the session does not exist), read narrowly: metadata only, no
+        content, no Message objects. None when one of those messages holds no such object (it
+        was written by other means: read :meth:`last` instead)."""
+        if n <= 0:
+            return []
+        if n > MAX_MESSAGES_PAGE:
+            return None
+        store = await self.store()
+        try:
+            rows = await store._message_metadata(self.session_id, last=n)
+        except NotFound:
+            return []
+        found = []
+        for _, metadata in rows:
+            whole = metadata.get(key)
+            if whole is None:
+                whole = read_whole(metadata, key)
+                if whole is None:
+                    return None
+            found.append(whole)
+        return found
+
     async def all(self) -> list[Message]:
         """Every message in seq order ([] when the session does not exist)."""
         store = await self.store()

@@ -292,6 +292,9 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
             if self.limit is not None:
                 stored = stored[-self.limit :]
         elif self.limit is not None:
+            whole = await self._binding.last_whole(self.limit, "message")
+            if whole is not None and all(isinstance(data, dict) for data in whole):
+                return messages_from_dict(whole)
             stored = await self._binding.last(self.limit)
         else:
             stored = await self._binding.all()

@@ -330,6 +330,9 @@ class SessionkeeperSession:
                 return await self.get_items_within(self.history_tokens)
             messages = await self._binding.all()
         else:
+            whole = await self._binding.last_whole(resolved, "item")
+            if whole is not None and all(isinstance(item, dict) for item in whole):
+                return cast(list[TResponseInputItem], whole)
             messages = await self._binding.last(resolved)
         return [to_item(m) for m in messages]
 

@@ -60,6 +60,7 @@ class _Unset:
 
 UNSET: Final = _Unset()
 GHOST_BATCH = 2_000
+MAX_GHOST_LISTING = 1_000_000
 
 
 def utcnow() -> datetime:
@@ -423,6 +424,20 @@ class Store:
             found.reverse()
         return found
 
+    async def _message_metadata(
+        self, session_id: str, *, last: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, metadata) of the newest ``last`` messages, oldest first: what the framework
+        integrations read (each message's object is whole in its metadata), without the
+        content or Message objects. Internal: not part of the Store's API."""
+        validate.session_id(session_id)
+        validate.limit(last, MAX_MESSAGES_PAGE, "last")
+        found = await self._backend.message_metadata(session_id, last)
+        if found is None:
+            raise _not_found(session_id)
+        found.reverse()
+        return found
+
     async def delete_message(self, session_id: str, seq: int) -> Message:
         """Delete one message; the session's counters follow. Seqs are never reused."""
         validate.session_id(session_id)
@@ -515,15 +530,39 @@ class Store:
 
     # ── maintenance and stats ──────────────────────────────────────────────
 
-    async def delete_ghost_sessions(self, older_than_minutes: float = 15) -> int:
+    async def delete_ghost_sessions(
+        self, older_than_minutes: float = 15, *, session_ids: Sequence[str] | None = None
+    ) -> int:
         """Delete sessions with no messages created more than N minutes ago; returns how many.
+        With ``session_ids``, only those of them that are still ghosts (what a listing from
+        ``ghost_sessions`` showed, less any that got a message since).
 
         In batches, each its own short transaction, re-checking the condition in the DELETE
         itself: a session that receives a message meanwhile is not removed.
         """
         minutes = validate.duration(older_than_minutes, "older_than_minutes", "minutes")
         cutoff = utcnow() - timedelta(minutes=minutes)
-        return await self._backend.delete_ghosts(cutoff, GHOST_BATCH)
+        if session_ids is None:
+            return await self._backend.delete_ghosts(cutoff, GHOST_BATCH)
+        if isinstance(session_ids, str):
+            raise InvalidInput("session_ids must be a list of ids, not one id", field="session_ids")
+        ids = sorted({validate.session_id(i) for i in session_ids})
+        deleted = 0
+        for start in range(0, len(ids), GHOST_BATCH):
+            chunk = ids[start : start + GHOST_BATCH]
+            deleted += await self._backend.delete_ghost_ids(cutoff, chunk)
+        return deleted
+
+    async def ghost_sessions(
+        self, older_than_minutes: float = 15, *, limit: int | None = None
+    ) -> list[Session]:
+        """The sessions ``delete_ghost_sessions`` would delete now (no messages, no framework
+        state, created more than N minutes ago), oldest first; at most ``limit``."""
+        minutes = validate.duration(older_than_minutes, "older_than_minutes", "minutes")
+        if limit is not None:
+            validate.limit(limit, MAX_GHOST_LISTING)
+        cutoff = utcnow() - timedelta(minutes=minutes)
+        return await self._backend.list_ghosts(cutoff, limit)
 
     async def prune_old_sessions(
         self, days: float = 30, *, dry_run: bool = False, batch_size: int = 500

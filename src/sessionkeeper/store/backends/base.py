@@ -130,6 +130,12 @@ class Backend(Protocol):
         after_seq: int | None,
         newest_first: bool,
     ) -> list[Message] | None: ...
+    async def message_metadata(
+        self, session_id: str, last: int
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        """(seq, metadata) of the newest ``last`` messages, newest first: the narrow read of
+        the framework integrations (no content, no Message objects)."""
+
     async def delete_message(
         self, session_id: str, seq: int | None, now: datetime
     ) -> tuple[bool, Message | None]:
@@ -143,6 +149,8 @@ class Backend(Protocol):
 
     # ── set-wide work ──────────────────────────────────────────────────────
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int: ...
+    async def list_ghosts(self, cutoff: datetime, limit: int | None) -> list[Session]: ...
+    async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int: ...
     async def prune(
         self, cutoff: datetime, *, dry_run: bool, batch: int
     ) -> tuple[int, int, list[str]]: ...

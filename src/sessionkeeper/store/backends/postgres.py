@@ -390,6 +390,15 @@ class PostgresBackend:
                 return None
         return [_message(r) for r in rows]
 
+    async def message_metadata(
+        self, session_id: str, last: int
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        async with self._conn() as conn:
+            rows = await conn.fetch(q.MESSAGE_METADATA, session_id, last)
+            if not rows and not await _exists(conn, session_id):
+                return None
+        return [(r[0], r[1] or {}) for r in rows]
+
     async def delete_message(
         self, session_id: str, seq: int | None, now: datetime
     ) -> tuple[bool, Message | None]:
@@ -508,6 +517,15 @@ class PostgresBackend:
                     return deleted
 
         return sum(await asyncio.gather(*(worker() for _ in range(GHOST_WORKERS))))
+
+    async def list_ghosts(self, cutoff: datetime, limit: int | None) -> list[Session]:
+        stmt, params = sql.ghosts(self.dialect, cutoff, limit)
+        return [_session(r) for r in await self._run("fetch", stmt, *params)]
+
+    async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
+        stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
+        status = await self._run("execute", stmt, *params)
+        return int(status.split()[-1])
 
     async def prune(
         self, cutoff: datetime, *, dry_run: bool, batch: int

@@ -36,6 +36,10 @@ FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10
 RETURNING seq
 """
 
+MESSAGE_METADATA = (
+    "SELECT seq, metadata FROM messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
+)
+
 # Ranked by ts_rank, which no index provides, so the planner must find the matches through the
 # GIN index and sort them. The session's title (and agent, to filter) are looked up per hit
 # by primary key: joining sessions in FROM let the planner start from the sessions table

@@ -63,6 +63,9 @@ _APPEND_BUMP = (
     "WHERE session_id = ? RETURNING last_seq"
 )
 _INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_MESSAGE_METADATA = (
+    "SELECT seq, metadata FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
+)
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -353,6 +356,18 @@ class SqliteBackend(Runner):
 
         return await self._read(read, inline=True)
 
+    async def message_metadata(
+        self, session_id: str, last: int
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        def read(conn: sqlite3.Connection) -> list[tuple[int, dict[str, Any]]] | None:
+            rows = conn.execute(_MESSAGE_METADATA, (session_id, last)).fetchall()
+            if not rows and not _exists(conn, session_id):
+                return None
+            loads = json.loads
+            return [(r[0], loads(r[1]) if r[1] else {}) for r in rows]
+
+        return await self._read(read, inline=True)
+
     async def delete_message(
         self, session_id: str, seq: int | None, now: datetime
     ) -> tuple[bool, Message | None]:
@@ -484,6 +499,14 @@ class SqliteBackend(Runner):
             deleted += count
             if count < batch:
                 return deleted
+
+    async def list_ghosts(self, cutoff: datetime, limit: int | None) -> list[Session]:
+        stmt, params = sql.ghosts(self.dialect, cutoff, limit)
+        return await self._read(lambda c: [_session(r) for r in c.execute(stmt, params)])
+
+    async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
+        stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
+        return await self._write(lambda c: _purge(c, stmt, tuple(params)), foreign_keys=False)
 
     async def prune(
         self, cutoff: datetime, *, dry_run: bool, batch: int
