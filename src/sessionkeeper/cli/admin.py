@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -65,9 +65,9 @@ def stats(
         out.print_table("By type", ["type", "sessions"], sorted(result.by_type.items()))
 
 
-# Deleting what was listed and confirmed: the Store deletes by age, so the confirmed run
-# asks for the listing's own cutoff (the threshold plus the time spent asking), less a margin
-# so that nothing younger than what was shown can be included.
+# Pruning what was listed and confirmed: the Store prunes by age, so the confirmed run asks
+# for the listing's own cutoff (the threshold plus the time spent asking), less a margin so
+# that nothing younger than what was shown can be included. (Ghosts are deleted by id.)
 CONFIRM_MARGIN_S = 0.05
 
 
@@ -108,12 +108,6 @@ def _session_facts(
     ]
 
 
-async def _has_checkpoints(store: Store, session_id: str) -> bool:
-    async for _checkpoint in store.checkpoints.list(thread_id=session_id, limit=1):
-        return True
-    return False
-
-
 def _number(value: float) -> float | int:
     """15.0 → 15 in JSON (the REST API's shape), 0.5 stays."""
     return int(value) if value.is_integer() else value
@@ -151,22 +145,7 @@ def ghosts(
     minutes = validate.duration(older_than_minutes, "--older-than-minutes", "minutes")
 
     async def find(store: Store) -> tuple[datetime, list[Session]]:
-        # The Store has no ghost listing (yet): the empty sessions older than the cutoff,
-        # less those holding LangGraph checkpoints (the Store does not count them as ghosts;
-        # only looked up when its own ghost count says some of the empty ones are kept).
-        now = datetime.now(UTC)
-        cutoff = now - timedelta(minutes=minutes)
-        found = [
-            s
-            async for s in store.iter_sessions(
-                created_before=cutoff, sort="created_at", order="asc"
-            )
-            if s.message_count == 0
-        ]
-        counted = (await store.get_stats(ghost_minutes=minutes)).ghost_sessions
-        if len(found) > counted:
-            found = [s for s in found if not await _has_checkpoints(store, s.session_id)]
-        return now, found
+        return datetime.now(UTC), await store.ghost_sessions(minutes)
 
     listed_at: datetime | None = None
     found: list[Session] = []
@@ -199,13 +178,11 @@ def ghosts(
             _confirm(len(found), "ghost session")
 
     async def purge(store: Store) -> int:
-        threshold = minutes
-        if listed_at is not None:
-            if not found:
-                return 0
-            waited = (datetime.now(UTC) - listed_at).total_seconds() - CONFIRM_MARGIN_S
-            threshold = min(minutes + max(waited, 0) / 60, validate.MAX_MINUTES)
-        return await store.delete_ghost_sessions(threshold)
+        if listed_at is None:  # --yes: every ghost there is now
+            return await store.delete_ghost_sessions(minutes)
+        # Exactly what was listed (less any that got a message since): nothing unseen.
+        ids = [s.session_id for s in found]
+        return await store.delete_ghost_sessions(minutes, session_ids=ids) if ids else 0
 
     deleted = common.run(purge)
     if as_json:

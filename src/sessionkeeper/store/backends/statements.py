@@ -196,3 +196,25 @@ def stats(
         "GROUP BY session_type ORDER BY count(*) DESC, session_type"
     )
     return totals, by_agent, by_type, p.values, group_params
+
+
+def ghosts(dialect: str, cutoff: datetime, limit: int | None) -> tuple[str, list[Any]]:
+    """The ghosts created before ``cutoff``, oldest first (the rule the purge applies)."""
+    p = Params(dialect)
+    sql = (
+        f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {GHOST} AND created_at < {p.time(cutoff)} "
+        "ORDER BY created_at, session_id"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit):d}"
+    return sql, p.values
+
+
+def ghosts_by_id(dialect: str, cutoff: datetime, ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """DELETE of those of ``ids`` that are still ghosts created before ``cutoff``."""
+    p = Params(dialect)
+    sql = (
+        f"DELETE FROM sessions WHERE {p.one_of('session_id', ids)} "
+        f"AND {GHOST} AND created_at < {p.time(cutoff)}"
+    )
+    return sql, p.values
