@@ -4,9 +4,7 @@ Each step is the real CLI in its own process, its peak RSS (VmHWM) measured by
 ``transfer_rss.measure``; the budget is 100 MiB. The file is written in the export format
 itself, so the round trip (import, then export) must give the same bytes back.
 
-The import's bound needs the Store's streaming write (``Store.import_session_stream``):
-without it the CLI falls back to ``import_session(list)`` and this part is an expected
-failure that prints the measured peak.
+The import streams through ``Store.import_session_stream`` (a chunk of messages in memory).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import pytest
 
 from sessionkeeper.files.transfer import dump_line, message_record, session_record
 from sessionkeeper.models import Message, Session
-from sessionkeeper.store.core import Store
 from transfer_rss import measure, message_text
 
 N = 200_000
@@ -101,9 +98,4 @@ def test_200k_message_session_round_trip_in_bounded_memory(
         f"\n{N:,} messages: export peak {exported.peak_mib:.1f} MiB, import peak "
         f"{imported.peak_mib:.1f} MiB, refused import peak {refused.peak_mib:.1f} MiB"
     )
-    if not hasattr(Store, "import_session_stream"):
-        pytest.xfail(
-            f"import peaked {imported.peak_mib:.1f} MiB: bounded memory needs the Store's "
-            "streaming write (Store.import_session_stream)"
-        )
     assert imported.peak_mib <= BUDGET_MIB, f"import peaked {imported.peak_mib:.1f} MiB"

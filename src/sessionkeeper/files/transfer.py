@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -772,12 +772,9 @@ async def _exists(store: Store, session_id: str) -> bool:
 
 async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:
     """``Store.import_session`` for a parsed session; for a streamed one, the Store's
-    streaming import when it has one (memory: a page), else the list import."""
+    streaming import (memory: a chunk of messages, not the session)."""
     if isinstance(item, Parsed):
         return await store.import_session(item.session, item.messages, replace=replace)
     if not replace and await _exists(store, item.session.session_id):
         return False  # skipped without reading the lines again
-    stream: Callable[..., Awaitable[bool]] | None = getattr(store, "import_session_stream", None)
-    if stream is not None:
-        return await stream(item.session, item.messages(), replace=replace)
-    return await store.import_session(item.session, list(item.messages()), replace=replace)
+    return await store.import_session_stream(item.session, item.messages(), replace=replace)

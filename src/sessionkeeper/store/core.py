@@ -617,6 +617,19 @@ class Store:
         last_seq = importing.check(session, items)
         return await self._backend.import_session(session, last_seq, items, replace)
 
+    async def import_session_stream(
+        self, session: Session, items: Iterable[Message], *, replace: bool = False
+    ) -> bool:
+        """``import_session`` for messages read as they come (e.g. from a file): one
+        transaction, written in chunks of 500, each checked as it is reached, so memory holds
+        a chunk, not the session. A bad message anywhere (or a duplicate seq) raises
+        InvalidInput and nothing of the session is written. ``items`` is read on the
+        database's writer (a thread on SQLite): it must not need this event loop."""
+        importing.check_session(session)
+        totals = importing.Totals()
+        chunks = importing.checked_chunks(session, items, totals)
+        return await self._backend.import_session_stream(session, chunks, totals, replace)
+
 
 async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     """Migrate an empty database; refuse, with the fix in the message, one at another revision."""

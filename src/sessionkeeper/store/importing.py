@@ -7,12 +7,24 @@ imported messages (never trusted from the file), so the counter invariant holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from sessionkeeper.errors import InvalidInput
 from sessionkeeper.models import Message, Session
 from sessionkeeper.store import validate
 from sessionkeeper.store.validate import MAX_INT
+
+CHUNK = 500  # messages per INSERT of a streamed import (and per check)
+
+
+@dataclass(slots=True)
+class Totals:
+    """What a streamed import's session row gets once its messages are written."""
+
+    count: int = 0
+    tokens: int = 0
+    last_seq: int = 0
 
 
 def check(session: Session, items: Sequence[Message]) -> int:
@@ -20,16 +32,29 @@ def check(session: Session, items: Sequence[Message]) -> int:
 
     Returns the session's last seq (the highest imported), from which appends continue.
     """
+    check_session(session)
+    seen: set[int] = set()
+    check_messages(session, items, seen)
+    return max(seen, default=0)
+
+
+def check_session(session: Session) -> None:
     validate.session_id(session.session_id)
     validate.label(session.agent_id, "agent_id")
     validate.label(session.session_type, "session_type")
     validate.title(session.title)
     validate.status(session.status)
     validate.metadata(session.metadata)
+    validate.aware(session.created_at, "created_at")
+    validate.aware(session.updated_at, "updated_at")
+
+
+def check_messages(session: Session, items: Sequence[Message], seen: set[int]) -> None:
+    """Check ``items`` and add their seqs to ``seen`` (a seq seen before is refused)."""
     for m in items:
         where = f"session {session.session_id!r}, message {m.seq}"
         if isinstance(m.seq, bool) or not isinstance(m.seq, int) or not 1 <= m.seq <= MAX_INT:
-            raise InvalidInput(f"{where}: seq must be an integer from 1 to {MAX_INT}")
+            raise InvalidInput(f"{where}: seq must be an integer from 1 to {MAX_INT}", field="seq")
         validate.role(m.role)
         validate.content(m.content)
         validate.optional_label(m.agent_id, "agent_id")
@@ -37,8 +62,34 @@ def check(session: Session, items: Sequence[Message]) -> int:
         validate.bounded_int(m.token_count, "token_count", 0)
         validate.model(m.model)
         validate.aware(m.created_at, "created_at")
-    if len({m.seq for m in items}) != len(items):
-        raise InvalidInput(f"session {session.session_id!r}: duplicate seq in import")
-    validate.aware(session.created_at, "created_at")
-    validate.aware(session.updated_at, "updated_at")
-    return max((m.seq for m in items), default=0)
+        if m.seq in seen:
+            raise InvalidInput(
+                f"session {session.session_id!r}: duplicate seq {m.seq} in import", field="seq"
+            )
+        seen.add(m.seq)
+
+
+def checked_chunks(
+    session: Session, items: Iterable[Message], totals: Totals
+) -> Iterator[list[Message]]:
+    """``items`` in checked chunks of CHUNK, ``totals`` kept up to date as they pass. A bad
+    message raises when its chunk is reached: the writer's transaction then rolls back."""
+    seen: set[int] = set()
+    chunk: list[Message] = []
+    for message in items:
+        chunk.append(message)
+        if len(chunk) == CHUNK:
+            yield _checked(session, chunk, seen, totals)
+            chunk = []
+    if chunk:
+        yield _checked(session, chunk, seen, totals)
+
+
+def _checked(
+    session: Session, chunk: list[Message], seen: set[int], totals: Totals
+) -> list[Message]:
+    check_messages(session, chunk, seen)
+    totals.count += len(chunk)
+    totals.tokens += sum(m.token_count for m in chunk)
+    totals.last_seq = max(totals.last_seq, max(m.seq for m in chunk))
+    return chunk

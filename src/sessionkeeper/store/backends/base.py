@@ -16,13 +16,16 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionkeeper.models import Message, SearchHit, Session
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.importing import Totals
 
 
 @dataclass(slots=True)
@@ -160,6 +163,15 @@ class Backend(Protocol):
     async def import_session(
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool: ...
+    async def import_session_stream(
+        self,
+        session: Session,
+        chunks: Iterator[list[Message]],
+        totals: Totals,
+        replace: bool,
+    ) -> bool:
+        """One transaction: the session row, each chunk as it comes, then the counters from
+        ``totals`` (kept by the chunks as they pass)."""
 
     # ── API keys ────────────────────────────────────────────────────────────
     async def insert_key(self, key: KeyRow) -> None: ...

@@ -26,10 +26,10 @@ import inspect
 import json
 import threading
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import asyncpg
@@ -50,6 +50,9 @@ from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 from sessionkeeper.store.validate import json_text
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.importing import Totals
 
 POOL_SIZE = 10
 GHOST_WORKERS = 2
@@ -564,44 +567,37 @@ class PostgresBackend:
     ) -> bool:
         s = session
         async with self._conn(deadline=max(self.timeout, 60.0)) as conn, conn.transaction():
-            if await _exists(conn, s.session_id, lock=True):
-                if not replace:
-                    return False
-                await conn.execute("DELETE FROM sessions WHERE session_id = $1", s.session_id)
-            await conn.execute(
-                q.INSERT_SESSION,
-                s.session_id,
-                s.agent_id,
-                s.title,
-                s.session_type,
-                s.status,
-                s.metadata or None,
-                s.created_at,
-                s.updated_at,
-                s.ended_at,
-                s.last_message_at,
-                len(items),
-                sum(m.token_count for m in items),
-                last_seq,
-            )
+            if not await _make_room(conn, s.session_id, replace):
+                return False
+            row = _import_row(s, len(items), sum(m.token_count for m in items), last_seq)
+            await conn.execute(q.INSERT_SESSION, *row)
             if items:
-                await conn.executemany(
-                    q.INSERT_MESSAGE,
-                    [
-                        (
-                            s.session_id,
-                            m.seq,
-                            m.role,
-                            m.content,
-                            m.agent_id,
-                            m.model,
-                            m.token_count,
-                            m.metadata or None,
-                            m.created_at,
-                        )
-                        for m in items
-                    ],
-                )
+                await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in items])
+        return True
+
+    async def import_session_stream(
+        self,
+        session: Session,
+        chunks: Iterator[list[Message]],
+        totals: Totals,
+        replace: bool,
+    ) -> bool:
+        s = session
+        # No deadline: the transaction lasts as long as the session takes to read and write.
+        async with self._conn(deadline=None) as conn, conn.transaction():
+            if not await _make_room(conn, s.session_id, replace):
+                return False
+            await conn.execute(q.INSERT_SESSION, *_import_row(s, 0, 0, 0))
+            for chunk in chunks:  # one chunk in memory at a time
+                await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in chunk])
+            await conn.execute(
+                "UPDATE sessions SET message_count = $2, token_count = $3, last_seq = $4 "
+                "WHERE session_id = $1",
+                s.session_id,
+                totals.count,
+                totals.tokens,
+                totals.last_seq,
+            )
         return True
 
     # ── API keys ────────────────────────────────────────────────────────────
@@ -652,3 +648,44 @@ async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:
     suffix = " FOR UPDATE" if lock else ""
     found = await conn.fetchval(f"SELECT 1 FROM sessions WHERE session_id = $1{suffix}", session_id)
     return found is not None
+
+
+def _import_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+    return (
+        s.session_id,
+        s.agent_id,
+        s.title,
+        s.session_type,
+        s.status,
+        s.metadata or None,
+        s.created_at,
+        s.updated_at,
+        s.ended_at,
+        s.last_message_at,
+        count,
+        tokens,
+        last_seq,
+    )
+
+
+def _import_message(s: Session, m: Message) -> tuple[Any, ...]:
+    return (
+        s.session_id,
+        m.seq,
+        m.role,
+        m.content,
+        m.agent_id,
+        m.model,
+        m.token_count,
+        m.metadata or None,
+        m.created_at,
+    )
+
+
+async def _make_room(conn: Any, session_id: str, replace: bool) -> bool:
+    """Whether an import may write the session: absent, or deleted here to be replaced."""
+    if await _exists(conn, session_id, lock=True):
+        if not replace:
+            return False
+        await conn.execute("DELETE FROM sessions WHERE session_id = $1", session_id)
+    return True

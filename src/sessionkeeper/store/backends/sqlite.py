@@ -27,10 +27,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict
 from sessionkeeper.models import Message, SearchHit, Session
@@ -51,6 +51,9 @@ from sessionkeeper.store.backends.statements import (
 from sessionkeeper.store.search import fts5_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 from sessionkeeper.store.validate import json_text
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.importing import Totals
 
 T = TypeVar("T")
 
@@ -556,34 +559,44 @@ class SqliteBackend(Runner):
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool:
         s = session
-        params = (
-            s.session_id,
-            s.agent_id,
-            s.title,
-            s.session_type,
-            s.status,
-            _json(s.metadata or None),
-            sqlite_time(s.created_at),
-            sqlite_time(s.updated_at),
-            sqlite_time(s.ended_at) if s.ended_at else None,
-            sqlite_time(s.last_message_at) if s.last_message_at else None,
-            len(items),
-            sum(m.token_count for m in items),
-            last_seq,
-        )
+        row = _import_row(s, len(items), sum(m.token_count for m in items), last_seq)
 
         def write(conn: sqlite3.Connection) -> bool:
-            if _exists(conn, s.session_id):
-                if not replace:
-                    return False
-                conn.execute("DELETE FROM sessions WHERE session_id = ?", (s.session_id,))
-            conn.execute(_INSERT_SESSION, params)
+            if not _make_room(conn, s.session_id, replace):
+                return False
+            conn.execute(_INSERT_SESSION, row)
             conn.executemany(
                 _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in items]
             )
             return True
 
         # Its lock wait is bounded like any write; a large session may then take a while.
+        return await self._write(write, bounded=False)
+
+    async def import_session_stream(
+        self,
+        session: Session,
+        chunks: Iterator[list[Message]],
+        totals: Totals,
+        replace: bool,
+    ) -> bool:
+        s = session
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if not _make_room(conn, s.session_id, replace):
+                return False
+            conn.execute(_INSERT_SESSION, _import_row(s, 0, 0, 0))
+            for chunk in chunks:  # read here, on the writer: one chunk in memory at a time
+                conn.executemany(
+                    _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in chunk]
+                )
+            conn.execute(
+                "UPDATE sessions SET message_count = ?, token_count = ?, last_seq = ? "
+                "WHERE session_id = ?",
+                (totals.count, totals.tokens, totals.last_seq, s.session_id),
+            )
+            return True
+
         return await self._write(write, bounded=False)
 
     # ── API keys ────────────────────────────────────────────────────────────
@@ -645,6 +658,33 @@ def _purge(conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...]) -> int:
             (json.dumps(gone),),
         )
     return len(gone)
+
+
+def _import_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+    return (
+        s.session_id,
+        s.agent_id,
+        s.title,
+        s.session_type,
+        s.status,
+        _json(s.metadata or None),
+        sqlite_time(s.created_at),
+        sqlite_time(s.updated_at),
+        sqlite_time(s.ended_at) if s.ended_at else None,
+        sqlite_time(s.last_message_at) if s.last_message_at else None,
+        count,
+        tokens,
+        last_seq,
+    )
+
+
+def _make_room(conn: sqlite3.Connection, session_id: str, replace: bool) -> bool:
+    """Whether an import may write the session: absent, or deleted here to be replaced."""
+    if _exists(conn, session_id):
+        if not replace:
+            return False
+        conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+    return True
 
 
 def _exists(conn: sqlite3.Connection, session_id: str) -> bool:
