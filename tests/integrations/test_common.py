@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from sessionkeeper import InvalidInput, NotFound, TooLarge, open_store
-from sessionkeeper.integrations._common import _JSONB_INEXACT, _inexact, keep_whole
+from sessionkeeper.integrations import _sync
+from sessionkeeper.integrations._common import (
+    _JSONB_INEXACT,
+    SessionBinding,
+    _inexact,
+    keep_whole,
+)
 from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
 from sessionkeeper.integrations.openai_agents import SessionkeeperSession
 from sessionkeeper.models import MAX_METADATA_BYTES
@@ -204,3 +212,68 @@ async def test_windowed_reads_fall_back_for_messages_written_by_other_means(db_u
         assert await SessionkeeperSession("none", store=store).get_items(limit=5) == []
         empty = SessionkeeperChatMessageHistory("none", store=store, limit=5)
         assert await empty.aget_messages() == []
+
+
+# ── blocking reads on the calling thread ───────────────────────────────────────
+
+
+def test_blocking_reads_run_on_the_calling_thread(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``messages`` where no loop runs reads on the caller's thread (its own loop, kept across
+    calls); writes go to the shared loop; threads read side by side; each sees every write."""
+    seen: list[tuple[str, str]] = []
+    store_of = SessionBinding.store
+
+    async def recording(self: SessionBinding) -> Any:
+        seen.append((threading.current_thread().name, self.session_id))
+        return await store_of(self)
+
+    monkeypatch.setattr(SessionBinding, "store", recording)
+    factory = SessionkeeperChatMessageHistory.factory(db_url, limit=50)
+    try:
+        factory("t").add_messages([HumanMessage("one"), AIMessage("two")])
+        assert seen[-1][0] == "sessionkeeper-sync"  # the write: the shared loop
+        assert [m.content for m in factory("t").messages] == ["one", "two"]
+        assert seen[-1][0] == threading.current_thread().name
+        first = _sync._thread_loop()
+        assert [m.content for m in factory("t").messages] == ["one", "two"]
+        assert _sync._thread_loop() is first and not first.is_closed()
+
+        errors: list[BaseException] = []
+        loops: list[Any] = []
+
+        def reader(n: int) -> None:
+            try:
+                history = factory(f"r{n}")
+                history.add_messages([HumanMessage(f"r{n}-{i}") for i in range(3)])
+                for _ in range(5):
+                    got = [m.content for m in history.messages]
+                    assert got == [f"r{n}-{i}" for i in range(3)], got
+                assert [m.content for m in factory("t").messages] == ["one", "two"]
+                loops.append(_sync._thread_loop())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(n,), name=f"reader-{n}") for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert len({id(loop) for loop in loops}) == 4 and first not in loops
+        readers = {name for name, sid in seen if sid.startswith("r") and name.startswith("reader")}
+        assert readers == {f"reader-{n}" for n in range(4)}
+        del threads
+        gc.collect()
+        assert all(loop.is_closed() for loop in loops)  # closed with their threads
+        assert [m.content for m in factory("r0").messages] == ["r0-0", "r0-1", "r0-2"]
+    finally:
+        factory.close()
+
+
+async def test_blocking_reads_inside_a_running_loop_use_the_shared_loop(db_url: str) -> None:
+    async with await open_store(db_url) as store:
+        history = SessionkeeperChatMessageHistory("in-loop", store=store)
+        await history.aadd_messages([HumanMessage("hi")])
+        assert [m.content for m in history.messages] == ["hi"]  # no deadlock, no nesting error

@@ -12,7 +12,8 @@
 ``SessionkeeperChatMessageHistory`` is a ``BaseChatMessageHistory`` with real async methods
 (``aget_messages``, ``aadd_messages``, ``aclear``) and blocking ones (``messages``,
 ``add_messages``, ``clear``), which run on a shared background event loop, so they also work
-when called from inside a running loop. The constructor does no I/O: building one per call, as
+when called from inside a running loop (``messages``, called where no loop runs, reads on the
+calling thread instead). The constructor does no I/O: building one per call, as
 ``RunnableWithMessageHistory`` does, costs nothing.
 
 Each message is one message of an ordinary store session (``session_type="langchain"``):
@@ -43,7 +44,7 @@ from sessionkeeper.integrations._common import (
     missing_framework,
     read_whole,
 )
-from sessionkeeper.integrations._sync import run_blocking
+from sessionkeeper.integrations._sync import run_blocking, run_read
 
 try:
     from langchain_core.chat_history import BaseChatMessageHistory
@@ -320,7 +321,8 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        return run_blocking(self.aget_messages())
+        # On the calling thread when no loop runs there (see _sync.run_read).
+        return run_read(self.aget_messages())
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         run_blocking(self.aadd_messages(messages))
