@@ -80,6 +80,14 @@ class AdkPage:
     app_state: str | None
 
 
+def page_of(app_name: str, found: Sequence[Sequence[Any]]) -> AdkPage:
+    """A page from listing rows: (session_id, state, update_time, user_id, adk_id, user
+    state, app state)."""
+    rows = [AdkRow(AdkKey(app_name, r[3], r[4]), r[0], r[1], r[2], None, None) for r in found]
+    users = {r[3]: r[5] for r in found if r[5] is not None}
+    return AdkPage(rows, users, found[0][6] if found else None)
+
+
 class AdkBackend(Protocol):
     async def create(self, new: NewAdkSession) -> AdkRow | None: ...
 

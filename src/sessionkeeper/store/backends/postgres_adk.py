@@ -27,6 +27,7 @@ from sessionkeeper.store.backends.adk_base import (
     NewAdkSession,
     event_texts,
     merged,
+    page_of,
 )
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
 
@@ -165,32 +166,25 @@ class PostgresAdk:
         self, app_name: str, user_id: str | None, after: tuple[float, str, str] | None, limit: int
     ) -> AdkPage:
         args: list[Any] = [app_name]
-        where = "app_name = $1"
+        where = "a.app_name = $1"
         if user_id is not None:
             args.append(user_id)
-            where += " AND user_id = $2"
+            where += " AND a.user_id = $2"
         if after is not None:
             n = len(args)
             args.extend(after)
-            where += f" AND (update_time, user_id, adk_id) > (${n + 1}, ${n + 2}, ${n + 3})"
+            where += f" AND (a.update_time, a.user_id, a.adk_id) > (${n + 1}, ${n + 2}, ${n + 3})"
+        # One statement, one snapshot: each row brings its user's state, the app's comes once.
         sql = (
-            "SELECT session_id, state::text, update_time, user_id, adk_id FROM adk_sessions "
-            f"WHERE {where} ORDER BY update_time, user_id, adk_id LIMIT {int(limit):d}"
+            "SELECT a.session_id, a.state::text, a.update_time, a.user_id, a.adk_id, "
+            "u.state::text, (SELECT state::text FROM adk_app_state WHERE app_name = $1) "
+            "FROM adk_sessions a LEFT JOIN adk_user_state u "
+            "ON u.app_name = a.app_name AND u.user_id = a.user_id "
+            f"WHERE {where} ORDER BY a.update_time, a.user_id, a.adk_id LIMIT {int(limit):d}"
         )
-        async with self.b._conn() as conn, conn.transaction(readonly=True):
+        async with self.b._conn() as conn:
             found = await conn.fetch(sql, *args)
-            app = await conn.fetchval(
-                "SELECT state::text FROM adk_app_state WHERE app_name = $1", app_name
-            )
-            users = sorted({r[3] for r in found})
-            shared = await conn.fetch(
-                "SELECT user_id, state::text FROM adk_user_state "
-                "WHERE app_name = $1 AND user_id = ANY($2::text[])",
-                app_name,
-                users,
-            )
-        rows = [AdkRow(AdkKey(app_name, r[3], r[4]), r[0], r[1], r[2], None, None) for r in found]
-        return AdkPage(rows, {r[0]: r[1] for r in shared}, app)
+        return page_of(app_name, found)
 
     async def delete(self, key: AdkKey) -> bool:
         async with self.b._conn() as conn:

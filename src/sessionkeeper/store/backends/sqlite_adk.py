@@ -25,6 +25,7 @@ from sessionkeeper.store.backends.adk_base import (
     NewAdkSession,
     event_texts,
     merged,
+    page_of,
 )
 from sessionkeeper.store.backends.sqlite import _INSERT_MESSAGE, _message_params
 from sessionkeeper.store.backends.sqlite_threads import read_txn
@@ -159,38 +160,25 @@ class SqliteAdk:
     async def page(
         self, app_name: str, user_id: str | None, after: tuple[float, str, str] | None, limit: int
     ) -> AdkPage:
-        where = "app_name = ?"
+        where = "a.app_name = ?1"
         params: list[Any] = [app_name]
         if user_id is not None:
-            where += " AND user_id = ?"
+            where += " AND a.user_id = ?2"
             params.append(user_id)
         if after is not None:
-            where += " AND (update_time, user_id, adk_id) > (?, ?, ?)"
+            n = len(params)
+            where += f" AND (a.update_time, a.user_id, a.adk_id) > (?{n + 1}, ?{n + 2}, ?{n + 3})"
             params.extend(after)
+        # One statement: each row brings its user's state, the app's state comes alongside.
         sql = (
-            "SELECT session_id, state, update_time, user_id, adk_id FROM adk_sessions "
-            f"WHERE {where} ORDER BY update_time, user_id, adk_id LIMIT {int(limit):d}"
+            "SELECT a.session_id, a.state, a.update_time, a.user_id, a.adk_id, u.state, "
+            "(SELECT state FROM adk_app_state WHERE app_name = ?1) "
+            "FROM adk_sessions a LEFT JOIN adk_user_state u "
+            "ON u.app_name = a.app_name AND u.user_id = a.user_id "
+            f"WHERE {where} ORDER BY a.update_time, a.user_id, a.adk_id LIMIT {int(limit):d}"
         )
-
-        def read(conn: sqlite3.Connection) -> AdkPage:
-            found = conn.execute(sql, params).fetchall()
-            app = conn.execute(
-                "SELECT state FROM adk_app_state WHERE app_name = ?", (app_name,)
-            ).fetchone()
-            users = sorted({r[3] for r in found})
-            user_states = dict(
-                conn.execute(
-                    "SELECT user_id, state FROM adk_user_state WHERE app_name = ? AND user_id "
-                    "IN (SELECT value FROM json_each(?))",
-                    (app_name, json.dumps(users)),
-                ).fetchall()
-            )
-            rows = [
-                AdkRow(AdkKey(app_name, r[3], r[4]), r[0], r[1], r[2], None, None) for r in found
-            ]
-            return AdkPage(rows, user_states, app[0] if app else None)
-
-        return await self.b._read(read_txn(read), budget=True)
+        found = await self.b._read(lambda c: c.execute(sql, params).fetchall(), budget=True)
+        return page_of(app_name, found)
 
     async def delete(self, key: AdkKey) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
