@@ -222,14 +222,12 @@ def _run_suite(name: str, db_url: str, tmp_path: Path) -> None:
 
 def test_openai_agents_session_suite(file_db_url: str, tmp_path: Path) -> None:
     """The OpenAI Agents SDK's own SQLiteSession tests pass on SessionkeeperSession."""
-    pytest.importorskip("agents")
     _run_suite("openai-agents", file_db_url, tmp_path)
 
 
 def test_langchain_chat_history_suite(file_db_url: str, tmp_path: Path) -> None:
     """langchain-core's own chat history and RunnableWithMessageHistory tests pass on
     SessionkeeperChatMessageHistory."""
-    pytest.importorskip("langchain_core")
     _run_suite("langchain", file_db_url, tmp_path)
 
 
