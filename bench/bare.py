@@ -52,12 +52,13 @@ PG_LIST = (
 )
 PG_COUNT = "SELECT count(*) FROM sessions WHERE agent_id = $1"
 # The same output as the store's search: rank, snippet (ts_headline), the session's title.
+# The words are single words, so each is its own tsquery text (search.pg_query gives the same).
 PG_SEARCH = """
 SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
        (SELECT title FROM sessions s WHERE s.session_id = m.session_id) AS title,
-       ts_headline('english', m.content, q,
+       ts_headline('sessionkeeper', m.content, q,
                    'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
-FROM messages m, websearch_to_tsquery('english', $1) q
+FROM messages m, to_tsquery('sessionkeeper', $1) q
 WHERE m.tsv @@ q
 ORDER BY rank DESC
 LIMIT 20
@@ -65,7 +66,7 @@ LIMIT 20
 # The least a search can be: keys and rank of the first 20 hits.
 PG_SEARCH_MIN = """
 SELECT session_id, seq, ts_rank(tsv, q) AS rank
-FROM messages, websearch_to_tsquery('english', $1) q
+FROM messages, to_tsquery('sessionkeeper', $1) q
 WHERE tsv @@ q
 ORDER BY rank DESC
 LIMIT 20

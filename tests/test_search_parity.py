@@ -170,3 +170,23 @@ async def _accents(url: str) -> list[int]:
 def test_accents_fold_on_both_databases(pg_database_url: str) -> None:
     asyncio.run(_empty_schema(pg_database_url))
     assert asyncio.run(_accents("sqlite://")) == asyncio.run(_accents(pg_database_url)) == [1, 2]
+
+
+async def _unaccent_elsewhere(url: str) -> None:
+    """``unaccent`` installed in a schema that is not on the store's search_path."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public; "
+            "DROP EXTENSION IF EXISTS unaccent CASCADE; "
+            "CREATE SCHEMA IF NOT EXISTS sk_ext; CREATE EXTENSION unaccent SCHEMA sk_ext;"
+        )
+    finally:
+        await conn.close()
+
+
+def test_accents_fold_with_unaccent_in_another_schema(pg_database_url: str) -> None:
+    asyncio.run(_unaccent_elsewhere(pg_database_url))
+    assert asyncio.run(_accents(pg_database_url)) == [1, 2]

@@ -57,28 +57,37 @@ _DOWNGRADE = [
 ]
 
 
-def _unaccent() -> bool:
-    """Whether the ``unaccent`` dictionary can be used (the extension created if needed;
-    it is a trusted extension, so a database owner may create it)."""
+def _unaccent() -> str | None:
+    """The ``unaccent`` dictionary, schema-qualified (the extension may live in a schema not
+    on this store's search_path), created if needed: it is a trusted extension, so a
+    database owner may create it. None when the server does not offer it or it cannot be
+    created here."""
     bind = op.get_bind()
     found = bind.execute(
         sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'")
     ).first()
     if found is None:
-        return False
+        return None
     try:
         with bind.begin_nested():
             bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS unaccent"))
-            bind.execute(sa.text("SELECT 'unaccent'::regdictionary"))
+            schema = bind.execute(
+                sa.text(
+                    "SELECT quote_ident(n.nspname) FROM pg_extension e "
+                    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'unaccent'"
+                )
+            ).scalar_one()
+            bind.execute(sa.text(f"SELECT '{schema}.unaccent'::regdictionary"))
     except sa.exc.DBAPIError:
-        return False
-    return True
+        return None
+    return f"{schema}.unaccent"
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    dictionaries = "unaccent, sessionkeeper_porter" if _unaccent() else "sessionkeeper_porter"
+    unaccent = _unaccent()
+    dictionaries = f"{unaccent}, sessionkeeper_porter" if unaccent else "sessionkeeper_porter"
     for statement in _UPGRADE:
         op.execute(statement.replace("{dictionaries}", dictionaries))
 
