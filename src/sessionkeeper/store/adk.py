@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +51,6 @@ __all__ = ["EVENT_KEY", "SESSION_TYPE", "AdkKey", "AdkSessions", "AdkView", "Sco
 
 MAX_NAME_LENGTH = 256
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._:@/+-]")
-_create_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +96,7 @@ class AdkSessions:
     @classmethod
     def of(cls, store: Store) -> AdkSessions:
         """The store's one instance (created on first use)."""
-        found: AdkSessions | None = store.__dict__.get("_adk_sessions")
-        if found is None:
-            with _create_lock:
-                found = store.__dict__.get("_adk_sessions")
-                if found is None:
-                    found = store.__dict__["_adk_sessions"] = cls(store)
-        return found
+        return store._part("_adk_sessions", cls)
 
     async def create(
         self, key: AdkKey, scopes: Scopes, *, update_time: float, title: str | None = None

@@ -65,7 +65,6 @@ logger = logging.getLogger(__name__)
 LIST_PAGE = 100
 MAX_LOGS = 256
 PRUNE_STRATEGIES = ("keep_latest", "delete")
-_create_lock = threading.Lock()
 
 
 class Element(NamedTuple):
@@ -118,13 +117,7 @@ class Checkpoints:
     @classmethod
     def of(cls, store: Store) -> Checkpoints:
         """The store's one instance (created on first use)."""
-        found: Checkpoints | None = store.__dict__.get("_checkpoints")
-        if found is None:
-            with _create_lock:
-                found = store.__dict__.get("_checkpoints")
-                if found is None:
-                    found = store.__dict__["_checkpoints"] = cls(store)
-        return found
+        return store._part("_checkpoints", cls)
 
     # ── writing ─────────────────────────────────────────────────────────────
 

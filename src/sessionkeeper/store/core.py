@@ -17,11 +17,12 @@ Semantics in brief (details next to each piece):
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sessionkeeper import tokens
 from sessionkeeper.errors import InvalidInput, NotFound, SchemaMismatch
@@ -62,6 +63,9 @@ UNSET: Final = _Unset()
 GHOST_BATCH = 2_000
 MAX_GHOST_LISTING = 1_000_000
 
+T = TypeVar("T")
+_parts_lock = threading.Lock()
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -89,6 +93,17 @@ class Store:
     def url(self) -> str:
         """The database URL with any password hidden."""
         return masked(self.config.url)
+
+    def _part(self, name: str, make: Callable[[Store], T]) -> T:
+        """The store's one instance of a storage part kept beside it (checkpoints, ADK
+        sessions), made by ``make`` on first use; threads asking at once get the same one."""
+        found = self.__dict__.get(name)
+        if found is None:
+            with _parts_lock:
+                found = self.__dict__.get(name)
+                if found is None:
+                    found = self.__dict__[name] = make(self)
+        return cast(T, found)
 
     @property
     def checkpoints(self) -> Checkpoints:
