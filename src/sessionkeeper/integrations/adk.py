@@ -36,10 +36,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.errors import InvalidInput
 from sessionkeeper.integrations._common import (
     auto_title,
     excerpt,
@@ -234,18 +232,10 @@ def _message(event: Event) -> tuple[NewMessage, str | None]:
         role = "assistant"
     content, _ = excerpt(text)
     whole = json.loads(event.model_dump_json(exclude_none=True))
-    try:
-        created = datetime.fromtimestamp(event.timestamp, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise InvalidInput(
-            f"event timestamp {event.timestamp!r} is not a time in years 1-9999",
-            field="timestamp",
-        ) from None
     message = NewMessage(
         role=role,
         content=content,
         agent_id=event.author if role != "user" and LABEL_RE.fullmatch(event.author) else None,
         metadata=keep_whole(EVENT_KEY, whole),
-        created_at=created,
     )
     return message, auto_title(text) if role == "user" else None

@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.errors import InvalidInput, TooLarge
+from sessionkeeper.errors import InvalidInput
 from sessionkeeper.models import (
     LABEL_RE,
-    MAX_METADATA_BYTES,
     RESERVED_SESSION_IDS,
     SESSION_ID_RE,
     NewMessage,
@@ -41,7 +40,6 @@ from sessionkeeper.store.backends.adk_base import (
     AdkKey,
     AdkRow,
     NewAdkSession,
-    dump,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +111,7 @@ class AdkSessions:
             agent_id=_agent(key.app_name),
             title=validate.title(title),
             metadata=validate.metadata(meta) or {},
-            state=dump(session_state),
+            state=session_state.json if session_state else None,
             app_delta=app,
             user_delta=user,
             update_time=_time(update_time),
@@ -184,10 +182,12 @@ class AdkSessions:
         update_time: float,
         title: str | None = None,
     ) -> bool:
-        """Append an event (a message holding it) and apply its state delta, atomically.
-        False when the session does not exist."""
+        """Append an event (a message holding it, dated ``update_time``: the event's time)
+        and apply its state delta, atomically. False when the session does not exist."""
         _check_key(key)
-        row = validate.message_row(message, self._store.tokenizer.count)
+        seconds = _time(update_time)
+        at = _moment(seconds, "timestamp")
+        row = validate.message_row(replace(message, created_at=at), self._store.tokenizer.count)
         append = AdkAppend(
             key=key,
             message=row,
@@ -195,7 +195,7 @@ class AdkSessions:
             session_delta=_state(delta.session, "state_delta"),
             app_delta=_state(delta.app, "state_delta"),
             user_delta=_state(delta.user, "state_delta"),
-            update_time=_time(update_time),
+            update_time=seconds,
             now=datetime.now(UTC),
         )
         return await self._backend.append(append)
@@ -220,16 +220,10 @@ def _check_key(key: AdkKey) -> None:
     _name(key.adk_id, "session_id")
 
 
-def _state(value: Mapping[str, Any], field: str) -> dict[str, Any]:
-    """State as stored: standard JSON (as metadata is), at most MAX_METADATA_BYTES."""
-    state = dict(value)
-    validate.json_value(state, field)
-    size = len(json.dumps(state, ensure_ascii=False, allow_nan=False).encode())
-    if size > MAX_METADATA_BYTES:
-        raise TooLarge(
-            f"{field} is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}", field=field
-        )
-    return state
+def _state(value: Mapping[str, Any], field: str) -> validate.Checked:
+    """State as stored: by the rules of metadata (standard JSON, at most MAX_METADATA_BYTES),
+    with its JSON text made by that check."""
+    return validate.checked_metadata(dict(value), field)
 
 
 def _time(value: Any) -> float:

@@ -205,31 +205,30 @@ def json_text(value: Any) -> str:
     return value.json if type(value) is Checked else json.dumps(value)
 
 
-def checked_metadata(value: dict[str, Any]) -> Checked:
+def checked_metadata(value: dict[str, Any], field: str = "metadata") -> Checked:
     """``value`` checked against every metadata rule (standard JSON, string keys, valid text
     without NUL, at most 64 levels deep, at most MAX_METADATA_BYTES of UTF-8 JSON) and
     serialised, once: one ``json.dumps`` in C and a walk of the containers only; anything that
-    walk cannot vouch for gets the full check, which words the error."""
+    walk cannot vouch for gets the full check, which words the error. Errors name ``field``
+    (other JSON objects kept by the same rules, such as ADK state, pass their own)."""
     if not isinstance(value, dict):
-        raise InvalidInput("metadata must be a JSON object", field="metadata")
+        raise InvalidInput(f"{field} must be a JSON object", field=field)
     try:
         text: str | None = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         text = None
     size = None if text is None else _plain_size(value, text)
     if size is None:
-        _check_json(value, "metadata")  # raises with the place and the reason
+        _check_json(value, field)  # raises with the place and the reason
         try:
             text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise InvalidInput(
-                f"metadata is not JSON-serialisable: {exc}", field="metadata"
-            ) from exc
+            raise InvalidInput(f"{field} is not JSON-serialisable: {exc}", field=field) from exc
         size = len(text.encode())
     if size > MAX_METADATA_BYTES:
         raise TooLarge(
-            f"metadata is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}",
-            field="metadata",
+            f"{field} is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}",
+            field=field,
         )
     assert text is not None
     checked = Checked(value)
@@ -379,9 +378,3 @@ def message_row(
         "metadata": message_metadata(message.metadata),
         "created_at": message.created_at,
     }
-
-
-def json_value(value: Any, field: str) -> None:
-    """Standard JSON as metadata must be (no NaN/Infinity, string keys, valid text, at most
-    64 levels deep), errors naming ``field``."""
-    _check_json(value, field)
