@@ -267,19 +267,7 @@ class PostgresBackend:
             await self._run(
                 "execute",
                 q.INSERT_SESSION,
-                s.session_id,
-                s.agent_id,
-                s.title,
-                s.session_type,
-                s.status,
-                s.metadata or None,
-                s.created_at,
-                s.updated_at,
-                None,
-                None,
-                0,
-                0,
-                0,
+                *_session_row(s, 0, 0, 0),
             )
         except Conflict:
             raise Conflict(f"session {s.session_id!r} already exists") from None
@@ -569,7 +557,7 @@ class PostgresBackend:
         async with self._conn(deadline=max(self.timeout, 60.0)) as conn, conn.transaction():
             if not await _make_room(conn, s.session_id, replace):
                 return False
-            row = _import_row(s, len(items), sum(m.token_count for m in items), last_seq)
+            row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
             await conn.execute(q.INSERT_SESSION, *row)
             if items:
                 await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in items])
@@ -587,7 +575,7 @@ class PostgresBackend:
         async with self._conn(deadline=None) as conn, conn.transaction():
             if not await _make_room(conn, s.session_id, replace):
                 return False
-            await conn.execute(q.INSERT_SESSION, *_import_row(s, 0, 0, 0))
+            await conn.execute(q.INSERT_SESSION, *_session_row(s, 0, 0, 0))
             for chunk in chunks:  # one chunk in memory at a time
                 await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in chunk])
             await conn.execute(
@@ -650,7 +638,8 @@ async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:
     return found is not None
 
 
-def _import_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+    """The values of INSERT_SESSION for ``s`` with these counters."""
     return (
         s.session_id,
         s.agent_id,

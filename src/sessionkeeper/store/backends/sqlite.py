@@ -223,21 +223,7 @@ class SqliteBackend(Runner):
     # ── sessions ────────────────────────────────────────────────────────────
 
     async def insert_session(self, s: Session) -> None:
-        params = (
-            s.session_id,
-            s.agent_id,
-            s.title,
-            s.session_type,
-            s.status,
-            _json(s.metadata or None),
-            sqlite_time(s.created_at),
-            sqlite_time(s.updated_at),
-            None,
-            None,
-            0,
-            0,
-            0,
-        )
+        params = _session_row(s, 0, 0, 0)
         try:
             await self._write(lambda c: c.execute(_INSERT_SESSION, params))
         except Conflict:
@@ -559,7 +545,7 @@ class SqliteBackend(Runner):
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool:
         s = session
-        row = _import_row(s, len(items), sum(m.token_count for m in items), last_seq)
+        row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
 
         def write(conn: sqlite3.Connection) -> bool:
             if not _make_room(conn, s.session_id, replace):
@@ -585,7 +571,7 @@ class SqliteBackend(Runner):
         def write(conn: sqlite3.Connection) -> bool:
             if not _make_room(conn, s.session_id, replace):
                 return False
-            conn.execute(_INSERT_SESSION, _import_row(s, 0, 0, 0))
+            conn.execute(_INSERT_SESSION, _session_row(s, 0, 0, 0))
             for chunk in chunks:  # read here, on the writer: one chunk in memory at a time
                 conn.executemany(
                     _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in chunk]
@@ -660,7 +646,8 @@ def _purge(conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...]) -> int:
     return len(gone)
 
 
-def _import_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
+    """The values of _INSERT_SESSION for ``s`` with these counters."""
     return (
         s.session_id,
         s.agent_id,
