@@ -66,21 +66,21 @@ _BUMP = (
 def _merge_shared(
     conn: sqlite3.Connection,
     table: str,
-    where: str,
-    params: tuple[str, ...],
+    keys: dict[str, str],
     delta: dict[str, Any],
     stamp: float,
 ) -> None:
-    """Merge ``delta`` into the app's or user's state row (created when missing)."""
+    """Merge ``delta`` into the state row of ``table`` named by ``keys`` (created when
+    missing)."""
     if not delta:
         return
+    where = " AND ".join(f"{column} = ?" for column in keys)
+    params = tuple(keys.values())
     found = conn.execute(f"SELECT state FROM {table} WHERE {where}", params).fetchone()
     state = merged(found[0] if found else None, delta) or "{}"
     if found is None:
-        columns = ("app_name, " if len(params) == 1 else "app_name, user_id, ") + (
-            "state, update_time"
-        )
-        marks = ", ".join("?" * (len(params) + 2))
+        columns = ", ".join([*keys, "state", "update_time"])
+        marks = ", ".join("?" * (len(keys) + 2))
         conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", (*params, state, stamp))
     else:
         conn.execute(
@@ -89,17 +89,10 @@ def _merge_shared(
 
 
 def _shared(conn: sqlite3.Connection, key: AdkKey, new: AdkAppend | NewAdkSession) -> None:
-    _merge_shared(
-        conn, "adk_app_state", "app_name = ?", (key.app_name,), new.app_delta, new.update_time
-    )
-    _merge_shared(
-        conn,
-        "adk_user_state",
-        "app_name = ? AND user_id = ?",
-        (key.app_name, key.user_id),
-        new.user_delta,
-        new.update_time,
-    )
+    app = {"app_name": key.app_name}
+    _merge_shared(conn, "adk_app_state", app, new.app_delta, new.update_time)
+    user = {"app_name": key.app_name, "user_id": key.user_id}
+    _merge_shared(conn, "adk_user_state", user, new.user_delta, new.update_time)
 
 
 def _row(key: AdkKey, r: Any) -> AdkRow:
