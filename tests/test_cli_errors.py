@@ -529,7 +529,7 @@ def test_ghost_listing_leaves_out_langgraph_threads(cli: Invoke, file_db_url: st
     the dry run does not list it either."""
     import asyncio
 
-    from sessionkeeper.store.backends.checkpoints_base import CheckpointRow
+    from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointRow
     from sessionkeeper.store.core import Store
 
     thread = as_json(cli("new", "--title", "graph thread", "--json"))["session_id"]

@@ -110,7 +110,7 @@ async def test_list_is_oldest_update_first(service: SessionkeeperSessionService)
 
 
 async def test_list_pages_past_one_store_page(service: SessionkeeperSessionService) -> None:
-    from sessionkeeper.store.backends.adk_base import LIST_PAGE
+    from sessionkeeper.store.backends.frameworks.adk_base import LIST_PAGE
 
     n = LIST_PAGE + 3
     for i in range(n):

@@ -46,7 +46,7 @@ from sessionkeeper.integrations._common import (
     missing_framework,
 )
 from sessionkeeper.models import LABEL_RE, NewMessage
-from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkSessions, AdkView, Scopes
+from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkView, Scopes
 
 try:
     from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -80,7 +80,7 @@ class SessionkeeperSessionService(BaseSessionService):
     def __init__(self, store: Store, *, title: str | None = None) -> None:
         self.store = store
         self.title = title
-        self._adk = AdkSessions.of(store)
+        self._adk = store.adk
 
     @classmethod
     @asynccontextmanager

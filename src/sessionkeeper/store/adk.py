@@ -1,27 +1,28 @@
-"""Google ADK session storage: the API ``AdkSessions.of(store)`` gives the ADK integration.
+"""Google ADK session storage: the API ``store.adk`` gives the ADK integration.
 
 The integration (``integrations/adk.py``) speaks ADK: ``Event`` objects, state prefixes.
 This module stores, with the Store's rules (text and JSON checked, one error hierarchy,
-events validated as any append), on the Store's own backend (``backends/*_adk.py``). It
-knows nothing of ADK's classes: events arrive as JSON-ready dicts and leave as JSON text.
+events validated as any append), on the Store's own backend (its ``adk`` part, in
+``backends/frameworks/``). It knows nothing of ADK's classes: events arrive as JSON-ready
+dicts and leave as JSON text.
 
 An ADK session is an ordinary store session (type ``adk``; its agent is the app name, with
 ``_`` for characters an agent id cannot hold): listed, searched, windowed, shown in the
-dashboard, purged and pruned like any other, and deleting it deletes its ADK state (ON
-DELETE CASCADE). Its store id is the
-ADK id when that is a valid, unused session id, else ``adk-`` and a digest of the ADK key:
-ADK ids are unique per app and user only, and may hold any text.
+dashboard, purged and pruned like any other, and deleting it deletes its ADK state (the
+backend deletes a session's rows in every table). Its store id is the ADK id when that is
+a valid, unused session id, else ``adk-`` and a digest of the ADK key: ADK ids are unique
+per app and user only, and may hold any text.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionkeeper.errors import InvalidInput
 from sessionkeeper.models import (
@@ -31,19 +32,16 @@ from sessionkeeper.models import (
     NewMessage,
 )
 from sessionkeeper.store import validate
-from sessionkeeper.store.backends.adk_base import (
+from sessionkeeper.store.backends.frameworks.adk_base import (
     EVENT_KEY,
     LIST_PAGE,
     SESSION_TYPE,
     AdkAppend,
-    AdkBackend,
     AdkKey,
+    AdkPart,
     AdkRow,
     NewAdkSession,
 )
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.core import Store
 
 __all__ = ["EVENT_KEY", "SESSION_TYPE", "AdkKey", "AdkSessions", "AdkView", "Scopes"]
 
@@ -77,24 +75,9 @@ class AdkView:
 class AdkSessions:
     """Create, read, list, delete ADK sessions and append their events."""
 
-    def __init__(self, store: Store) -> None:
-        backend: Any = store._backend
-        impl: AdkBackend
-        if backend.dialect == "postgresql":
-            from sessionkeeper.store.backends.postgres_adk import PostgresAdk
-
-            impl = PostgresAdk(backend)
-        else:
-            from sessionkeeper.store.backends.sqlite_adk import SqliteAdk
-
-            impl = SqliteAdk(backend)
-        self._store = store
-        self._backend = impl
-
-    @classmethod
-    def of(cls, store: Store) -> AdkSessions:
-        """The store's one instance (created on first use)."""
-        return store._part("_adk_sessions", cls)
+    def __init__(self, part: AdkPart, count_tokens: Callable[[str], int]) -> None:
+        self._part = part
+        self._count = count_tokens
 
     async def create(
         self, key: AdkKey, scopes: Scopes, *, update_time: float, title: str | None = None
@@ -117,7 +100,7 @@ class AdkSessions:
             update_time=_time(update_time),
             now=datetime.now(UTC),
         )
-        row = await self._backend.create(new)
+        row = await self._part.create(new)
         return None if row is None else _view(row, [])
 
     async def get(
@@ -129,7 +112,7 @@ class AdkSessions:
         if last is not None:
             last = validate.bounded_int(last, "num_recent_events", 0)
         since = None if after is None else _moment(after, "after_timestamp")
-        loaded = await self._backend.get(key, last=last, after=since)
+        loaded = await self._part.get(key, last=last, after=since)
         return None if loaded is None else _view(loaded.row, loaded.events)
 
     async def pages(
@@ -142,7 +125,7 @@ class AdkSessions:
             _name(user_id, "user_id")
         after: tuple[float, str, str] | None = None
         while True:
-            page = await self._backend.page(app_name, user_id, after, LIST_PAGE)
+            page = await self._part.page(app_name, user_id, after, LIST_PAGE)
             app = _load(page.app_state)
             users = {user: _load(text) for user, text in page.user_states.items()}
             none: dict[str, Any] = {}
@@ -166,12 +149,12 @@ class AdkSessions:
     async def delete(self, key: AdkKey) -> bool:
         """Delete the session (its store session, messages and state). False if missing."""
         _check_key(key)
-        return await self._backend.delete(key)
+        return await self._part.delete(key)
 
     async def user_state(self, app_name: str, user_id: str) -> dict[str, Any]:
         _name(app_name, "app_name")
         _name(user_id, "user_id")
-        return _load(await self._backend.user_state(app_name, user_id))
+        return _load(await self._part.user_state(app_name, user_id))
 
     async def append(
         self,
@@ -187,7 +170,7 @@ class AdkSessions:
         _check_key(key)
         seconds = _time(update_time)
         at = _moment(seconds, "timestamp")
-        row = validate.message_row(replace(message, created_at=at), self._store.tokenizer.count)
+        row = validate.message_row(replace(message, created_at=at), self._count)
         append = AdkAppend(
             key=key,
             message=row,
@@ -198,7 +181,7 @@ class AdkSessions:
             update_time=seconds,
             now=datetime.now(UTC),
         )
-        return await self._backend.append(append)
+        return await self._part.append(append)
 
 
 # ── checks ──────────────────────────────────────────────────────────────────

@@ -2,8 +2,8 @@
 
 LangGraph's saver (``integrations/langgraph.py``) serialises; this module stores, with the
 Store's rules (ids validated, one error hierarchy, mirrored messages validated as any
-append), on the Store's own backend (``backends/*_checkpoints.py``). A thread is a session:
-its id is the session id and its rows go with the session (ON DELETE CASCADE).
+append), on the Store's own backend (its ``checkpoints`` part, in ``backends/frameworks/``).
+A thread is a session: its id is the session id and its rows go with the session.
 
 Why the shape (migration 0004):
 - A checkpoint row holds the checkpoint without its large channel values. Values are
@@ -25,17 +25,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import NewMessage
 from sessionkeeper.store import validate
-from sessionkeeper.store.backends.checkpoints_base import (
-    CheckpointBackend,
+from sessionkeeper.store.backends.frameworks.checkpoints_base import (
+    CheckpointPart,
     CheckpointRow,
     ItemLog,
     ItemRow,
@@ -45,9 +45,6 @@ from sessionkeeper.store.backends.checkpoints_base import (
     WriteRow,
     matches,
 )
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.core import Store
 
 __all__ = [
     "CheckpointRow",
@@ -98,26 +95,11 @@ def digest(type_: str, value: bytes) -> bytes:
 class Checkpoints:
     """``store.checkpoints``: put, read, list and delete checkpoints of threads (sessions)."""
 
-    def __init__(self, store: Store) -> None:
-        backend: Any = store._backend
-        impl: CheckpointBackend
-        if backend.dialect == "postgresql":
-            from sessionkeeper.store.backends.postgres_checkpoints import PostgresCheckpoints
-
-            impl = PostgresCheckpoints(backend)
-        else:
-            from sessionkeeper.store.backends.sqlite_checkpoints import SqliteCheckpoints
-
-            impl = SqliteCheckpoints(backend)
-        self._store = store
-        self._backend = impl
+    def __init__(self, part: CheckpointPart, count_tokens: Callable[[str], int]) -> None:
+        self._part = part
+        self._count = count_tokens
         self._logs: OrderedDict[tuple[str, str, str], ItemLog] = OrderedDict()
         self._lock = threading.Lock()
-
-    @classmethod
-    def of(cls, store: Store) -> Checkpoints:
-        """The store's one instance (created on first use)."""
-        return store._part("_checkpoints", cls)
 
     # ── writing ─────────────────────────────────────────────────────────────
 
@@ -178,7 +160,7 @@ class Checkpoints:
         NotFound when the session does not exist; Conflict when another writer numbered
         list items meanwhile (``forget`` the thread and plan again)."""
         validate.session_id(row.thread_id)
-        count = self._store.tokenizer.count
+        count = self._count
         rows = []
         for position, message in enumerate(messages):
             try:
@@ -194,7 +176,7 @@ class Checkpoints:
                     exc.message,
                 )
         now = datetime.now(UTC)
-        seqs = await self._backend.put(row, values, items, rows, now)
+        seqs = await self._part.put(row, values, items, rows, now)
         if seqs is None:
             self.forget(row.thread_id)
             raise NotFound(f"session {row.thread_id!r} not found")
@@ -216,7 +198,7 @@ class Checkpoints:
         validate.session_id(thread_id)
         if not writes:
             return
-        if not await self._backend.put_writes(
+        if not await self._part.put_writes(
             thread_id, checkpoint_ns, checkpoint_id, writes, replace=replace
         ):
             raise NotFound(f"session {thread_id!r} not found")
@@ -228,7 +210,7 @@ class Checkpoints:
     ) -> StoredCheckpoint | None:
         """A checkpoint (the newest of the namespace when ``checkpoint_id`` is None)."""
         validate.session_id(thread_id)
-        return await self._backend.get(thread_id, checkpoint_ns, checkpoint_id)
+        return await self._part.get(thread_id, checkpoint_ns, checkpoint_id)
 
     async def list(
         self,
@@ -251,7 +233,7 @@ class Checkpoints:
         after: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             size = LIST_PAGE if remaining is None else min(LIST_PAGE, remaining)
-            page = await self._backend.page(
+            page = await self._part.page(
                 ListFilter(thread_id, checkpoint_ns, checkpoint_id, before, wanted, size, after)
             )
             for stored in page:
@@ -274,14 +256,14 @@ class Checkpoints:
         ``session_type`` (the threads a saver created). A missing thread is no error."""
         validate.session_id(thread_id)
         self.forget(thread_id)
-        await self._backend.delete_thread(thread_id, session_type)
+        await self._part.delete_thread(thread_id, session_type)
         self.forget(thread_id)
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) whose metadata ``run_id`` is given."""
         ids = _strings(run_ids, "run_ids")
         if ids:
-            for thread_id in await self._backend.delete_for_runs(ids):
+            for thread_id in await self._part.delete_for_runs(ids):
                 self.forget(thread_id)
 
     async def copy_thread(self, source: str, target: str) -> bool:
@@ -293,7 +275,7 @@ class Checkpoints:
         if source == target:
             raise InvalidInput("cannot copy a thread onto itself", field="target")
         self.forget(target)
-        return await self._backend.copy_thread(source, target, datetime.now(UTC))
+        return await self._part.copy_thread(source, target, datetime.now(UTC))
 
     async def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep each namespace's newest checkpoint (and its writes) and what
@@ -304,7 +286,7 @@ class Checkpoints:
         for thread_id in ids:
             validate.session_id(thread_id)
         try:
-            await self._backend.prune(ids, keep_latest=strategy == "keep_latest")
+            await self._part.prune(ids, keep_latest=strategy == "keep_latest")
         finally:
             for thread_id in ids:
                 self.forget(thread_id)
@@ -324,7 +306,7 @@ class Checkpoints:
             if log is not None:
                 self._logs.move_to_end(key)
                 return log
-        log = await self._backend.item_log(thread_id, checkpoint_ns, channel)
+        log = await self._part.item_log(thread_id, checkpoint_ns, channel)
         with self._lock:
             self._logs.setdefault(key, log)
             while len(self._logs) > MAX_LOGS:

@@ -51,6 +51,7 @@ from sessionkeeper.store.url import DatabaseConfig, masked, parse
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from sessionkeeper.store.adk import AdkSessions
     from sessionkeeper.store.checkpoints import Checkpoints
 
 
@@ -94,15 +95,16 @@ class Store:
         """The database URL with any password hidden."""
         return masked(self.config.url)
 
-    def _part(self, name: str, make: Callable[[Store], T]) -> T:
-        """The store's one instance of a storage part kept beside it (checkpoints, ADK
-        sessions), made by ``make`` on first use; threads asking at once get the same one."""
+    def _part(self, name: str, make: Callable[[], T]) -> T:
+        """The store's one instance of a framework storage API (``checkpoints``, ``adk``),
+        made on first use (its module imported only then); threads asking at once get the
+        same one."""
         found = self.__dict__.get(name)
         if found is None:
             with _parts_lock:
                 found = self.__dict__.get(name)
                 if found is None:
-                    found = self.__dict__[name] = make(self)
+                    found = self.__dict__[name] = make()
         return cast(T, found)
 
     @property
@@ -111,7 +113,17 @@ class Store:
         go with it): see ``store/checkpoints.py``."""
         from sessionkeeper.store.checkpoints import Checkpoints
 
-        return Checkpoints.of(self)
+        return self._part(
+            "_checkpoints", lambda: Checkpoints(self._backend.checkpoints, self.tokenizer.count)
+        )
+
+    @property
+    def adk(self) -> AdkSessions:
+        """Google ADK sessions (each an ordinary session, its state beside it): see
+        ``store/adk.py``."""
+        from sessionkeeper.store.adk import AdkSessions
+
+        return self._part("_adk", lambda: AdkSessions(self._backend.adk, self.tokenizer.count))
 
     @classmethod
     async def open(

@@ -1,8 +1,12 @@
 """The ``Backend`` protocol: every database operation the Store needs, one per method.
 
 The Store validates arguments and shapes results; a backend runs statements on its own
-connections and nothing else. Each database has one complete backend (``sqlite.py``,
-``postgres.py``), so an operation has exactly one path and one set of connection settings.
+connections and nothing else. Each database has one backend (``sqlite.py``,
+``postgres.py``) that does the core operations itself and carries the storage parts of the
+frameworks (``frameworks/``: LangGraph checkpoints, ADK sessions), which it builds on its own
+connections. An operation has exactly one path and one set of connection settings, and the
+store's framework APIs (``store/checkpoints.py``, ``store/adk.py``) speak only the parts'
+protocols (``CheckpointPart``, ``AdkPart``).
 
 Contract every backend keeps:
 - Every driver failure leaves as a ``sessionkeeper.errors`` type, translated once inside the
@@ -12,6 +16,11 @@ Contract every backend keeps:
 - Every call is bounded by the configured timeout (``DatabaseConfig.timeout``).
 - Methods may be awaited from any event loop, in any thread.
 - "No such session" is ``None`` (or ``False``) in the return value; the Store words the error.
+- Deleting a session (one, pruned, purged, replaced by an import) deletes its rows in every
+  table keyed by session: messages and each part's ``session_tables``. The session row goes
+  first, and every writer takes that row's lock first, so nothing is added meanwhile.
+- A part that holds state for a session marks its row (its bit in ``sessions.held_by``) in
+  the same transaction; the ghost rule (``statements.GHOST``) reads the row alone.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
+from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
 if TYPE_CHECKING:
     from sessionkeeper.store.importing import Totals
@@ -101,6 +112,12 @@ class Backend(Protocol):
     dialect: str
 
     async def close(self) -> None: ...
+
+    # ── the frameworks' storage parts (frameworks/), on this backend's connections ──
+    @property
+    def checkpoints(self) -> CheckpointPart: ...
+    @property
+    def adk(self) -> AdkPart: ...
 
     # ── the database itself ────────────────────────────────────────────────
     async def ping(self) -> None: ...

@@ -45,6 +45,8 @@ from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
+from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Pool, translate
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet
@@ -107,6 +109,13 @@ class PostgresBackend:
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
         self._pools_lock = threading.Lock()
         self._closed = False
+        self.checkpoints = PostgresCheckpoints(self)
+        self.adk = PostgresAdk(self)
+        # Rows keyed by session, besides the session row. No foreign key deletes them (their
+        # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
+        tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
+        self._delete_rows = q.delete_rows(tables)
+        self._ghosts = q.ghosts(tables)
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> PostgresBackend:
@@ -301,10 +310,21 @@ class PostgresBackend:
         r = await self._run("fetchrow", stmt, *p.values)
         return None if r is None else _session(r)
 
+    async def delete_rows(self, conn: Any, session_ids: Sequence[str]) -> None:
+        """Delete the rows of sessions whose session rows this transaction deleted, in every
+        table keyed by session. Run as a statement of its own after that delete: a writer
+        that got the session row's lock first has committed by then, and this statement's
+        snapshot sees what it wrote."""
+        if session_ids:
+            await conn.execute(self._delete_rows, list(session_ids))
+
     async def delete_session(self, session_id: str) -> bool:
-        found = await self._run(
-            "fetchval", "DELETE FROM sessions WHERE session_id = $1 RETURNING 1", session_id
-        )
+        async with self._conn() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "DELETE FROM sessions WHERE session_id = $1 RETURNING 1", session_id
+            )
+            if found is not None:
+                await self.delete_rows(conn, [session_id])
         return found is not None
 
     async def sessions_by_metadata(self, key: str, value: str) -> list[Session]:
@@ -501,8 +521,7 @@ class PostgresBackend:
         async def worker() -> int:
             deleted = 0
             while True:  # one statement per batch, its own short transaction
-                status = await self._run("execute", q.GHOSTS, cutoff, batch)
-                count = int(status.split()[-1])
+                count = int(await self._run("fetchval", self._ghosts, cutoff, batch))
                 deleted += count
                 if count == 0:
                     return deleted
@@ -515,8 +534,10 @@ class PostgresBackend:
 
     async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
         stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
-        status = await self._run("execute", stmt, *params)
-        return int(status.split()[-1])
+        async with self._conn() as conn, conn.transaction():
+            gone = [r[0] for r in await conn.fetch(f"{stmt} RETURNING session_id", *params)]
+            await self.delete_rows(conn, gone)
+        return len(gone)
 
     async def prune(
         self, cutoff: datetime, *, dry_run: bool, batch: int
@@ -531,8 +552,10 @@ class PostgresBackend:
             return len(rows), sum(r[1] for r in rows), [r[0] for r in rows]
         ids: list[str] = []
         messages = 0
-        while True:
-            rows = await self._run("fetch", q.PRUNE, cutoff, batch)
+        while True:  # one short transaction per batch
+            async with self._conn() as conn, conn.transaction():
+                rows = await conn.fetch(q.PRUNE, cutoff, batch)
+                await self.delete_rows(conn, [r[0] for r in rows])
             ids += [r[0] for r in rows]
             messages += sum(r[1] for r in rows)
             if not rows:
@@ -555,7 +578,7 @@ class PostgresBackend:
     ) -> bool:
         s = session
         async with self._conn(deadline=max(self.timeout, 60.0)) as conn, conn.transaction():
-            if not await _make_room(conn, s.session_id, replace):
+            if not await _make_room(self, conn, s.session_id, replace):
                 return False
             row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
             await conn.execute(q.INSERT_SESSION, *row)
@@ -573,7 +596,7 @@ class PostgresBackend:
         s = session
         # No deadline: the transaction lasts as long as the session takes to read and write.
         async with self._conn(deadline=None) as conn, conn.transaction():
-            if not await _make_room(conn, s.session_id, replace):
+            if not await _make_room(self, conn, s.session_id, replace):
                 return False
             await conn.execute(q.INSERT_SESSION, *_session_row(s, 0, 0, 0))
             for chunk in chunks:  # one chunk in memory at a time
@@ -671,10 +694,11 @@ def _import_message(s: Session, m: Message) -> tuple[Any, ...]:
     )
 
 
-async def _make_room(conn: Any, session_id: str, replace: bool) -> bool:
+async def _make_room(backend: PostgresBackend, conn: Any, session_id: str, replace: bool) -> bool:
     """Whether an import may write the session: absent, or deleted here to be replaced."""
     if await _exists(conn, session_id, lock=True):
         if not replace:
             return False
         await conn.execute("DELETE FROM sessions WHERE session_id = $1", session_id)
+        await backend.delete_rows(conn, [session_id])
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sessionkeeper.store.backends.statements import GHOST, MESSAGE_COLUMNS, SESSION_COLUMNS
 
 APPEND = """
@@ -57,22 +59,42 @@ ORDER BY rank DESC, m.session_id, m.seq
 LIMIT $2
 """
 
+
 # Picked through the partial ghost index in created_at order, deleted by primary key.
 # ``= ANY(ARRAY(subquery))`` makes the planner run the pick first (``IN (subquery)`` became a
 # semi-join scanning all of sessions once per batch). SKIP LOCKED lets GHOST_WORKERS
-# connections purge disjoint batches side by side: the cost is the foreign key's per-row
-# cascade check, which one backend would run serially. The outer WHERE is re-checked on the
-# latest row version, so a session that got a message meanwhile stays.
-GHOSTS = f"""
-DELETE FROM sessions
-WHERE session_id = ANY(ARRAY(
-        SELECT session_id FROM sessions
-        WHERE {GHOST} AND created_at < $1
-        ORDER BY created_at
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED))
-  AND {GHOST} AND created_at < $1
+# connections purge disjoint batches side by side. The outer WHERE is re-checked on the
+# latest row version (the ghost rule reads the row alone), so a session that got a message
+# or framework state meanwhile stays. No foreign key fires: the rows a ghost may have in
+# tables keyed by session (an ADK session's key row) go in the same statement; they were
+# committed with their session, so this statement's snapshot sees them.
+def ghosts(tables: Sequence[str]) -> str:
+    return f"""
+WITH gone AS (
+    DELETE FROM sessions
+    WHERE session_id = ANY(ARRAY(
+            SELECT session_id FROM sessions
+            WHERE {GHOST} AND created_at < $1
+            ORDER BY created_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED))
+      AND {GHOST} AND created_at < $1
+    RETURNING session_id
+){_deleting(tables, "SELECT session_id FROM gone")}
+SELECT count(*) FROM gone
 """
+
+
+def delete_rows(tables: Sequence[str]) -> str:
+    """DELETE of the rows of sessions $1 (text[]) in ``tables``, one statement."""
+    return f"WITH keep AS (SELECT 1){_deleting(tables, 'SELECT unnest($1::text[])')} SELECT 1"
+
+
+def _deleting(tables: Sequence[str], ids: str) -> str:
+    return "".join(
+        f", d_{table} AS (DELETE FROM {table} WHERE session_id IN ({ids}))" for table in tables
+    )
+
 
 PRUNE = """
 DELETE FROM sessions

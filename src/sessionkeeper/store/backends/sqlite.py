@@ -37,6 +37,9 @@ from sessionkeeper.models import Message, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
+from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
+from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
 from sessionkeeper.store.backends.sqlite_threads import (
     Runner,
     read_txn,
@@ -50,7 +53,6 @@ from sessionkeeper.store.backends.statements import (
 )
 from sessionkeeper.store.search import fts5_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
-from sessionkeeper.store.validate import json_text
 
 if TYPE_CHECKING:
     from sessionkeeper.store.importing import Totals
@@ -65,7 +67,6 @@ _APPEND_BUMP = (
     "token_count = token_count + ?, updated_at = ?, last_message_at = ? "
     "WHERE session_id = ? RETURNING last_seq"
 )
-_INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _MESSAGE_METADATA = (
     "SELECT seq, metadata FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
 )
@@ -147,23 +148,20 @@ def _key(r: Sequence[Any]) -> KeyRow:
     )
 
 
-def _message_params(session_id: str, seq: int, m: dict[str, Any] | Message) -> tuple[Any, ...]:
-    v = m if isinstance(m, dict) else m.to_dict() | {"created_at": m.created_at}
-    return (
-        session_id,
-        seq,
-        v["role"],
-        v["content"],
-        v["agent_id"],
-        v["model"],
-        v["token_count"],
-        json_text(v["metadata"]) if v["metadata"] else None,
-        sqlite_time(v["created_at"]),
-    )
-
-
 class SqliteBackend(Runner):
     dialect = "sqlite"
+
+    def __init__(self, cfg: DatabaseConfig) -> None:
+        super().__init__(cfg)
+        self.checkpoints = SqliteCheckpoints(self)
+        self.adk = SqliteAdk(self)
+        # Rows keyed by session, besides the session row: deleted with it by the foreign
+        # keys (ON DELETE CASCADE), and by ``_purge`` when a purge runs without them.
+        self.session_tables = (
+            "messages",
+            *self.checkpoints.session_tables,
+            *self.adk.session_tables,
+        )
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
@@ -307,11 +305,11 @@ class SqliteBackend(Runner):
             if bumped is None:
                 return None
             first = bumped[0] - n + 1
-            params = [_message_params(session_id, first + i, r) for i, r in enumerate(rows)]
+            params = [message_params(session_id, first + i, r) for i, r in enumerate(rows)]
             if n == 1:
-                conn.execute(_INSERT_MESSAGE, params[0])
+                conn.execute(INSERT_MESSAGE, params[0])
             else:
-                conn.executemany(_INSERT_MESSAGE, params)
+                conn.executemany(INSERT_MESSAGE, params)
             return list(range(first, first + n))
 
         return await self._write(write)
@@ -479,12 +477,14 @@ class SqliteBackend(Runner):
         )
         deleted = 0
         while True:  # one short transaction per batch: appends interleave
-            # Without foreign keys: the DELETE itself re-checks that the session holds no
-            # messages and no checkpoint rows under the write lock, so there is nothing to
-            # cascade but the ADK row of a ghost ADK session (deleted here by id), and the
-            # per-row cascade probe was most of the purge's time (bench/: 0.99x → ~0.7x a
-            # bare DELETE … NOT EXISTS).
-            count = await self._write(lambda c: _purge(c, stmt, (stamp, batch)), foreign_keys=False)
+            # Without foreign keys: the DELETE itself re-checks the ghost rule under the write
+            # lock, so there is nothing to cascade but a ghost ADK session's key row
+            # (``_purge`` deletes such rows by id), and the per-row cascade probe was most of
+            # the purge's time (bench/: 0.99x → ~0.7x a bare DELETE … NOT EXISTS).
+            count = await self._write(
+                lambda c: _purge(c, stmt, (stamp, batch), self.session_tables),
+                foreign_keys=False,
+            )
             deleted += count
             if count < batch:
                 return deleted
@@ -495,7 +495,9 @@ class SqliteBackend(Runner):
 
     async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
         stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
-        return await self._write(lambda c: _purge(c, stmt, tuple(params)), foreign_keys=False)
+        return await self._write(
+            lambda c: _purge(c, stmt, tuple(params), self.session_tables), foreign_keys=False
+        )
 
     async def prune(
         self, cutoff: datetime, *, dry_run: bool, batch: int
@@ -552,7 +554,7 @@ class SqliteBackend(Runner):
                 return False
             conn.execute(_INSERT_SESSION, row)
             conn.executemany(
-                _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in items]
+                INSERT_MESSAGE, [message_params(s.session_id, m.seq, m) for m in items]
             )
             return True
 
@@ -574,7 +576,7 @@ class SqliteBackend(Runner):
             conn.execute(_INSERT_SESSION, _session_row(s, 0, 0, 0))
             for chunk in chunks:  # read here, on the writer: one chunk in memory at a time
                 conn.executemany(
-                    _INSERT_MESSAGE, [_message_params(s.session_id, m.seq, m) for m in chunk]
+                    INSERT_MESSAGE, [message_params(s.session_id, m.seq, m) for m in chunk]
                 )
             conn.execute(
                 "UPDATE sessions SET message_count = ?, token_count = ?, last_seq = ? "
@@ -635,14 +637,19 @@ class SqliteBackend(Runner):
         return await self._write(write)
 
 
-def _purge(conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...]) -> int:
-    """Delete ghosts (``stmt``) and the ADK rows of those that were ADK sessions."""
+def _purge(
+    conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...], tables: Sequence[str]
+) -> int:
+    """Delete ghosts (``stmt``, run without foreign keys) and whatever rows of theirs the
+    tables keyed by session hold (a ghost ADK session's key row, say)."""
     gone = [r[0] for r in conn.execute(f"{stmt} RETURNING session_id", params)]
     if gone:
-        conn.execute(
-            "DELETE FROM adk_sessions WHERE session_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(gone),),
-        )
+        ids = json.dumps(gone)
+        for table in tables:
+            conn.execute(
+                f"DELETE FROM {table} WHERE session_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
     return len(gone)
 
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sessionkeeper.store.backends.base import ListQuery
-from sessionkeeper.store.backends.checkpoints_base import TABLES as CHECKPOINT_TABLES
 from sessionkeeper.store.search import PG_CONFIG, fts5_query, pg_query
 
 MESSAGE_COLUMNS = (
@@ -34,19 +33,11 @@ SORT_SQL = {
     "title": "COALESCE(title, '')",
 }
 
-# A ghost: a session nobody used. No messages, and no LangGraph rows either (a graph without
-# a messages channel keeps its thread in checkpoints, channel values and pending writes only),
-# and no ADK session state (an ADK session holding state but no events yet is in use).
-# Every one of these tables is keyed by session_id first: each check is one index probe.
-GHOST = (
-    "message_count = 0"
-    + "".join(
-        f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.session_id = sessions.session_id)"
-        for table in CHECKPOINT_TABLES
-    )
-    + " AND NOT EXISTS (SELECT 1 FROM adk_sessions x"
-    " WHERE x.session_id = sessions.session_id AND x.state IS NOT NULL)"
-)
+# A ghost: a session nobody used: no messages, and no storage part holds state for it (each
+# part marks the row while it does: ``held_by``, migration 0007). The row alone decides, so
+# a purge re-checks it under the row lock, and the partial index ix_sessions_ghosts holds
+# exactly these (created_at) rows.
+GHOST = "message_count = 0 AND held_by = 0"
 
 # The exact expression of index ix_sessions_aria_session_id (migration 0003), so it is used.
 METADATA_KEY_SQL = {

@@ -28,8 +28,13 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 
 
-# The tables and column lists both backends' statements use.
+# The tables (all keyed by session first: their rows go with the session) and the column
+# lists both backends' statements use.
 TABLES = ("lg_writes", "lg_channel_items", "lg_channel_values", "lg_checkpoints")
+# This part's bit in ``sessions.held_by``: set by every write, cleared when a thread's
+# maintenance leaves no rows (``HELD``: the expression that recomputes it).
+HOLDER_BIT = 1
+HELD = " OR ".join(f"EXISTS (SELECT 1 FROM {t} x WHERE x.session_id = {{sid}})" for t in TABLES)
 CP_COLUMNS = (
     "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
     "metadata, channels, run_id"
@@ -121,7 +126,16 @@ class ListFilter:
     after: tuple[str, str, str] | None = None
 
 
-class CheckpointBackend(Protocol):
+class CheckpointPart(Protocol):
+    """Checkpoint storage on one database, built by its backend (``Backend.checkpoints``).
+
+    Every write marks the session row (``HOLDER_BIT`` in ``held_by``) in its transaction,
+    taking the row's lock: a session being deleted or purged gets no new rows, and a
+    session holding checkpoints is never a ghost. Maintenance that leaves a thread without
+    rows clears the mark."""
+
+    session_tables: tuple[str, ...]
+
     async def put(
         self,
         row: CheckpointRow,

@@ -16,8 +16,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.store.backends.adk_base import (
+from sessionkeeper.store.backends.frameworks.adk_base import (
     EVENT_KEY,
+    HOLDER_BIT,
+    SESSION_TABLES,
     SESSION_TYPE,
     AdkAppend,
     AdkKey,
@@ -45,8 +47,9 @@ _ROW = (
 )
 _EVENT = f"COALESCE((m.metadata -> '{EVENT_KEY}')::text, m.metadata ->> '{EVENT_KEY}_json')"
 _INSERT_SESSION = (
-    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
-    f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, 0) "
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
+    f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, 0, "
+    "$6) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
 _INSERT_ADK = (
@@ -60,7 +63,7 @@ bump AS (
     UPDATE sessions s
     SET last_seq = last_seq + 1, message_count = message_count + 1,
         token_count = token_count + $4, updated_at = $5, last_message_at = $5,
-        title = COALESCE(title, $6)
+        title = COALESCE(title, $6), held_by = held_by | $15
     FROM a WHERE s.session_id = a.session_id
     RETURNING s.session_id, s.last_seq
 ), msg AS (
@@ -114,7 +117,14 @@ def _row(key: AdkKey, r: Any) -> AdkRow:
     return AdkRow(key, r[0], r[1], r[2], r[3], r[4])
 
 
+def _held(state: object) -> int:
+    """The session's ``held_by`` bit for ADK: set once it holds session state."""
+    return HOLDER_BIT if state else 0
+
+
 class PostgresAdk:
+    session_tables: tuple[str, ...] = SESSION_TABLES
+
     def __init__(self, backend: PostgresBackend) -> None:
         self.b = backend
 
@@ -127,7 +137,13 @@ class PostgresAdk:
                     return None
                 for session_id in new.session_ids:
                     got = await conn.fetchval(
-                        _INSERT_SESSION, session_id, new.agent_id, new.title, new.metadata, new.now
+                        _INSERT_SESSION,
+                        session_id,
+                        new.agent_id,
+                        new.title,
+                        new.metadata,
+                        new.now,
+                        _held(new.state),
                     )
                     if got is not None:
                         break
@@ -187,15 +203,17 @@ class PostgresAdk:
         return page_of(app_name, found)
 
     async def delete(self, key: AdkKey) -> bool:
-        async with self.b._conn() as conn:
-            status = await conn.execute(
+        async with self.b._conn() as conn, conn.transaction():
+            gone = await conn.fetchval(
                 "DELETE FROM sessions WHERE session_id = "
-                f"(SELECT session_id FROM adk_sessions WHERE {_KEY})",
+                f"(SELECT session_id FROM adk_sessions WHERE {_KEY}) RETURNING session_id",
                 key.app_name,
                 key.user_id,
                 key.adk_id,
             )
-        return bool(status != "DELETE 0")
+            if gone is not None:
+                await self.b.delete_rows(conn, [gone])
+        return gone is not None
 
     async def user_state(self, app_name: str, user_id: str) -> str | None:
         async with self.b._conn() as conn:
@@ -226,6 +244,7 @@ class PostgresAdk:
                 m["metadata"],
                 m["created_at"],
                 append.update_time,
+                _held(append.session_delta),
             )
             if bumped is None:
                 return False

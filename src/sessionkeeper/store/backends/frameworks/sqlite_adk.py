@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sessionkeeper.store.backends.adk_base import (
+from sessionkeeper.store.backends.frameworks.adk_base import (
     EVENT_KEY,
+    HOLDER_BIT,
+    SESSION_TABLES,
     SESSION_TYPE,
     AdkAppend,
     AdkKey,
@@ -27,17 +29,14 @@ from sessionkeeper.store.backends.adk_base import (
     merged,
     page_of,
 )
-from sessionkeeper.store.backends.sqlite import _INSERT_MESSAGE, _message_params
-from sessionkeeper.store.backends.sqlite_threads import read_txn
+from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
+from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
 from sessionkeeper.store.backends.statements import SESSION_COLUMNS, sqlite_time
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.backends.sqlite import SqliteBackend
 
 _KEY = "app_name = ? AND user_id = ? AND adk_id = ?"
 _INSERT_SESSION = (
-    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
-    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, 0) "
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
+    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, 0, ?) "
     "ON CONFLICT (session_id) DO NOTHING"
 )
 _INSERT_ADK = (
@@ -57,7 +56,7 @@ _EVENT = (
 _BUMP = (
     "UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + 1, "
     "token_count = token_count + ?, updated_at = ?, last_message_at = ?, "
-    "title = COALESCE(title, ?) "
+    "title = COALESCE(title, ?), held_by = held_by | ? "
     f"WHERE session_id = (SELECT session_id FROM adk_sessions WHERE {_KEY}) "
     "RETURNING session_id, last_seq"
 )
@@ -103,9 +102,16 @@ def _key(key: AdkKey) -> tuple[str, str, str]:
     return (key.app_name, key.user_id, key.adk_id)
 
 
+def _held(state: object) -> int:
+    """The session's ``held_by`` bit for ADK: set once it holds session state."""
+    return HOLDER_BIT if state else 0
+
+
 class SqliteAdk:
-    def __init__(self, backend: SqliteBackend) -> None:
-        self.b = backend
+    session_tables: tuple[str, ...] = SESSION_TABLES
+
+    def __init__(self, runner: Runner) -> None:
+        self.b = runner
 
     async def create(self, new: NewAdkSession) -> AdkRow | None:
         key = new.key
@@ -116,7 +122,8 @@ class SqliteAdk:
             if conn.execute(f"SELECT 1 FROM adk_sessions WHERE {_KEY}", _key(key)).fetchone():
                 return None
             for session_id in new.session_ids:
-                params = (session_id, new.agent_id, new.title, meta, stamp, stamp)
+                held = _held(new.state)
+                params = (session_id, new.agent_id, new.title, meta, stamp, stamp, held)
                 if conn.execute(_INSERT_SESSION, params).rowcount:
                     break
             else:
@@ -201,12 +208,20 @@ class SqliteAdk:
 
         def write(conn: sqlite3.Connection) -> bool:
             bumped = conn.execute(
-                _BUMP, (m["token_count"], stamp, stamp, append.title, *_key(key))
+                _BUMP,
+                (
+                    m["token_count"],
+                    stamp,
+                    stamp,
+                    append.title,
+                    _held(append.session_delta),
+                    *_key(key),
+                ),
             ).fetchone()
             if bumped is None:
                 return False
             session_id, seq = bumped
-            conn.execute(_INSERT_MESSAGE, _message_params(session_id, seq, m))
+            conn.execute(INSERT_MESSAGE, message_params(session_id, seq, m))
             if append.session_delta:
                 old = conn.execute(
                     "SELECT state FROM adk_sessions WHERE session_id = ?", (session_id,)

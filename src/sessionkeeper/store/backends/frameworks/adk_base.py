@@ -17,6 +17,10 @@ from typing import Any, Protocol
 EVENT_KEY = "adk_event"
 SESSION_TYPE = "adk"
 TABLES = ("adk_sessions", "adk_app_state", "adk_user_state")
+SESSION_TABLES = ("adk_sessions",)  # keyed by session: their rows go with the session
+# This part's bit in ``sessions.held_by``: set once an ADK session holds session state (an
+# ADK session without state and events is a ghost, as any unused session).
+HOLDER_BIT = 2
 LIST_PAGE = 500
 
 
@@ -88,7 +92,11 @@ def page_of(app_name: str, found: Sequence[Sequence[Any]]) -> AdkPage:
     return AdkPage(rows, users, found[0][6] if found else None)
 
 
-class AdkBackend(Protocol):
+class AdkPart(Protocol):
+    """ADK session storage on one database, built by its backend (``Backend.adk``)."""
+
+    session_tables: tuple[str, ...]
+
     async def create(self, new: NewAdkSession) -> AdkRow | None: ...
 
     async def get(

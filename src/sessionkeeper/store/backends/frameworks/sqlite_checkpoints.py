@@ -13,13 +13,15 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionkeeper.errors import Conflict, DatabaseError, InvalidInput
-from sessionkeeper.store.backends.checkpoints_base import (
+from sessionkeeper.store.backends.frameworks.checkpoints_base import (
     CP_COLUMNS,
     CP_REST,
     DELTA_METADATA_KEYS,
+    HELD,
+    HOLDER_BIT,
     ITEM_REST,
     TABLES,
     VALUE_REST,
@@ -38,22 +40,27 @@ from sessionkeeper.store.backends.checkpoints_base import (
     live_items,
     load_ranges,
 )
-from sessionkeeper.store.backends.sqlite_threads import read_txn
+from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
+from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
-from sessionkeeper.store.validate import json_text
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.backends.sqlite import SqliteBackend
-
 
 # The same counters an append keeps (backends/sqlite.py): seq from last_seq, under the lock.
+# Every write marks the session as holding checkpoints (HOLDER_BIT).
 _BUMP = (
     "UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, "
-    "token_count = token_count + ?, updated_at = ?, last_message_at = ? "
+    f"token_count = token_count + ?, updated_at = ?, last_message_at = ?, "
+    f"held_by = held_by | {HOLDER_BIT} WHERE session_id = ? RETURNING last_seq"
+)
+_TOUCH = (
+    f"UPDATE sessions SET updated_at = ?, held_by = held_by | {HOLDER_BIT} "
     "WHERE session_id = ? RETURNING last_seq"
 )
-_TOUCH = "UPDATE sessions SET updated_at = ? WHERE session_id = ? RETURNING last_seq"
-_INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_MARK = f"UPDATE sessions SET held_by = held_by | {HOLDER_BIT} WHERE session_id = ? RETURNING 1"
+# After maintenance: marked while any row of the thread is left.
+_REMARK = (
+    f"UPDATE sessions SET held_by = CASE WHEN {HELD.format(sid='?1')} "
+    f"THEN held_by | {HOLDER_BIT} ELSE held_by & ~{HOLDER_BIT} END WHERE session_id = ?1"
+)
 _INSERT_ITEM = f"INSERT INTO lg_channel_items (session_id, {ITEM_REST}) VALUES (?,?,?,?,?,?,?,?)"
 _INSERT_VALUE = (
     f"INSERT INTO lg_channel_values (session_id, {VALUE_REST}) VALUES (?,?,?,?,?,?,?) "
@@ -71,9 +78,11 @@ _SELECT = f"SELECT {CP_COLUMNS} FROM lg_checkpoints"
 # A copied thread is a new session holding the source's conversation (same seqs, counters).
 _COPY_SESSION = (
     "INSERT INTO sessions (session_id, agent_id, title, session_type, status, metadata, "
-    "created_at, updated_at, ended_at, last_message_at, message_count, token_count, last_seq) "
+    "created_at, updated_at, ended_at, last_message_at, message_count, token_count, last_seq, "
+    "held_by) "
     "SELECT ?, agent_id, title, session_type, status, metadata, ?, ?, ended_at, "
-    "last_message_at, message_count, token_count, last_seq FROM sessions WHERE session_id = ?"
+    f"last_message_at, message_count, token_count, last_seq, {HOLDER_BIT} "
+    "FROM sessions WHERE session_id = ?"
 )
 _COPY_MESSAGES = (
     f"INSERT INTO messages ({MESSAGE_COLUMNS}) "
@@ -101,8 +110,10 @@ _CHUNK = 500
 
 
 class SqliteCheckpoints:
-    def __init__(self, backend: SqliteBackend) -> None:
-        self.b = backend
+    session_tables: tuple[str, ...] = TABLES
+
+    def __init__(self, runner: Runner) -> None:
+        self.b = runner
 
     async def put(
         self,
@@ -144,8 +155,8 @@ class SqliteCheckpoints:
             first = bumped[0] - n + 1
             if n:
                 conn.executemany(
-                    _INSERT_MESSAGE,
-                    [_message_params(sid, first + i, m, stamp) for i, m in enumerate(messages)],
+                    INSERT_MESSAGE,
+                    [message_params(sid, first + i, m, stamp) for i, m in enumerate(messages)],
                 )
             if item_params:
                 conn.executemany(_INSERT_ITEM, item_params)
@@ -178,7 +189,7 @@ class SqliteCheckpoints:
         ]
 
         def write(conn: sqlite3.Connection) -> bool:
-            if not _exists(conn, thread_id):
+            if conn.execute(_MARK, (thread_id,)).fetchone() is None:
                 return False
             conn.executemany(stmt, params)
             return True
@@ -242,6 +253,7 @@ class SqliteCheckpoints:
             ):
                 return  # its checkpoints went with it (ON DELETE CASCADE)
             _delete_all(conn, thread_id)
+            conn.execute(_REMARK, (thread_id,))
 
         await self.b._write(write)
 
@@ -267,6 +279,7 @@ class SqliteCheckpoints:
                         [sid, *chunk],
                     )
                 _collect_garbage(conn, sid)
+                conn.execute(_REMARK, (sid,))
 
             await self.b._write(write)
         return sorted(threads)
@@ -309,8 +322,13 @@ class SqliteCheckpoints:
                     field="thread_ids",
                 )
         prune = _keep_latest if keep_latest else _delete_all
+
+        def write(conn: sqlite3.Connection, sid: str) -> None:
+            prune(conn, sid)
+            conn.execute(_REMARK, (sid,))
+
         for sid in thread_ids:  # one short transaction per thread
-            await self.b._write(functools.partial(prune, sid=sid))
+            await self.b._write(functools.partial(write, sid=sid))
 
 
 # ── reading ─────────────────────────────────────────────────────────────────
@@ -393,21 +411,6 @@ def _metadata_condition(path: str, value: Any) -> tuple[str, list[Any]]:
 
 
 # ── writing ─────────────────────────────────────────────────────────────────
-
-
-def _message_params(sid: str, seq: int, m: dict[str, Any], stamp: str) -> tuple[Any, ...]:
-    created = m["created_at"]
-    return (
-        sid,
-        seq,
-        m["role"],
-        m["content"],
-        m["agent_id"],
-        m["model"],
-        m["token_count"],
-        json_text(m["metadata"]) if m["metadata"] else None,
-        sqlite_time(created) if created is not None else stamp,
-    )
 
 
 def _exists(conn: sqlite3.Connection, sid: str) -> bool:

@@ -20,10 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import Conflict, DatabaseError, InvalidInput
-from sessionkeeper.store.backends.checkpoints_base import (
+from sessionkeeper.store.backends.frameworks.checkpoints_base import (
     CP_COLUMNS,
     CP_REST,
     DELTA_METADATA_KEYS,
+    HELD,
+    HOLDER_BIT,
     ITEM_REST,
     TABLES,
     VALUE_REST,
@@ -54,7 +56,8 @@ WITH bump AS (
     UPDATE sessions
     SET last_seq = last_seq + $3, message_count = message_count + $3,
         token_count = token_count + $4, updated_at = $2,
-        last_message_at = CASE WHEN $3 > 0 THEN $2 ELSE last_message_at END
+        last_message_at = CASE WHEN $3 > 0 THEN $2 ELSE last_message_at END,
+        held_by = held_by | {HOLDER_BIT}
     WHERE session_id = $1
     RETURNING last_seq
 ), mirrored AS (
@@ -125,15 +128,16 @@ WITH c AS (SELECT {CP_COLUMNS} FROM lg_checkpoints
            WHERE session_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3)
 SELECT c.*, {_LOADS} FROM c
 """
-PUT_WRITES = """
-WITH s AS (SELECT session_id FROM sessions WHERE session_id = $1 FOR KEY SHARE),
+PUT_WRITES = f"""
+WITH s AS (UPDATE sessions SET held_by = held_by | {HOLDER_BIT} WHERE session_id = $1
+           RETURNING session_id),
 w AS (
     INSERT INTO lg_writes (session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,
                            type, value, task_path)
     SELECT s.session_id, $2::text, $3::text, t.* FROM s,
            unnest($4::text[], $5::int[], $6::text[], $7::text[], $8::bytea[], $9::text[])
            AS t(task_id, idx, channel, type, value, task_path)
-    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) {action}
+    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) {{action}}
 )
 SELECT count(*) FROM s
 """
@@ -141,12 +145,19 @@ _REPLACE = (
     "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, value = EXCLUDED.value, "
     "task_path = EXCLUDED.task_path"
 )
-COPY_SESSION = """
+COPY_SESSION = f"""
 INSERT INTO sessions (session_id, agent_id, title, session_type, status, metadata, created_at,
-                      updated_at, ended_at, last_message_at, message_count, token_count, last_seq)
+                      updated_at, ended_at, last_message_at, message_count, token_count, last_seq,
+                      held_by)
 SELECT $1, agent_id, title, session_type, status, metadata, $3, $3, ended_at, last_message_at,
-       message_count, token_count, last_seq
+       message_count, token_count, last_seq, {HOLDER_BIT}
 FROM sessions WHERE session_id = $2
+"""
+# After maintenance: marked while any row of the thread is left.
+REMARK = f"""
+UPDATE sessions SET held_by = CASE WHEN {HELD.format(sid="$1")} THEN held_by | {HOLDER_BIT}
+                                   ELSE held_by & ~{HOLDER_BIT} END
+WHERE session_id = $1
 """
 COPY_MESSAGES = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS})
@@ -155,6 +166,8 @@ SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")} FROM messages WHERE se
 
 
 class PostgresCheckpoints:
+    session_tables: tuple[str, ...] = TABLES
+
     def __init__(self, backend: PostgresBackend) -> None:
         self.b = backend
 
@@ -275,8 +288,10 @@ class PostgresCheckpoints:
                 thread_id,
                 session_type,
             ):
-                return  # its checkpoints went with it (ON DELETE CASCADE)
+                await self.b.delete_rows(conn, [thread_id])
+                return
             await _delete_all(conn, thread_id)
+            await conn.execute(REMARK, thread_id)
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
         ids = list(run_ids)
@@ -305,6 +320,7 @@ class PostgresCheckpoints:
                     ids,
                 )
                 await _collect_garbage(conn, sid)
+                await conn.execute(REMARK, sid)
         return sorted(threads)
 
     async def copy_thread(self, source: str, target: str, now: datetime) -> bool:
@@ -318,7 +334,10 @@ class PostgresCheckpoints:
                     raise Conflict(f"thread {target!r} already has checkpoints")
                 await _delete_all(conn, target)  # leftovers of a pruned thread, if any
                 await conn.execute(
-                    "UPDATE sessions SET updated_at = $2 WHERE session_id = $1", target, now
+                    f"UPDATE sessions SET updated_at = $2, held_by = held_by | {HOLDER_BIT} "
+                    "WHERE session_id = $1",
+                    target,
+                    now,
                 )
             else:
                 await conn.execute(COPY_SESSION, target, source, now)
@@ -363,6 +382,7 @@ class PostgresCheckpoints:
                     await _keep_latest(conn, sid)
                 else:
                     await _delete_all(conn, sid)
+                await conn.execute(REMARK, sid)
 
 
 # ── reading ─────────────────────────────────────────────────────────────────

@@ -1,0 +1,35 @@
+"""How a message row is written on SQLite, shared by the backend and its framework parts.
+
+Timestamps are naive UTC ISO text (``statements.sqlite_time``); metadata is JSON text, sent
+as the validation made it (``validate.json_text``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessionkeeper.models import Message
+from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
+from sessionkeeper.store.validate import json_text
+
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def message_params(
+    session_id: str, seq: int, m: dict[str, Any] | Message, default_time: str | None = None
+) -> tuple[Any, ...]:
+    """INSERT_MESSAGE's values for a validated message row (or a Message); a row without a
+    time takes ``default_time`` (already SQLite text)."""
+    v = m if isinstance(m, dict) else m.to_dict() | {"created_at": m.created_at}
+    created = v["created_at"]
+    return (
+        session_id,
+        seq,
+        v["role"],
+        v["content"],
+        v["agent_id"],
+        v["model"],
+        v["token_count"],
+        json_text(v["metadata"]) if v["metadata"] else None,
+        sqlite_time(created) if created is not None else default_time,
+    )
