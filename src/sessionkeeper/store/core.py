@@ -61,7 +61,7 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
-GHOST_BATCH = 2_000
+GHOST_BATCH = 10_000  # ghosts per purge transaction (each a few ms of work)
 MAX_GHOST_LISTING = 1_000_000
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from sessionkeeper.store.importing import Totals
 
 POOL_SIZE = 10
-GHOST_WORKERS = 2
 
 
 def _session(r: Any) -> Session:
@@ -115,7 +114,7 @@ class PostgresBackend:
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
         tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
         self._delete_rows = q.delete_rows(tables)
-        self._ghosts = q.ghosts(tables)
+        self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> PostgresBackend:
@@ -518,15 +517,14 @@ class PostgresBackend:
     # ── set-wide work ──────────────────────────────────────────────────────
 
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int:
-        async def worker() -> int:
-            deleted = 0
-            while True:  # one statement per batch, its own short transaction
-                count = int(await self._run("fetchval", self._ghosts, cutoff, batch))
-                deleted += count
-                if count == 0:
-                    return deleted
-
-        return sum(await asyncio.gather(*(worker() for _ in range(GHOST_WORKERS))))
+        deleted = 0
+        start = datetime.min.replace(tzinfo=UTC)
+        while True:  # one statement per batch, its own short transaction
+            count, last = await self._run("fetchrow", self._ghosts, cutoff, batch, start)
+            deleted += int(count)
+            if count < batch:  # (a ghost changed meanwhile is left to the next purge)
+                return deleted
+            start = last
 
     async def list_ghosts(self, cutoff: datetime, limit: int | None) -> list[Session]:
         stmt, params = sql.ghosts(self.dialect, cutoff, limit)

@@ -60,39 +60,48 @@ LIMIT $2
 """
 
 
-# Picked through the partial ghost index in created_at order, deleted by primary key.
-# ``= ANY(ARRAY(subquery))`` makes the planner run the pick first (``IN (subquery)`` became a
-# semi-join scanning all of sessions once per batch). SKIP LOCKED lets GHOST_WORKERS
-# connections purge disjoint batches side by side. The outer WHERE is re-checked on the
-# latest row version (the ghost rule reads the row alone), so a session that got a message
-# or framework state meanwhile stays. No foreign key fires: the rows a ghost may have in
-# tables keyed by session (an ADK session's key row) go in the same statement; they were
-# committed with their session, so this statement's snapshot sees them.
+# A purge batch is a plain DELETE: the ghost rule reads the row alone and no foreign key
+# fires (migration 0007), so it costs about what deleting the rows costs (bench/: ghosts).
+# - The batch is picked through the partial index ix_sessions_ghosts (exactly the ghosts, in
+#   created_at order) from where the last batch stopped ($3): the index entries of the rows
+#   just deleted stay until VACUUM, and starting over at the front walked them again in
+#   every batch.
+# - Rows are deleted by address (``ctid = ANY(ARRAY(…))``: a TID scan; the pick runs
+#   first). A row changed meanwhile has another address and its latest version is
+#   re-checked, so a session that got a message or framework state stays.
+# - The rows a ghost may still have (``ghost_tables``: an ADK session's key row) go in the
+#   same statement: they were committed with their session, so its snapshot sees them.
+# Returns (rows deleted, the last one's created_at).
 def ghosts(tables: Sequence[str]) -> str:
     return f"""
 WITH gone AS (
     DELETE FROM sessions
-    WHERE session_id = ANY(ARRAY(
-            SELECT session_id FROM sessions
-            WHERE {GHOST} AND created_at < $1
+    WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM sessions
+            WHERE {GHOST} AND created_at < $1 AND created_at >= $3
             ORDER BY created_at
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED))
+            LIMIT $2))
       AND {GHOST} AND created_at < $1
-    RETURNING session_id
-){_deleting(tables, "SELECT session_id FROM gone")}
-SELECT count(*) FROM gone
+    RETURNING session_id, created_at
+){_deleting(tables, "gone")}
+SELECT count(*), max(created_at) FROM gone
 """
 
 
 def delete_rows(tables: Sequence[str]) -> str:
     """DELETE of the rows of sessions $1 (text[]) in ``tables``, one statement."""
-    return f"WITH keep AS (SELECT 1){_deleting(tables, 'SELECT unnest($1::text[])')} SELECT 1"
+    return (
+        f"WITH ids AS (SELECT unnest($1::text[]) AS session_id){_deleting(tables, 'ids')} SELECT 1"
+    )
 
 
 def _deleting(tables: Sequence[str], ids: str) -> str:
+    """Data-modifying CTEs deleting, from each of ``tables``, the rows of the sessions in
+    CTE ``ids`` (a column ``session_id``): each a primary-key probe per session."""
     return "".join(
-        f", d_{table} AS (DELETE FROM {table} WHERE session_id IN ({ids}))" for table in tables
+        f", d_{table} AS (DELETE FROM {table} "
+        f"WHERE session_id = ANY(ARRAY(SELECT session_id FROM {ids})))"
+        for table in tables
     )
 
 

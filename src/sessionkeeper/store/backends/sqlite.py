@@ -155,13 +155,9 @@ class SqliteBackend(Runner):
         super().__init__(cfg)
         self.checkpoints = SqliteCheckpoints(self)
         self.adk = SqliteAdk(self)
-        # Rows keyed by session, besides the session row: deleted with it by the foreign
-        # keys (ON DELETE CASCADE), and by ``_purge`` when a purge runs without them.
-        self.session_tables = (
-            "messages",
-            *self.checkpoints.session_tables,
-            *self.adk.session_tables,
-        )
+        # Rows keyed by session go with it by the foreign keys (ON DELETE CASCADE); a purge
+        # runs without them and deletes what a ghost may still have (``_purge``).
+        self._ghost_tables = (*self.checkpoints.ghost_tables, *self.adk.ghost_tables)
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
@@ -482,7 +478,7 @@ class SqliteBackend(Runner):
             # (``_purge`` deletes such rows by id), and the per-row cascade probe was most of
             # the purge's time (bench/: 0.99x → ~0.7x a bare DELETE … NOT EXISTS).
             count = await self._write(
-                lambda c: _purge(c, stmt, (stamp, batch), self.session_tables),
+                lambda c: _purge(c, stmt, (stamp, batch), self._ghost_tables),
                 foreign_keys=False,
             )
             deleted += count
@@ -496,7 +492,7 @@ class SqliteBackend(Runner):
     async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
         stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
         return await self._write(
-            lambda c: _purge(c, stmt, tuple(params), self.session_tables), foreign_keys=False
+            lambda c: _purge(c, stmt, tuple(params), self._ghost_tables), foreign_keys=False
         )
 
     async def prune(
@@ -640,8 +636,8 @@ class SqliteBackend(Runner):
 def _purge(
     conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...], tables: Sequence[str]
 ) -> int:
-    """Delete ghosts (``stmt``, run without foreign keys) and whatever rows of theirs the
-    tables keyed by session hold (a ghost ADK session's key row, say)."""
+    """Delete ghosts (``stmt``, run without foreign keys) and the rows a ghost may still
+    have in ``tables`` (a ghost ADK session's key row)."""
     gone = [r[0] for r in conn.execute(f"{stmt} RETURNING session_id", params)]
     if gone:
         ids = json.dumps(gone)

@@ -95,7 +95,8 @@ def page_of(app_name: str, found: Sequence[Sequence[Any]]) -> AdkPage:
 class AdkPart(Protocol):
     """ADK session storage on one database, built by its backend (``Backend.adk``)."""
 
-    session_tables: tuple[str, ...]
+    session_tables: tuple[str, ...]  # keyed by session: their rows go with the session
+    ghost_tables: tuple[str, ...]  # of those, the ones that may hold rows of an unmarked one
 
     async def create(self, new: NewAdkSession) -> AdkRow | None: ...
 

@@ -134,7 +134,8 @@ class CheckpointPart(Protocol):
     session holding checkpoints is never a ghost. Maintenance that leaves a thread without
     rows clears the mark."""
 
-    session_tables: tuple[str, ...]
+    session_tables: tuple[str, ...]  # keyed by session: their rows go with the session
+    ghost_tables: tuple[str, ...]  # of those, the ones that may hold rows of an unmarked one
 
     async def put(
         self,

@@ -124,6 +124,7 @@ def _held(state: object) -> int:
 
 class PostgresAdk:
     session_tables: tuple[str, ...] = SESSION_TABLES
+    ghost_tables: tuple[str, ...] = SESSION_TABLES  # a key row, no state yet
 
     def __init__(self, backend: PostgresBackend) -> None:
         self.b = backend

@@ -167,6 +167,7 @@ SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")} FROM messages WHERE se
 
 class PostgresCheckpoints:
     session_tables: tuple[str, ...] = TABLES
+    ghost_tables: tuple[str, ...] = ()  # every write marks the session
 
     def __init__(self, backend: PostgresBackend) -> None:
         self.b = backend

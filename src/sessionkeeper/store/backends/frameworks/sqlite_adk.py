@@ -109,6 +109,7 @@ def _held(state: object) -> int:
 
 class SqliteAdk:
     session_tables: tuple[str, ...] = SESSION_TABLES
+    ghost_tables: tuple[str, ...] = SESSION_TABLES  # a key row, no state yet
 
     def __init__(self, runner: Runner) -> None:
         self.b = runner

@@ -111,6 +111,7 @@ _CHUNK = 500
 
 class SqliteCheckpoints:
     session_tables: tuple[str, ...] = TABLES
+    ghost_tables: tuple[str, ...] = ()  # every write marks the session
 
     def __init__(self, runner: Runner) -> None:
         self.b = runner
