@@ -36,6 +36,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m sessionkeeper.cli.docs > docs/cli.md
+	$(BIN)/python scripts/layout.py --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+
 import pytest
 
 import rawdb
-from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized
+from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized, Unavailable
+from sessionkeeper.store import keys as keys_module
+from sessionkeeper.store.backends.base import KeyRow
 from sessionkeeper.store.core import Store
+from sessionkeeper.store.keys import ApiKeys
 
 
 async def test_create_verify_revoke(store: Store) -> None:
@@ -15,7 +24,13 @@ async def test_create_verify_revoke(store: Store) -> None:
     scoped, token = await keys.create(agent_ids=["b", "a", "a"], name="bot")
     admin, admin_token = await keys.create(admin=True)
     assert scoped.agent_ids == ["a", "b"] and scoped.scope == ["a", "b"]
-    assert admin.scope is None and admin.allows("anything")
+    assert admin.scope is None
+    # An admin key reaches every agent's sessions; a scoped key only its own agents'.
+    other = await store.create_session(agent_id="anything")
+    assert [s.session_id for s in (await store.list_sessions(agent_ids=admin.scope)).items] == [
+        other.session_id
+    ]
+    assert (await store.list_sessions(agent_ids=scoped.scope)).items == []
     assert token.startswith(f"sk_{scoped.key_id}_")
     assert (await keys.verify(token)).key_id == scoped.key_id
     assert (await keys.verify(admin_token)).admin
@@ -46,3 +61,94 @@ async def test_key_must_be_admin_or_scoped(store: Store) -> None:
     with pytest.raises(InvalidInput):
         await keys.create(agent_ids=["bad agent"])
     assert await keys.list(include_revoked=True) == []
+
+
+# ── last use ────────────────────────────────────────────────────────────────
+
+
+async def test_verify_records_last_use(store: Store) -> None:
+    keys = store.keys
+    made, token = await keys.create(admin=True)
+    assert made.last_used_at is None
+    before = datetime.now(UTC)
+    used = await keys.verify(token)
+    assert used.last_used_at is not None
+    assert before <= used.last_used_at <= datetime.now(UTC)
+    [listed] = await keys.list()
+    assert listed.last_used_at == used.last_used_at
+    assert listed.to_dict()["last_used_at"] == used.last_used_at.isoformat()
+
+    # Used again within the minute: nothing written, the first use stays.
+    again = await keys.verify(token)
+    assert again.last_used_at == used.last_used_at
+    assert [k.last_used_at for k in await keys.list()] == [used.last_used_at]
+
+
+class _DownBackend:
+    """A key table whose writes fail (a database gone read-only, say)."""
+
+    def __init__(self, row: KeyRow) -> None:
+        self.row = row
+        self.writes = 0
+
+    async def get_key(self, key_id: str) -> KeyRow | None:
+        return self.row if key_id == self.row.key_id else None
+
+    async def touch_key(self, key_id: str, now: datetime) -> None:
+        self.writes += 1
+        raise Unavailable("the database did not answer within 2 s")
+
+
+async def test_last_use_write_failure_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    row = KeyRow("k1", None, True, [], now, None, None, hashlib.sha256(b"secret").hexdigest())
+    backend = _DownBackend(row)
+    keys = ApiKeys(backend)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="sessionkeeper.store.keys"):
+        key = await keys.verify("sk_k1_secret")
+    assert key.key_id == "k1" and key.last_used_at is None  # valid all the same
+    assert backend.writes == 1
+    assert "could not record the use of API key k1" in caplog.text
+    # At most one attempt a minute per key and process, failed or not: no write per request.
+    for _ in range(5):
+        await keys.verify("sk_k1_secret")
+    assert backend.writes == 1
+    monkeypatch.setattr(keys_module, "TOUCH_INTERVAL", 0.0)
+    await keys.verify("sk_k1_secret")
+    assert backend.writes == 2
+
+
+def test_keys_list_shows_last_use(file_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sessionkeeper keys list` shows when a key was last used (SQLite file, PostgreSQL: the
+    CLI opens its own store, so an in-memory database is covered by the test above)."""
+    from typer.testing import CliRunner
+
+    from sessionkeeper.cli import app as cli
+
+    monkeypatch.delenv("SESSIONKEEPER_DATABASE_URL", raising=False)
+
+    async def make() -> tuple[str, str, datetime | None]:
+        store = await Store.open(file_db_url)
+        try:
+            used, token = await store.keys.create(agent_ids=["a"], name="bot")
+            unused, _ = await store.keys.create(admin=True, name="ops")
+            return used.key_id, unused.key_id, (await store.keys.verify(token)).last_used_at
+        finally:
+            await store.close()
+
+    used_id, unused_id, last_used = asyncio.run(make())
+    assert last_used is not None
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--db", file_db_url, "keys", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    shown = {k["key_id"]: k["last_used_at"] for k in json.loads(listed.stdout)}
+    assert shown == {used_id: last_used.isoformat(), unused_id: None}
+    table = runner.invoke(cli, ["--db", file_db_url, "keys", "list"], terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "last used" in table.stdout
+    [used_line] = [line for line in table.stdout.splitlines() if used_id in line]
+    assert last_used.strftime("%Y-%m-%d") in used_line
+    [unused_line] = [line for line in table.stdout.splitlines() if unused_id in line]
+    assert "never" in unused_line

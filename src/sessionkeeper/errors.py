@@ -1,7 +1,7 @@
 """One exception hierarchy for every face of sessionkeeper.
 
 The REST API maps these to HTTP statuses and the CLI to exit codes, each in one place
-(``api/errors.py`` and ``cli_output.py``). Nothing else should decide what a failure means.
+(``api/errors.py`` and ``cli/output.py``). Nothing else should decide what a failure means.
 """
 
 from __future__ import annotations

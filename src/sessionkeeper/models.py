@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -157,7 +157,9 @@ class PruneResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Stats:
+class StatsCounts:
+    """What the database counts for ``get_stats`` (a backend's row; see ``Stats``)."""
+
     total_sessions: int
     total_messages: int
     total_tokens: int
@@ -170,11 +172,48 @@ class Stats:
     by_type: dict[str, int]
     oldest_session: datetime | None
     newest_activity: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats(StatsCounts):
+    """The counts, with the thresholds they were counted with."""
+
     ghost_threshold_minutes: float
     stale_threshold_days: float
+
+    @classmethod
+    def of(cls, counts: StatsCounts, ghost_minutes: float, stale_days: float) -> Stats:
+        values = {f.name: getattr(counts, f.name) for f in fields(StatsCounts)}
+        return cls(**values, ghost_threshold_minutes=ghost_minutes, stale_threshold_days=stale_days)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["oldest_session"] = _iso(self.oldest_session)
         data["newest_activity"] = _iso(self.newest_activity)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as the Store shows it (``store.keys``): never its secret, nor the secret's
+    digest (the backend's ``KeyRow`` adds that)."""
+
+    key_id: str
+    name: str | None
+    admin: bool
+    agent_ids: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def scope(self) -> list[str] | None:
+        """Agent ids this key may see, or None for all (admin)."""
+        return None if self.admin else list(self.agent_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(ApiKey)}
+        data["agent_ids"] = list(self.agent_ids)
+        for key in ("created_at", "revoked_at", "last_used_at"):
+            data[key] = _iso(data[key])
         return data

@@ -6,7 +6,7 @@ No import-time singletons: ``create_app(settings)`` builds a fresh app every cal
 decides whether the server runs open (no API keys, loopback only; see ``api/auth.py``) or
 refuses to start, and starts the maintenance loop as a task it owns: the reference is kept
 on ``app.state`` and the task is cancelled and awaited on shutdown, so no job is left running
-against a closed engine.
+against a closed store.
 
 An app whose lifespan never runs (tests inject the Store and call it through httpx's ASGI
 transport) makes the open/closed decision lazily, on its first request without a key.

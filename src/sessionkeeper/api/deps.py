@@ -57,7 +57,6 @@ class Principal:
         return None if self.agent_ids is None else sorted(self.agent_ids)
 
 
-ADMIN = Principal(name="admin")
 OPEN = Principal(name="open (no API keys, loopback)")
 
 

@@ -11,14 +11,29 @@ gets its 413 with the "nothing was stored" explanation instead of a generic vali
 Request bodies are strict: a JSON string is not taken for a number (``"5"`` for
 ``token_count`` is refused), and unknown fields are refused.
 
-Public models are built from the Store's dataclasses (``Model.of(obj)``) and serialise
-timestamps with ``isoformat()``, exactly like ``to_dict()`` and the CLI's ``--json``.
+Public models are made from the Store's dataclasses (``public_model``: the same fields, so the
+API cannot drift from the Store), filled with ``Model.of(obj)``, and serialise timestamps with
+``isoformat()``, exactly like ``to_dict()`` and the CLI's ``--json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    Self,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from pydantic import (
     BaseModel,
@@ -29,6 +44,7 @@ from pydantic import (
     PlainSerializer,
     Tag,
     WithJsonSchema,
+    create_model,
 )
 
 from sessionkeeper.models import (
@@ -36,7 +52,13 @@ from sessionkeeper.models import (
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
     RESERVED_SESSION_IDS,
+    Message,
+    PruneResult,
     Role,
+    SearchHit,
+    Session,
+    Stats,
+    Window,
 )
 from sessionkeeper.store.validate import MAX_INT
 
@@ -160,6 +182,44 @@ class _Public(BaseModel):
         return cls.model_validate(obj, from_attributes=True)
 
 
+# The public model of each value type already made (a field of that type gets its model).
+_PUBLIC: dict[type, type[_Public]] = {}
+
+
+def _public_type(hint: Any) -> Any:
+    """A value type's field type as the API shows it: timestamps as ``Timestamp``, value
+    types as their public models, inside ``X | None`` and ``list[X]`` too."""
+    if hint is datetime:
+        return Timestamp
+    if isinstance(hint, type) and hint in _PUBLIC:
+        return _PUBLIC[hint]
+    args = get_args(hint)
+    if not args:
+        return hint
+    mapped = tuple(_public_type(arg) for arg in args)
+    if mapped == args:
+        return hint
+    if get_origin(hint) in (Union, UnionType):
+        return functools.reduce(operator.or_, mapped)
+    return get_origin(hint)[mapped]
+
+
+def public_model(row: type, name: str | None = None, /, **changed: Any) -> type[_Public]:
+    """The response model of a Store value type (``Session`` → ``SessionPublic``): one field
+    per dataclass field, same names and order, so the API cannot drift from the Store.
+    ``changed`` adds fields or describes one: ``field=(type, Field(...))``."""
+    hints = get_type_hints(row)
+    defined: dict[str, Any] = {
+        f.name: (_public_type(hints[f.name]), ...) for f in dataclasses.fields(row)
+    }
+    fields = {**defined, **changed}
+    model = create_model(
+        name or f"{row.__name__}Public", __base__=_Public, __module__=__name__, **fields
+    )
+    _PUBLIC[row] = model
+    return model
+
+
 # ── sessions ────────────────────────────────────────────────────────────────
 
 
@@ -186,19 +246,10 @@ class SessionUpdate(BaseModel):
     status: Status | None = Field(None, description="null: leave it unchanged.")
 
 
-class SessionPublic(_Public):
-    session_id: str
-    agent_id: str
-    title: str | None
-    session_type: str
-    status: str
-    metadata: dict[str, Any]
-    created_at: Timestamp
-    updated_at: Timestamp
-    ended_at: Timestamp | None
-    last_message_at: Timestamp | None
-    message_count: int
-    token_count: int
+if TYPE_CHECKING:  # the fields are made at run time (public_model); checkers see the base
+    SessionPublic = _Public
+else:
+    SessionPublic = public_model(Session)
 
 
 class SessionList(BaseModel):
@@ -251,16 +302,10 @@ MessageBody = Annotated[
 ]
 
 
-class MessagePublic(_Public):
-    session_id: str
-    seq: int
-    role: str
-    content: str
-    agent_id: str | None
-    model: str | None
-    token_count: int
-    metadata: dict[str, Any]
-    created_at: Timestamp
+if TYPE_CHECKING:
+    MessagePublic = _Public
+else:
+    MessagePublic = public_model(Message)
 
 
 class MessageList(BaseModel):
@@ -272,30 +317,22 @@ class MessageBatch(BaseModel):
     messages: list[MessagePublic]
 
 
-class WindowPublic(_Public):
-    session_id: str
-    messages: list[MessagePublic]
-    max_tokens: int
-    total_tokens: int
-    dropped_messages: int
-    dropped_tokens: int
-    pinned: int
-    estimated: bool
-    encoding: str
+if TYPE_CHECKING:
+    WindowPublic = _Public
+else:
+    WindowPublic = public_model(Window)
 
 
 # ── search, stats, maintenance ──────────────────────────────────────────────
 
 
-class SearchHitPublic(_Public):
-    session_id: str
-    seq: int
-    role: str
-    agent_id: str | None
-    snippet: str = Field(description="Matches marked <mark>…</mark>; the rest is not escaped.")
-    rank: float
-    created_at: Timestamp
-    session_title: str | None
+if TYPE_CHECKING:
+    SearchHitPublic = _Public
+else:
+    SearchHitPublic = public_model(
+        SearchHit,
+        snippet=(str, Field(description="Matches marked <mark>…</mark>; the rest is not escaped.")),
+    )
 
 
 class SearchResult(BaseModel):
@@ -303,21 +340,10 @@ class SearchResult(BaseModel):
     query: str
 
 
-class StatsPublic(_Public):
-    total_sessions: int
-    total_messages: int
-    total_tokens: int
-    active_sessions: int
-    ended_sessions: int
-    ghost_sessions: int
-    stale_sessions: int
-    active_agents: int
-    by_agent: dict[str, int]
-    by_type: dict[str, int]
-    oldest_session: Timestamp | None
-    newest_activity: Timestamp | None
-    ghost_threshold_minutes: float
-    stale_threshold_days: float
+if TYPE_CHECKING:
+    StatsPublic = _Public
+else:
+    StatsPublic = public_model(Stats)
 
 
 class GhostPurge(BaseModel):
@@ -326,14 +352,10 @@ class GhostPurge(BaseModel):
     older_than_minutes: int | float
 
 
-class PrunePublic(_Public):
-    pruned_count: int
-    message_count: int
-    dry_run: bool
-    days: float
-    cutoff: Timestamp
-    session_ids: list[str]
-    status: Literal["ok"] = "ok"
+if TYPE_CHECKING:
+    PrunePublic = _Public
+else:
+    PrunePublic = public_model(PruneResult, "PrunePublic", status=(Literal["ok"], "ok"))
 
 
 class Problem(BaseModel):

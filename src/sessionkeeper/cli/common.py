@@ -217,10 +217,6 @@ def target(session_id: str | None) -> Target:
     return Target(sid, True)
 
 
-def session_or_current(session_id: str | None) -> str:
-    return target(session_id).session_id
-
-
 def gone_message(session_id: str) -> str:
     return (
         f"the current session {session_id} no longer exists (deleted, or removed by the ghost "

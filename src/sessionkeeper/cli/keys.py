@@ -18,7 +18,7 @@ from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.keys import ApiKey
+    from sessionkeeper.models import ApiKey
 
 keys_app = typer.Typer(
     help="API keys for the REST API: create (admin or scoped to agents), list, revoke.",
@@ -86,12 +86,13 @@ def list_keys(
     if as_json:
         out.emit_json([k.to_dict() for k in keys])
         return
-    columns = ["key id", "name", "scope", "created"]
+    columns = ["key id", "name", "scope", "created", "last used"]
     if include_revoked:
         columns.append("revoked")
     rows = []
     for k in keys:
-        row = [k.key_id, k.name, _scope(k), out.when(k.created_at)]
+        used = out.when(k.last_used_at) if k.last_used_at else "never"
+        row = [k.key_id, k.name, _scope(k), out.when(k.created_at), used]
         if include_revoked:
             row.append(out.when(k.revoked_at) if k.revoked_at else "")
         rows.append(row)

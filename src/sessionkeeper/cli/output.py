@@ -53,7 +53,6 @@ from sessionkeeper.errors import (
 if TYPE_CHECKING:
     from rich.console import Console, OverflowMethod
 
-OK = 0
 GENERIC = 1
 USAGE = 2
 EXIT_CODES: dict[type[BaseException], int] = {

@@ -458,7 +458,6 @@ class _Block:
     line: int  # the header's line number
     start: int  # byte offset just after the header line
     end: int  # byte offset of the next header (or of the end of the file)
-    end_line: int  # line number of the next header
     messages: int = 0
     tokens: int = 0
     error: str | None = None
@@ -521,7 +520,7 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
             continue
         record, error = _parse_line(raw, number)
         if record is not None and record.get("type") == "session":
-            block.end, block.end_line = offset, number
+            block.end = offset
             if chunk and block.error is None:
                 check_chunk()
             return record, offset, number
@@ -551,7 +550,7 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
             if len(chunk) >= CHECK_CHUNK:
                 check_chunk()
     handle.seek(0, os.SEEK_END)
-    block.end, block.end_line = handle.tell(), -1
+    block.end = handle.tell()
     if chunk and block.error is None:
         check_chunk()
     return None, block.end, -1
@@ -621,7 +620,7 @@ def read_jsonl(path: Path, count: Callable[[str], int], agent: str | None = None
                 pending = (record, offset + len(raw), number)
             header, start, line = pending
             assert header is not None
-            block = _Block(header, line, start, start, line)
+            block = _Block(header, line, start, start)
             next_header, next_offset, next_line = _check_block(handle, block)
             yield _block_item(path, handle, block, agent, count)
             if next_header is None:

@@ -618,22 +618,7 @@ class Store:
         row = await self._backend.stats(
             now - timedelta(minutes=ghost_minutes), now - timedelta(days=stale_days), scope
         )
-        return Stats(
-            total_sessions=row.total_sessions,
-            total_messages=row.total_messages,
-            total_tokens=row.total_tokens,
-            active_sessions=row.active_sessions,
-            ended_sessions=row.ended_sessions,
-            ghost_sessions=row.ghost_sessions,
-            stale_sessions=row.stale_sessions,
-            active_agents=row.active_agents,
-            by_agent=row.by_agent,
-            by_type=row.by_type,
-            oldest_session=row.oldest_session,
-            newest_activity=row.newest_activity,
-            ghost_threshold_minutes=ghost_minutes,
-            stale_threshold_days=stale_days,
-        )
+        return Stats.of(row, ghost_minutes, stale_days)
 
     async def import_session(
         self, session: Session, items: Sequence[Message], *, replace: bool = False

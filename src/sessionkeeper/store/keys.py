@@ -3,54 +3,34 @@
 A key reads ``sk_<key_id>_<secret>``. ``key_id`` is public (it names the key in listings and
 logs); ``secret`` is 32 random bytes. Verification looks the row up by key_id and compares
 SHA-256 digests in constant time. A key is either admin (every agent, maintenance endpoints)
-or scoped to a list of agent ids.
+or scoped to a list of agent ids. A verified key's use is recorded in ``last_used_at`` (at
+most once a minute per key and process; see ``TOUCH_INTERVAL``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
 
 from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized
+from sessionkeeper.models import ApiKey
 from sessionkeeper.store import validate
 from sessionkeeper.store.backends.base import Backend, KeyRow
 
+__all__ = ["PREFIX", "ApiKey", "ApiKeys"]
+
+logger = logging.getLogger(__name__)
+
 PREFIX = "sk_"
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    key_id: str
-    name: str | None
-    admin: bool
-    agent_ids: list[str]
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    def allows(self, agent_id: str) -> bool:
-        return self.admin or agent_id in self.agent_ids
-
-    @property
-    def scope(self) -> list[str] | None:
-        """Agent ids this key may see, or None for all (admin)."""
-        return None if self.admin else list(self.agent_ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key_id": self.key_id,
-            "name": self.name,
-            "admin": self.admin,
-            "agent_ids": list(self.agent_ids),
-            "created_at": self.created_at.isoformat(),
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-        }
+# ``last_used_at`` is written at most this often per key and process (a busy API would
+# otherwise write on every request), and not when the stored value is that recent already.
+TOUCH_INTERVAL = 60.0
 
 
 def _digest(secret: str) -> str:
@@ -58,15 +38,8 @@ def _digest(secret: str) -> str:
 
 
 def _public(row: KeyRow) -> ApiKey:
-    return ApiKey(
-        key_id=row.key_id,
-        name=row.name,
-        admin=row.admin,
-        agent_ids=list(row.agent_ids),
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        last_used_at=row.last_used_at,
-    )
+    """The key without its digest."""
+    return ApiKey(**{f.name: getattr(row, f.name) for f in fields(ApiKey)})
 
 
 class ApiKeys:
@@ -74,6 +47,7 @@ class ApiKeys:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._touched: dict[str, float] = {}  # key_id → time.monotonic() of the last write
 
     async def create(
         self, *, agent_ids: Sequence[str] = (), admin: bool = False, name: str | None = None
@@ -89,7 +63,16 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        row = KeyRow(key_id, name, _digest(secret), admin, agents, now, None, None)
+        row = KeyRow(
+            key_id=key_id,
+            name=name,
+            admin=admin,
+            agent_ids=agents,
+            created_at=now,
+            revoked_at=None,
+            last_used_at=None,
+            secret_hash=_digest(secret),
+        )
         await self._backend.insert_key(row)
         return _public(row), f"{PREFIX}{key_id}_{secret}"
 
@@ -117,4 +100,26 @@ class ApiKeys:
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
             raise Unauthorized("API key has been revoked")
-        return _public(row)
+        key = _public(row)
+        now = datetime.now(UTC)
+        if await self._touch(key, now):
+            key = replace(key, last_used_at=now)
+        return key
+
+    async def _touch(self, key: ApiKey, now: datetime) -> bool:
+        """Record the use of ``key`` (throttled, see ``TOUCH_INTERVAL``); whether it was
+        written. A failed write is logged, never raised: the key was valid all the same."""
+        if key.last_used_at is not None and now - key.last_used_at < timedelta(
+            seconds=TOUCH_INTERVAL
+        ):
+            return False
+        tick = time.monotonic()
+        if tick - self._touched.get(key.key_id, float("-inf")) < TOUCH_INTERVAL:
+            return False
+        self._touched[key.key_id] = tick
+        try:
+            await self._backend.touch_key(key.key_id, now)
+        except Exception as exc:  # the request goes on without it
+            logger.warning("could not record the use of API key %s: %s", key.key_id, exc)
+            return False
+        return True

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.models import ApiKey, Message, SearchHit, Session, StatsCounts
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
@@ -68,34 +68,15 @@ class Listed:
     total: int | None
 
 
-@dataclass(slots=True)
-class StatsRow:
-    """Set-wide counts: the eight integers of a ``stats`` query, in this order, then the rest."""
-
-    total_sessions: int
-    total_messages: int
-    total_tokens: int
-    active_sessions: int
-    ended_sessions: int
-    ghost_sessions: int
-    stale_sessions: int
-    active_agents: int
-    oldest_session: datetime | None
-    newest_activity: datetime | None
-    by_agent: dict[str, int]
-    by_type: dict[str, int]
+# What ``Backend.stats`` returns: ``Stats`` without the thresholds the Store adds.
+StatsRow = StatsCounts
 
 
-@dataclass(slots=True)
-class KeyRow:
-    key_id: str
-    name: str | None
-    secret_hash: str
-    admin: bool
-    agent_ids: list[str]
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+@dataclass(frozen=True, slots=True)
+class KeyRow(ApiKey):
+    """An ``api_keys`` row: the key as the Store shows it, and the digest of its secret."""
+
+    secret_hash: str = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -196,6 +177,8 @@ class Backend(Protocol):
     async def list_keys(self, include_revoked: bool) -> list[KeyRow]: ...
     async def any_active_key(self) -> bool: ...
     async def revoke_key(self, key_id: str, now: datetime) -> KeyRow | None: ...
+    async def touch_key(self, key_id: str, now: datetime) -> None:
+        """Set the key's ``last_used_at`` to ``now`` (nothing if there is no such key)."""
 
 
 def stats_row(
@@ -205,7 +188,14 @@ def stats_row(
     by_agent: dict[str, int],
     by_type: dict[str, int],
 ) -> StatsRow:
-    t = [int(v) for v in totals[:8]]
+    """A ``StatsRow`` from a totals row whose first eight values are its counts, in field
+    order."""
+    names = [f.name for f in fields(StatsRow)[:8]]
+    counted: dict[str, Any] = {name: int(v) for name, v in zip(names, totals[:8], strict=True)}
     return StatsRow(
-        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], oldest, newest, by_agent, by_type
+        **counted,
+        by_agent=by_agent,
+        by_type=by_type,
+        oldest_session=oldest,
+        newest_activity=newest,
     )

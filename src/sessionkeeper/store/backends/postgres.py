@@ -71,7 +71,8 @@ def _message(r: Any) -> Message:
 
 
 def _key(r: Any) -> KeyRow:
-    return KeyRow(r[0], r[1], r[2], bool(r[3]), list(r[4] or []), r[5], r[6], r[7])
+    # Positional: KEY_COLUMNS are KeyRow's fields, in order.
+    return KeyRow(r[0], r[1], bool(r[2]), list(r[3] or []), r[4], r[5], r[6], r[7])
 
 
 def lock_key(name: str) -> int:
@@ -614,13 +615,13 @@ class PostgresBackend:
     async def insert_key(self, key: KeyRow) -> None:
         await self._run(
             "execute",
-            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)",
+            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
             key.key_id,
             key.name,
-            key.secret_hash,
             key.admin,
             key.agent_ids or None,
             key.created_at,
+            key.secret_hash,
         )
 
     async def get_key(self, key_id: str) -> KeyRow | None:
@@ -651,6 +652,11 @@ class PostgresBackend:
             now,
         )
         return None if r is None else _key(r)
+
+    async def touch_key(self, key_id: str, now: datetime) -> None:
+        await self._run(
+            "execute", "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1", key_id, now
+        )
 
 
 async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:

@@ -136,15 +136,16 @@ def _message(r: Sequence[Any]) -> Message:
 
 
 def _key(r: Sequence[Any]) -> KeyRow:
+    # Positional: KEY_COLUMNS are KeyRow's fields, in order.
     return KeyRow(
         r[0],
         r[1],
-        r[2],
-        bool(r[3]),
-        list(json.loads(r[4]) or []) if r[4] else [],
-        _utc(r[5]),
+        bool(r[2]),
+        list(json.loads(r[3]) or []) if r[3] else [],
+        _utc(r[4]),
+        _time(r[5]),
         _time(r[6]),
-        _time(r[7]),
+        r[7],
     )
 
 
@@ -589,12 +590,12 @@ class SqliteBackend(Runner):
         params = (
             key.key_id,
             key.name,
-            key.secret_hash,
             int(key.admin),
             _json(key.agent_ids or None),
             sqlite_time(key.created_at),
             None,
             None,
+            key.secret_hash,
         )
         await self._write(
             lambda c: c.execute(
@@ -631,6 +632,10 @@ class SqliteBackend(Runner):
             return None if row is None else _key(row)
 
         return await self._write(write)
+
+    async def touch_key(self, key_id: str, now: datetime) -> None:
+        stmt = "UPDATE api_keys SET last_used_at = ? WHERE key_id = ?"
+        await self._write(lambda c: c.execute(stmt, (sqlite_time(now), key_id)))
 
 
 def _purge(

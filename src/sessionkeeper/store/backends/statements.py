@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sessionkeeper.store.backends.base import ListQuery
+from sessionkeeper.models import Message, Session
+from sessionkeeper.store.backends.base import KeyRow, ListQuery
 from sessionkeeper.store.search import PG_CONFIG, fts5_query, pg_query
 
-MESSAGE_COLUMNS = (
-    "session_id, seq, role, content, agent_id, model, token_count, metadata, created_at"
-)
-SESSION_COLUMNS = (
-    "session_id, agent_id, title, session_type, status, metadata, created_at, updated_at, "
-    "ended_at, last_message_at, message_count, token_count"
-)
-KEY_COLUMNS = "key_id, name, secret_hash, admin, agent_ids, created_at, revoked_at, last_used_at"
+# Column lists in the order of the value types' fields (the columns are named as the fields):
+# backends build a Session, Message or KeyRow from a row positionally.
+MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message))
+SESSION_COLUMNS = ", ".join(f.name for f in fields(Session))
+KEY_COLUMNS = ", ".join(f.name for f in fields(KeyRow))
 
 # Nullable sort columns go through a total expression so keyset paging is exact.
 SORT_SQL = {

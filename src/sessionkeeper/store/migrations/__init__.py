@@ -1,0 +1,1 @@
+"""Alembic: its environment (``env.py``) and the schema's revisions (``versions/``)."""

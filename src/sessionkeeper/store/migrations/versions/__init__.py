@@ -1,0 +1,1 @@
+"""One module per schema revision, frozen: a migration never imports the live schema."""
