@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -61,6 +61,10 @@ class Session:
         for key in ("created_at", "updated_at", "ended_at", "last_message_at"):
             data[key] = _iso(data[key])
         return data
+
+
+# A session's fields in order: its JSON shape (API, CLI, the JSONL export's header line).
+SESSION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Session))
 
 
 @dataclass(slots=True)
