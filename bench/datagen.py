@@ -17,35 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sessionkeeper.store import schema
+
 RARE_WORD = "zyxquorbin"
 MEDIUM_WORD = "plovermint"
 
-SESSION_COLS = [
-    "session_id",
-    "agent_id",
-    "title",
-    "session_type",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "ended_at",
-    "last_message_at",
-    "message_count",
-    "token_count",
-    "last_seq",
-]
-MESSAGE_COLS = [
-    "session_id",
-    "seq",
-    "role",
-    "content",
-    "agent_id",
-    "model",
-    "token_count",
-    "metadata",
-    "created_at",
-]
+# The tables' columns in order, from their one description (store/schema.py).
+SESSION_COLS = [column.name for column in schema.sessions.columns]
+MESSAGE_COLS = [column.name for column in schema.messages.columns]
 
 # A typical chat turn, used by the write scenarios (same text for store and baseline).
 APPEND_TEXT = (

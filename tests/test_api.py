@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from sessionkeeper.api import create_app
-from sessionkeeper.api.deps import Principal, get_principal
+from sessionkeeper.api.deps import get_principal
+from sessionkeeper.api.principal import Principal
 from sessionkeeper.config import Settings
 from sessionkeeper.models import Message, Session
 from sessionkeeper.store.core import Store

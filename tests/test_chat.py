@@ -19,15 +19,16 @@ import pytest
 import rawdb
 from fakellm import FakeLLM, run_fake_llm
 from sessionkeeper.api import create_app
-from sessionkeeper.api.deps import Principal, get_principal
-from sessionkeeper.config import Settings
-from sessionkeeper.service.chat import (
+from sessionkeeper.api.deps import get_principal
+from sessionkeeper.api.principal import Principal
+from sessionkeeper.chat.turn import (
     DISCONNECTED,
     ECHO_LABEL,
     auto_title,
     reply_reserve,
     to_openai,
 )
+from sessionkeeper.config import Settings
 from sessionkeeper.store.core import Store
 
 STREAM = "/api/engine/chat/stream"

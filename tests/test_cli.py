@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from clitools import Invoke, as_json, isolate_user, load_openclaw_builder, make_invoke
 from fakellm import run_fake_llm
 from sessionkeeper.cli import app
-from sessionkeeper.files.openclaw import OpenClawStore
-from sessionkeeper.models import MAX_MESSAGE_LENGTH
+from sessionkeeper.models import MAX_MESSAGE_LENGTH, SESSION_FIELDS
+from sessionkeeper.openclaw.directory import OpenClawStore
 
 build = load_openclaw_builder()
 
@@ -90,14 +90,14 @@ def test_memory_between_separate_processes(user_env: dict[str, str]) -> None:
 
 
 def test_state_and_config_agree_on_the_data_dir(user_env: dict[str, str]) -> None:
+    from sessionkeeper.cli import state
     from sessionkeeper.config import default_data_dir
-    from sessionkeeper.files import state
 
     assert state.data_dir() == default_data_dir()
 
 
 def test_memory_is_per_database_and_hides_passwords(tmp_path: Path) -> None:
-    from sessionkeeper.files.state import CurrentSession, database_key
+    from sessionkeeper.cli.state import CurrentSession, database_key
 
     memory = CurrentSession(tmp_path / "state.json")
     memory.set("sqlite:///a.db", "one")
@@ -114,20 +114,7 @@ def test_memory_is_per_database_and_hides_passwords(tmp_path: Path) -> None:
 
 # ── JSON shapes ───────────────────────────────────────────────────────────────
 
-SESSION_KEYS = [
-    "session_id",
-    "agent_id",
-    "title",
-    "session_type",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "ended_at",
-    "last_message_at",
-    "message_count",
-    "token_count",
-]
+SESSION_KEYS = list(SESSION_FIELDS)
 MESSAGE_KEYS = [
     "session_id",
     "seq",

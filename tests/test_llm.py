@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from fakellm import run_fake_llm, split_chunks
+from sessionkeeper.chat.llm import DEFAULT_MODEL, EchoClient, OpenAIChatClient, make_client
 from sessionkeeper.errors import Unavailable
-from sessionkeeper.service.llm import DEFAULT_MODEL, EchoClient, OpenAIChatClient, make_client
 
 MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},

@@ -14,8 +14,8 @@ import pytest
 
 from sessionkeeper.api import create_app
 from sessionkeeper.config import Settings
+from sessionkeeper.maintenance import GHOST_JOB, PRUNE_JOB, MaintenanceRunner
 from sessionkeeper.models import Message, Session
-from sessionkeeper.service.scheduler import GHOST_JOB, PRUNE_JOB, MaintenanceRunner
 from sessionkeeper.store.backends.postgres import lock_key
 from sessionkeeper.store.core import Store
 
@@ -88,7 +88,7 @@ async def test_failing_job_does_not_kill_the_loop(
     # A negative age is refused by the Store (InvalidInput): a real failure, every turn.
     runner = MaintenanceRunner(store, ghost_interval_minutes=FAST, ghost_age_minutes=-1)
     ghost = await store.create_session()
-    caplog.set_level(logging.ERROR, logger="sessionkeeper.service.scheduler")
+    caplog.set_level(logging.ERROR, logger="sessionkeeper.maintenance")
     task = asyncio.create_task(runner.run())
     try:
         await wait_for(lambda: runner.ghosts.failures >= 2)

@@ -15,7 +15,7 @@ import rawdb
 from sessionkeeper.api import create_app
 from sessionkeeper.api.observability import Metrics, ScheduleListener
 from sessionkeeper.config import Settings
-from sessionkeeper.service.scheduler import MaintenanceRunner
+from sessionkeeper.maintenance import MaintenanceRunner
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.schema import SCHEMA_REVISION
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound
-from sessionkeeper.files.locking import IndexLock, atomic_write_json
-from sessionkeeper.files.openclaw import OpenClawStore, default_root, session_type_for_key
+from sessionkeeper.openclaw.directory import OpenClawStore, default_root, session_type_for_key
+from sessionkeeper.openclaw.locking import IndexLock, atomic_write_json
 
 _spec = importlib.util.spec_from_file_location(
     "openclaw_fixture_build", Path(__file__).parent / "fixtures" / "openclaw" / "build.py"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clitools import Invoke, as_json, isolate_user, load_openclaw_builder, make_invoke
-from sessionkeeper.files.atomic import open_output, standard_stream
+from sessionkeeper.atomic import open_output, standard_stream
 
 build = load_openclaw_builder()
 

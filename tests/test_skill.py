@@ -19,7 +19,7 @@ from clitools import Invoke, as_json, isolate_user, load_openclaw_builder, make_
 from sessionkeeper import Store
 from sessionkeeper.compat.skill import DatabaseMarker, run_skill
 from sessionkeeper.errors import InvalidInput, NotFound
-from sessionkeeper.files.openclaw import OpenClawStore
+from sessionkeeper.openclaw.directory import OpenClawStore
 
 build = load_openclaw_builder()
 

@@ -1,4 +1,4 @@
-"""Export / import (files/transfer.py, files/importers.py) on SQLite and PostgreSQL.
+"""Export / import (the transfer/ package) on SQLite and PostgreSQL.
 
 The round trip is the contract of the JSONL format: export → import into an empty database →
 export again gives the same bytes, for 1,000 varied sessions, on both dialects.
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from sessionkeeper.files.transfer import export_sessions, plan_import, run_import
 from sessionkeeper.models import NewMessage
 from sessionkeeper.store.core import Store
+from sessionkeeper.transfer.export import export_sessions
+from sessionkeeper.transfer.imports import plan_import, run_import
 
 UNICODE = [
     "héllo wörld",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.files.transfer import dump_line, message_record, session_record
 from sessionkeeper.models import Message, Session
+from sessionkeeper.transfer.records import dump_line, message_record, session_record
 from transfer_rss import measure, message_text
 
 N = 200_000

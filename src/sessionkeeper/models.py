@@ -63,6 +63,10 @@ class Session:
         return data
 
 
+# A session's fields in order: its JSON shape (API, CLI, the JSONL export's header line).
+SESSION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Session))
+
+
 @dataclass(slots=True)
 class Message:
     session_id: str

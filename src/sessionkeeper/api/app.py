@@ -35,7 +35,7 @@ from sessionkeeper.api.pages import install_pages
 from sessionkeeper.api.routes import engine_router
 from sessionkeeper.api.routes.chat import install_chat
 from sessionkeeper.config import Settings
-from sessionkeeper.service.scheduler import MaintenanceRunner
+from sessionkeeper.maintenance import MaintenanceRunner
 from sessionkeeper.store.core import Store
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import time
 
 from fastapi import Request
 
-from sessionkeeper.api.deps import OPEN, Principal
+from sessionkeeper.api.principal import OPEN, Principal
 from sessionkeeper.errors import Forbidden, Unauthorized
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.keys import ApiKey

@@ -15,12 +15,12 @@ Every route learns *who is asking* from ``get_principal`` (the API key in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sessionkeeper.api.principal import Principal
 from sessionkeeper.api.schemas import SessionIdText
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden, NotFound, Unavailable
@@ -31,33 +31,6 @@ if TYPE_CHECKING:
     from sessionkeeper.api.auth import Authenticator
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling. ``agent_ids=None`` means every agent (an admin)."""
-
-    name: str
-    agent_ids: frozenset[str] | None = None
-    key_id: str | None = None  # None: no key (open mode on loopback)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.agent_ids is None
-
-    def can_see(self, agent_id: str) -> bool:
-        return self.agent_ids is None or agent_id in self.agent_ids
-
-    def require_agent(self, agent_id: str) -> None:
-        """Creating a session for an agent outside the caller's scope is refused (403)."""
-        if not self.can_see(agent_id):
-            raise Forbidden(f"this key may not act for agent {agent_id!r}", agent_id=agent_id)
-
-    @property
-    def scope(self) -> list[str] | None:
-        """The Store's ``agent_ids`` argument: None for all agents, else the allowed ones."""
-        return None if self.agent_ids is None else sorted(self.agent_ids)
-
-
-OPEN = Principal(name="open (no API keys, loopback)")
 
 
 def get_settings(request: Request) -> Settings:

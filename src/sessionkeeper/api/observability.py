@@ -123,7 +123,7 @@ class Metrics:
 
 
 class ScheduleListener:
-    """The maintenance runner's listener (``sessionkeeper.service.scheduler.MaintenanceListener``):
+    """The maintenance runner's listener (``sessionkeeper.maintenance.MaintenanceListener``):
     its jobs are counted with ``trigger="schedule"``."""
 
     def __init__(self, metrics: Metrics) -> None:

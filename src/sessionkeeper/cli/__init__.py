@@ -10,6 +10,7 @@ One module per command group, merged into one Typer app by ``root``:
 - ``keys``: keys create/list/revoke
 - ``output``: the one place errors become exit codes; the ``--json`` and table helpers
 - ``common``: the database choice, running the Store, the current session
+- ``state``: the current session, remembered per database in the user data dir
 - ``docs``: ``python -m sessionkeeper.cli.docs > docs/cli.md``
 
 Startup is kept short: only Typer and Rich load at import; the Store, pydantic settings,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple, TypeVar
 import typer
 
 from sessionkeeper.cli import output
+from sessionkeeper.cli.state import CurrentSession
 from sessionkeeper.errors import InvalidInput, NotFound
-from sessionkeeper.files.state import CurrentSession
 from sessionkeeper.paths import default_database_url
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """``sessionkeeper fs …`` over an OpenClaw-style agents root, and the ``skill`` runner.
 
-``--json`` prints exactly the dicts of :class:`~sessionkeeper.files.openclaw.OpenClawStore`
+``--json`` prints exactly the dicts of :class:`~sessionkeeper.openclaw.directory.OpenClawStore`
 (the seed skill's shapes). Deleting commands also mark the session ended in the database
 (the two-layer delete) when one is configured with ``--db`` or SESSIONKEEPER_DATABASE_URL.
 """
@@ -20,7 +20,7 @@ from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import SessionkeeperError
 
 if TYPE_CHECKING:
-    from sessionkeeper.files.openclaw import OpenClawStore
+    from sessionkeeper.openclaw.directory import OpenClawStore
 
 app = typer.Typer(
     help="OpenClaw-style session directories.",

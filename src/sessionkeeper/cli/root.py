@@ -1,7 +1,7 @@
 """The root Typer app: the global options, the command groups, the aliases, ``main()``.
 
 The store is chosen by ``--db URL``, else SESSIONKEEPER_DATABASE_URL, else a SQLite file in
-the user data dir; the current session is remembered per database (``files/state.py``).
+the user data dir; the current session is remembered per database (``cli/state.py``).
 The global options ``--db`` and ``--json`` are accepted before the command
 (``sessionkeeper --db URL list``) and after it (``sessionkeeper list --db URL``): the root
 group adds them to every command that does not declare them itself.

@@ -212,7 +212,7 @@ def show(
     sid = chosen.session_id
 
     async def work(store: Store) -> tuple[Session, list[Message]]:
-        from sessionkeeper.files.transfer import all_messages
+        from sessionkeeper.transfer.export import all_messages
 
         session = await store.get_session(sid)
         if last is not None:
@@ -316,8 +316,8 @@ def ask(
     gone: list[str] = []
 
     async def work(store: Store) -> dict[str, Any]:
-        from sessionkeeper.service.chat import ChatRequest, prepare_turn
-        from sessionkeeper.service.llm import make_client
+        from sessionkeeper.chat.llm import make_client
+        from sessionkeeper.chat.turn import ChatRequest, prepare_turn
 
         sid = session
         if sid is None:

@@ -1,4 +1,4 @@
-"""``sessionkeeper export`` and ``sessionkeeper import`` (the work is in files/transfer.py)."""
+"""``sessionkeeper export`` and ``sessionkeeper import`` (the work is in the transfer/ package)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from sessionkeeper.cli.common import JsonOpt
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
-    from sessionkeeper.files.transfer import ExportSummary, ImportSummary
+    from sessionkeeper.transfer.export import ExportSummary
+    from sessionkeeper.transfer.imports import ImportSummary
 
 app = typer.Typer()
 
@@ -51,7 +52,7 @@ def export(
     transcript. Default: the current session, to stdout.
     """
     from sessionkeeper.errors import InvalidInput
-    from sessionkeeper.files.transfer import EXPORT_FORMATS, export_sessions
+    from sessionkeeper.transfer.export import EXPORT_FORMATS, export_sessions
 
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
@@ -72,7 +73,7 @@ def export(
 
         return go
 
-    from sessionkeeper.files.atomic import open_output, standard_stream
+    from sessionkeeper.atomic import open_output, standard_stream
 
     to_stdout = output is None or standard_stream(str(output)) == 1
     with contextlib.ExitStack() as stack:
@@ -125,7 +126,7 @@ def import_(
 
     Exit code 1 when some sessions failed (the others are imported).
     """
-    from sessionkeeper.files.transfer import plan_import, run_import
+    from sessionkeeper.transfer.imports import plan_import, run_import
 
     plan = plan_import(source, fmt, agent=agent)
     show_progress = (

@@ -1,7 +1,7 @@
 """The Aria skill-runner surface: ``run_skill.py session_manager <function> '<json_args>'``.
 
 ``sessionkeeper skill session_manager FUNCTION 'JSON_ARGS'`` calls :func:`run_skill`, which
-dispatches to :class:`~sessionkeeper.files.openclaw.OpenClawStore` and returns the seed's JSON.
+dispatches to :class:`~sessionkeeper.openclaw.directory.OpenClawStore` and returns the seed's JSON.
 
 The two-layer delete: when a database is configured, every session the filesystem layer
 deletes is also marked ended in the database (history kept, as the seed's PATCH did) by
@@ -23,7 +23,7 @@ from sessionkeeper.models import SESSION_ID_RE
 
 if TYPE_CHECKING:
     from sessionkeeper import SyncStore
-    from sessionkeeper.files.openclaw import OpenClawStore
+    from sessionkeeper.openclaw.directory import OpenClawStore
 
 SKILL_NAME = "session_manager"
 
@@ -84,7 +84,7 @@ class DatabaseMarker:
 def open_fs_store(
     root: Path | str | None = None, on_deleted: Callable[[str], bool] | None = None
 ) -> OpenClawStore:
-    from sessionkeeper.files.openclaw import OpenClawStore, default_root
+    from sessionkeeper.openclaw.directory import OpenClawStore, default_root
 
     return OpenClawStore(root if root is not None else default_root(), on_deleted=on_deleted)
 

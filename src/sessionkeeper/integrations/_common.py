@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The chat's auto-title rule (sessionkeeper.service.chat.auto_title; a test keeps the two equal).
+# The chat's auto-title rule (sessionkeeper.chat.turn.auto_title; a test keeps the two equal).
 TITLE_MAX = 80
 TITLE_CUT = 77
 # Per-message framing a chat format adds, as the store's own context windows count it.

@@ -1,6 +1,6 @@
 """Chat over Server-Sent Events: ``POST /api/engine/chat/stream``, ``GET /api/engine/chat/model``.
 
-The turn logic lives in ``sessionkeeper.service.chat``; this module only speaks HTTP.
+The turn logic lives in ``sessionkeeper.chat.turn``; this module only speaks HTTP.
 Everything that can refuse a request (unknown or invisible session, duplicate resend,
 oversized content) runs before the response starts, so it arrives as an ordinary JSON error
 with its status
@@ -35,10 +35,10 @@ from sessionkeeper.api.schemas import (
     SessionIdText,
     documented,
 )
+from sessionkeeper.chat.llm import LLMClient, make_client
+from sessionkeeper.chat.turn import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.config import Settings
 from sessionkeeper.models import MAX_MESSAGE_LENGTH
-from sessionkeeper.service.chat import ChatEvent, ChatRequest, model_info, prepare_turn
-from sessionkeeper.service.llm import LLMClient, make_client
 from sessionkeeper.store.validate import MAX_INT
 
 CHAT_PREFIX = "/api/engine/chat"

@@ -35,8 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sessionkeeper.atomic import atomic_text, fsync_dir
 from sessionkeeper.errors import Conflict
-from sessionkeeper.files.atomic import atomic_text, fsync_dir
 
 __all__ = [
     "IndexLock",

@@ -31,9 +31,9 @@ from typing import Any
 
 import anyio
 
+from sessionkeeper.chat.llm import LLMClient
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, SessionkeeperError
 from sessionkeeper.models import Message, Session, Window
-from sessionkeeper.service.llm import LLMClient
 from sessionkeeper.store import validate
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS

@@ -11,8 +11,8 @@ archives older than the retention (``orphans``): deleting a session removes its 
 *renames* its transcript.
 
 Concurrency: OpenClaw's gateway rewrites ``sessions.json`` all the time, so every change here goes
-through :class:`~sessionkeeper.files.locking.IndexLock` (the gateway's ``sessions.json.lock``
-protocol, explained in :mod:`sessionkeeper.files.locking`): take the lock of one agent's index,
+through :class:`~sessionkeeper.openclaw.locking.IndexLock` (the gateway's ``sessions.json.lock``
+protocol, explained in :mod:`sessionkeeper.openclaw.locking`): take the lock of one agent's index,
 re-read the index, remove keys, write it atomically, archive transcripts, release. Decisions taken
 from an unlocked read (which sessions are stale, which transcripts are orphans) are re-checked
 under the lock, so a session touched meanwhile is kept. Key order and unknown fields survive.
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound
-from sessionkeeper.files.locking import (
+from sessionkeeper.openclaw.locking import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_STALE_AFTER,
     DEFAULT_TIMEOUT,

@@ -15,7 +15,7 @@ uses:
   is replaced, the link stays. The replaced file keeps its permission bits (and its owner,
   where we may set it); a new file gets the usual ``0666 & ~umask``.
 
-``atomic_text`` is the rename half alone, for files we own (``sessions.json``, state).
+``atomic_text`` is the rename half alone, for files we own (OpenClaw's ``sessions.json``).
 Standard library only.
 """
 

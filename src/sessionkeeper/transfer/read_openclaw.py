@@ -1,9 +1,7 @@
-"""Readers for the stores sessionkeeper replaces: OpenClaw agents roots, aria-session caches.
+"""Read an OpenClaw agents root (``<root>/<agent>/sessions/sessions.json`` + transcripts).
 
-Both turn a foreign session into a ``(Session, [Message])`` pair for ``Store.import_session``,
-losing nothing: whatever has no column of its own goes into metadata.
-
-OpenClaw (``<root>/<agent>/sessions/sessions.json`` + ``<sessionId>.jsonl``):
+Every (agent, sessionId) becomes a ``Parsed`` session for ``Store.import_session``, losing
+nothing: whatever has no column of its own goes into metadata.
 
 - One database session per (agent, sessionId); several index keys may name one sessionId, the
   newest is ``openclaw_key``/``openclaw_entry``, the others ``openclaw_keys``. The database id
@@ -20,47 +18,37 @@ OpenClaw (``<root>/<agent>/sessions/sessions.json`` + ``<sessionId>.jsonl``):
   the transcript is a tree (``parentId``), lines off the final branch are marked
   ``openclaw_off_path: true``.
 
-aria-session (``~/.claude/cache/sessions``: ``<id>.jsonl`` lines ``{role, content, timestamp
-(epoch s), model}`` + ``<id>.meta`` ``{id, created, modified, turn_count, token_count}``, and a
-``current`` symlink): one session per id, the meta kept in ``metadata.aria_session_meta``.
+The directory is read through :class:`~sessionkeeper.openclaw.directory.OpenClawStore`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
-from sessionkeeper.files.openclaw import OpenClawStore, session_type_for_key
-from sessionkeeper.files.transfer import Failed, Item, Parsed, Skipped, parse_time
-from sessionkeeper.models import MAX_TITLE_LENGTH, SESSION_ID_RE, Message, Session
+from sessionkeeper.models import MAX_TITLE_LENGTH, Message, Session
+from sessionkeeper.openclaw.directory import OpenClawStore, session_type_for_key
+from sessionkeeper.transfer.records import (
+    Failed,
+    Item,
+    Parsed,
+    Skipped,
+    database_id,
+    latest,
+    now,
+    optional_time,
+    parse_time,
+)
 
 Count = Callable[[str], int]
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 _TOOL_ROLES = ("toolResult", "tool")
 _SUMMARY_TYPES = ("compaction", "branch_summary")
-
-
-def database_id(foreign_id: str, namespace: str) -> str:
-    """The foreign id when it is a valid session id, else a stable hash of it."""
-    if SESSION_ID_RE.fullmatch(foreign_id):
-        return foreign_id
-    digest = hashlib.sha256(f"{namespace}/{foreign_id}".encode()).hexdigest()[:20]
-    return f"{namespace}-{digest}"
-
-
-def _latest(*stamps: datetime | None) -> datetime | None:
-    present = [s for s in stamps if s is not None]
-    return max(present) if present else None
-
-
-# ── OpenClaw ──────────────────────────────────────────────────────────────────
 
 
 def _text_parts(content: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -175,8 +163,8 @@ class OpenClawImport:
             metadata["openclaw_header"] = header
         if trailing:
             metadata["openclaw_trailing_events"] = trailing
-        started = _optional(header, "timestamp", "transcript header")
-        created = started or (messages[0].created_at if messages else None) or updated or _now()
+        started = optional_time(header, "timestamp", "transcript header")
+        created = started or (messages[0].created_at if messages else None) or updated or now()
         last = messages[-1].created_at if messages else None
         label = entry.get("label")
         session = Session(
@@ -187,7 +175,7 @@ class OpenClawImport:
             status="active",
             metadata=metadata,
             created_at=created,
-            updated_at=_latest(updated, last, created) or created,
+            updated_at=latest(updated, last, created) or created,
             ended_at=None,
             last_message_at=last,
             message_count=len(messages),
@@ -196,21 +184,11 @@ class OpenClawImport:
         return Parsed(session, messages, source, warnings)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _entry_time(entry: dict[str, Any]) -> datetime | None:
     try:
-        return _optional(entry, "updatedAt", "index entry")
+        return optional_time(entry, "updatedAt", "index entry")
     except InvalidInput:
         return None
-
-
-def _optional(record: dict[str, Any] | None, name: str, what: str) -> datetime | None:
-    if record is None or record.get(name) is None:
-        return None
-    return parse_time(record[name], f"{what} {name}")
 
 
 def _transcript_messages(
@@ -230,7 +208,7 @@ def _transcript_messages(
         kind = record.get("type")
         if kind == "session" and header is None and not messages:
             header = record
-            previous = _optional(record, "timestamp", "transcript header")
+            previous = optional_time(record, "timestamp", "transcript header")
             continue
         message = record.get("message") if kind == "message" else None
         metadata: dict[str, Any] = {}
@@ -260,7 +238,7 @@ def _transcript_messages(
             events.append(record)
             continue
         when = parse_time(stamp, f"line {number} timestamp") if stamp is not None else None
-        when = when or previous or fallback or _now()
+        when = when or previous or fallback or now()
         previous = when
         metadata["openclaw"] = record
         if events:
@@ -282,138 +260,3 @@ def _transcript_messages(
             )
         )
     return messages, header, events
-
-
-# ── aria-session ──────────────────────────────────────────────────────────────
-
-
-def aria_current(directory: Path) -> str | None:
-    """The database id of the session the ``current`` symlink points at, if any."""
-    link = directory / "current"
-    if not link.is_symlink() and not link.is_file():
-        return None
-    try:
-        target = Path(os.readlink(link)) if link.is_symlink() else Path(link.read_text().strip())
-    except OSError:
-        return None
-    name = target.name
-    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
-    return database_id(stem, "aria") if stem else None
-
-
-class AriaSessionImport:
-    """The sessions of an aria-session cache directory."""
-
-    def __init__(self, directory: Path, *, agent: str = "main") -> None:
-        self.directory = directory
-        self.agent = agent
-
-    def ids(self) -> list[str]:
-        stems = {
-            p.name.rsplit(".", 1)[0]
-            for pattern in ("*.jsonl", "*.meta")
-            for p in self.directory.glob(pattern)
-            if p.is_file() and not p.is_symlink()
-        }
-        return sorted(stems)
-
-    def total(self) -> int:
-        return len(self.ids())
-
-    def items(self, count: Count) -> Iterator[Item]:
-        for aria_id in self.ids():
-            source = str(self.directory / f"{aria_id}.jsonl")
-            try:
-                yield self._session(aria_id, count, source)
-            except SessionkeeperError as exc:
-                yield Failed(source, exc.message, aria_id)
-
-    def _session(self, aria_id: str, count: Count, source: str) -> Parsed:
-        db_id = database_id(aria_id, "aria")
-        meta_path = self.directory / f"{aria_id}.meta"
-        meta: dict[str, Any] | None = None
-        warnings: list[str] = []
-        if meta_path.is_file():
-            try:
-                loaded = json.loads(meta_path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise InvalidInput(f"{meta_path} is not valid JSON: {exc}") from exc
-            if not isinstance(loaded, dict):
-                raise InvalidInput(f"{meta_path} is not a JSON object")
-            meta = loaded
-        messages = self._messages(aria_id, db_id, count)
-        if not (self.directory / f"{aria_id}.jsonl").is_file():
-            warnings.append("no .jsonl file: imported without messages")
-        created = _optional(meta, "created", "meta") or (
-            messages[0].created_at if messages else None
-        )
-        if created is None:  # neither meta nor timestamps: the file's own time
-            existing = meta_path if meta_path.is_file() else Path(source)
-            created = datetime.fromtimestamp(existing.stat().st_mtime, UTC)
-        last = messages[-1].created_at if messages else None
-        metadata: dict[str, Any] = {"source": "aria-session", "aria_session_meta": meta}
-        if db_id != aria_id:
-            metadata["aria_cli_session_id"] = aria_id
-        if meta is None:
-            del metadata["aria_session_meta"]
-        session = Session(
-            session_id=db_id,
-            agent_id=self.agent,
-            title=None,
-            session_type="chat",
-            status="active",
-            metadata=metadata,
-            created_at=created,
-            updated_at=_latest(_optional(meta, "modified", "meta"), last, created) or created,
-            ended_at=None,
-            last_message_at=last,
-            message_count=len(messages),
-            token_count=sum(m.token_count for m in messages),
-        )
-        return Parsed(session, messages, source, warnings)
-
-    def _messages(self, aria_id: str, db_id: str, count: Count) -> list[Message]:
-        path = self.directory / f"{aria_id}.jsonl"
-        if not path.is_file():
-            return []
-        messages: list[Message] = []
-        previous: datetime | None = None
-        with path.open("r", encoding="utf-8", newline="\n") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise InvalidInput(f"{path}: line {number} is not valid JSON: {exc}") from exc
-                if not isinstance(record, dict):
-                    raise InvalidInput(f"{path}: line {number} is not a JSON object")
-                role, content = record.get("role"), record.get("content")
-                if role not in ("user", "assistant", "system", "tool"):
-                    raise InvalidInput(f"{path}: line {number} has an unknown role {role!r}")
-                if not isinstance(content, str):
-                    raise InvalidInput(f"{path}: line {number} has no string content")
-                stamp = record.get("timestamp")
-                when = parse_time(stamp, f"{path}: line {number} timestamp") if stamp else None
-                when = when or previous or _now()
-                previous = when
-                model = record.get("model")
-                extra = {
-                    k: v
-                    for k, v in record.items()
-                    if k not in ("role", "content", "timestamp", "model")
-                }
-                messages.append(
-                    Message(
-                        session_id=db_id,
-                        seq=len(messages) + 1,
-                        role=role,
-                        content=content,
-                        agent_id=None,
-                        model=model if isinstance(model, str) and model else None,
-                        token_count=count(content),
-                        metadata={"aria": extra} if extra else {},
-                        created_at=when,
-                    )
-                )
-        return messages

@@ -1,0 +1,164 @@
+"""Export sessions as JSONL (the format in ``transfer.records``) or as Markdown transcripts.
+
+Streaming: memory holds one page of messages (500), never a whole session.
+No Typer here: the CLI drives ``export_sessions`` and draws the progress bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from sessionkeeper.errors import Conflict, InvalidInput
+from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
+from sessionkeeper.transfer.records import dump_line, message_record, session_record
+
+if TYPE_CHECKING:
+    from sessionkeeper.store.core import Store
+
+EXPORT_FORMATS = ("jsonl", "markdown")
+
+
+@dataclass
+class ExportSummary:
+    format: str
+    sessions: int = 0
+    messages: int = 0
+    destination: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "sessions": self.sessions,
+            "messages": self.messages,
+            "destination": self.destination,
+        }
+
+
+async def all_messages(store: Store, session_id: str) -> list[Message]:
+    """Every message of a session in seq order, read page by page (all in memory: for
+    ``show``; exports stream with ``message_pages``)."""
+    found: list[Message] = []
+    async for page in message_pages(store, session_id):
+        found += page
+    return found
+
+
+async def message_pages(
+    store: Store, session_id: str, count: int | None = None
+) -> AsyncIterator[list[Message]]:
+    """A session's messages in seq order, one page (≤ 500) at a time; with ``count``, only
+    the first ``count`` (the messages a session row counted: later appends come after)."""
+    after = 0
+    remaining = count
+    while remaining is None or remaining > 0:
+        limit = MAX_MESSAGES_PAGE if remaining is None else min(MAX_MESSAGES_PAGE, remaining)
+        page = await store.get_messages(session_id, limit=limit, after_seq=after)
+        if page:
+            yield page
+        if len(page) < limit:
+            return
+        after = page[-1].seq
+        if remaining is not None:
+            remaining -= len(page)
+
+
+async def select_sessions(
+    store: Store,
+    session_ids: Iterable[str] | None = None,
+    agent_ids: list[str] | None = None,
+) -> AsyncIterator[Session]:
+    """The given sessions in the given order, else all (of ``agent_ids``) by creation."""
+    if session_ids is not None:
+        for sid in session_ids:
+            yield await store.get_session(sid)
+        return
+    async for session in store.iter_sessions(agent_ids=agent_ids, sort="created_at", order="asc"):
+        yield session
+
+
+async def export_sessions(
+    store: Store,
+    out: IO[str],
+    *,
+    fmt: str = "jsonl",
+    session_ids: Iterable[str] | None = None,
+    agent_ids: list[str] | None = None,
+    progress: Callable[[Session], None] | None = None,
+) -> ExportSummary:
+    """Write the selected sessions to ``out`` as JSONL or Markdown, streaming.
+
+    Memory holds one page of messages (500), never a whole session: the header is written
+    from the session row's counters, then the messages it counted are paged through (an
+    append made meanwhile has a later seq and is left for the next export). If a message was
+    deleted meanwhile, the lines would not match their header: Conflict, export again.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
+    summary = ExportSummary(format=fmt)
+    async for session in select_sessions(store, session_ids, agent_ids):
+        if fmt == "jsonl":
+            out.write(dump_line(session_record(session)))
+        else:
+            out.write(markdown_header(session, first=summary.sessions == 0))
+        count = tokens = 0
+        async for page in message_pages(store, session.session_id, session.message_count):
+            for message in page:
+                out.write(
+                    dump_line(message_record(message))
+                    if fmt == "jsonl"
+                    else markdown_message(message)
+                )
+                count += 1
+                tokens += message.token_count
+        if (count, tokens) != (session.message_count, session.token_count):
+            raise Conflict(
+                f"session {session.session_id} changed while it was exported (messages "
+                f"deleted meanwhile: {count} of {session.message_count} found): export again"
+            )
+        summary.sessions += 1
+        summary.messages += count
+        if progress is not None:
+            progress(session)
+    return summary
+
+
+def _md_time(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def markdown_header(session: Session, *, first: bool = True) -> str:
+    """A transcript's header: the session's facts (its counters: the messages that follow)."""
+    lines = [] if first else ["", "---", ""]
+    lines += [
+        f"# {session.title or 'Untitled session'}",
+        "",
+        f"- **Session:** `{session.session_id}`",
+        f"- **Agent:** {session.agent_id} · **Type:** {session.session_type} · "
+        f"**Status:** {session.status}",
+        f"- **Created:** {_md_time(session.created_at)} · "
+        f"**Updated:** {_md_time(session.updated_at)}"
+        + (f" · **Ended:** {_md_time(session.ended_at)}" if session.ended_at else ""),
+        f"- **Messages:** {session.message_count} · **Tokens:** {session.token_count}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_message(m: Message) -> str:
+    """One message's section of a transcript."""
+    facts = [f"#{m.seq}", _md_time(m.created_at)]
+    if m.model:
+        facts.append(m.model)
+    lines = ["", f"## {m.role.capitalize()} · {' · '.join(facts)}", ""]
+    calls = m.metadata.get("tool_calls")
+    if m.content:
+        lines.append(m.content)
+    if isinstance(calls, list):
+        for call in calls:
+            fn = call.get("function", {}) if isinstance(call, dict) else {}
+            lines.append(f"> tool call `{fn.get('name', '?')}`: `{fn.get('arguments', '')}`")
+    if m.role == "tool" and m.metadata.get("tool_call_id"):
+        lines.append(f"> result of tool call `{m.metadata['tool_call_id']}`")
+    return "\n".join(lines) + "\n"
