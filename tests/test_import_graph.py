@@ -22,14 +22,6 @@ import sessionkeeper
 PACKAGE = Path(sessionkeeper.__file__).resolve().parent
 ROOT = PACKAGE.name
 
-# Circles known and being removed: one edge of each, left out of the check. Empty this set as
-# they go (test_allowed_edges_still_exist says when).
-ALLOWED = {
-    # removed by the backend-seam work
-    ("sessionkeeper.store.migrate", "sessionkeeper.store.backends"),
-    # removed by the backend-seam work
-    ("sessionkeeper.store.checkpoints", "sessionkeeper.store.core"),
-}
 
 MODULE, FUNCTION, TYPE_CHECKING = "module level", "in a function", "under TYPE_CHECKING"
 
@@ -252,13 +244,5 @@ def test_the_circle_finder_finds_circles() -> None:
 
 
 def test_no_import_circles() -> None:
-    kept = [e for e in edges() if (e.source, e.target) not in ALLOWED]
-    found = circles(kept)
+    found = circles(list(edges()))
     assert not found, "import circles in src/sessionkeeper:\n" + "\n".join(found)
-
-
-def test_allowed_edges_still_exist() -> None:
-    """An allowed edge that is gone is to be struck from ALLOWED (the allow-list only shrinks)."""
-    present = {(e.source, e.target) for e in edges()}
-    gone = sorted(ALLOWED - present)
-    assert not gone, f"no longer imported, remove from ALLOWED: {gone}"

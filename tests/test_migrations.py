@@ -99,8 +99,8 @@ async def test_older_and_newer_schemas_are_refused_clearly(file_db_url: str) -> 
 
 
 async def test_upgrade_is_idempotent(file_db_url: str) -> None:
-    assert await migrate.upgrade(file_db_url) == (None, SCHEMA_REVISION)
-    assert await migrate.upgrade(file_db_url) == (SCHEMA_REVISION, SCHEMA_REVISION)
+    assert await Store.upgrade(file_db_url) == (None, SCHEMA_REVISION)
+    assert await Store.upgrade(file_db_url) == (SCHEMA_REVISION, SCHEMA_REVISION)
 
 
 def _open_and_write(url: str, n: int) -> None:
@@ -139,10 +139,10 @@ async def test_unreachable_database_is_unavailable() -> None:
 
 
 async def test_upgrade_from_first_revision(file_db_url: str) -> None:
-    assert await migrate.upgrade(file_db_url, "0001") == (None, "0001")
+    assert await Store.upgrade(file_db_url, "0001") == (None, "0001")
     with pytest.raises(SchemaMismatch, match="older"):
         await Store.open(file_db_url)
-    assert await migrate.upgrade(file_db_url) == ("0001", SCHEMA_REVISION)
+    assert await Store.upgrade(file_db_url) == ("0001", SCHEMA_REVISION)
     await (await Store.open(file_db_url)).close()
 
 

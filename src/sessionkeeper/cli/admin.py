@@ -329,11 +329,11 @@ def upgrade(as_json: JsonOpt = False) -> None:
     """Migrate the database schema to this version (safe to run twice, and concurrently)."""
     import asyncio
 
-    from sessionkeeper.store.migrate import upgrade as upgrade_schema
+    from sessionkeeper.store.core import Store
     from sessionkeeper.store.url import masked
 
     url = common.check_database(create=True)
-    before, after = asyncio.run(upgrade_schema(url))
+    before, after = asyncio.run(Store.upgrade(url))
     if as_json:
         out.emit_json(
             {"database": masked(url), "before": before, "after": after, "changed": before != after}

@@ -167,6 +167,18 @@ class Store:
         return await cls._open(await from_engine(engine, timeout=timeout), encoding, upgrade)
 
     @classmethod
+    async def upgrade(
+        cls, url: str, target: str = "head", *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> tuple[str | None, str]:
+        """Migrate the database at ``url`` to ``target`` (``sessionkeeper db upgrade``);
+        (the revision before, None when empty; the revision after)."""
+        backend = await open_backend(parse(url, timeout=timeout))
+        try:
+            return await backend.migrate(target)
+        finally:
+            await backend.close()
+
+    @classmethod
     async def _open(cls, config: DatabaseConfig, encoding: str, upgrade: bool) -> Store:
         backend = await open_backend(config)
         try:

@@ -99,15 +99,3 @@ async def on_postgres(connect: Callable[[], Awaitable[Any]], target: str) -> tup
             return await conn.run_sync(_upgrade_locked, target)
     finally:
         await engine.dispose()
-
-
-async def upgrade(url: str, target: str = "head") -> tuple[str | None, str]:
-    """Migrate the database at ``url``; returns (revision before or None, revision after)."""
-    from sessionkeeper.store.backends import open_backend
-    from sessionkeeper.store.url import parse
-
-    backend = await open_backend(parse(url))
-    try:
-        return await backend.migrate(target)
-    finally:
-        await backend.close()
