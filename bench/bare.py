@@ -71,11 +71,10 @@ WHERE tsv @@ q
 ORDER BY rank DESC
 LIMIT 20
 """
-PG_GHOSTS = """
-DELETE FROM sessions s
-WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.session_id)
-  AND s.created_at < now()
-"""
+# The ghost purge's floor (issue: framework storage behind the backend seam): the same rows in
+# a copy of ``sessions`` that nothing references, deleted by one plain statement.
+UNREFERENCED = "bare_sessions"
+PG_GHOSTS = f"DELETE FROM {UNREFERENCED} WHERE message_count = 0 AND created_at < now()"
 
 # ── SQL, SQLite ─────────────────────────────────────────────────────────────
 
@@ -113,11 +112,7 @@ WHERE messages_fts MATCH ?
 ORDER BY bm25(messages_fts)
 LIMIT 20
 """
-SQ_GHOSTS = """
-DELETE FROM sessions
-WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.session_id)
-  AND created_at < ?
-"""
+SQ_GHOSTS = f"DELETE FROM {UNREFERENCED} WHERE message_count = 0 AND created_at < ?"
 # The store's pragmas on its writer (backends/sqlite.py): WAL, synchronous=FULL, FKs.
 SQLITE_BUSY_MS = 10_000
 
@@ -207,6 +202,15 @@ class PgBare:
     async def search_min(self, word: str) -> list[Any]:
         return list(await self.conn.fetch(PG_SEARCH_MIN, word))
 
+    async def unreferenced_copy(self) -> None:
+        """``bare_sessions``: the sessions table's rows, columns and indexes; no foreign key
+        refers to it."""
+        c = self.conn
+        await c.execute(f"DROP TABLE IF EXISTS {UNREFERENCED}")
+        await c.execute(f"CREATE TABLE {UNREFERENCED} (LIKE sessions INCLUDING ALL)")
+        await c.execute(f"INSERT INTO {UNREFERENCED} SELECT * FROM sessions")
+        await c.execute(f"VACUUM ANALYZE {UNREFERENCED}")
+
     async def ghosts(self) -> int:
         status = await self.conn.execute(PG_GHOSTS)
         return int(status.split()[-1])
@@ -271,6 +275,19 @@ class SqliteBare:
 
     async def search_min(self, word: str) -> list[Any]:
         return self.conn.execute(SQ_SEARCH_MIN, (f'"{word}"',)).fetchall()
+
+    async def unreferenced_copy(self) -> None:
+        """``bare_sessions``: the sessions table's rows, columns and indexes; no foreign key
+        refers to it."""
+        c = self.conn
+        c.execute(f"DROP TABLE IF EXISTS {UNREFERENCED}")
+        made = c.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'sessions' AND sql IS NOT NULL "
+            "ORDER BY type = 'index'"
+        ).fetchall()
+        for (ddl,) in made:  # CREATE TABLE sessions …, CREATE INDEX ix_sessions_… ON sessions …
+            c.execute(ddl.replace("sessions", UNREFERENCED))
+        c.execute(f"INSERT INTO {UNREFERENCED} SELECT * FROM sessions")
 
     async def ghosts(self) -> int:
         c = self.conn

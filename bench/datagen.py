@@ -22,8 +22,9 @@ from sessionkeeper.store import schema
 RARE_WORD = "zyxquorbin"
 MEDIUM_WORD = "plovermint"
 
-# The tables' columns in order, from their one description (store/schema.py).
-SESSION_COLS = [column.name for column in schema.sessions.columns]
+# The tables' columns in order, from their one description (store/schema.py); ``held_by``
+# keeps its default (0: no framework state, as for any plain session).
+SESSION_COLS = [column.name for column in schema.sessions.columns if column.name != "held_by"]
 MESSAGE_COLS = [column.name for column in schema.messages.columns]
 
 # A typical chat turn, used by the write scenarios (same text for store and baseline).

@@ -426,7 +426,9 @@ async def search(ctx: Ctx, info: dict[str, Any], *, label: str = "search") -> li
 async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
     """Ghosts (sessions without messages, older than all others) are added to the loaded
     corpus, purged, and put back before the next purge; ghosts own no messages, so every
-    purge sees the same tables. Sides alternate store, bare, bare, store, …"""
+    purge sees the same tables. The floor: the same rows in a copy of ``sessions`` that no
+    foreign key refers to (``bare_sessions``), deleted by one plain statement. Sides
+    alternate store, bare, bare, store, …"""
     ghosts_n, reps = ctx.scale["ghosts"], ctx.scale["ghost_reps"]
     spec = datagen.Corpus(sessions=0, ghost_sessions=ghosts_n, prefix="g", agent_prefix="ghost-")
     records = datagen.ghost_records(spec)
@@ -434,15 +436,14 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
     store_t: list[float] = []
     base_t: list[float] = []
     try:
+        await conn.unreferenced_copy()
 
-        async def reload() -> None:
+        async def reload(table: str) -> None:
             if ctx.db == "postgresql":
                 c = conn.conn
-                await c.execute("VACUUM sessions")
-                await c.copy_records_to_table(
-                    "sessions", records=records, columns=datagen.SESSION_COLS
-                )
-                await c.execute("VACUUM ANALYZE sessions")
+                await c.execute(f"VACUUM {table}")
+                await c.copy_records_to_table(table, records=records, columns=datagen.SESSION_COLS)
+                await c.execute(f"VACUUM ANALYZE {table}")
                 await c.execute("CHECKPOINT")
             else:
                 c = conn.conn
@@ -450,7 +451,7 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
                 marks = ", ".join("?" * len(datagen.SESSION_COLS))
                 c.execute("BEGIN IMMEDIATE")
                 c.executemany(
-                    f"INSERT INTO sessions ({cols}) VALUES ({marks})",
+                    f"INSERT INTO {table} ({cols}) VALUES ({marks})",
                     [bare.to_sqlite(r) for r in records],
                 )
                 c.execute("COMMIT")
@@ -458,7 +459,7 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
 
         for r in range(reps * 2):
             side = "store" if (r % 2 == 0) == (r // 2 % 2 == 0) else "base"
-            await reload()
+            await reload("sessions" if side == "store" else bare.UNREFERENCED)
             t0 = time.perf_counter()
             if side == "store":
                 deleted = await ctx.store.delete_ghost_sessions(0)
@@ -470,13 +471,13 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
             ctx.log(f"  ghosts rep {r}: {side} deleted {deleted:,} in {dt:.3f} s")
     finally:
         await conn.close()
-    target = Target("ratio_max", 0.8)
+    target = Target("ratio_max", 2.0)
     if not ctx.full:
-        target = Target("report", text="<= 0.8x at full scale")
+        target = Target("report", text="<= 2x at full scale")
     how = (
-        "store: 2 workers, batches of 2,000 (partial index, FOR UPDATE SKIP LOCKED)"
+        "store: batches of 10,000 by the partial index, each one DELETE by row address"
         if ctx.db == "postgresql"
-        else "store: batches of 2,000 through the partial index, one transaction each"
+        else "store: batches of 10,000 through the partial index, one transaction each"
     )
     return [
         from_samples(
@@ -487,6 +488,7 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
             target,
             note=f"purge {ghosts_n:,} ghosts among {info['sessions'] + ghosts_n:,} sessions "
             f"({info['messages']:,} messages), {reps} purges per side; {how}; bare: one "
-            "DELETE … WHERE NOT EXISTS (messages) AND created_at < now, one transaction",
+            f"DELETE … WHERE message_count = 0 AND created_at < now on {bare.UNREFERENCED}, "
+            "a copy of sessions that nothing references",
         )
     ]

@@ -55,6 +55,26 @@ async def test_ghost_purge_in_batches(store: Store, monkeypatch: pytest.MonkeyPa
     assert (await store.list_sessions()).total == 1
 
 
+async def test_ghost_purge_in_batches_of_equal_times(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ghosts created at the same instant, more of them than a batch (a bulk import), are
+    all purged (batches follow created_at), and a used session among them stays."""
+    monkeypatch.setattr(core, "GHOST_BATCH", 3)
+    then = rawdb.when(store, datetime.now(UTC) - timedelta(minutes=30))
+    ids = [f"tie{i}" for i in range(8)]
+    for sid in [*ids, "used", "later"]:
+        await store.create_session(session_id=sid)
+    await store.add_message("used", "user", "x")
+    for sid in [*ids, "used"]:
+        await rawdb.execute(
+            store, "UPDATE sessions SET created_at = ? WHERE session_id = ?", then, sid
+        )
+    assert await store.delete_ghost_sessions(15) == 8
+    assert {s.session_id for s in (await store.list_sessions()).items} == {"used", "later"}
+    assert await store.delete_ghost_sessions(0) == 1
+
+
 async def test_prune_dry_run_then_real_in_batches(store: Store) -> None:
     for i in range(7):
         s = await store.create_session(session_id=f"old{i}")

@@ -168,7 +168,11 @@ class Store:
 
     @classmethod
     async def upgrade(
-        cls, url: str, target: str = "head", *, timeout: float | None = None  # noqa: ASYNC109
+        cls,
+        url: str,
+        target: str = "head",
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> tuple[str | None, str]:
         """Migrate the database at ``url`` to ``target`` (``sessionkeeper db upgrade``);
         (the revision before, None when empty; the revision after)."""

@@ -521,11 +521,11 @@ class PostgresBackend:
         deleted = 0
         start = datetime.min.replace(tzinfo=UTC)
         while True:  # one statement per batch, its own short transaction
-            count, last = await self._run("fetchrow", self._ghosts, cutoff, batch, start)
+            count, stop = await self._run("fetchrow", self._ghosts, cutoff, batch, start)
             deleted += int(count)
-            if count < batch:  # (a ghost changed meanwhile is left to the next purge)
+            if stop == cutoff:
                 return deleted
-            start = last
+            start = stop
 
     async def list_ghosts(self, cutoff: datetime, limit: int | None) -> list[Session]:
         stmt, params = sql.ghosts(self.dialect, cutoff, limit)

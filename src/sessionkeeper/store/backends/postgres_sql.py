@@ -60,31 +60,38 @@ LIMIT $2
 """
 
 
-# A purge batch is a plain DELETE: the ghost rule reads the row alone and no foreign key
-# fires (migration 0007), so it costs about what deleting the rows costs (bench/: ghosts).
-# - The batch is picked through the partial index ix_sessions_ghosts (exactly the ghosts, in
-#   created_at order) from where the last batch stopped ($3): the index entries of the rows
-#   just deleted stay until VACUUM, and starting over at the front walked them again in
-#   every batch.
-# - Rows are deleted by address (``ctid = ANY(ARRAY(…))``: a TID scan; the pick runs
-#   first). A row changed meanwhile has another address and its latest version is
-#   re-checked, so a session that got a message or framework state stays.
+# A purge batch is a plain DELETE of a range of the partial index ix_sessions_ghosts
+# (exactly the ghosts, by created_at): the ghost rule reads the row alone and no foreign key
+# fires (migration 0007), so a purge costs about what deleting the rows costs (bench/ghosts).
+# - The range starts where the last batch stopped ($3) and stops before the created_at of
+#   the ($2 + 1)-th ghost from there (or at the cutoff $1; after all ghosts created at $3
+#   when there are more of those than $2): the index entries of rows just
+#   deleted stay until VACUUM, and starting over at the front walked them in every batch.
+#   Deleting by row address instead (``ctid = ANY(ARRAY(…))``) cost twice the plain DELETE.
+# - Each row is re-checked on its latest version, so a session that got a message or
+#   framework state meanwhile stays.
 # - The rows a ghost may still have (``ghost_tables``: an ADK session's key row) go in the
 #   same statement: they were committed with their session, so its snapshot sees them.
-# Returns (rows deleted, the last one's created_at).
+# Returns (rows deleted, where the range stopped: $1 when the purge is done).
 def ghosts(tables: Sequence[str]) -> str:
     return f"""
-WITH gone AS (
+WITH bound AS MATERIALIZED (
+    SELECT COALESCE(
+        (SELECT o.created_at FROM (
+            SELECT created_at FROM sessions
+            WHERE {GHOST} AND created_at >= $3 AND created_at < $1
+            ORDER BY created_at OFFSET $2 LIMIT 1) o
+         WHERE o.created_at > $3),
+        -- more than $2 ghosts created at $3 itself: all of them, up to the next time
+        (SELECT min(created_at) FROM sessions
+         WHERE {GHOST} AND created_at > $3 AND created_at < $1),
+        $1) AS stop
+), gone AS (
     DELETE FROM sessions
-    WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM sessions
-            WHERE {GHOST} AND created_at < $1 AND created_at >= $3
-            ORDER BY created_at
-            LIMIT $2))
-      AND {GHOST} AND created_at < $1
-    RETURNING session_id, created_at
+    WHERE {GHOST} AND created_at >= $3 AND created_at < (SELECT stop FROM bound)
+    RETURNING session_id
 ){_deleting(tables, "gone")}
-SELECT count(*), max(created_at) FROM gone
+SELECT (SELECT count(*) FROM gone), (SELECT stop FROM bound)
 """
 
 
