@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from sessionkeeper import InvalidInput, NotFound, TooLarge, open_store
-from sessionkeeper.integrations import _sync
+from sessionkeeper import InvalidInput, NotFound, TooLarge, bridge, open_store
+from sessionkeeper.integrations._binding import SessionBinding
 from sessionkeeper.integrations._common import (
     _JSONB_INEXACT,
-    SessionBinding,
     _inexact,
     keep_whole,
 )
@@ -236,9 +235,9 @@ def test_blocking_reads_run_on_the_calling_thread(
         assert seen[-1][0] == "sessionkeeper-sync"  # the write: the shared loop
         assert [m.content for m in factory("t").messages] == ["one", "two"]
         assert seen[-1][0] == threading.current_thread().name
-        first = _sync._thread_loop()
+        first = bridge._thread_loop()
         assert [m.content for m in factory("t").messages] == ["one", "two"]
-        assert _sync._thread_loop() is first and not first.is_closed()
+        assert bridge._thread_loop() is first and not first.is_closed()
 
         errors: list[BaseException] = []
         loops: list[Any] = []
@@ -251,7 +250,7 @@ def test_blocking_reads_run_on_the_calling_thread(
                     got = [m.content for m in history.messages]
                     assert got == [f"r{n}-{i}" for i in range(3)], got
                 assert [m.content for m in factory("t").messages] == ["one", "two"]
-                loops.append(_sync._thread_loop())
+                loops.append(bridge._thread_loop())
             except BaseException as exc:
                 errors.append(exc)
 
