@@ -12,9 +12,9 @@ LangGraph's ``invoke``) hand a coroutine to one of two functions:
   never left half done; every write goes this way.
 - :func:`run_read` runs a *read* where no event loop runs on a private loop of the calling
   thread, kept for the thread's life (so the store's connections for it are kept too), and
-  closed with the thread. That skips the hand-over to the shared thread: measured about half
-  a millisecond on a busy machine, a third of LangChain's ``messages``. Interrupted, the read
-  is cancelled (nothing to finish). Inside a running loop it is :func:`run_blocking`.
+  closed with the thread. That skips the hand-over to the shared thread (about 0.1–0.5 ms,
+  more on a busy machine). Interrupted, the read is cancelled (nothing to finish). Inside a
+  running loop it is :func:`run_blocking`.
 
 After ``fork`` the child gets no thread: a new shared loop is started there on first use, and
 a thread's private loop of the parent is left alone (a new one is made).
@@ -22,8 +22,9 @@ a thread's private loop of the parent is left alone (a new one is made).
 Why not anyio's ``BlockingPortal`` (what SyncStore used): a portal is a loop thread per
 portal, non-daemon, which SyncStore had to close at exit; it knows nothing of fork and
 cannot give the per-thread read path, so the integrations needed a second bridge beside it.
-Its ``call`` also costs more per call than ``asyncio.run_coroutine_threadsafe`` (measured:
-see the SyncStore rows in the integrations' notes of bench/README.md).
+Its ``call`` also costs more: handing over a coroutine that does nothing took 199 µs with
+``portal.call``, 133 µs with :func:`run_blocking`, 24 µs with :func:`run_read` (median of
+alternating blocks of 2,000, one process, 2 vCPUs at load 4.3, 2026-12).
 """
 
 from __future__ import annotations
