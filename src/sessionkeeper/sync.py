@@ -1,9 +1,13 @@
 """A blocking wrapper over the async Store, for scripts, REPLs and threads.
 
-The async Store runs on an event loop in a background thread (an anyio blocking portal);
-each method here submits a call and waits, so any number of threads may share one
-SyncStore. Results are the very same objects the async API returns (a test checks that
-every public coroutine of Store is here with the same signature).
+Each method hands its Store coroutine to :func:`sessionkeeper.bridge.run_blocking` (the
+bridge the framework integrations use too): it runs on the process's shared event loop,
+on a daemon thread, and the caller waits, so any number of threads may share one SyncStore,
+and it works from inside a running event loop too. Every call, reads included, goes to that
+one loop: reads on per-thread loops (the integrations' fast path) would give each thread its
+own connections, and a SyncStore shared by a hundred threads would open a hundred pools.
+Results are the very same objects the async API returns (a test checks that every public
+coroutine of Store is here with the same signature).
 """
 
 from __future__ import annotations
@@ -12,11 +16,9 @@ import atexit
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-
+from sessionkeeper.bridge import run_blocking
 from sessionkeeper.store.core import Store
 
 P = ParamSpec("P")
@@ -43,11 +45,10 @@ class _Blocking(Generic[P, R]):
         if obj is None:
             return self
         method = self.method
-        store, portal = obj.store, obj._portal
+        store = obj.store
 
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            result: R = portal.call(functools.partial(method, store, *args, **kwargs))
-            return result
+            return run_blocking(method(store, *args, **kwargs))
 
         call.__name__ = call.__qualname__ = method.__name__
         call.__doc__ = method.__doc__
@@ -58,35 +59,24 @@ class _Blocking(Generic[P, R]):
 class SyncStore:
     """``with SyncStore.open("sqlite:///chat.db") as store: store.add_message(...)``"""
 
-    def __init__(self, store: Store, portal: BlockingPortal, cm: AbstractContextManager[Any]):
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._portal = portal
-        self._cm = cm
         self._closed = False
-        # The portal's thread is not a daemon: a script that forgets close() would never exit.
+        # A script that forgets close() still closes the store (its writes flushed, its
+        # SQLite threads ended) before the shared loop stops at exit.
         atexit.register(self.close)
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> SyncStore:
         """As ``Store.open`` (same arguments), blocking."""
-        cm = start_blocking_portal()
-        portal = cm.__enter__()
-        try:
-            store = portal.call(functools.partial(Store.open, url, **kwargs))
-        except BaseException:
-            cm.__exit__(None, None, None)
-            raise
-        return cls(store, portal, cm)
+        return cls(run_blocking(Store.open(url, **kwargs)))
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self.close)
-        try:
-            self._portal.call(self.store.close)
-        finally:
-            self._cm.__exit__(None, None, None)
+        run_blocking(self.store.close())
 
     def __enter__(self) -> SyncStore:
         return self

@@ -69,7 +69,7 @@ def _sessionkeeper_database(tmp_path: Path) -> Iterator[None]:
     if SUITE == "langchain":
         # Opened here, before the test: the histories it builds share this store.
         from sessionkeeper import open_store
-        from sessionkeeper.integrations._sync import run_blocking
+        from sessionkeeper.bridge import run_blocking
 
         _current["store"] = run_blocking(open_store(_database_url()))
     try:
@@ -77,7 +77,7 @@ def _sessionkeeper_database(tmp_path: Path) -> Iterator[None]:
     finally:
         store = _current.pop("store", None)
         if store is not None:
-            from sessionkeeper.integrations._sync import run_blocking
+            from sessionkeeper.bridge import run_blocking
 
             run_blocking(store.close())
         _current.clear()
@@ -98,7 +98,7 @@ def _database_url(db_path: str | os.PathLike[str] | None = None) -> str:
 
 
 def _agents_adapter() -> type:
-    from sessionkeeper.integrations._sync import run_blocking
+    from sessionkeeper.bridge import run_blocking
     from sessionkeeper.integrations.openai_agents import SessionkeeperSession
 
     class SQLiteSessionAdapter(SessionkeeperSession):

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from sessionkeeper import InvalidInput, NotFound, TooLarge, open_store
-from sessionkeeper.integrations import _sync
+from sessionkeeper import InvalidInput, NotFound, TooLarge, bridge, open_store
+from sessionkeeper.integrations._binding import SessionBinding
 from sessionkeeper.integrations._common import (
     _JSONB_INEXACT,
-    SessionBinding,
     _inexact,
     keep_whole,
 )
@@ -236,9 +235,9 @@ def test_blocking_reads_run_on_the_calling_thread(
         assert seen[-1][0] == "sessionkeeper-sync"  # the write: the shared loop
         assert [m.content for m in factory("t").messages] == ["one", "two"]
         assert seen[-1][0] == threading.current_thread().name
-        first = _sync._thread_loop()
+        first = bridge._thread_loop()
         assert [m.content for m in factory("t").messages] == ["one", "two"]
-        assert _sync._thread_loop() is first and not first.is_closed()
+        assert bridge._thread_loop() is first and not first.is_closed()
 
         errors: list[BaseException] = []
         loops: list[Any] = []
@@ -251,7 +250,7 @@ def test_blocking_reads_run_on_the_calling_thread(
                     got = [m.content for m in history.messages]
                     assert got == [f"r{n}-{i}" for i in range(3)], got
                 assert [m.content for m in factory("t").messages] == ["one", "two"]
-                loops.append(_sync._thread_loop())
+                loops.append(bridge._thread_loop())
             except BaseException as exc:
                 errors.append(exc)
 
@@ -277,3 +276,72 @@ async def test_blocking_reads_inside_a_running_loop_use_the_shared_loop(db_url: 
         history = SessionkeeperChatMessageHistory("in-loop", store=store)
         await history.aadd_messages([HumanMessage("hi")])
         assert [m.content for m in history.messages] == ["hi"]  # no deadlock, no nesting error
+
+
+# ── one from_url rule (docs/integrations.md, "Opening the store: one convention") ──────
+
+
+def _from_url_classes() -> list[type]:
+    from sessionkeeper.integrations.adk import SessionkeeperSessionService
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver, SessionkeeperSaver
+
+    return [
+        SessionkeeperSession,
+        SessionkeeperChatMessageHistory,
+        AsyncSessionkeeperSaver,
+        SessionkeeperSaver,
+        SessionkeeperSessionService,
+    ]
+
+
+@pytest.mark.parametrize("cls", _from_url_classes(), ids=lambda c: c.__name__)
+def test_from_url_takes_the_constructor_options_and_store_options(cls: type) -> None:
+    import inspect
+    import typing
+
+    from_url = inspect.signature(cls.from_url).parameters
+    init = inspect.signature(cls.__init__).parameters
+    store_options = from_url["store_options"]
+    assert (store_options.kind, store_options.default) == (inspect.Parameter.KEYWORD_ONLY, None)
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
+    keywords = {n: p for n, p in init.items() if p.kind is keyword_only and n != "store"}
+    named = {n for n, p in from_url.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    rest = [p for p in from_url.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    if rest:  # the savers: their options as a TypedDict (Unpack), the constructor's exactly
+        hints = typing.get_type_hints(cls.from_url.__wrapped__, include_extras=True)
+        (options,) = typing.get_args(hints[rest[0].name])
+        named |= set(typing.get_type_hints(options))
+    assert named - {"store_options"} == set(keywords)
+    for name in named & set(keywords):
+        if name in from_url:
+            assert from_url[name].default == keywords[name].default, name
+
+
+async def test_store_options_reach_open_store(
+    file_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionkeeper
+    from sessionkeeper.integrations.adk import SessionkeeperSessionService
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver
+
+    seen: list[dict[str, Any]] = []
+    real = sessionkeeper.open_store
+
+    async def recording(url: str | None = None, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return await real(url, **kwargs)
+
+    monkeypatch.setattr(sessionkeeper, "open_store", recording)
+    options = {"timeout": 7.5}
+    async with SessionkeeperSession.from_url(
+        "opts", file_db_url, agent_id="bot", store_options=options
+    ) as session:
+        await session.get_store()
+    history = SessionkeeperChatMessageHistory.from_url("opts", file_db_url, store_options=options)
+    await history.get_store()
+    await history.aclose()
+    async with AsyncSessionkeeperSaver.from_url(file_db_url, agent_id="bot", store_options=options):
+        pass
+    async with SessionkeeperSessionService.from_url(file_db_url, store_options=options):
+        pass
+    assert seen == [options] * 4

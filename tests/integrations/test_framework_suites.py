@@ -194,8 +194,10 @@ def _run_suite(name: str, db_url: str, tmp_path: Path) -> None:
     for node in suite.deselected:
         command += ["--deselect", node]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # The plugin's directory first, then the caller's path (a worktree's src/ given by
+    # PYTHONPATH must be the sessionkeeper the suite runs, not the installed one).
     env.update(
-        PYTHONPATH=str(HERE),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
         SESSIONKEEPER_SUITE=name,
         SESSIONKEEPER_SUITE_DB=db_url,
     )

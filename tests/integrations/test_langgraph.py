@@ -24,7 +24,7 @@ from langgraph.types import Command, interrupt
 
 import rawdb
 from sessionkeeper import NotFound, Store, open_store
-from sessionkeeper.integrations._sync import run_blocking
+from sessionkeeper.bridge import run_blocking
 from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
 from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver, SessionkeeperSaver
 

@@ -7,6 +7,12 @@
 - :mod:`sessionkeeper.integrations.langgraph` — ``SessionkeeperSaver`` and
   ``AsyncSessionkeeperSaver``, LangGraph ``BaseCheckpointSaver``s whose threads are sessions
   (``pip install 'sessionkeeper[langgraph]'``).
+- :mod:`sessionkeeper.integrations.adk` — ``SessionkeeperSessionService``, a Google ADK
+  ``BaseSessionService`` (``pip install 'sessionkeeper[adk]'``).
+
+Each class derives from ``_binding.Bound`` (its Store, given or opened from a URL) and follows
+one ``from_url`` rule: ``from_url([session_id,] url, *, <the constructor's own options>,
+store_options=None)`` (docs/integrations.md).
 
 What they store is an ordinary session (listed, searched, windowed, ended, purged, pruned):
 ``session_type`` names the framework, each framework object is kept whole in the message

@@ -1,10 +1,7 @@
-"""What every integration needs from the Store, in one place.
+"""What every integration does to framework objects on their way to the Store and back.
 
-- :class:`SessionBinding` ties a framework's session object to one store session: a Store the
-  caller gives (and closes) or one opened lazily from a URL (and closed by the binding). The
-  store session is created by the first write, not by the constructor (frameworks build their
-  session objects freely, e.g. once per request), and a creation race between processes is
-  settled by the unique session id: whoever loses gets ``Conflict`` and simply appends.
+(Where an integration's Store and session come from is ``_binding.py``.)
+
 - :func:`finish` runs a write to its end even if the caller is cancelled. The frameworks read
   the session back to decide whether to retry a turn, so a write must be all done or not
   started, never "cancelled, outcome unknown".
@@ -22,22 +19,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import threading
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkeeper.errors import Conflict, InvalidInput, NotFound, TooLarge
-from sessionkeeper.models import (
-    LABEL_RE,
-    MAX_MESSAGE_LENGTH,
-    MAX_MESSAGES_PAGE,
-    MAX_TITLE_LENGTH,
-    SESSION_ID_RE,
-    Message,
-)
+from sessionkeeper.errors import InvalidInput, TooLarge
+from sessionkeeper.models import MAX_MESSAGE_LENGTH
 from sessionkeeper.store import validate
 
 if TYPE_CHECKING:
@@ -50,9 +38,6 @@ TITLE_MAX = 80
 TITLE_CUT = 77
 # Per-message framing a chat format adds, as the store's own context windows count it.
 MESSAGE_OVERHEAD_TOKENS = 3
-# Creating the session and appending can lose to a concurrent delete (a ghost purge of a
-# session emptied by clear); a few rounds settle it.
-_APPEND_ATTEMPTS = 3
 
 
 def missing_framework(framework: str, extra: str, exc: ImportError) -> ImportError:
@@ -161,226 +146,3 @@ async def finish(awaitable: Awaitable[T]) -> T:
             task.exception()  # retrieved, so the loop reports no "exception never retrieved"
         raise cancelled
     return task.result()
-
-
-def check_session_id(session_id: Any) -> str:
-    if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id):
-        raise InvalidInput(
-            f"invalid session id {session_id!r}: use 1-128 characters of A-Z a-z 0-9 . _ : -",
-            field="session_id",
-        )
-    return session_id
-
-
-def _check_label(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not LABEL_RE.fullmatch(value):
-        raise InvalidInput(
-            f"invalid {field} {value!r}: use 1-64 characters of A-Z a-z 0-9 . _ : @ / + -",
-            field=field,
-        )
-    return value
-
-
-class StoreSource:
-    """Where a binding's Store comes from: one the caller gave (and closes), or one opened
-    from a URL on first use (and closed by :meth:`close`). Several bindings may share one."""
-
-    def __init__(
-        self,
-        store: Store | None = None,
-        url: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        if (store is None) == (url is None):
-            raise TypeError("give either store= (a sessionkeeper Store) or a url")
-        self._store = store
-        self._url = url
-        self._options = dict(options or {})
-        self.owned = store is None
-        self._lock = threading.Lock()
-
-    async def get(self) -> Store:
-        store = self._store
-        if store is not None:
-            return store
-        from sessionkeeper import open_store
-
-        opened = await open_store(self._url, **self._options)
-        with self._lock:
-            if self._store is None:
-                self._store = opened
-                return opened
-            store = self._store
-        await opened.close()  # another task opened it first
-        return store
-
-    async def close(self) -> None:
-        """Close the store if it was opened here; a given store stays open."""
-        with self._lock:
-            store = self._store if self.owned else None
-            if self.owned:
-                self._store = None
-        if store is not None:
-            await store.close()
-
-
-class SessionBinding:
-    """One store session as a framework sees it (see the module docstring)."""
-
-    def __init__(
-        self,
-        session_id: str,
-        source: StoreSource,
-        *,
-        agent_id: str,
-        title: str | None,
-        session_type: str,
-        metadata: dict[str, Any] | None,
-    ) -> None:
-        if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH):
-            raise InvalidInput(
-                f"title must be a string of at most {MAX_TITLE_LENGTH} characters", field="title"
-            )
-        self.session_id = check_session_id(session_id)
-        self.agent_id = _check_label(agent_id, "agent_id")
-        self.session_type = _check_label(session_type, "session_type")
-        self.title = title
-        self.metadata = metadata
-        self.source = source
-        # Set when this binding created the session without a title (no user text yet).
-        self._untitled = False
-
-    async def store(self) -> Store:
-        return await self.source.get()
-
-    async def append(
-        self, rows: Sequence[Mapping[str, Any]], user_text: str | None
-    ) -> list[Message]:
-        """Append ``rows`` in one transaction, creating the session first if it is missing.
-
-        ``user_text`` is the first user text among the rows: the default title of a session
-        this call creates (or of one it created earlier without a title)."""
-        store = await self.store()
-        for _ in range(_APPEND_ATTEMPTS - 1):
-            try:
-                added = await store.add_messages(self.session_id, rows)
-            except NotFound:
-                await self._create(store, user_text)
-                continue
-            if self._untitled and user_text:
-                await self._title_later(store, user_text)
-            return added
-        return await store.add_messages(self.session_id, rows)
-
-    async def _create(self, store: Store, user_text: str | None) -> None:
-        title = self.title or auto_title(user_text)
-        try:
-            await store.create_session(
-                session_id=self.session_id,
-                agent_id=self.agent_id,
-                title=title,
-                session_type=self.session_type,
-                metadata=self.metadata,
-            )
-        except Conflict:
-            return  # created meanwhile by another writer: append to it
-        self._untitled = title is None
-
-    async def _title_later(self, store: Store, user_text: str) -> None:
-        self._untitled = False
-        with contextlib.suppress(NotFound):
-            session = await store.get_session(self.session_id)
-            if session.title is None:
-                await store.update_session(self.session_id, title=auto_title(user_text))
-
-    async def last(self, n: int) -> list[Message]:
-        """The newest ``n`` messages, oldest first ([] when the session does not exist)."""
-        if n <= 0:
-            return []
-        store = await self.store()
-        try:
-            if n <= MAX_MESSAGES_PAGE:
-                return await store.get_messages(self.session_id, last=n)
-        except NotFound:
-            return []
-        newest: list[Message] = []
-        async for message in self.newest_first(MAX_MESSAGES_PAGE):
-            newest.append(message)
-            if len(newest) == n:
-                break
-        newest.reverse()
-        return newest
-
-    async def last_whole(self, n: int, key: str) -> list[Any] | None:
-        """The objects :func:`keep_whole` stored under ``key`` in the newest ``n`` messages,
-        oldest first ([] when the session does not exist), read narrowly: metadata only, no
-        content, no Message objects. None when one of those messages holds no such object (it
-        was written by other means: read :meth:`last` instead)."""
-        if n <= 0:
-            return []
-        if n > MAX_MESSAGES_PAGE:
-            return None
-        store = await self.store()
-        try:
-            rows = await store._message_metadata(self.session_id, last=n)
-        except NotFound:
-            return []
-        found = []
-        for _, metadata in rows:
-            whole = metadata.get(key)
-            if whole is None:
-                whole = read_whole(metadata, key)
-                if whole is None:
-                    return None
-            found.append(whole)
-        return found
-
-    async def all(self) -> list[Message]:
-        """Every message in seq order ([] when the session does not exist)."""
-        store = await self.store()
-        found: list[Message] = []
-        after = 0
-        while True:
-            try:
-                page = await store.get_messages(
-                    self.session_id, after_seq=after, limit=MAX_MESSAGES_PAGE
-                )
-            except NotFound:
-                return found
-            found.extend(page)
-            if len(page) < MAX_MESSAGES_PAGE:
-                return found
-            after = page[-1].seq
-
-    async def newest_first(self, chunk: int = 100) -> AsyncIterator[Message]:
-        """Messages from the newest back, read ``chunk`` at a time.
-
-        Pages are offsets from the newest message: an append between two pages shifts them,
-        so messages already seen (by seq) are skipped rather than repeated."""
-        store = await self.store()
-        offset, floor = 0, None
-        while True:
-            try:
-                page = await store.get_messages(self.session_id, last=chunk, offset=offset)
-            except NotFound:
-                return
-            for message in reversed(page):
-                if floor is None or message.seq < floor:
-                    floor = message.seq
-                    yield message
-            if len(page) < chunk:
-                return
-            offset += chunk
-
-    async def pop(self) -> Message | None:
-        store = await self.store()
-        try:
-            message: Message | None = await store.pop_message(self.session_id)
-        except NotFound:
-            return None
-        return message
-
-    async def clear(self) -> None:
-        store = await self.store()
-        with contextlib.suppress(NotFound):
-            await store.clear_messages(self.session_id)

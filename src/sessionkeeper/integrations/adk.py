@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from sessionkeeper.integrations._binding import Bound, StoreSource, opened_store
 from sessionkeeper.integrations._common import (
     auto_title,
     excerpt,
@@ -46,6 +47,7 @@ from sessionkeeper.integrations._common import (
     missing_framework,
 )
 from sessionkeeper.models import LABEL_RE, NewMessage
+from sessionkeeper.store import validate
 from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkView, Scopes
 
 try:
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_TYPE", "SessionkeeperSessionService"]
 
 
-class SessionkeeperSessionService(BaseSessionService):
+class SessionkeeperSessionService(Bound, BaseSessionService):
     """An ADK session service on a sessionkeeper Store.
 
     ``SessionkeeperSessionService(store)`` uses a Store you opened (and close);
@@ -79,7 +81,8 @@ class SessionkeeperSessionService(BaseSessionService):
 
     def __init__(self, store: Store, *, title: str | None = None) -> None:
         self.store = store
-        self.title = title
+        self._source = StoreSource(store=store)
+        self.title = validate.title(title)
         self._adk = store.adk
 
     @classmethod
@@ -88,18 +91,13 @@ class SessionkeeperSessionService(BaseSessionService):
         cls,
         url: str | None = None,
         *,
+        title: str | None = None,
         store_options: Mapping[str, Any] | None = None,
-        **options: Any,
     ) -> AsyncIterator[SessionkeeperSessionService]:
         """A service on the store at ``url`` (default: the user's SQLite database), closed
         on exit; ``store_options`` go to ``sessionkeeper.open_store``."""
-        from sessionkeeper import open_store
-
-        store = await open_store(url, **dict(store_options or {}))
-        try:
-            yield cls(store, **options)
-        finally:
-            await store.close()
+        async with opened_store(url, store_options) as store:
+            yield cls(store, title=title)
 
     # ── sessions ────────────────────────────────────────────────────────────
 

@@ -33,10 +33,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sessionkeeper.bridge import run_blocking, run_read
 from sessionkeeper.errors import NotFound
+from sessionkeeper.integrations._binding import BoundSession, StoreSource
 from sessionkeeper.integrations._common import (
-    SessionBinding,
-    StoreSource,
     count_tokens,
     excerpt,
     finish,
@@ -44,7 +44,6 @@ from sessionkeeper.integrations._common import (
     missing_framework,
     read_whole,
 )
-from sessionkeeper.integrations._sync import run_blocking, run_read
 
 try:
     from langchain_core.chat_history import BaseChatMessageHistory
@@ -147,7 +146,8 @@ def to_message(stored: Message) -> BaseMessage:
     return HumanMessage(content=stored.content)
 
 
-def _first_user_text(messages: Sequence[BaseMessage]) -> str | None:
+def first_user_text(messages: Sequence[BaseMessage]) -> str | None:
+    """The text of the first human message that has any (a session's default title)."""
     for message in messages:
         if message_role(message) == "user":
             text = str(message.text)
@@ -156,7 +156,7 @@ def _first_user_text(messages: Sequence[BaseMessage]) -> str | None:
     return None
 
 
-class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
+class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
     """A LangChain chat history kept in a sessionkeeper store.
 
     ``SessionkeeperChatMessageHistory(session_id, store=store)`` uses a Store you opened;
@@ -180,7 +180,6 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         max_tokens: int | None = None,
         session_metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
         self._setup(
             session_id,
             StoreSource(store=store),
@@ -202,12 +201,13 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         max_tokens: int | None = None,
         session_metadata: dict[str, Any] | None = None,
     ) -> None:
+        BaseChatMessageHistory.__init__(self)
         for name, value in (("limit", limit), ("max_tokens", max_tokens)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self._binding = SessionBinding(
+        self._bind(
             session_id,
             source,
             agent_id=agent_id,
@@ -215,18 +215,8 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
             session_type=SESSION_TYPE,
             metadata=session_metadata,
         )
-        self.session_id = self._binding.session_id
         self.limit = limit
         self.max_tokens = max_tokens
-
-    @classmethod
-    def _on(
-        cls, session_id: str, source: StoreSource, **options: Any
-    ) -> SessionkeeperChatMessageHistory:
-        history = cls.__new__(cls)
-        BaseChatMessageHistory.__init__(history)
-        history._setup(session_id, source, **options)
-        return history
 
     @classmethod
     def from_url(
@@ -239,7 +229,7 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         limit: int | None = None,
         max_tokens: int | None = None,
         session_metadata: dict[str, Any] | None = None,
-        **store_options: Any,
+        store_options: Mapping[str, Any] | None = None,
     ) -> SessionkeeperChatMessageHistory:
         """A history on the store at ``url``, opened on first use (and closed by ``close()``);
         ``store_options`` go to ``sessionkeeper.open_store``."""
@@ -262,7 +252,7 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         agent_id: str = "main",
         limit: int | None = None,
         max_tokens: int | None = None,
-        **store_options: Any,
+        store_options: Mapping[str, Any] | None = None,
     ) -> HistoryFactory:
         """A ``get_session_history`` for ``RunnableWithMessageHistory``: session id → history,
         every history on one store (``store``, or the one at ``url`` opened on first use)."""
@@ -270,14 +260,6 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
         options = {"agent_id": agent_id, "limit": limit, "max_tokens": max_tokens}
         cls._on("probe", source, **options)  # bad options fail here, not at the first turn
         return HistoryFactory(cls, source, options)
-
-    @property
-    def agent_id(self) -> str:
-        return self._binding.agent_id
-
-    async def get_store(self) -> Store:
-        """The store this history lives in (opened now if it came from a URL)."""
-        return await self._binding.store()
 
     # ── async ────────────────────────────────────────────────────────────────
 
@@ -307,21 +289,17 @@ class SessionkeeperChatMessageHistory(BaseChatMessageHistory):
             return
         store = await self._binding.store()
         rows = [to_row(store, m) for m in messages]
-        await finish(self._binding.append(rows, _first_user_text(messages)))
+        await finish(self._binding.append(rows, first_user_text(messages)))
 
     async def aclear(self) -> None:
         """Remove every message; the store session stays (empty) and usable."""
         await finish(self._binding.clear())
 
-    async def aclose(self) -> None:
-        """Close the store if this history opened it from a URL."""
-        await self._binding.source.close()
-
     # ── blocking ─────────────────────────────────────────────────────────────
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        # On the calling thread when no loop runs there (see _sync.run_read).
+        # On the calling thread when no loop runs there (see bridge.run_read).
         return run_read(self.aget_messages())
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:

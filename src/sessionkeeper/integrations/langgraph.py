@@ -11,7 +11,7 @@ operation: ``put``, ``put_writes``, ``get_tuple``, ``list`` (``filter`` / ``befo
 ``limit``), ``delete_thread``, ``delete_for_runs``, ``copy_thread`` and ``prune``, async
 (``aput`` …) and blocking (``put`` …) alike. The two differ in how ``from_url`` opens the
 store: ``async with`` for graphs run with ``ainvoke``/``astream``, ``with`` for ``invoke``.
-Blocking calls run on the shared background loop of ``integrations/_sync.py``.
+Blocking calls run on the shared loop of ``sessionkeeper/bridge.py``.
 
 A thread is an ordinary store session (its id is the thread id; created by the first
 checkpoint with ``session_type="langgraph"``): listed, searched, windowed, shown in the
@@ -35,16 +35,20 @@ import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, cast
 
+from sessionkeeper.bridge import run_blocking
 from sessionkeeper.errors import Conflict, InvalidInput, NotFound
-from sessionkeeper.integrations._common import (
-    auto_title,
-    check_session_id,
-    finish,
-    missing_framework,
+from sessionkeeper.integrations._binding import (
+    Bound,
+    StoreSource,
+    create_session,
+    opened_store,
+    opened_store_blocking,
+    title_later,
 )
-from sessionkeeper.integrations._sync import run_blocking
+from sessionkeeper.integrations._common import auto_title, finish, missing_framework
+from sessionkeeper.store import validate
 
 try:
     from langchain_core.messages import BaseMessage
@@ -63,7 +67,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise missing_framework("LangGraph (langgraph-checkpoint)", "langgraph", exc) from exc
 
-from sessionkeeper.integrations.langchain import message_role, to_row
+from sessionkeeper.integrations.langchain import first_user_text, to_row
 from sessionkeeper.store.checkpoints import CheckpointRow, Element, ValueRow, WriteRow
 
 if TYPE_CHECKING:
@@ -86,7 +90,18 @@ _UNTITLED_MAX = 4096
 S = TypeVar("S", bound="_Saver")
 
 
-class _Saver(BaseCheckpointSaver[str]):
+class SaverOptions(TypedDict, total=False):
+    """The savers' own options, as their constructors take them (``from_url`` takes the same)."""
+
+    agent_id: str
+    session_type: str
+    title: str | None
+    session_metadata: dict[str, Any] | None
+    mirror_channel: str | None
+    serde: SerializerProtocol | None
+
+
+class _Saver(Bound, BaseCheckpointSaver[str]):
     """Everything both savers do (the async methods do the work; blocking ones wait for them)."""
 
     def __init__(
@@ -102,9 +117,12 @@ class _Saver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self.store = store
-        self.agent_id = agent_id
-        self.session_type = session_type
-        self.title = title
+        self._source = StoreSource(store=store)
+        # Checked up front, as the per-session integrations do (the store would refuse them
+        # at the first checkpoint).
+        self.agent_id = validate.label(agent_id, "agent_id")
+        self.session_type = validate.label(session_type, "session_type")
+        self.title = validate.title(title)
         self.session_metadata = session_metadata
         self.mirror_channel = mirror_channel
         # Threads this saver created without a title: the first user message gives one.
@@ -430,33 +448,25 @@ class _Saver(BaseCheckpointSaver[str]):
         return rows
 
     async def _create(self, thread_id: str, messages: Sequence[BaseMessage]) -> None:
-        title = self.title or auto_title(_user_text(messages))
-        try:
-            await self.store.create_session(
-                session_id=thread_id,
-                agent_id=self.agent_id,
-                title=title,
-                session_type=self.session_type,
-                metadata=self.session_metadata,
-            )
-        except Conflict:
-            return  # created meanwhile by another writer
-        if title is None:
+        untitled = await create_session(
+            self.store,
+            thread_id,
+            agent_id=self.agent_id,
+            title=self.title or auto_title(first_user_text(messages)),
+            session_type=self.session_type,
+            metadata=self.session_metadata,
+        )
+        if untitled:
             self._untitled[thread_id] = None
             while len(self._untitled) > _UNTITLED_MAX:
                 del self._untitled[next(iter(self._untitled))]
 
     async def _title_later(self, thread_id: str, messages: Sequence[BaseMessage]) -> None:
-        text = _user_text(messages)
+        text = first_user_text(messages)
         if not text:
             return
         self._untitled.pop(thread_id, None)
-        try:
-            session = await self.store.get_session(thread_id)
-            if session.title is None:
-                await self.store.update_session(thread_id, title=auto_title(text))
-        except NotFound:
-            pass
+        await title_later(self.store, thread_id, text)
 
 
 class AsyncSessionkeeperSaver(_Saver):
@@ -476,17 +486,13 @@ class AsyncSessionkeeperSaver(_Saver):
         url: str | None = None,
         *,
         store_options: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[SaverOptions],
     ) -> AsyncIterator[AsyncSessionkeeperSaver]:
         """A saver on the store at ``url`` (default: the user's SQLite database), closed on
-        exit; ``store_options`` go to ``sessionkeeper.open_store``."""
-        from sessionkeeper import open_store
-
-        store = await open_store(url, **dict(store_options or {}))
-        try:
+        exit; ``options`` are the constructor's, ``store_options`` go to
+        ``sessionkeeper.open_store``."""
+        async with opened_store(url, store_options) as store:
             yield cls(store, **options)
-        finally:
-            await store.close()
 
 
 class SessionkeeperSaver(_Saver):
@@ -505,20 +511,16 @@ class SessionkeeperSaver(_Saver):
         url: str | None = None,
         *,
         store_options: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[SaverOptions],
     ) -> Iterator[SessionkeeperSaver]:
-        from sessionkeeper import open_store
-
-        store = run_blocking(open_store(url, **dict(store_options or {})))
-        try:
+        """As :meth:`AsyncSessionkeeperSaver.from_url`, with ``with``."""
+        with opened_store_blocking(url, store_options) as store:
             yield cls(store, **options)
-        finally:
-            run_blocking(store.close())
 
 
 def _thread(value: Any) -> str:
     """Thread ids are session ids; UUIDs and integers are taken as their text."""
-    return check_session_id(value if isinstance(value, str) else str(value))
+    return validate.session_id(value if isinstance(value, str) else str(value))
 
 
 def _target(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -540,12 +542,3 @@ def _inline(value: Any) -> bool:
     if kind is str:
         return len(value) <= INLINE_TEXT
     return value is None or kind in (int, float, bool)
-
-
-def _user_text(messages: Sequence[BaseMessage]) -> str | None:
-    for message in messages:
-        if message_role(message) == "user":
-            text = str(message.text)
-            if text.strip():
-                return text
-    return None

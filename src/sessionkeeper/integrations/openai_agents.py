@@ -30,10 +30,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from sessionkeeper.integrations._binding import BoundSession, StoreSource
 from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
-    SessionBinding,
-    StoreSource,
     count_tokens,
     excerpt,
     finish,
@@ -209,7 +208,7 @@ def _first_user_text(items: Iterable[TResponseInputItem]) -> str | None:
     return None
 
 
-class SessionkeeperSession:
+class SessionkeeperSession(BoundSession):
     """An OpenAI Agents SDK ``Session`` kept in a sessionkeeper store.
 
     ``SessionkeeperSession(session_id, store=store)`` uses a Store you opened (and close);
@@ -237,24 +236,26 @@ class SessionkeeperSession:
         history_tokens: int | None = None,
         session_metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._init(
-            SessionBinding(
-                session_id,
-                StoreSource(store=store),
-                agent_id=agent_id,
-                title=title,
-                session_type=SESSION_TYPE,
-                metadata=session_metadata,
-            ),
-            session_settings,
-            history_tokens,
+        self._setup(
+            session_id,
+            StoreSource(store=store),
+            agent_id=agent_id,
+            title=title,
+            session_settings=session_settings,
+            history_tokens=history_tokens,
+            session_metadata=session_metadata,
         )
 
-    def _init(
+    def _setup(
         self,
-        binding: SessionBinding,
-        session_settings: SessionSettings | dict[str, Any] | None,
-        history_tokens: int | None,
+        session_id: str,
+        source: StoreSource,
+        *,
+        agent_id: str = "main",
+        title: str | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        history_tokens: int | None = None,
+        session_metadata: dict[str, Any] | None = None,
     ) -> None:
         if history_tokens is not None and (
             isinstance(history_tokens, bool)
@@ -262,8 +263,14 @@ class SessionkeeperSession:
             or history_tokens < 1
         ):
             raise ValueError(f"history_tokens must be a positive integer, got {history_tokens!r}")
-        self._binding = binding
-        self.session_id = binding.session_id
+        self._bind(
+            session_id,
+            source,
+            agent_id=agent_id,
+            title=title,
+            session_type=SESSION_TYPE,
+            metadata=session_metadata,
+        )
         self.session_settings = (
             coerce_session_settings(session_settings)
             if session_settings is not None
@@ -282,42 +289,23 @@ class SessionkeeperSession:
         session_settings: SessionSettings | dict[str, Any] | None = None,
         history_tokens: int | None = None,
         session_metadata: dict[str, Any] | None = None,
-        **store_options: Any,
+        store_options: Mapping[str, Any] | None = None,
     ) -> SessionkeeperSession:
         """A session on the store at ``url`` (``sqlite:///path``, ``postgresql://…``), opened
         on first use; ``store_options`` go to ``sessionkeeper.open_store``."""
-        session = cls.__new__(cls)
-        session._init(
-            SessionBinding(
-                session_id,
-                StoreSource(url=url, options=store_options),
-                agent_id=agent_id,
-                title=title,
-                session_type=SESSION_TYPE,
-                metadata=session_metadata,
-            ),
-            session_settings,
-            history_tokens,
+        return cls._on(
+            session_id,
+            StoreSource(url=url, options=store_options),
+            agent_id=agent_id,
+            title=title,
+            session_settings=session_settings,
+            history_tokens=history_tokens,
+            session_metadata=session_metadata,
         )
-        return session
-
-    @property
-    def agent_id(self) -> str:
-        return self._binding.agent_id
-
-    async def get_store(self) -> Store:
-        """The store this session lives in (opened now if it came from a URL)."""
-        return await self._binding.store()
 
     async def close(self) -> None:
-        """Close the store if this session opened it from a URL."""
-        await self._binding.source.close()
-
-    async def __aenter__(self) -> SessionkeeperSession:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        """Close the store if this session opened it from a URL (as ``aclose``)."""
+        await self.aclose()
 
     # ── the Session protocol ─────────────────────────────────────────────────
 

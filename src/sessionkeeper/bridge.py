@@ -1,19 +1,30 @@
-"""Blocking calls into the async Store for frameworks with synchronous methods.
+"""Blocking calls into the async Store: the one bridge of SyncStore and the integrations.
 
-LangChain calls ``history.messages`` and ``history.add_messages`` from plain functions, and
-sometimes from inside a running event loop (``RunnableWithMessageHistory`` builds its history
-synchronously even under ``ainvoke``). ``asyncio.run`` cannot be nested in a running loop, and a
-fresh loop per call would open fresh database connections per call. So blocking calls go to one
-event loop on a daemon thread, shared by the process, where the store keeps its connections
-for that loop; the caller's thread waits for the result.
+Callers that cannot await (scripts, REPLs, threads; LangChain's ``history.messages``,
+LangGraph's ``invoke``) hand a coroutine to one of two functions:
 
-After ``fork`` the child gets no thread: a new one is started there on first use.
+- :func:`run_blocking` runs it on one event loop on a daemon thread, shared by the process,
+  and waits. The Store keeps its connections per event loop, so they are kept across calls
+  (a fresh loop per call would open fresh connections per call). It works from a plain
+  function, from any thread, and from inside a running event loop (whose thread it blocks
+  meanwhile: ``asyncio.run`` cannot be nested, a hand-over can). A coroutine runs there to
+  its end even if the waiting thread is interrupted (``KeyboardInterrupt``), so a write is
+  never left half done; every write goes this way.
+- :func:`run_read` runs a *read* where no event loop runs on a private loop of the calling
+  thread, kept for the thread's life (so the store's connections for it are kept too), and
+  closed with the thread. That skips the hand-over to the shared thread (about 0.1–0.5 ms,
+  more on a busy machine). Interrupted, the read is cancelled (nothing to finish). Inside a
+  running loop it is :func:`run_blocking`.
 
-A blocking *read* called where no event loop runs (the common case: ``history.messages`` in a
-plain function) skips that hand-over (about half a millisecond on a busy machine): it runs on a
-private event loop of the calling thread (:func:`run_read`), kept for the thread's life, so the
-store's connections for that loop are kept too, as on the shared loop. Writes stay on the shared
-loop, where they run to their end even if the waiting thread is interrupted.
+After ``fork`` the child gets no thread: a new shared loop is started there on first use, and
+a thread's private loop of the parent is left alone (a new one is made).
+
+Why not anyio's ``BlockingPortal`` (what SyncStore used): a portal is a loop thread per
+portal, non-daemon, which SyncStore had to close at exit; it knows nothing of fork and
+cannot give the per-thread read path, so the integrations needed a second bridge beside it.
+Its ``call`` also costs more: handing over a coroutine that does nothing took 199 µs with
+``portal.call``, 133 µs with :func:`run_blocking`, 24 µs with :func:`run_read` (median of
+alternating blocks of 2,000, one process, 2 vCPUs at load 4.3, 2026-12).
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ import threading
 import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+__all__ = ["run_blocking", "run_read"]
 
 T = TypeVar("T")
 
@@ -41,7 +54,7 @@ def _stop() -> None:
         loop.call_soon_threadsafe(loop.stop)
 
 
-def _background_loop() -> asyncio.AbstractEventLoop:
+def _shared_loop() -> asyncio.AbstractEventLoop:
     global _loop, _pid
     with _lock:
         if _loop is None or _pid != os.getpid():
@@ -57,8 +70,8 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the shared background loop and wait for its result."""
-    loop = _background_loop()
+    """Run ``coro`` on the shared loop and wait for its result (see the module docstring)."""
+    loop = _shared_loop()
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -66,8 +79,8 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         coro.close()
         raise RuntimeError(
-            "a blocking sessionkeeper call was made on its own background loop; "
-            "use the async method (aget_messages, aadd_messages, aclear) there"
+            "a blocking sessionkeeper call was made on its own background loop (it would wait "
+            "for itself); await the async method there"
         )
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
