@@ -46,7 +46,7 @@ class ApiKeys:
     """API-key table access over the store's backend (``store.keys``)."""
 
     def __init__(self, backend: Backend) -> None:
-        self._backend = backend
+        self._db = backend
         self._touched: dict[str, float] = {}  # key_id → time.monotonic() of the last write
 
     async def create(
@@ -73,17 +73,17 @@ class ApiKeys:
             last_used_at=None,
             secret_hash=_digest(secret),
         )
-        await self._backend.insert_key(row)
+        await self._db.insert_key(row)
         return _public(row), f"{PREFIX}{key_id}_{secret}"
 
     async def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
-        return [_public(r) for r in await self._backend.list_keys(include_revoked)]
+        return [_public(r) for r in await self._db.list_keys(include_revoked)]
 
     async def any_active(self) -> bool:
-        return await self._backend.any_active_key()
+        return await self._db.any_active_key()
 
     async def revoke(self, key_id: str) -> ApiKey:
-        row = await self._backend.revoke_key(key_id, datetime.now(UTC))
+        row = await self._db.revoke_key(key_id, datetime.now(UTC))
         if row is None:
             raise NotFound(f"no active API key {key_id!r}")
         return _public(row)
@@ -95,7 +95,7 @@ class ApiKeys:
         key_id, _, secret = token[len(PREFIX) :].partition("_")
         if not key_id.isalnum() or len(key_id) > 32:
             raise Unauthorized("unknown API key")
-        row = await self._backend.get_key(key_id)
+        row = await self._db.get_key(key_id)
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
@@ -118,7 +118,7 @@ class ApiKeys:
             return False
         self._touched[key.key_id] = tick
         try:
-            await self._backend.touch_key(key.key_id, now)
+            await self._db.touch_key(key.key_id, now)
         except Exception as exc:  # the request goes on without it
             logger.warning("could not record the use of API key %s: %s", key.key_id, exc)
             return False
