@@ -21,7 +21,7 @@ from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.models import Message, NewMessage, Session
 from sessionkeeper.store.core import Store
 
-NOT_BLOCKING = {"open", "from_engine", "close"}  # constructors and the lifecycle differ
+NOT_BLOCKING = {"open", "from_engine", "upgrade", "close"}  # class methods, lifecycle differ
 
 
 def _public_coroutines() -> list[str]:

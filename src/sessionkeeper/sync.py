@@ -71,6 +71,11 @@ class SyncStore:
         """As ``Store.open`` (same arguments), blocking."""
         return cls(run_blocking(Store.open(url, **kwargs)))
 
+    @staticmethod
+    def upgrade(url: str, target: str = "head") -> tuple[str | None, str]:
+        """As ``Store.upgrade``, blocking: migrate the database at ``url``."""
+        return run_blocking(Store.upgrade(url, target))
+
     def close(self) -> None:
         if self._closed:
             return
