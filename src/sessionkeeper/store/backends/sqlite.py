@@ -40,7 +40,7 @@ from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRo
 from sessionkeeper.store.backends.sqlite_threads import (
     Runner,
     read_txn,
-    translate,
+    translating,
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
@@ -167,13 +167,11 @@ class SqliteBackend(Runner):
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
-        if cfg.path is not None and cfg.sqlite_params.get("mode") not in ("ro", "rw"):
-            cfg.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            backend = cls(cfg)
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
-        return backend
+        # The directory, the connections and their PRAGMAs: failures translated like any.
+        with translating(OSError):
+            if cfg.path is not None and cfg.sqlite_params.get("mode") not in ("ro", "rw"):
+                cfg.path.parent.mkdir(parents=True, exist_ok=True)
+            return cls(cfg)
 
     # ── the database itself ────────────────────────────────────────────────
 
