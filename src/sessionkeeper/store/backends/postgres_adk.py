@@ -122,7 +122,7 @@ class PostgresAdk:
         key = new.key
         k = (key.app_name, key.user_id, key.adk_id)
         try:
-            async with self.b._conn() as conn, conn.transaction():
+            async with self.b._transaction() as conn:
                 if await conn.fetchval(f"SELECT 1 FROM adk_sessions WHERE {_KEY}", *k):
                     return None
                 for session_id in new.session_ids:
@@ -209,7 +209,7 @@ class PostgresAdk:
     async def append(self, append: AdkAppend) -> bool:
         key = append.key
         m = append.message
-        async with self.b._conn() as conn, conn.transaction():
+        async with self.b._transaction() as conn:
             bumped = await conn.fetchrow(
                 _APPEND,
                 key.app_name,
