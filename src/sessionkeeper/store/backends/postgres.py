@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -55,6 +56,7 @@ from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRo
 from sessionkeeper.store.backends.postgres_pool import (
     DRIVER_ERRORS,
     Pool,
+    Stepped,
     clean_after,
     may_roll_back,
     translating,
@@ -186,7 +188,7 @@ class PostgresBackend:
         pool = self._pool()
         conn = None
         reusable = False
-        with translating(limit or self.timeout):
+        with translating(self.timeout):
             try:
                 async with asyncio.timeout(limit):
                     conn = await pool.acquire()
@@ -200,48 +202,60 @@ class PostgresBackend:
                     pool.release(conn, reusable)
 
     @asynccontextmanager
-    async def _transaction(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
+    async def _transaction(
+        self, *, deadline: float | None = -1.0, step: float | None = None
+    ) -> AsyncIterator[Any]:
         """A connection in a transaction: acquiring, BEGIN, the body and COMMIT all within
-        the deadline (default: the timeout; None: none). After a failure, ROLLBACK is tried
-        only within what is left of the deadline (without one: at most the timeout); a
-        connection in an unknown state, or whose ROLLBACK does not answer in time, is
-        terminated instead (the server then rolls back by itself), so a frozen server never
-        holds the caller past the deadline. A timeout during COMMIT is Unavailable though the
-        COMMIT may have landed (the caller cannot know; as for any single statement)."""
+        the deadline (default: the timeout; None: none). ``step``: each of those, and each
+        statement of the body, also within that many seconds (``Stepped``), so a long
+        transaction (an import) still notices a server that stopped answering.
+
+        After a failure, ROLLBACK is tried only within what is left of the deadline (without
+        one: at most the timeout); a connection in an unknown state, or whose ROLLBACK does
+        not answer in time, is terminated instead (the server then rolls back by itself), so
+        a frozen server never holds the caller past the deadline. A timeout during COMMIT is
+        Unavailable though the COMMIT may have landed (the caller cannot know; as for any
+        single statement)."""
         limit = self.timeout if deadline == -1.0 else deadline
         loop = asyncio.get_running_loop()
         end = None if limit is None else loop.time() + limit
         pool = self._pool()
         conn = None
         reusable = False
-        with translating(limit or self.timeout):
+        with translating(self.timeout):
             try:
                 failure: BaseException | None = None
                 async with asyncio.timeout_at(end):
-                    conn = await pool.acquire()
-                    await conn.execute("BEGIN")
+                    async with asyncio.timeout(step):
+                        conn = await pool.acquire()
+                    stepped = conn if step is None else Stepped(conn, step)
+                    await stepped.execute("BEGIN")
                     try:
-                        yield conn
+                        yield stepped
                     except BaseException as exc:
                         if not may_roll_back(exc):
                             raise  # the deadline's cancellation becomes its TimeoutError
                         failure = exc
                     else:
-                        await conn.execute("COMMIT")
+                        await stepped.execute("COMMIT")
                         reusable = True
                 if failure is not None:
                     # Outside the deadline's block: its expiry must not replace the body's
                     # error by a timeout; the ROLLBACK has its own bound.
-                    reusable = await self._roll_back(conn, end)
+                    reusable = await self._roll_back(conn, end, step)
                     raise failure
             finally:
                 if conn is not None:
                     pool.release(conn, reusable)  # not reusable: terminated
 
-    async def _roll_back(self, conn: Any, end: float | None) -> bool:
-        """ROLLBACK within what is left until ``end`` (None: at most the timeout); whether
-        it did. When it did not, the caller terminates the connection."""
-        bound = self.timeout if end is None else end - asyncio.get_running_loop().time()
+    async def _roll_back(self, conn: Any, end: float | None, step: float | None) -> bool:
+        """ROLLBACK within what is left until ``end`` and within ``step`` (with neither: the
+        timeout); whether it did. When it did not, the caller terminates the connection."""
+        bound = min(
+            self.timeout if end is None and step is None else math.inf,
+            math.inf if end is None else end - asyncio.get_running_loop().time(),
+            math.inf if step is None else step,
+        )
         if bound <= 0 or conn.is_closed():
             return False
         try:
@@ -604,7 +618,8 @@ class PostgresBackend:
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool:
         s = session
-        async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
+        step = self.timeout  # a server that stops answering: noticed within the timeout
+        async with self._transaction(deadline=max(self.timeout, 60.0), step=step) as conn:
             if not await _make_room(conn, s.session_id, replace):
                 return False
             row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
@@ -621,9 +636,9 @@ class PostgresBackend:
         replace: bool,
     ) -> bool:
         s = session
-        # No deadline: the transaction lasts as long as the session takes to read and write
-        # (a ROLLBACK after a failure is still bounded by the timeout).
-        async with self._transaction(deadline=None) as conn:
+        # No deadline: the transaction lasts as long as the session takes to read and write;
+        # each statement (and a ROLLBACK after a failure) is still bounded by the timeout.
+        async with self._transaction(deadline=None, step=self.timeout) as conn:
             if not await _make_room(conn, s.session_id, replace):
                 return False
             await conn.execute(q.INSERT_SESSION, *_session_row(s, 0, 0, 0))

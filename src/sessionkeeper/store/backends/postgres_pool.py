@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -116,6 +117,38 @@ def may_roll_back(exc: BaseException) -> bool:
     a statement the server refused); else the connection is terminated and the server
     rolls back by itself."""
     return not isinstance(exc, (*DISCARD, *UNAVAILABLE))
+
+
+class Stepped:
+    """A connection whose every statement must answer within ``step`` seconds (executemany:
+    ``step`` per hundred rows), for transactions too long for one deadline: a server that
+    stops answering is noticed within a step; the server's ``statement_timeout`` bounds
+    each statement the same way on its side."""
+
+    def __init__(self, conn: Any, step: float) -> None:
+        self.conn = conn
+        self.step = step
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(self.step):
+            return await self.conn.execute(*args, **kwargs)
+
+    async def executemany(self, stmt: str, rows: Any, **kwargs: Any) -> Any:
+        rows = list(rows)
+        async with asyncio.timeout(self.step * max(1, math.ceil(len(rows) / 100))):
+            return await self.conn.executemany(stmt, rows, **kwargs)
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(self.step):
+            return await self.conn.fetch(*args, **kwargs)
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(self.step):
+            return await self.conn.fetchrow(*args, **kwargs)
+
+    async def fetchval(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(self.step):
+            return await self.conn.fetchval(*args, **kwargs)
 
 
 class Pool:
