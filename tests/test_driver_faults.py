@@ -22,6 +22,7 @@ Fault tests start what they break and end only processes they started, by pid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shutil
@@ -243,8 +244,9 @@ async def test_sqlite_file_replaced_by_a_directory_no_driver_exception(tmp_path:
     store, d, path = await _sqlite_store(tmp_path)
     try:
         for extra in ("", "-wal", "-shm"):
-            Path(f"{path}{extra}").unlink(missing_ok=True)
-        path.mkdir()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{extra}")
+        os.mkdir(path)
         results = await call_everything(store, d)
         assert driver_escapes(results) == []
         assert _unavailable(results), "the fault had no effect"

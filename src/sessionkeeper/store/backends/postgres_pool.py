@@ -174,6 +174,7 @@ class Pool:
                     return await self.connect()
                 except BaseException:
                     self.opened -= 1
+                    self._wake()  # a waiter may open one in its place (was: waited forever)
                     raise
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
@@ -189,6 +190,10 @@ class Pool:
         else:
             conn.terminate()
             self.opened -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the first waiter try again: a connection is idle, or one may be opened."""
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
