@@ -93,7 +93,7 @@ async def seed(store: Store) -> Seeded:
     thread = (await store.create_session(session_type="graph")).session_id
     await store.checkpoints.put(CheckpointRow(thread, "", "1", None, "json", b"{}", {}, {}), [])
     adk = AdkKey("app", "user", "adk-1")
-    await AdkSessions.of(store).create(adk, Scopes({}, {}, {}), update_time=time.time())
+    await AdkSessions.of(store).create(adk, Scopes({}, {"a": 1}, {}), update_time=time.time())
     key, token = await store.keys.create(admin=True, name="faults")
     return Seeded(
         s.session_id,
@@ -330,10 +330,18 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
             "pop_message": table["pop_message"],
             "clear_messages": table["clear_messages"],
             "import_session": table["import_session"],
+            "import_session_stream": table["import_session_stream"],
             "add_message": table["add_message"],
             "adk.append": table["adk.append"],
             "checkpoints.put": table["checkpoints.put"],
-            "checkpoints.delete_thread": table["checkpoints.delete_thread"],
+            "checkpoints.delete_thread": lambda: store.checkpoints.delete_thread(
+                d.thread,
+                session_type="graph",  # deletes the session row: waits for its lock
+            ),
+            # Its last statement merges the app's state: waits for that row's lock.
+            "adk.create": lambda: adk.create(
+                AdkKey("app", "user", "adk-3"), Scopes({}, {"b": 2}, {}), update_time=1.0
+            ),
         }
         # Enough pooled connections for all of them at once before the freeze.
         await asyncio.gather(*(store.get_stats() for _ in range(len(blocked))))
@@ -344,6 +352,7 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
             "SELECT 1 FROM sessions WHERE session_id = ANY($1::text[]) FOR UPDATE",
             [d.sid, d.thread, adk_sid],
         )
+        await locker.execute("SELECT 1 FROM adk_app_state WHERE app_name = 'app' FOR UPDATE")
 
         tasks = {name: asyncio.create_task(_timed(call)) for name, call in blocked.items()}
         await asyncio.sleep(0.5)  # each is now waiting for the row lock, inside the server
@@ -355,7 +364,7 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
             if not isinstance(exc, Unavailable) or took >= FROZEN_BOUND:
                 problems.append(f"mid-transaction {name}: {exc!r} after {took:.2f} s")
 
-        # Frozen before the call: every kind, one after the other.
+        # Frozen before the call: every kind, all at once (more than the pool holds).
         before = [
             "get_session",
             "get_messages",
@@ -365,6 +374,7 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
             "pop_message",
             "clear_messages",
             "import_session",
+            "import_session_stream",
             "create_session",
             "adk.create",
             "adk.append",
@@ -378,8 +388,8 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
             "job_lock",
             "ping",
         ]
-        for name in before:
-            exc, took = await _timed(table[name])
+        answers = await asyncio.gather(*(_timed(table[name]) for name in before))
+        for name, (exc, took) in zip(before, answers, strict=True):
             timings[f"frozen {name}"] = took
             if not isinstance(exc, Unavailable) or took >= FROZEN_BOUND:
                 problems.append(f"frozen {name}: {exc!r} after {took:.2f} s")

@@ -202,13 +202,12 @@ class PostgresBackend:
                     pool.release(conn, reusable)
 
     @asynccontextmanager
-    async def _transaction(
-        self, *, deadline: float | None = -1.0, step: float | None = None
-    ) -> AsyncIterator[Any]:
+    async def _transaction(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
         """A connection in a transaction: acquiring, BEGIN, the body and COMMIT all within
-        the deadline (default: the timeout; None: none). ``step``: each of those, and each
-        statement of the body, also within that many seconds (``Stepped``), so a long
-        transaction (an import) still notices a server that stopped answering.
+        the deadline (default: the timeout; None: none). With a longer deadline (imports,
+        maintenance) each of those steps, and each statement of the body, is also bounded
+        by the timeout (``Stepped``; the server's statement_timeout is the same), so a
+        server that stops answering is noticed within the timeout all the same.
 
         After a failure, ROLLBACK is tried only within what is left of the deadline (without
         one: at most the timeout); a connection in an unknown state, or whose ROLLBACK does
@@ -217,6 +216,7 @@ class PostgresBackend:
         Unavailable though the COMMIT may have landed (the caller cannot know; as for any
         single statement)."""
         limit = self.timeout if deadline == -1.0 else deadline
+        step = None if limit is not None and limit <= self.timeout else self.timeout
         loop = asyncio.get_running_loop()
         end = None if limit is None else loop.time() + limit
         pool = self._pool()
@@ -249,8 +249,8 @@ class PostgresBackend:
                     pool.release(conn, reusable)  # not reusable: terminated
 
     async def _roll_back(self, conn: Any, end: float | None, step: float | None) -> bool:
-        """ROLLBACK within what is left until ``end`` and within ``step`` (with neither: the
-        timeout); whether it did. When it did not, the caller terminates the connection."""
+        """ROLLBACK within what is left until ``end`` and within ``step``; whether it did.
+        When it did not, the caller terminates the connection."""
         bound = min(
             self.timeout if end is None and step is None else math.inf,
             math.inf if end is None else end - asyncio.get_running_loop().time(),
@@ -618,8 +618,7 @@ class PostgresBackend:
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool:
         s = session
-        step = self.timeout  # a server that stops answering: noticed within the timeout
-        async with self._transaction(deadline=max(self.timeout, 60.0), step=step) as conn:
+        async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
             if not await _make_room(conn, s.session_id, replace):
                 return False
             row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
@@ -638,7 +637,7 @@ class PostgresBackend:
         s = session
         # No deadline: the transaction lasts as long as the session takes to read and write;
         # each statement (and a ROLLBACK after a failure) is still bounded by the timeout.
-        async with self._transaction(deadline=None, step=self.timeout) as conn:
+        async with self._transaction(deadline=None) as conn:
             if not await _make_room(conn, s.session_id, replace):
                 return False
             await conn.execute(q.INSERT_SESSION, *_session_row(s, 0, 0, 0))
