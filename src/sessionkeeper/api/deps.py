@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from sessionkeeper.api.auth import Authenticator
 
 
-
-
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

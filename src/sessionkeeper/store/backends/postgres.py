@@ -16,7 +16,15 @@
   deadline (``asyncio.timeout``) covers a server that does not answer at all (frozen,
   unreachable), and the connect timeout the same for new connections. A connection whose
   statement did not finish cleanly is discarded: its protocol state is unknown.
-- **Errors translated once**, in ``postgres_pool.translate``.
+- **Transactions bounded whole** (``_transaction``): BEGIN, the body and COMMIT run within
+  one deadline; after a failure ROLLBACK is tried only within what is left of it (without a
+  deadline: at most the timeout), and a connection whose state is unknown (a timeout, a
+  lost socket) or whose ROLLBACK does not answer in time is terminated instead: the server
+  rolls back by itself. So a frozen server answers Unavailable at the deadline, not when it
+  thaws. A timeout during COMMIT is Unavailable though the COMMIT may have landed.
+- **Errors translated once**: ``postgres_pool.translating`` guards connecting (and its
+  settings), every statement and transaction, the job locks and migrations, and
+  ``postgres_pool.translate`` is the one mapping. No asyncpg exception leaves the backend.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -37,7 +46,6 @@ import asyncpg
 from sessionkeeper.errors import (
     Conflict,
     InvalidInput,
-    SessionkeeperError,
     Unavailable,
 )
 from sessionkeeper.models import Message, SearchHit, Session
@@ -47,7 +55,14 @@ from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
-from sessionkeeper.store.backends.postgres_pool import DISCARD, UNAVAILABLE, Pool, translate
+from sessionkeeper.store.backends.postgres_pool import (
+    DRIVER_ERRORS,
+    Pool,
+    Stepped,
+    clean_after,
+    may_roll_back,
+    translating,
+)
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
@@ -126,22 +141,25 @@ class PostgresBackend:
     async def connect(self) -> Any:
         """A new connection with the store's settings (also what migrations run on)."""
         timeout = self.cfg.connect_timeout or self.timeout
-        try:
-            conn = await asyncpg.connect(
-                self.cfg.dsn,
-                timeout=timeout,
-                server_settings=self._server_settings,
-                **self._connect_kwargs,
-            )
-        except asyncpg.PostgresError as exc:
-            # Refused at the door (no such database, login refused, not accepting
-            # connections, starting up): nothing this call could fix, so not a DatabaseError.
-            raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        # A message row's metadata is validate.Checked: its JSON text, made by the check, is
-        # sent as it is (json_text), not serialised again.
-        await conn.set_type_codec(
-            "jsonb", encoder=json_text, decoder=json.loads, schema="pg_catalog"
-        )
+        # Refused at the door (no such database, login refused, not accepting connections,
+        # starting up): nothing this call could fix, so Unavailable, not a DatabaseError.
+        with translating(timeout, connecting=True):
+            async with asyncio.timeout(timeout):
+                conn = await asyncpg.connect(
+                    self.cfg.dsn,
+                    timeout=timeout,
+                    server_settings=self._server_settings,
+                    **self._connect_kwargs,
+                )
+                try:
+                    # A message row's metadata is validate.Checked: its JSON text, made by
+                    # the check, is sent as it is (json_text), not serialised again.
+                    await conn.set_type_codec(
+                        "jsonb", encoder=json_text, decoder=json.loads, schema="pg_catalog"
+                    )
+                except BaseException:
+                    conn.terminate()
+                    raise
         return conn
 
     def _pool(self) -> Pool:
@@ -173,31 +191,88 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def _conn(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
-        """A connection for one statement or transaction, within the deadline."""
+        """A connection for single statements (each its own transaction), within the
+        deadline. Several statements that must commit together: ``_transaction``."""
         limit = self.timeout if deadline == -1.0 else deadline
         pool = self._pool()
         conn = None
         reusable = False
-        try:
-            async with asyncio.timeout(limit):
-                conn = await pool.acquire()
-                yield conn
-            reusable = True
-        except SessionkeeperError:
-            reusable = True
-            raise
-        except asyncpg.PostgresError as exc:
-            # A statement the server refused leaves the connection fine; a server going away
-            # (57P01-57P03, 08***, …) mid-statement leaves it in an unknown protocol state.
-            reusable = not isinstance(exc, UNAVAILABLE)
-            raise translate(exc, self.timeout) from exc
-        except DISCARD as exc:
-            if isinstance(exc, asyncio.CancelledError):
+        with translating(self.timeout):
+            try:
+                async with asyncio.timeout(limit):
+                    conn = await pool.acquire()
+                    yield conn
+                reusable = True
+            except BaseException as exc:
+                reusable = clean_after(exc)
                 raise
-            raise translate(exc, self.timeout) from exc
-        finally:
-            if conn is not None:
-                pool.release(conn, reusable)
+            finally:
+                if conn is not None:
+                    pool.release(conn, reusable)
+
+    @asynccontextmanager
+    async def _transaction(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
+        """A connection in a transaction: acquiring, BEGIN, the body and COMMIT all within
+        the deadline (default: the timeout; None: none). With a longer deadline (imports,
+        maintenance) each of those steps, and each statement of the body, is also bounded
+        by the timeout (``Stepped``; the server's statement_timeout is the same), so a
+        server that stops answering is noticed within the timeout all the same.
+
+        After a failure, ROLLBACK is tried only within what is left of the deadline (without
+        one: at most the timeout); a connection in an unknown state, or whose ROLLBACK does
+        not answer in time, is terminated instead (the server then rolls back by itself), so
+        a frozen server never holds the caller past the deadline. A timeout during COMMIT is
+        Unavailable though the COMMIT may have landed (the caller cannot know; as for any
+        single statement)."""
+        limit = self.timeout if deadline == -1.0 else deadline
+        step = None if limit is not None and limit <= self.timeout else self.timeout
+        loop = asyncio.get_running_loop()
+        end = None if limit is None else loop.time() + limit
+        pool = self._pool()
+        conn = None
+        reusable = False
+        with translating(self.timeout):
+            try:
+                failure: BaseException | None = None
+                async with asyncio.timeout_at(end):
+                    async with asyncio.timeout(step):
+                        conn = await pool.acquire()
+                    stepped = conn if step is None else Stepped(conn, step)
+                    await stepped.execute("BEGIN")
+                    try:
+                        yield stepped
+                    except BaseException as exc:
+                        if not may_roll_back(exc):
+                            raise  # the deadline's cancellation becomes its TimeoutError
+                        failure = exc
+                    else:
+                        await stepped.execute("COMMIT")
+                        reusable = True
+                if failure is not None:
+                    # Outside the deadline's block: its expiry must not replace the body's
+                    # error by a timeout; the ROLLBACK has its own bound.
+                    reusable = await self._roll_back(conn, end, step)
+                    raise failure
+            finally:
+                if conn is not None:
+                    pool.release(conn, reusable)  # not reusable: terminated
+
+    async def _roll_back(self, conn: Any, end: float | None, step: float | None) -> bool:
+        """ROLLBACK within what is left until ``end`` and within ``step``; whether it did.
+        When it did not, the caller terminates the connection."""
+        bound = min(
+            self.timeout if end is None and step is None else math.inf,
+            math.inf if end is None else end - asyncio.get_running_loop().time(),
+            math.inf if step is None else step,
+        )
+        if bound <= 0 or conn.is_closed():
+            return False
+        try:
+            async with asyncio.timeout(bound):
+                await conn.execute("ROLLBACK")
+        except DRIVER_ERRORS:
+            return False
+        return True
 
     async def _run(self, method: str, stmt: str, *args: Any) -> Any:
         async with self._conn() as conn:
@@ -218,47 +293,36 @@ class PostgresBackend:
     async def migrate(self, target: str) -> tuple[str | None, str]:
         from sessionkeeper.store import migrate
 
-        try:
+        with translating(self.timeout):
             async with asyncio.timeout(max(self.timeout, 60.0)):
                 return await migrate.on_postgres(self.connect, target)
-        except (asyncpg.PostgresError, *DISCARD) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise translate(exc, self.timeout) from exc
 
     @asynccontextmanager
     async def job_lock(self, name: str) -> AsyncIterator[bool]:
         """A session-level advisory lock, held on a connection of its own for the job."""
         key = lock_key(name)
         pool = self._pool()
-        try:
+        with translating(self.timeout):
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
-        except (asyncpg.PostgresError, *DISCARD) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise translate(exc, self.timeout) from exc
-        reusable = False
-        try:
-            async with asyncio.timeout(self.timeout):
-                got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
-            if not got:
-                reusable = True
-                yield False
-                return
+            reusable = False
             try:
-                yield True
-            finally:
                 async with asyncio.timeout(self.timeout):
-                    await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
-            reusable = True
-        except (asyncpg.PostgresError, *DISCARD) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            # Closing the connection for real is the other way to release the lock.
-            raise translate(exc, self.timeout) from exc
-        finally:
-            pool.release(conn, reusable)
+                    got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+                if not got:
+                    reusable = True
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    async with asyncio.timeout(self.timeout):
+                        await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
+                reusable = True
+            finally:
+                # Not reusable (the unlock failed): closing the connection for real is the
+                # other way to release the lock.
+                pool.release(conn, reusable)
 
     async def vacuum(self) -> None:
         # Also merges the GIN pending list that slows searches after bursts of appends.
@@ -319,7 +383,7 @@ class PostgresBackend:
             await conn.execute(self._delete_rows, list(session_ids))
 
     async def delete_session(self, session_id: str) -> bool:
-        async with self._conn() as conn, conn.transaction():
+        async with self._transaction() as conn:
             found = await conn.fetchval(
                 "DELETE FROM sessions WHERE session_id = $1 RETURNING 1", session_id
             )
@@ -413,7 +477,7 @@ class PostgresBackend:
     async def delete_message(
         self, session_id: str, seq: int | None, now: datetime
     ) -> tuple[bool, Message | None]:
-        async with self._conn() as conn, conn.transaction():
+        async with self._transaction() as conn:
             # The session row lock first: two pops at once take different messages.
             if not await _exists(conn, session_id, lock=True):
                 return False, None
@@ -441,7 +505,7 @@ class PostgresBackend:
         return True, _message(row)
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
-        async with self._conn() as conn, conn.transaction():
+        async with self._transaction() as conn:
             if not await _exists(conn, session_id, lock=True):
                 return None
             status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
@@ -533,7 +597,7 @@ class PostgresBackend:
 
     async def delete_ghost_ids(self, cutoff: datetime, ids: Sequence[str]) -> int:
         stmt, params = sql.ghosts_by_id(self.dialect, cutoff, ids)
-        async with self._conn() as conn, conn.transaction():
+        async with self._transaction() as conn:
             gone = [r[0] for r in await conn.fetch(f"{stmt} RETURNING session_id", *params)]
             await self.delete_rows(conn, gone)
         return len(gone)
@@ -552,7 +616,7 @@ class PostgresBackend:
         ids: list[str] = []
         messages = 0
         while True:  # one short transaction per batch
-            async with self._conn() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 rows = await conn.fetch(q.PRUNE, cutoff, batch)
                 await self.delete_rows(conn, [r[0] for r in rows])
             ids += [r[0] for r in rows]
@@ -576,7 +640,7 @@ class PostgresBackend:
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
     ) -> bool:
         s = session
-        async with self._conn(deadline=max(self.timeout, 60.0)) as conn, conn.transaction():
+        async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
             if not await _make_room(self, conn, s.session_id, replace):
                 return False
             row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
@@ -593,8 +657,9 @@ class PostgresBackend:
         replace: bool,
     ) -> bool:
         s = session
-        # No deadline: the transaction lasts as long as the session takes to read and write.
-        async with self._conn(deadline=None) as conn, conn.transaction():
+        # No deadline: the transaction lasts as long as the session takes to read and write;
+        # each statement (and a ROLLBACK after a failure) is still bounded by the timeout.
+        async with self._transaction(deadline=None) as conn:
             if not await _make_room(self, conn, s.session_id, replace):
                 return False
             await conn.execute(q.INSERT_SESSION, *_session_row(s, 0, 0, 0))

@@ -13,6 +13,10 @@ How the threads are used, and why:
   (INLINE_BUDGET_S: a progress handler interrupts them, and they run again on a reader
   thread); stats go to the reader threads directly.
 - **In memory** there is one connection, the writer's; every operation runs on its thread.
+- **Errors translated once**: connecting, the PRAGMAs and every statement (on the writer,
+  the reader threads and the calling thread alike) run inside ``sqlite_threads.translating``;
+  ``sqlite_threads.translate`` is the one mapping. No sqlite3 exception leaves the backend,
+  also when the file or its directory is removed under an open store.
 - **The WAL stays bounded**: the writer checkpoints as it goes (``wal_autocheckpoint``),
   ``journal_size_limit`` truncates the file after a checkpoint, and when the writer has been
   idle for a moment it runs ``wal_checkpoint(TRUNCATE)`` with a short busy wait.
@@ -43,7 +47,7 @@ from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_par
 from sessionkeeper.store.backends.sqlite_threads import (
     Runner,
     read_txn,
-    translate,
+    translating,
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
@@ -162,13 +166,11 @@ class SqliteBackend(Runner):
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> SqliteBackend:
-        if cfg.path is not None and cfg.sqlite_params.get("mode") not in ("ro", "rw"):
-            cfg.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            backend = cls(cfg)
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
-        return backend
+        # The directory, the connections and their PRAGMAs: failures translated like any.
+        with translating(OSError):
+            if cfg.path is not None and cfg.sqlite_params.get("mode") not in ("ro", "rw"):
+                cfg.path.parent.mkdir(parents=True, exist_ok=True)
+            return cls(cfg)
 
     # ── the database itself ────────────────────────────────────────────────
 

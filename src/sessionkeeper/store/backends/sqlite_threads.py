@@ -7,19 +7,24 @@
 - When the writer has been idle for IDLE_CHECKPOINT_S it runs ``wal_checkpoint(TRUNCATE)``
   with a short busy wait (a reader holding an old snapshot must not stall the next append);
   ``journal_size_limit`` truncates the WAL after ordinary checkpoints too.
-- ``translate`` turns sqlite3 failures into the store's errors: busy past the wait →
-  Unavailable, duplicate key → Conflict, read-only → Forbidden, bad values → InvalidInput.
+- Errors are translated in one place: every touch of the driver (connecting, the PRAGMAs,
+  every statement, on the writer, the readers and the calling thread alike) runs inside
+  ``translating()``, whose ``translate`` turns sqlite3 failures into the store's errors:
+  busy past the wait → Unavailable, duplicate key → Conflict, read-only → Forbidden, a file
+  that cannot be opened or used (its directory removed, a disk error) → Unavailable, bad
+  values → InvalidInput. No sqlite3 exception leaves this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from sessionkeeper.errors import (
@@ -53,8 +58,14 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+# What the driver raises: sqlite3's own errors, and the values it cannot bind.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OverflowError, UnicodeEncodeError)
+# SQLITE_READONLY_DBMOVED: the file was removed or renamed under an open connection.
+_DBMOVED = getattr(sqlite3, "SQLITE_READONLY_DBMOVED", 1032)
+
+
 def translate(exc: BaseException) -> SessionkeeperError:
-    """A sqlite3 (or encoding) failure as the store's own error type."""
+    """A sqlite3 (or encoding, or file system) failure as the store's own error type."""
     if isinstance(exc, SessionkeeperError):
         return exc
     text = str(exc)
@@ -64,6 +75,8 @@ def translate(exc: BaseException) -> SessionkeeperError:
         lower = text.lower()
         if is_busy(exc):
             return Unavailable(f"the SQLite database is locked by another writer ({text}); retry")
+        if getattr(exc, "sqlite_errorcode", None) == _DBMOVED:
+            return Unavailable(f"the SQLite database file was moved or removed: {text}")
         if "readonly" in lower or "read-only" in lower:
             return Forbidden(f"the SQLite database is read-only: {text}")
         if "unable to open" in lower or "disk i/o" in lower or "disk is full" in lower:
@@ -75,20 +88,36 @@ def translate(exc: BaseException) -> SessionkeeperError:
         return InvalidInput(f"text is not valid Unicode: {text}")
     if isinstance(exc, sqlite3.Error):
         return DatabaseError(f"SQLite: {text}")
+    if isinstance(exc, OSError):
+        return Unavailable(f"cannot use the SQLite database: {text}")
     return DatabaseError(f"SQLite: {type(exc).__name__}: {text}")
 
 
-def guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+@contextlib.contextmanager
+def translating(*also: type[Exception]) -> Iterator[None]:
+    """The one guard around the driver: what it raises (and ``also``) leaves as
+    ``translate`` says. Used for connecting, the PRAGMAs and every statement."""
     try:
-        return fn(conn)
-    except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+        yield
+    except (*DRIVER_ERRORS, *also) as exc:
         raise translate(exc) from exc
+
+
+def guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    with translating():
+        return fn(conn)
 
 
 # ── connections and threads ────────────────────────────────────────────────
 
 
 def connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Connection:
+    """A connection with the store's PRAGMAs (readers: ``query_only``); failures translated."""
+    with translating():
+        return _connect(cfg, busy_ms, writer=writer)
+
+
+def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Connection:
     if cfg.memory:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     else:
@@ -106,19 +135,24 @@ def connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conne
             "synchronous=FULL",
             f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
         ]
+    if not writer:
+        pragmas.append("query_only=ON")
     # Switching a new file to WAL takes an exclusive lock without consulting the busy
     # handler: several processes opening one new database at once retry it until the wait.
     deadline = time.monotonic() + busy_ms / 1000
-    for pragma in pragmas:
-        while True:
-            try:
-                conn.execute(f"PRAGMA {pragma}")
-                break
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or time.monotonic() >= deadline:
-                    conn.close()
-                    raise
-                time.sleep(0.01)
+    try:
+        for pragma in pragmas:
+            while True:
+                try:
+                    conn.execute(f"PRAGMA {pragma}")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -171,13 +205,12 @@ class Writer:
             future, fn, deadline = item
             if not future.set_running_or_notify_cancel():
                 continue
-            if not self._wait_until(deadline):
-                future.set_exception(
-                    Unavailable("the SQLite write queue was busy past the timeout; retry")
-                )
-                continue
             try:
-                future.set_result(guarded(fn, self.conn))
+                with translating():
+                    if not self._wait_until(deadline):
+                        raise Unavailable("the SQLite write queue was busy past the timeout; retry")
+                    result = fn(self.conn)
+                future.set_result(result)
                 self._wrote = True
             except BaseException as exc:  # handed to the awaiting caller
                 future.set_exception(exc)
@@ -196,8 +229,10 @@ class Writer:
         except sqlite3.Error:
             self._wrote = True  # try again at the next idle moment
         finally:
-            self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            self._current_busy_ms = self._busy_ms
+            # Never fails in practice (no file access); if it did, the next write sets it.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+                self._current_busy_ms = self._busy_ms
 
     def close(self) -> None:
         self._queue.put(None)
@@ -262,11 +297,14 @@ class Runner:
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()
         if not cfg.memory:
+            try:
+                self._inline = connect(cfg, 0, writer=False)
+            except BaseException:
+                self._writer.close()
+                raise
             self._readers = concurrent.futures.ThreadPoolExecutor(
                 READER_THREADS, thread_name_prefix="sk-sqlite-reader"
             )
-            self._inline = connect(cfg, 0, writer=False)
-            self._inline.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
         self._writer.close()
@@ -309,9 +347,8 @@ class Runner:
 
     def _reader_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None:  # opened on first use (a removed file fails here: translated too)
             conn = connect(self.cfg, int(self.timeout * 1000), writer=False)
-            conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             self._reader_conns.append(conn)
         return guarded(fn, conn)
@@ -346,13 +383,12 @@ class Runner:
 
     @staticmethod
     def _inline_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-        try:
-            return fn(conn)
-        except sqlite3.OperationalError as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if is_busy(exc) or "interrupted" in str(exc):
-                raise Busy from exc
-            raise translate(exc) from exc
-        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
-            raise translate(exc) from exc
+        with translating():
+            try:
+                return fn(conn)
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if is_busy(exc) or "interrupted" in str(exc):
+                    raise Busy from exc
+                raise

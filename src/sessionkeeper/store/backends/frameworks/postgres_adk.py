@@ -133,7 +133,7 @@ class PostgresAdk:
         key = new.key
         k = (key.app_name, key.user_id, key.adk_id)
         try:
-            async with self.b._conn() as conn, conn.transaction():
+            async with self.b._transaction() as conn:
                 if await conn.fetchval(f"SELECT 1 FROM adk_sessions WHERE {_KEY}", *k):
                     return None
                 for session_id in new.session_ids:
@@ -204,7 +204,7 @@ class PostgresAdk:
         return page_of(app_name, found)
 
     async def delete(self, key: AdkKey) -> bool:
-        async with self.b._conn() as conn, conn.transaction():
+        async with self.b._transaction() as conn:
             gone = await conn.fetchval(
                 "DELETE FROM sessions WHERE session_id = "
                 f"(SELECT session_id FROM adk_sessions WHERE {_KEY}) RETURNING session_id",
@@ -228,7 +228,7 @@ class PostgresAdk:
     async def append(self, append: AdkAppend) -> bool:
         key = append.key
         m = append.message
-        async with self.b._conn() as conn, conn.transaction():
+        async with self.b._transaction() as conn:
             bumped = await conn.fetchrow(
                 _APPEND,
                 key.app_name,

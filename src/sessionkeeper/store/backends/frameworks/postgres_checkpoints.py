@@ -283,7 +283,7 @@ class PostgresCheckpoints:
         return log
 
     async def delete_thread(self, thread_id: str, session_type: str | None) -> None:
-        async with self.b._conn() as conn, conn.transaction():
+        async with self.b._transaction() as conn:
             if session_type is not None and await conn.fetchval(
                 "DELETE FROM sessions WHERE session_id = $1 AND session_type = $2 RETURNING 1",
                 thread_id,
@@ -305,7 +305,7 @@ class PostgresCheckpoints:
                 )
             ]
         for sid in sorted(threads):  # one short transaction per thread
-            async with self.b._conn(deadline=_MAINTENANCE_S) as conn, conn.transaction():
+            async with self.b._transaction(deadline=_MAINTENANCE_S) as conn:
                 await _lock(conn, sid)
                 await conn.execute(
                     "DELETE FROM lg_writes w USING lg_checkpoints c "
@@ -325,7 +325,7 @@ class PostgresCheckpoints:
         return sorted(threads)
 
     async def copy_thread(self, source: str, target: str, now: datetime) -> bool:
-        async with self.b._conn(deadline=_MAINTENANCE_S) as conn, conn.transaction():
+        async with self.b._transaction(deadline=_MAINTENANCE_S) as conn:
             if not await _lock(conn, source, share=True) or not await _has_checkpoints(
                 conn, source
             ):
@@ -376,7 +376,7 @@ class PostgresCheckpoints:
                     field="thread_ids",
                 )
         for sid in ids:  # one short transaction per thread
-            async with self.b._conn(deadline=_MAINTENANCE_S) as conn, conn.transaction():
+            async with self.b._transaction(deadline=_MAINTENANCE_S) as conn:
                 if not await _lock(conn, sid):
                     continue
                 if keep_latest:
