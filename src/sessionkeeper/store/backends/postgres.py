@@ -1,52 +1,29 @@
-"""The PostgreSQL backend: asyncpg, connections kept per event loop, every call bounded.
+"""The PostgreSQL backend: asyncpg, every operation on the connections of ``Connections``.
 
 - **One round trip per hot operation.** A lone statement in autocommit is its own
   transaction; an explicit BEGIN/COMMIT would be two more round trips. An append is one
   statement: a data-modifying CTE bumps the session row's counters (taking its row lock,
   which serialises appends to one session and hands out the next seq) and inserts the
   message. Operations that need several statements (pop, clear, import) run in a
-  transaction that locks the session row first.
-- **Connections per event loop.** An asyncpg connection belongs to the loop that made it;
-  agent frameworks run ``asyncio.run`` per call. So the backend keeps a small LIFO pool per
-  loop (``Pool``), dropping the pools of loops that have closed. The pool is minimal on
-  purpose: only single statements or whole transactions run on a connection, so it needs
-  no reset between uses (``asyncpg.Pool``'s acquire/release machinery cost ~0.11 ms per call
-  here, 18 % of an append).
-- **Bounded.** ``statement_timeout`` on every connection stops the server's work; a client
-  deadline (``asyncio.timeout``) covers a server that does not answer at all (frozen,
-  unreachable), and the connect timeout the same for new connections. A connection whose
-  statement did not finish cleanly is discarded: its protocol state is unknown.
-- **Transactions bounded whole** (``_transaction``): BEGIN, the body and COMMIT run within
-  one deadline; after a failure ROLLBACK is tried only within what is left of it (without a
-  deadline: at most the timeout), and a connection whose state is unknown (a timeout, a
-  lost socket) or whose ROLLBACK does not answer in time is terminated instead: the server
-  rolls back by itself. So a frozen server answers Unavailable at the deadline, not when it
-  thaws. A timeout during COMMIT is Unavailable though the COMMIT may have landed.
-- **Errors translated once**: ``postgres_pool.translating`` guards connecting (and its
-  settings), every statement and transaction, the job locks and migrations, and
-  ``postgres_pool.translate`` is the one mapping. No asyncpg exception leaves the backend.
+  bounded transaction (``Connections._transaction``) that locks the session row first.
+- **A session's rows go with it by this backend's hand** (``delete_rows``): no foreign key
+  references ``sessions`` (migration 0007), so deleting a ghost costs what a plain DELETE
+  costs. The session row is deleted first; every writer takes its lock first.
+- **Connections, deadlines and errors**: ``postgres_conn.py`` (per event loop, bounded,
+  translated once by ``postgres_pool.translating``). No asyncpg exception leaves the backend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-import math
-import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
-
-import asyncpg
 
 from sessionkeeper.errors import (
     Conflict,
-    InvalidInput,
-    Unavailable,
 )
 from sessionkeeper.models import Message, SearchHit, Session
 from sessionkeeper.store import window
@@ -55,23 +32,14 @@ from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
-from sessionkeeper.store.backends.postgres_pool import (
-    DRIVER_ERRORS,
-    Pool,
-    Stepped,
-    clean_after,
-    may_roll_back,
-    translating,
-)
+from sessionkeeper.store.backends.postgres_conn import Connections
+from sessionkeeper.store.backends.postgres_pool import translating
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
-from sessionkeeper.store.validate import json_text
 
 if TYPE_CHECKING:
     from sessionkeeper.store.importing import Totals
-
-POOL_SIZE = 10
 
 
 def _session(r: Any) -> Session:
@@ -95,37 +63,13 @@ def lock_key(name: str) -> int:
     return zlib.crc32(f"sessionkeeper:{name}".encode())
 
 
-class PostgresBackend:
+class PostgresBackend(Connections):
     dialect = "postgresql"
 
     def __init__(self, cfg: DatabaseConfig) -> None:
-        self.cfg = cfg
-        self.timeout = cfg.timeout
-        kwargs = dict(cfg.connect_kwargs)
-        self.pool_size = kwargs.pop("pool_size", POOL_SIZE)
-        if (
-            isinstance(self.pool_size, bool)
-            or not isinstance(self.pool_size, int)
-            or not (1 <= self.pool_size <= 1000)
-        ):
-            raise InvalidInput(
-                f"pool_size must be an integer from 1 to 1000, got {self.pool_size!r}"
-            )
-        known = set(inspect.signature(asyncpg.connect).parameters)
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise InvalidInput(f"unknown PostgreSQL connection options: {', '.join(unknown)}")
-        self._connect_kwargs = kwargs
-        settings = dict(cfg.server_settings)
-        # The server stops a statement that runs past the timeout (the client stops waiting
-        # just after); a caller's own setting wins.
-        settings.setdefault("statement_timeout", str(int(self.timeout * 1000)))
-        self._server_settings = settings
-        self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
-        self._pools_lock = threading.Lock()
-        self._closed = False
-        self.checkpoints = PostgresCheckpoints(self)
-        self.adk = PostgresAdk(self)
+        super().__init__(cfg)
+        self.checkpoints = PostgresCheckpoints(self, self.delete_rows)
+        self.adk = PostgresAdk(self, self.delete_rows)
         # Rows keyed by session, besides the session row. No foreign key deletes them (their
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
         tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
@@ -137,146 +81,6 @@ class PostgresBackend:
         backend = cls(cfg)
         await backend.ping()  # fail now, not on the first append
         return backend
-
-    async def connect(self) -> Any:
-        """A new connection with the store's settings (also what migrations run on)."""
-        timeout = self.cfg.connect_timeout or self.timeout
-        # Refused at the door (no such database, login refused, not accepting connections,
-        # starting up): nothing this call could fix, so Unavailable, not a DatabaseError.
-        with translating(timeout, connecting=True):
-            async with asyncio.timeout(timeout):
-                conn = await asyncpg.connect(
-                    self.cfg.dsn,
-                    timeout=timeout,
-                    server_settings=self._server_settings,
-                    **self._connect_kwargs,
-                )
-                try:
-                    # A message row's metadata is validate.Checked: its JSON text, made by
-                    # the check, is sent as it is (json_text), not serialised again.
-                    await conn.set_type_codec(
-                        "jsonb", encoder=json_text, decoder=json.loads, schema="pg_catalog"
-                    )
-                except BaseException:
-                    conn.terminate()
-                    raise
-        return conn
-
-    def _pool(self) -> Pool:
-        if self._closed:
-            raise Unavailable("the store is closed")
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None:
-            # Loops in other threads may arrive at once: the pools map changes under a lock.
-            with self._pools_lock:
-                stale = [(other, p) for other, p in self._pools.items() if other.is_closed()]
-                for other, _ in stale:
-                    self._pools.pop(other, None)
-                pool = self._pools.setdefault(loop, Pool(self.connect, self.pool_size))
-            for _, old in stale:
-                old.terminate()
-        return pool
-
-    async def close(self) -> None:
-        self._closed = True
-        with self._pools_lock:
-            pools, self._pools = list(self._pools.items()), WeakKeyDictionary()
-        current = asyncio.get_running_loop()
-        for loop, pool in pools:
-            if loop is current:
-                await pool.close()
-            else:
-                pool.terminate()
-
-    @asynccontextmanager
-    async def _conn(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
-        """A connection for single statements (each its own transaction), within the
-        deadline. Several statements that must commit together: ``_transaction``."""
-        limit = self.timeout if deadline == -1.0 else deadline
-        pool = self._pool()
-        conn = None
-        reusable = False
-        with translating(self.timeout):
-            try:
-                async with asyncio.timeout(limit):
-                    conn = await pool.acquire()
-                    yield conn
-                reusable = True
-            except BaseException as exc:
-                reusable = clean_after(exc)
-                raise
-            finally:
-                if conn is not None:
-                    pool.release(conn, reusable)
-
-    @asynccontextmanager
-    async def _transaction(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
-        """A connection in a transaction: acquiring, BEGIN, the body and COMMIT all within
-        the deadline (default: the timeout; None: none). With a longer deadline (imports,
-        maintenance) each of those steps, and each statement of the body, is also bounded
-        by the timeout (``Stepped``; the server's statement_timeout is the same), so a
-        server that stops answering is noticed within the timeout all the same.
-
-        After a failure, ROLLBACK is tried only within what is left of the deadline (without
-        one: at most the timeout); a connection in an unknown state, or whose ROLLBACK does
-        not answer in time, is terminated instead (the server then rolls back by itself), so
-        a frozen server never holds the caller past the deadline. A timeout during COMMIT is
-        Unavailable though the COMMIT may have landed (the caller cannot know; as for any
-        single statement)."""
-        limit = self.timeout if deadline == -1.0 else deadline
-        step = None if limit is not None and limit <= self.timeout else self.timeout
-        loop = asyncio.get_running_loop()
-        end = None if limit is None else loop.time() + limit
-        pool = self._pool()
-        conn = None
-        reusable = False
-        with translating(self.timeout):
-            try:
-                failure: BaseException | None = None
-                async with asyncio.timeout_at(end):
-                    async with asyncio.timeout(step):
-                        conn = await pool.acquire()
-                    stepped = conn if step is None else Stepped(conn, step)
-                    await stepped.execute("BEGIN")
-                    try:
-                        yield stepped
-                    except BaseException as exc:
-                        if not may_roll_back(exc):
-                            raise  # the deadline's cancellation becomes its TimeoutError
-                        failure = exc
-                    else:
-                        await stepped.execute("COMMIT")
-                        reusable = True
-                if failure is not None:
-                    # Outside the deadline's block: its expiry must not replace the body's
-                    # error by a timeout; the ROLLBACK has its own bound.
-                    reusable = await self._roll_back(conn, end, step)
-                    raise failure
-            finally:
-                if conn is not None:
-                    pool.release(conn, reusable)  # not reusable: terminated
-
-    async def _roll_back(self, conn: Any, end: float | None, step: float | None) -> bool:
-        """ROLLBACK within what is left until ``end`` and within ``step``; whether it did.
-        When it did not, the caller terminates the connection."""
-        bound = min(
-            self.timeout if end is None and step is None else math.inf,
-            math.inf if end is None else end - asyncio.get_running_loop().time(),
-            math.inf if step is None else step,
-        )
-        if bound <= 0 or conn.is_closed():
-            return False
-        try:
-            async with asyncio.timeout(bound):
-                await conn.execute("ROLLBACK")
-        except DRIVER_ERRORS:
-            return False
-        return True
-
-    async def _run(self, method: str, stmt: str, *args: Any) -> Any:
-        async with self._conn() as conn:
-            return await getattr(conn, method)(stmt, *args)
 
     # ── the database itself ────────────────────────────────────────────────
 

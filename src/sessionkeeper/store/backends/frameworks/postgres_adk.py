@@ -14,7 +14,7 @@ Nothing is ever refused as stale: the caller never retries.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionkeeper.store.backends.frameworks.adk_base import (
     EVENT_KEY,
@@ -31,10 +31,8 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     merged,
     page_of,
 )
+from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.backends.postgres import PostgresBackend
 
 _KEY = "app_name = $1 AND user_id = $2 AND adk_id = $3"
 _SHARED = """
@@ -126,8 +124,9 @@ class PostgresAdk:
     session_tables: tuple[str, ...] = SESSION_TABLES
     ghost_tables: tuple[str, ...] = SESSION_TABLES  # a key row, no state yet
 
-    def __init__(self, backend: PostgresBackend) -> None:
-        self.b = backend
+    def __init__(self, connections: Connections, delete_rows: DeleteRows) -> None:
+        self.b = connections
+        self._delete_rows = delete_rows  # a session's rows in every table (the backend's)
 
     async def create(self, new: NewAdkSession) -> AdkRow | None:
         key = new.key
@@ -213,7 +212,7 @@ class PostgresAdk:
                 key.adk_id,
             )
             if gone is not None:
-                await self.b.delete_rows(conn, [gone])
+                await self._delete_rows(conn, [gone])
         return gone is not None
 
     async def user_state(self, app_name: str, user_id: str) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionkeeper.errors import Conflict, DatabaseError, InvalidInput
 from sessionkeeper.store.backends.frameworks.checkpoints_base import (
@@ -44,10 +44,8 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
     live_items,
     load_ranges,
 )
+from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
-
-if TYPE_CHECKING:
-    from sessionkeeper.store.backends.postgres import PostgresBackend
 
 _MAINTENANCE_S = 60.0
 
@@ -169,8 +167,9 @@ class PostgresCheckpoints:
     session_tables: tuple[str, ...] = TABLES
     ghost_tables: tuple[str, ...] = ()  # every write marks the session
 
-    def __init__(self, backend: PostgresBackend) -> None:
-        self.b = backend
+    def __init__(self, connections: Connections, delete_rows: DeleteRows) -> None:
+        self.b = connections
+        self._delete_rows = delete_rows  # a session's rows in every table (the backend's)
 
     async def put(
         self,
@@ -289,7 +288,7 @@ class PostgresCheckpoints:
                 thread_id,
                 session_type,
             ):
-                await self.b.delete_rows(conn, [thread_id])
+                await self._delete_rows(conn, [thread_id])
                 return
             await _delete_all(conn, thread_id)
             await conn.execute(REMARK, thread_id)
