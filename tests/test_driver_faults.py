@@ -2,7 +2,7 @@
 
 Issue 15, "one translating context per driver". Every public coroutine method of ``Store``
 (enumerated with ``inspect``, so a new method without a call here fails the test), of
-``store.keys``, ``store.checkpoints`` and the ADK storage (``AdkSessions.of``) is called
+``store.keys``, ``store.checkpoints`` and the ADK storage (``store.adk``) is called
 while the database is broken; each must return or raise a ``sessionkeeper.errors`` type,
 never ``sqlite3.*``, ``asyncpg.*`` or an ``OSError`` of the driver:
 
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionkeeper.store.backends.adk_base import AdkKey
-from sessionkeeper.store.backends.checkpoints_base import CheckpointRow, WriteRow
 
 from pgcluster import ClusterUnavailable, PgCluster
 from sessionkeeper.errors import SessionkeeperError, Unavailable
 from sessionkeeper.models import Message, NewMessage, Session
 from sessionkeeper.store.adk import AdkSessions, Scopes
+from sessionkeeper.store.backends.frameworks.adk_base import AdkKey
+from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointRow, WriteRow
 from sessionkeeper.store.checkpoints import Checkpoints
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.keys import ApiKeys
@@ -93,7 +93,7 @@ async def seed(store: Store) -> Seeded:
     thread = (await store.create_session(session_type="graph")).session_id
     await store.checkpoints.put(CheckpointRow(thread, "", "1", None, "json", b"{}", {}, {}), [])
     adk = AdkKey("app", "user", "adk-1")
-    await AdkSessions.of(store).create(adk, Scopes({}, {"a": 1}, {}), update_time=time.time())
+    await store.adk.create(adk, Scopes({}, {"a": 1}, {}), update_time=time.time())
     key, token = await store.keys.create(admin=True, name="faults")
     return Seeded(
         s.session_id,
@@ -119,7 +119,7 @@ async def _job_lock(store: Store) -> None:
 def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
     """One plausible call per public method (names as ``public_methods`` gives them)."""
     cp = store.checkpoints
-    adk = AdkSessions.of(store)
+    adk = store.adk
     sid = d.sid
     none = Scopes({}, {}, {})
     row = CheckpointRow(d.thread, "", "2", "1", "json", b"{}", {}, {})
@@ -344,7 +344,7 @@ async def test_postgres_frozen_every_kind_of_call_answers_within_3_s(
     try:
         d = await seed(store)
         table = calls(store, d)
-        adk = AdkSessions.of(store)
+        adk = store.adk
         # The calls that write the session rows a lock holder keeps: they BEGIN, then wait.
         blocked = {
             "delete_message": table["delete_message"],

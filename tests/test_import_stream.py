@@ -10,11 +10,11 @@ import pytest
 
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import Message, Session
-from sessionkeeper.store import importing
+from sessionkeeper.store import verbatim
 from sessionkeeper.store.core import Store
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-N = importing.CHUNK * 2 + 7  # three chunks, the last one short
+N = verbatim.CHUNK * 2 + 7  # three chunks, the last one short
 
 
 def session(sid: str = "big") -> Session:
@@ -76,7 +76,7 @@ async def test_streamed_import_round_trips(store: Store) -> None:
     "bad",
     [
         {"at": N, "role": "robot"},  # in the last chunk
-        {"at": importing.CHUNK + 1, "content": "nul \x00"},  # first of the second chunk
+        {"at": verbatim.CHUNK + 1, "content": "nul \x00"},  # first of the second chunk
         {"at": N, "seq": 3},  # a seq seen two chunks earlier
         {"at": 2, "token_count": -1},
     ],

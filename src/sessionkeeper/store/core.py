@@ -40,7 +40,7 @@ from sessionkeeper.models import (
     Window,
 )
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import importing, migrate, validate, window
+from sessionkeeper.store import migrate, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ListQuery
@@ -640,9 +640,9 @@ class Store:
         self, session: Session, items: Sequence[Message], *, replace: bool = False
     ) -> bool:
         """Write a session and its messages exactly as given (seq, timestamps; see
-        ``importing.py``). Idempotent by id: an existing session is left alone (returns
+        ``verbatim.py``). Idempotent by id: an existing session is left alone (returns
         False) unless ``replace``. Counters are recomputed from the messages."""
-        last_seq = importing.check(session, items)
+        last_seq = verbatim.check(session, items)
         return await self._backend.import_session(session, last_seq, items, replace)
 
     async def import_session_stream(
@@ -653,9 +653,9 @@ class Store:
         a chunk, not the session. A bad message anywhere (or a duplicate seq) raises
         InvalidInput and nothing of the session is written. ``items`` is read on the
         database's writer (a thread on SQLite): it must not need this event loop."""
-        importing.check_session(session)
-        totals = importing.Totals()
-        chunks = importing.checked_chunks(session, items, totals)
+        verbatim.check_session(session)
+        totals = verbatim.Totals()
+        chunks = verbatim.checked_chunks(session, items, totals)
         return await self._backend.import_session_stream(session, chunks, totals, replace)
 
 

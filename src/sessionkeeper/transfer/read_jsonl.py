@@ -105,12 +105,12 @@ def _lines(handle: IO[bytes], offset: int, number: int) -> Iterator[tuple[int, i
 def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | None, int, int]:
     """The checking pass over one session: every line parsed and held to the Store's rules,
     nothing kept but counters. Returns the next header (record, offset, line) if any."""
-    from sessionkeeper.store import importing
+    from sessionkeeper.store import verbatim
 
     session: Session | None = None
     try:
         session = session_from_record(block.header)
-        importing.check(session, [])
+        verbatim.check(session, [])
     except SessionkeeperError as exc:
         block.error = exc.message
     seqs = SeqSet()
@@ -119,7 +119,7 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
     def check_chunk() -> None:
         assert session is not None
         try:
-            importing.check(session, chunk)
+            verbatim.check(session, chunk)
         except SessionkeeperError as exc:
             block.error = block.error or exc.message
         chunk.clear()

@@ -36,7 +36,7 @@ from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.importing import Totals
+    from sessionkeeper.store.verbatim import Totals
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ from sessionkeeper.store.search import pg_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.importing import Totals
+    from sessionkeeper.store.verbatim import Totals
 
 
 def _session(r: Any) -> Session:

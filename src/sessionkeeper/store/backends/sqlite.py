@@ -59,7 +59,7 @@ from sessionkeeper.store.search import fts5_query, snippet
 from sessionkeeper.store.url import DatabaseConfig
 
 if TYPE_CHECKING:
-    from sessionkeeper.store.importing import Totals
+    from sessionkeeper.store.verbatim import Totals
 
 T = TypeVar("T")
 

@@ -252,7 +252,7 @@ class SqliteCheckpoints:
                     (thread_id, session_type),
                 ).rowcount
             ):
-                return  # its checkpoints went with it (ON DELETE CASCADE)
+                return  # its checkpoints went with it (the foreign keys, ON DELETE CASCADE)
             _delete_all(conn, thread_id)
             conn.execute(_REMARK, (thread_id,))
 
