@@ -78,7 +78,8 @@ def _public_coroutines(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> se
 def public_methods() -> set[str]:
     """Every public coroutine (or async iterator) method of the store and its parts."""
     return (
-        _public_coroutines(Store, "", skip=("open", "from_engine", "close"))
+        # (class methods that open their own connections: see the open tests)
+        _public_coroutines(Store, "", skip=("open", "from_engine", "upgrade", "close"))
         | {"job_lock"}  # returns an async context manager
         | _public_coroutines(ApiKeys, "keys.")
         | _public_coroutines(Checkpoints, "checkpoints.")
@@ -262,6 +263,9 @@ async def test_sqlite_open_where_no_directory_can_be_made(tmp_path: Path) -> Non
     path.mkdir()
     exc = await outcome(lambda: Store.open(f"sqlite:///{path}"))
     assert isinstance(exc, SessionkeeperError), repr(exc)
+    for url in (f"sqlite:///{tmp_path}/plain-file/sub/s.db", f"sqlite:///{path}"):
+        exc = await outcome(lambda url=url: Store.upgrade(url))
+        assert isinstance(exc, SessionkeeperError), repr(exc)
 
 
 # ── PostgreSQL: a private cluster ──────────────────────────────────────────
@@ -297,6 +301,9 @@ async def test_postgres_killed_between_calls_every_method_unavailable(
         assert driver_escapes(results) == []
         wrong = [f"{n}: {e!r}" for n, e in results if not isinstance(e, Unavailable)]
         assert wrong == [], "expected Unavailable from every call of a stopped cluster"
+        for opening in (Store.open, Store.upgrade):  # class methods, their own connections
+            exc = await outcome(lambda opening=opening: opening(pg_cluster.url, timeout=2))
+            assert isinstance(exc, Unavailable), repr(exc)
         pg_cluster.restart()
         await store.ping()  # and the store recovers without a restart
     finally:
