@@ -76,16 +76,16 @@ LIMIT $2
 def ghosts(tables: Sequence[str]) -> str:
     return f"""
 WITH bound AS MATERIALIZED (
-    SELECT COALESCE(
-        (SELECT o.created_at FROM (
-            SELECT created_at FROM sessions
-            WHERE {GHOST} AND created_at >= $3 AND created_at < $1
-            ORDER BY created_at OFFSET $2 LIMIT 1) o
-         WHERE o.created_at > $3),
+    SELECT CASE
+        WHEN o.at IS NULL THEN $1  -- no more than $2 left: up to the cutoff
+        WHEN o.at > $3 THEN o.at
         -- more than $2 ghosts created at $3 itself: all of them, up to the next time
-        (SELECT min(created_at) FROM sessions
-         WHERE {GHOST} AND created_at > $3 AND created_at < $1),
-        $1) AS stop
+        ELSE COALESCE((SELECT min(created_at) FROM sessions
+                       WHERE {GHOST} AND created_at > $3 AND created_at < $1), $1)
+    END AS stop
+    FROM (SELECT (SELECT created_at FROM sessions
+                  WHERE {GHOST} AND created_at >= $3 AND created_at < $1
+                  ORDER BY created_at OFFSET $2 LIMIT 1) AS at) o
 ), gone AS (
     DELETE FROM sessions
     WHERE {GHOST} AND created_at >= $3 AND created_at < (SELECT stop FROM bound)
