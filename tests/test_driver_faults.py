@@ -130,6 +130,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "vacuum": lambda: store.vacuum(),
         "job_lock": lambda: _job_lock(store),
         "create_session": lambda: store.create_session(title="new"),
+        "session_exists": lambda: store.session_exists(sid),
         "get_session": lambda: store.get_session(sid),
         "list_sessions": lambda: store.list_sessions(search="faults"),
         "update_session": lambda: store.update_session(sid, title="renamed"),

@@ -225,3 +225,13 @@ async def test_find_by_aria_session_id_uses_its_index(store: Store) -> None:
     )
     plan = " ".join(str(r) for r in rows)
     assert "ix_sessions_aria_session_id" in plan
+
+
+async def test_session_exists(store: Store) -> None:
+    s = await store.create_session()
+    assert await store.session_exists(s.session_id)
+    assert not await store.session_exists("no-such-session")
+    with pytest.raises(InvalidInput):
+        await store.session_exists("bad id")
+    await store.delete_session(s.session_id)
+    assert not await store.session_exists(s.session_id)

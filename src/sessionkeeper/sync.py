@@ -98,6 +98,7 @@ class SyncStore:
     vacuum = _Blocking(Store.vacuum)
     create_session = _Blocking(Store.create_session)
     get_session = _Blocking(Store.get_session)
+    session_exists = _Blocking(Store.session_exists)
     list_sessions = _Blocking(Store.list_sessions)
     update_session = _Blocking(Store.update_session)
     end_session = _Blocking(Store.end_session)

@@ -288,14 +288,6 @@ def _note_gone(gone: str, new: str, as_json: bool) -> None:
         out.plain(f"Note: {text}")
 
 
-async def _exists(store: Store, session_id: str) -> bool:
-    try:
-        await store.get_session(session_id)
-    except NotFound:
-        return False
-    return True
-
-
 @app.command()
 def ask(
     text: Annotated[str, typer.Argument(help="Your message ('-' reads stdin).")],
@@ -322,7 +314,7 @@ def ask(
         sid = session
         if sid is None:
             sid = common.current_id(required=False)
-            if sid is not None and not await _exists(store, sid):
+            if sid is not None and not await store.session_exists(sid):
                 gone.append(sid)  # deleted or purged: start anew, as after `delete`
                 sid = None
         llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)

@@ -266,6 +266,11 @@ class Store:
             raise _not_found(session_id)
         return session
 
+    async def session_exists(self, session_id: str) -> bool:
+        """Whether a session with this id exists (a bad id is still InvalidInput)."""
+        validate.session_id(session_id)
+        return await self._backend.get_session(session_id) is not None
+
     async def list_sessions(
         self,
         *,

@@ -152,19 +152,11 @@ async def run_import(
     return summary
 
 
-async def _exists(store: Store, session_id: str) -> bool:
-    try:
-        await store.get_session(session_id)
-    except NotFound:
-        return False
-    return True
-
-
 async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:
     """``Store.import_session`` for a parsed session; for a streamed one, the Store's
     streaming import (memory: a chunk of messages, not the session)."""
     if isinstance(item, Parsed):
         return await store.import_session(item.session, item.messages, replace=replace)
-    if not replace and await _exists(store, item.session.session_id):
+    if not replace and await store.session_exists(item.session.session_id):
         return False  # skipped without reading the lines again
     return await store.import_session_stream(item.session, item.messages(), replace=replace)
