@@ -240,6 +240,23 @@ async def test_sqlite_directory_removed_no_driver_exception(tmp_path: Path) -> N
         await store.close()
 
 
+async def test_sqlite_writes_are_refused_once_the_file_is_gone(tmp_path: Path) -> None:
+    """SQLite would go on writing to the unlinked file; each write it acknowledged would be
+    lost. The writer checks the file is still the one it opened: nothing is acknowledged."""
+    store, d, path = await _sqlite_store(tmp_path)
+    try:
+        moved = path.with_name("elsewhere.db")
+        path.rename(moved)  # replaced: a new file where the old one was
+        path.write_bytes(b"")
+        with pytest.raises(Unavailable, match="removed or replaced"):
+            await store.add_message(d.sid, "user", "lost?")
+        shutil.rmtree(path.parent)  # removed
+        with pytest.raises(Unavailable, match="removed or replaced"):
+            await store.create_session()
+    finally:
+        await store.close()
+
+
 async def test_sqlite_file_replaced_by_a_directory_no_driver_exception(tmp_path: Path) -> None:
     """The database cannot be read any more. Not with chmod 000: as root it blocks nothing;
     the file (and its -wal/-shm) removed and a directory put in its place fails for anyone."""

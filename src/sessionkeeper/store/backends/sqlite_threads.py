@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -156,6 +157,17 @@ def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conn
     return conn
 
 
+def _identity(path: str | None) -> tuple[int, int] | None:
+    """(device, inode) of the database file; None in memory or when there is no file."""
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Writer:
     """One thread, one connection; runs submitted functions in order; checkpoints when idle."""
 
@@ -166,6 +178,9 @@ class Writer:
         self._wrote = False
         self.conn = connect(cfg, self._busy_ms, writer=True)
         self._current_busy_ms = self._busy_ms
+        # Absolute: the process may change its directory after opening the store.
+        self._path = None if cfg.memory or cfg.path is None else os.path.abspath(cfg.path)
+        self._file = _identity(self._path)
         self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -209,12 +224,23 @@ class Writer:
                 with translating():
                     if not self._wait_until(deadline):
                         raise Unavailable("the SQLite write queue was busy past the timeout; retry")
+                    self._check_file()
                     result = fn(self.conn)
                 future.set_result(result)
                 self._wrote = True
             except BaseException as exc:  # handed to the awaiting caller
                 future.set_exception(exc)
         self.conn.close()
+
+    def _check_file(self) -> None:
+        """Refuse to write when the database file was removed or replaced under the open
+        connection: SQLite would go on writing to the unlinked file, and every write it
+        acknowledged would be lost with it (a stat per write, ~2 µs beside the commit)."""
+        if self._file is not None and _identity(self._path) != self._file:
+            raise Unavailable(
+                f"the SQLite database file {self._path} was removed or replaced while the "
+                "store was open; nothing was written (open the store again)"
+            )
 
     def _idle(self) -> None:
         if not self._wrote or self._cfg.memory:
