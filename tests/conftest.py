@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pgcluster import ClusterUnavailable, PgCluster
 from sessionkeeper.store.core import Store
 
 PG_ADMIN_URL = os.environ.get(
@@ -93,6 +94,25 @@ async def _reset_pg(url: str) -> None:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PgCluster]:
+    """A private PostgreSQL cluster (``pgcluster.py``) for tests that break it: fresh,
+    always stopped and removed, and no process of it may remain."""
+    try:
+        cluster = PgCluster()
+    except ClusterUnavailable as exc:
+        message = f"cannot run a private PostgreSQL cluster: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the fault tests must run)", pytrace=False)
+        pytest.skip(f"!!! SKIPPING POSTGRESQL FAULT TESTS: {message}")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        leftovers = cluster.stop()
+    assert not leftovers, f"processes of the private cluster outlived stop(): {leftovers}"
 
 
 @pytest.fixture

@@ -27,14 +27,14 @@ import inspect
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pgcluster import ClusterUnavailable, PgCluster
+from pgcluster import PgCluster
 from sessionkeeper.errors import SessionkeeperError, Unavailable
 from sessionkeeper.models import Message, NewMessage, Session
 from sessionkeeper.store.adk import AdkSessions, Scopes
@@ -44,7 +44,6 @@ from sessionkeeper.store.checkpoints import Checkpoints
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.keys import ApiKeys
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROUNDS = 4  # the SQLite bug showed on 3 calls of 16: repeat, and once all at once
 FROZEN_TIMEOUT = 2.0
 FROZEN_BOUND = 3.0  # the issue's bound for a frozen server with a 2 s timeout
@@ -287,24 +286,6 @@ async def test_sqlite_open_where_no_directory_can_be_made(tmp_path: Path) -> Non
 
 
 # ── PostgreSQL: a private cluster ──────────────────────────────────────────
-
-
-@pytest.fixture
-def pg_cluster() -> Iterator[PgCluster]:
-    """A fresh private cluster; always stopped and removed, and no process of it may remain."""
-    try:
-        cluster = PgCluster()
-    except ClusterUnavailable as exc:
-        message = f"cannot run a private PostgreSQL cluster: {exc}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: the fault tests must run)", pytrace=False)
-        pytest.skip(f"!!! SKIPPING POSTGRESQL FAULT TESTS: {message}")
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        leftovers = cluster.stop()
-    assert not leftovers, f"processes of the private cluster outlived stop(): {leftovers}"
 
 
 async def test_postgres_killed_between_calls_every_method_unavailable(

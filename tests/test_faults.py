@@ -37,11 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from pgcluster import ClusterUnavailable, PgCluster
+from pgcluster import PgCluster
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 API = "/api/engine/sessions"
 PG_TIMEOUT = 2.0  # SESSIONKEEPER_DB_TIMEOUT for the PostgreSQL tests
 SQLITE_TIMEOUT = 1.0  # … and for the SQLite lock test (its busy wait)
@@ -49,24 +47,6 @@ CLIENT_TIMEOUT = 8.0  # well past timeout + 1 s: a hang is measured, not cut sho
 
 
 # ── a private PostgreSQL cluster ───────────────────────────────────
-
-
-@pytest.fixture
-def pg_cluster() -> Iterator[PgCluster]:
-    """A fresh private cluster; always stopped and removed, and no process of it may remain."""
-    try:
-        cluster = PgCluster()
-    except ClusterUnavailable as exc:
-        message = f"cannot run a private PostgreSQL cluster: {exc}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: the fault tests must run)", pytrace=False)
-        pytest.skip(f"!!! SKIPPING POSTGRESQL FAULT TESTS: {message}")
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        leftovers = cluster.stop()
-    assert not leftovers, f"processes of the private cluster outlived stop(): {leftovers}"
 
 
 # ── the server under test ─────────────────────────────────────────
