@@ -68,19 +68,32 @@ def test_same_hits_and_snippets_on_both_databases(pg_database_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("marked", "expected"),
+    ("content", "wanted", "expected"),
     [
-        ("a <mark>b</mark> c", "a <mark>b</mark> c"),
-        ("<mark>a</mark> <mark>b</mark>", "<mark>a b</mark>"),
-        (" ".join(["x"] * 30) + " <mark>y</mark>", "… " + " ".join(["x"] * 23) + " <mark>y</mark>"),
+        ("a b c", {"b"}, "a <mark>b</mark> c"),
+        ("a b", {"a", "b"}, "<mark>a b</mark>"),
+        (X * 30 + " y", {"y"}, "… " + X * 23 + " <mark>y</mark>"),
+        (X * 30, {"x"}, "<mark>" + X * 24 + "</mark> …"),
+        # Marks join across the punctuation inside a number, an address, a URL.
+        ("version 3.5 is out", {"3", "5"}, "version <mark>3.5</mark> is out"),
+        ("it fell -42 degrees", {"42"}, "it fell -<mark>42</mark> degrees"),
         (
-            "<mark>" + " ".join(["x"] * 30) + "</mark>",
-            "<mark>" + " ".join(["x"] * 24) + "</mark> …",
+            "mail bob@example.org now",
+            {"bob", "exampl", "org"},
+            "mail <mark>bob@example.org</mark> now",
         ),
+        (
+            "see https://example.org/a",
+            {"http", "exampl", "org", "a"},
+            "see <mark>https://example.org/a</mark>",
+        ),
+        # Marked as found: accents, case and stems folded; the text itself is kept.
+        ("Un CAFÉ crème", {"cafe"}, "Un <mark>CAFÉ</mark> crème"),
+        ("日本語です", {"本", "語"}, "日<mark>本語</mark>です"),
     ],
 )
-def test_snippet_window(marked: str, expected: str) -> None:
-    assert search.snippet(marked) == expected
+def test_snippet_marks_and_window(content: str, wanted: set[str], expected: str) -> None:
+    assert search.snippet(content, frozenset(wanted)) == expected
 
 
 # Words a database's own query language or stop-word list would treat specially are words

@@ -17,6 +17,7 @@ Semantics in brief (details next to each piece):
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -46,6 +47,7 @@ from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ListQuery
 from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.revision import SCHEMA_REVISION
+from sessionkeeper.store.terms import ANALYSER
 from sessionkeeper.store.url import DatabaseConfig, masked, parse
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ UNSET: Final = _Unset()
 GHOST_BATCH = 10_000  # ghosts per purge transaction (each a few ms of work)
 MAX_GHOST_LISTING = 1_000_000
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _parts_lock = threading.Lock()
 
@@ -187,6 +190,9 @@ class Store:
         backend = await open_backend(config)
         try:
             await _ensure_schema(backend, upgrade)
+            indexed = await backend.reindex_search(ANALYSER)
+            if indexed is not None:
+                logger.info("search index built by analyser %r: %d messages", ANALYSER, indexed)
         except BaseException:
             await backend.close()
             raise

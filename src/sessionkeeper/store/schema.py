@@ -2,9 +2,9 @@
 
 Alembic owns the database (``migrations/``); a test compares these tables with a migrated
 database on both dialects so the two cannot drift. Full-text search objects are the one
-deliberate exception, because they are dialect-specific: a generated ``tsv`` column + GIN
-index on PostgreSQL, an FTS5 external-content table kept by triggers on SQLite (see
-``search.py`` and migration 0001).
+deliberate exception, because they are dialect-specific: a ``tsv`` column + GIN index on
+PostgreSQL, an FTS5 index over the ``messages_terms`` view kept by triggers on SQLite (see
+``terms.py`` and migration 0008).
 
 Why the shape:
 - ``messages`` is keyed by ``(session_id, seq)``: order is by seq, never by timestamp, and
@@ -150,6 +150,14 @@ messages = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("session_id", "seq", name="pk_messages"),
     _session_fk(),
+)
+
+# Which analyser (``store/terms.py``) built the search index: one row, written by the store
+# when it (re)builds the index, so a store with another analyser re-indexes when it opens.
+search_index = Table(
+    "search_index",
+    metadata,
+    Column("analyser", String(200), nullable=False),
 )
 
 # API keys for the REST service. Only a SHA-256 of the secret is stored: keys are 256-bit

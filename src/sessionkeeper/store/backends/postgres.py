@@ -35,7 +35,8 @@ from sessionkeeper.store.backends.frameworks.postgres_checkpoints import Postgre
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
-from sessionkeeper.store.search import pg_query, snippet
+from sessionkeeper.store.search import pg_query, snippet, wanted
+from sessionkeeper.store.terms import tsvector
 from sessionkeeper.store.url import DatabaseConfig
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ def _key(r: Any) -> KeyRow:
 def lock_key(name: str) -> int:
     """A stable 32-bit advisory-lock key for a job name (the same in every process)."""
     return zlib.crc32(f"sessionkeeper:{name}".encode())
+
+
+REINDEX_BATCH = 2_000  # messages re-analysed per statement when the analyser changed
 
 
 class PostgresBackend(Connections):
@@ -136,6 +140,31 @@ class PostgresBackend(Connections):
                 await conn.execute("VACUUM (ANALYZE) sessions, messages")
             finally:
                 await conn.execute("RESET statement_timeout")
+
+    async def reindex_search(self, analyser: str) -> int | None:
+        if await self._run("fetchval", q.SEARCH_INDEX) == analyser:
+            return None
+        async with self.job_lock("search-index") as mine:
+            if not mine or await self._run("fetchval", q.SEARCH_INDEX) == analyser:
+                return None  # another process is at it, or has done it
+            done, after = 0, ("", 0)
+            while True:
+                rows = await self._run("fetch", q.REINDEX_PAGE, *after, REINDEX_BATCH)
+                if not rows:
+                    break
+                await self._run(
+                    "execute",
+                    q.REINDEX_SET,
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    [tsvector(r[2]) for r in rows],
+                )
+                done += len(rows)
+                after = (rows[-1][0], rows[-1][1])
+            async with self._transaction() as conn:
+                await conn.execute("DELETE FROM search_index")
+                await conn.execute("INSERT INTO search_index (analyser) VALUES ($1)", analyser)
+            return done
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -224,6 +253,7 @@ class PostgresBackend(Connections):
                 r["metadata"],
                 r["created_at"],
                 now,
+                tsvector(r["content"]),
             )
             return None if seq is None else [seq]
         found = await self._run(
@@ -240,6 +270,7 @@ class PostgresBackend(Connections):
             [r["token_count"] for r in rows],
             [r["metadata"] for r in rows],
             [r["created_at"] for r in rows],
+            [tsvector(r["content"]) for r in rows],
         )
         return sorted(r[0] for r in found) if found else None
 
@@ -357,6 +388,7 @@ class PostgresBackend(Connections):
     async def search(
         self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
     ) -> list[SearchHit]:
+        marks = wanted(query)
         p = sql.Params(self.dialect)
         p(pg_query(query))
         p(limit)
@@ -375,7 +407,7 @@ class PostgresBackend(Connections):
                 seq=r[1],
                 role=r[3],
                 agent_id=r[4],
-                snippet=snippet(r[7]),
+                snippet=snippet(r[7], marks),
                 rank=float(r[2]),
                 created_at=r[5],
                 session_title=r[6],
@@ -564,6 +596,7 @@ def _import_message(s: Session, m: Message) -> tuple[Any, ...]:
         m.token_count,
         m.metadata or None,
         m.created_at,
+        tsvector(m.content),
     )
 
 

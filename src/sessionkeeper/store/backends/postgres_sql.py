@@ -15,8 +15,8 @@ WITH bump AS (
     RETURNING last_seq
 )
 INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
-                      created_at)
-SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bump
+                      created_at, tsv)
+SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8, $10::tsvector FROM bump
 RETURNING seq
 """
 
@@ -29,12 +29,13 @@ WITH bump AS (
     RETURNING last_seq
 )
 INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, metadata,
-                      created_at)
+                      created_at, tsv)
 SELECT $1, bump.last_seq - $2 + t.n, t.role, t.content, t.agent_id, t.model, t.token_count,
-       t.metadata, t.created_at
+       t.metadata, t.created_at, t.tsv::tsvector
 FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::jsonb[],
-                  $11::timestamptz[])
-     WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata, created_at, n)
+                  $11::timestamptz[], $12::text[])
+     WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata, created_at,
+                          tsv, n)
 RETURNING seq
 """
 
@@ -46,14 +47,13 @@ MESSAGE_METADATA = (
 # GIN index and sort them. The session's title (and agent, to filter) are looked up per hit
 # by primary key: joining sessions in FROM let the planner start from the sessions table
 # (3.8 ms instead of 0.6 ms for a rare word among 115,000 messages, bench/search).
-# ts_headline runs for the LIMIT rows only; it marks every match in the whole text and
-# search.snippet() cuts the same window on both databases. $1 is search.pg_query's text.
+# The snippet is cut from the content by search.snippet(), as on SQLite. $1 is
+# search.pg_query's tsquery literal.
 SEARCH = """
 SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
        (SELECT s.title FROM sessions s WHERE s.session_id = m.session_id) AS title,
-       ts_headline('sessionkeeper', m.content, q,
-                   'StartSel=<mark>, StopSel=</mark>, HighlightAll=true') AS marked
-FROM messages m, to_tsquery('sessionkeeper', $1) AS q
+       m.content
+FROM messages m, CAST($1 AS tsquery) AS q
 WHERE m.tsv @@ q {filters}
 ORDER BY rank DESC, m.session_id, m.seq
 LIMIT $2
@@ -121,10 +121,23 @@ WHERE session_id = ANY(ARRAY(
 RETURNING session_id, message_count
 """
 
+SEARCH_INDEX = "SELECT analyser FROM search_index"
+# Rebuilding the search terms (``reindex_search``): pages of messages in key order.
+REINDEX_PAGE = """
+SELECT session_id, seq, content FROM messages WHERE (session_id, seq) > ($1, $2)
+ORDER BY session_id, seq LIMIT $3
+"""
+REINDEX_SET = """
+UPDATE messages m SET tsv = v.tsv::tsvector
+FROM unnest($1::text[], $2::int[], $3::text[]) AS v(session_id, seq, tsv)
+WHERE m.session_id = v.session_id AND m.seq = v.seq
+"""
+
 INSERT_SESSION = f"""
 INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 INSERT_MESSAGE = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector)
 """

@@ -55,7 +55,7 @@ from sessionkeeper.store.backends.statements import (
     SESSION_COLUMNS,
     sqlite_time,
 )
-from sessionkeeper.store.search import fts5_query, snippet
+from sessionkeeper.store.search import fts5_query, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ _INSERT_SESSION = (
 )
 _SEARCH = """
 SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
-       s.title, highlight(messages_fts, 0, '<mark>', '</mark>') AS marked
+       s.title, m.content
 FROM messages_fts
 JOIN messages m ON m.rowid = messages_fts.rowid
 JOIN sessions s ON s.session_id = m.session_id
@@ -216,6 +216,25 @@ class SqliteBackend(Runner):
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
         await self._wait(self._writer.submit(run))
+
+    async def reindex_search(self, analyser: str) -> int | None:
+        def built_by(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT analyser FROM search_index").fetchone()
+            return None if row is None else str(row[0])
+
+        if await self._read(built_by) == analyser or self.cfg.sqlite_params.get("mode") == "ro":
+            return None
+
+        def rebuild(conn: sqlite3.Connection) -> int | None:
+            if built_by(conn) == analyser:  # another process did it meanwhile
+                return None
+            # The FTS5 index reads every message's terms through the view (migration 0008).
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+            conn.execute("DELETE FROM search_index")
+            conn.execute("INSERT INTO search_index (analyser) VALUES (?)", (analyser,))
+            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+        return await self._write(rebuild, bounded=False)
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -438,6 +457,7 @@ class SqliteBackend(Runner):
     async def search(
         self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
     ) -> list[SearchHit]:
+        marks = wanted(query)
         p = sql.Params(self.dialect)
         p(fts5_query(query))
         p(limit)
@@ -455,7 +475,7 @@ class SqliteBackend(Runner):
                     seq=r[1],
                     role=r[3],
                     agent_id=r[4],
-                    snippet=snippet(r[7]),
+                    snippet=snippet(r[7], marks),
                     rank=float(r[2]),
                     created_at=_utc(r[5]),
                     session_title=r[6],

@@ -36,6 +36,7 @@ from sessionkeeper.errors import (
     SessionkeeperError,
     Unavailable,
 )
+from sessionkeeper.store.terms import TERMS_FUNCTION, index_text
 from sessionkeeper.store.url import DatabaseConfig
 
 T = TypeVar("T")
@@ -129,6 +130,8 @@ def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conn
             timeout=busy_ms / 1000,
             check_same_thread=False,
         )
+    # The search index's triggers and view call the store's analyser (migration 0008).
+    conn.create_function(TERMS_FUNCTION, 1, index_text, deterministic=True)
     pragmas = [f"busy_timeout={busy_ms}", "foreign_keys=ON"]
     if writer and not cfg.memory and cfg.sqlite_params.get("mode") != "ro":
         pragmas += [

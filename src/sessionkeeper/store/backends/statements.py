@@ -16,7 +16,7 @@ from typing import Any
 
 from sessionkeeper.models import Message, Session
 from sessionkeeper.store.backends.base import KeyRow, ListQuery
-from sessionkeeper.store.search import PG_CONFIG, fts5_query, pg_query
+from sessionkeeper.store.search import fts5_query, pg_query
 
 # Column lists in the order of the value types' fields (the columns are named as the fields):
 # backends build a Session, Message or KeyRow from a row positionally.
@@ -75,7 +75,7 @@ class Params:
         if self.pg:
             return (
                 "session_id IN (SELECT m.session_id FROM messages m "
-                f"WHERE m.tsv @@ to_tsquery('{PG_CONFIG}', {self(pg_query(query))}))"
+                f"WHERE m.tsv @@ {self(pg_query(query))}::tsquery)"
             )
         return (
             "session_id IN (SELECT m.session_id FROM messages_fts "

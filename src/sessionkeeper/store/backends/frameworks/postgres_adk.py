@@ -33,6 +33,7 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
 )
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.terms import tsvector
 
 _KEY = "app_name = $1 AND user_id = $2 AND adk_id = $3"
 _SHARED = """
@@ -65,8 +66,10 @@ bump AS (
     FROM a WHERE s.session_id = a.session_id
     RETURNING s.session_id, s.last_seq
 ), msg AS (
-    INSERT INTO messages ({MESSAGE_COLUMNS})
-    SELECT bump.session_id, bump.last_seq, $7, $8, $9, $10, $11, $12::jsonb, $13 FROM bump
+    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+    SELECT bump.session_id, bump.last_seq, $7, $8, $9, $10, $11, $12::jsonb, $13,
+           $16::tsvector
+    FROM bump
 ), touched AS (
     UPDATE adk_sessions x SET update_time = $14
     FROM bump WHERE x.session_id = bump.session_id
@@ -245,6 +248,7 @@ class PostgresAdk:
                 m["created_at"],
                 append.update_time,
                 _held(append.session_delta),
+                tsvector(m["content"]),
             )
             if bumped is None:
                 return False

@@ -46,6 +46,7 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
 )
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
+from sessionkeeper.store.terms import tsvector
 
 _MAINTENANCE_S = 60.0
 
@@ -59,13 +60,13 @@ WITH bump AS (
     WHERE session_id = $1
     RETURNING last_seq
 ), mirrored AS (
-    INSERT INTO messages ({MESSAGE_COLUMNS})
+    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
     SELECT $1, bump.last_seq - $3 + t.n, t.role, t.content, t.agent_id, t.model,
-           t.token_count, t.metadata, COALESCE(t.created_at, $2)
+           t.token_count, t.metadata, COALESCE(t.created_at, $2), t.tsv::tsvector
     FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-                      $10::jsonb[], $11::timestamptz[])
+                      $10::jsonb[], $11::timestamptz[], $31::text[])
          WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata,
-                              created_at, n)
+                              created_at, tsv, n)
 ), items AS (
     INSERT INTO lg_channel_items (session_id, {ITEM_REST})
     SELECT $1, $12::text, t.* FROM bump,
@@ -158,8 +159,8 @@ UPDATE sessions SET held_by = CASE WHEN {HELD.format(sid="$1")} THEN held_by | {
 WHERE session_id = $1
 """
 COPY_MESSAGES = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS})
-SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")} FROM messages WHERE session_id = $2
+INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")}, tsv FROM messages WHERE session_id = $2
 """
 
 
@@ -213,6 +214,7 @@ class PostgresCheckpoints:
                 dump_metadata(row.metadata),
                 json.dumps(row.channels),
                 row.run_id,
+                [tsvector(m["content"]) for m in messages],
             )
         if last is None:
             return None
