@@ -34,7 +34,13 @@ def _ignore_fts(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     # Dialect-specific search objects live only in the migration (see schema.py).
-    dialect_only = ("messages_fts", "messages_terms", "tsv", "ix_messages_tsv", "ix_sessions_aria_session_id")
+    dialect_only = (
+        "messages_fts",
+        "messages_terms",
+        "tsv",
+        "ix_messages_tsv",
+        "ix_sessions_aria_session_id",
+    )
     return not (name or "").startswith(dialect_only)
 
 

@@ -203,3 +203,53 @@ async def _unaccent_elsewhere(url: str) -> None:
 def test_accents_fold_with_unaccent_in_another_schema(pg_database_url: str) -> None:
     asyncio.run(_unaccent_elsewhere(pg_database_url))
     assert asyncio.run(_accents(pg_database_url)) == [1, 2]
+
+
+async def test_index_built_on_upgrade_and_when_the_analyser_changes(file_db_url: str) -> None:
+    """Messages written before revision 0008 are found after the upgrade; an index built by
+    another analyser (recorded in ``search_index``) is built again when a store opens."""
+    from datetime import UTC, datetime
+
+    import rawdb
+    from sessionkeeper.store.backends import open_backend
+    from sessionkeeper.store.terms import ANALYSER
+    from sessionkeeper.store.url import parse
+
+    assert await Store.upgrade(file_db_url, "0007") == (None, "0007")
+    backend = await open_backend(parse(file_db_url))
+    try:
+        now = datetime.now(UTC)
+        at = rawdb.when(backend, now)
+        await rawdb.execute(
+            backend,
+            "INSERT INTO sessions (session_id, created_at, updated_at, message_count, last_seq) "
+            "VALUES ('old', ?, ?, 1, 1)",
+            at,
+            at,
+        )
+        await rawdb.execute(
+            backend,
+            "INSERT INTO messages (session_id, seq, role, content, created_at) "
+            "VALUES ('old', 1, 'user', 'Crème brûlée in ŁÓDŹ', ?)",
+            at,
+        )
+    finally:
+        await backend.close()
+    await Store.upgrade(file_db_url)
+
+    async def found() -> list[tuple[str, int]]:
+        async with await Store.open(file_db_url) as store:
+            assert await rawdb.fetch(store, "SELECT analyser FROM search_index") == [(ANALYSER,)]
+            return [(h.session_id, h.seq) for h in await store.search_messages("lodz creme")]
+
+    assert await found() == [("old", 1)]
+    async with await Store.open(file_db_url) as store:
+        await rawdb.execute(store, "UPDATE search_index SET analyser = 'another'")
+        if store.dialect == "sqlite":
+            await rawdb.execute(
+                store, "INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')"
+            )
+        else:
+            await rawdb.execute(store, "UPDATE messages SET tsv = NULL")
+        assert await store.search_messages("lodz") == []
+    assert await found() == [("old", 1)]

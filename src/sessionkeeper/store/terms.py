@@ -151,18 +151,31 @@ def tsvector(text: str) -> str:
 
 
 def words(text: str) -> Iterator[tuple[int, int, tuple[str, ...]]]:
-    """Each word of the original ``text`` as (start, end, its terms): what snippets mark."""
+    """Each word of the original ``text`` as (start, end, its terms): what snippets mark.
+
+    Outside ASCII, each character is folded alone and the words found in the folded text
+    are mapped back to the characters they came from (ⓐ and ½ fold to letters and digits).
+    """
     if text.isascii():
         for m in _ASCII_WORD.finditer(text.lower()):
             yield m.start(), m.end(), _word_terms(m.group())
         return
-    for w in _WORD.finditer(text):
+    pieces = [_fold_char(c) for c in text]
+    origin = [i for i, piece in enumerate(pieces) for _ in piece]
+    folded = "".join(pieces)
+    for w in _WORD.finditer(folded):
         at, word = w.start(), w.group()
-        if _HAS_CJK.search(word):
-            for part in _CJK_OR_RUN.finditer(word):
-                yield at + part.start(), at + part.end(), _word_terms(part.group())
-        else:
-            yield at, w.end(), _word_terms(word)
+        parts = _CJK_OR_RUN.finditer(word) if _HAS_CJK.search(word) else None
+        spans = (
+            [(w.start(), w.end())]
+            if parts is None
+            else [(at + p.start(), at + p.end()) for p in parts]
+        )
+        for start, end in spans:
+            yield origin[start], origin[end - 1] + 1, _word_terms(folded[start:end])
+
+
+_fold_char = functools.lru_cache(maxsize=8_192)(fold)
 
 
 @functools.lru_cache(maxsize=65_536)
