@@ -51,14 +51,12 @@ PG_LIST = (
     "SELECT * FROM sessions WHERE agent_id = $1 ORDER BY updated_at DESC, session_id DESC LIMIT 21"
 )
 PG_COUNT = "SELECT count(*) FROM sessions WHERE agent_id = $1"
-# The same output as the store's search: rank, snippet (ts_headline), the session's title.
-# The words are single words, so each is its own tsquery text (search.pg_query gives the same).
+# The same rows as the store's search: rank, the content its snippet is cut from, the
+# session's title. $1 is one word's term as a tsquery literal (``tsquery_of``).
 PG_SEARCH = """
 SELECT m.session_id, m.seq, ts_rank(m.tsv, q) AS rank, m.role, m.agent_id, m.created_at,
-       (SELECT title FROM sessions s WHERE s.session_id = m.session_id) AS title,
-       ts_headline('sessionkeeper', m.content, q,
-                   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2')
-FROM messages m, to_tsquery('sessionkeeper', $1) q
+       (SELECT title FROM sessions s WHERE s.session_id = m.session_id) AS title, m.content
+FROM messages m, CAST($1 AS tsquery) q
 WHERE m.tsv @@ q
 ORDER BY rank DESC
 LIMIT 20
@@ -66,7 +64,7 @@ LIMIT 20
 # The least a search can be: keys and rank of the first 20 hits.
 PG_SEARCH_MIN = """
 SELECT session_id, seq, ts_rank(tsv, q) AS rank
-FROM messages, to_tsquery('sessionkeeper', $1) q
+FROM messages, CAST($1 AS tsquery) q
 WHERE tsv @@ q
 ORDER BY rank DESC
 LIMIT 20
@@ -97,7 +95,7 @@ SQ_LIST = (
 SQ_COUNT = "SELECT count(*) FROM sessions WHERE agent_id = ?"
 SQ_SEARCH = """
 SELECT m.session_id, m.seq, bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
-       s.title, snippet(messages_fts, 0, '<mark>', '</mark>', '…', 24)
+       s.title, m.content
 FROM messages_fts
 JOIN messages m ON m.rowid = messages_fts.rowid
 JOIN sessions s ON s.session_id = m.session_id
@@ -136,7 +134,23 @@ def sqlite_connect(path: str, *, query_only: bool = False) -> sqlite3.Connection
         conn.execute(f"PRAGMA {pragma}")
     if query_only:
         conn.execute("PRAGMA query_only=ON")
+    # The FTS5 index's triggers call the store's analyser (migration 0008): a bare INSERT
+    # into messages does the same indexing work as the store's.
+    from sessionkeeper.store import terms
+
+    conn.create_function(terms.TERMS_FUNCTION, 1, terms.index_text, deterministic=True)
     return conn
+
+
+def term_of(word: str) -> str:
+    """The index's term for one word (its Porter stem, folded): what a bare query looks up."""
+    from sessionkeeper.store import terms
+
+    return terms.terms(word)[0]
+
+
+def tsquery_of(word: str) -> str:
+    return f"'{term_of(word)}'"
 
 
 def append_tokens() -> int:
@@ -197,10 +211,10 @@ class PgBare:
         return rows, count
 
     async def search(self, word: str) -> list[Any]:
-        return list(await self.conn.fetch(PG_SEARCH, word))
+        return list(await self.conn.fetch(PG_SEARCH, tsquery_of(word)))
 
     async def search_min(self, word: str) -> list[Any]:
-        return list(await self.conn.fetch(PG_SEARCH_MIN, word))
+        return list(await self.conn.fetch(PG_SEARCH_MIN, tsquery_of(word)))
 
     async def unreferenced_copy(self) -> None:
         """``bare_sessions``: the sessions table's rows, columns and indexes; no foreign key
@@ -271,10 +285,10 @@ class SqliteBare:
         return rows, count
 
     async def search(self, word: str) -> list[Any]:
-        return self.conn.execute(SQ_SEARCH, (f'"{word}"',)).fetchall()
+        return self.conn.execute(SQ_SEARCH, (f'"{term_of(word)}"',)).fetchall()
 
     async def search_min(self, word: str) -> list[Any]:
-        return self.conn.execute(SQ_SEARCH_MIN, (f'"{word}"',)).fetchall()
+        return self.conn.execute(SQ_SEARCH_MIN, (f'"{term_of(word)}"',)).fetchall()
 
     async def unreferenced_copy(self) -> None:
         """``bare_sessions``: the sessions table's rows, columns and indexes; no foreign key

@@ -66,7 +66,7 @@ async def search_after_appends(ctx: Any, info: dict[str, Any]) -> Result:
             await ctx.store.search_messages(word)
 
         async def base_op() -> None:
-            await conn.fetch(bare.PG_SEARCH, word)
+            await conn.fetch(bare.PG_SEARCH, bare.tsquery_of(word))
 
         s, b = await compare(store_op, base_op, n=n, warmup=warm)
     finally:

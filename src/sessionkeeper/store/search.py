@@ -24,6 +24,7 @@ restore the two markers.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -39,18 +40,19 @@ _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)', re.UNICODE)
 _JOINABLE = re.compile(r"(?:[^\w\n]|_){0,3}")
 
 
-def query_terms(query: str) -> list[list[str]]:
-    """User text → its required parts, each a list of terms that must appear in a row."""
-    parts: list[list[str]] = []
+@functools.lru_cache(maxsize=1024)
+def query_terms(query: str) -> tuple[tuple[str, ...], ...]:
+    """User text → its required parts, each the terms that must appear in a row."""
+    parts: list[tuple[str, ...]] = []
     for phrase, chunk in _PHRASE_OR_WORD.findall(query):
         # A chunk with punctuation inside ("what's", "3.5", "foo_bar") is a phrase of its
         # words, as the index holds it.
         found = terms.terms(phrase or chunk)
         if found:
-            parts.append(found)
+            parts.append(tuple(found))
     if not parts:
         raise InvalidInput(f"search query {query!r} has no words to search for", field="q")
-    return parts
+    return tuple(parts)
 
 
 def fts5_query(query: str) -> str:
@@ -90,10 +92,12 @@ def snippet(
 
 
 def _marked(content: str, wanted: frozenset[str]) -> str:
+    found = _ascii_matches(content, wanted) if content.isascii() else None
+    matches = found or [
+        (start, end) for start, end, t in terms.words(content) if not wanted.isdisjoint(t)
+    ]
     spans: list[list[int]] = []
-    for start, end, found in terms.words(content):
-        if wanted.isdisjoint(found):
-            continue
+    for start, end in matches:
         if spans and _JOINABLE.fullmatch(content, spans[-1][1], start):
             spans[-1][1] = end
         else:
@@ -106,11 +110,34 @@ def _marked(content: str, wanted: frozenset[str]) -> str:
     return "".join(out)
 
 
+def _ascii_matches(content: str, wanted: frozenset[str]) -> list[tuple[int, int]]:
+    """The matched words of ASCII ``content``, looking only at words that start like a wanted
+    term (a Porter stem keeps its word's start but for its last letters: happy → happi,
+    possibility → possibl). Empty when none is found that way: the caller then looks at
+    every word."""
+    return [
+        m.span()
+        for m in _candidates(wanted).finditer(content.lower())
+        if terms.ascii_term(m.group()) in wanted
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(wanted: frozenset[str]) -> re.Pattern[str]:
+    starts = sorted({t[: max(1, len(t) - 2)] for t in wanted if t.isascii()}, key=len)
+    if not starts:
+        return re.compile(r"(?!)")
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, starts)) + r")[a-z0-9]*")
+
+
 def _window(marked: str, words: int, lead: int) -> str:
     """Up to ``words`` words of ``marked`` (text with every match marked), from ``lead``
     words before the first match."""
     parts = marked.split()
-    first = next((i for i, w in enumerate(parts) if MARK_START in w), 0)
+    # The part holding the first mark: the parts before the mark, less one if the mark is
+    # inside a part ("(<mark>x</mark>").
+    before = marked[: max(0, marked.find(MARK_START))]
+    first = len(before.split()) - (1 if before and not before[-1].isspace() else 0)
     start = max(0, min(first - lead, len(parts) - words))
     window = parts[start : start + words]
     text = " ".join(window)

@@ -127,6 +127,11 @@ def _split(text: str) -> list[str]:
     return [part for w in words for part in _CJK_OR_RUN.findall(w)]
 
 
+def ascii_term(word: str) -> str | None:
+    """The term of one ASCII word (letters and digits, lower case), None if too long."""
+    return _stem(word) if len(word) <= MAX_TERM else None
+
+
 @functools.lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
     stem: str = _stemmer.stemWord(word)
@@ -142,12 +147,14 @@ def tsvector(text: str) -> str:
     """A PostgreSQL ``tsvector`` literal of ``text``'s terms with their positions (1-based).
 
     Terms are letters, digits and marks only, so none needs quoting beyond the quotes.
-    PostgreSQL keeps 256 positions per term and none past 16,383 (README, "Search").
+    PostgreSQL keeps 256 positions per term and takes any past 16,383 as 16,383 (README,
+    "Search").
     """
-    positions: dict[str, list[str]] = {}
+    entries: dict[str, str] = {}
     for i, term in enumerate(terms(text), 1):
-        positions.setdefault(term, []).append(str(i))
-    return " ".join(f"'{t}':{','.join(p[:256])}" for t, p in positions.items())
+        entry = entries.get(term)
+        entries[term] = f"'{term}':{i}" if entry is None else f"{entry},{i}"
+    return " ".join(entries.values())
 
 
 def words(text: str) -> Iterator[tuple[int, int, tuple[str, ...]]]:
