@@ -18,6 +18,7 @@ the same harness times both sides. That is the driver at its fastest for one cal
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -35,13 +36,13 @@ WITH bump AS (
     WHERE session_id = $1
     RETURNING last_seq
 )
-INSERT INTO messages (session_id, seq, role, content, token_count, created_at)
-SELECT $1, last_seq, $2, $3, $4, $5 FROM bump
+INSERT INTO messages (session_id, seq, role, content, token_count, created_at, tsv)
+SELECT $1, last_seq, $2, $3, $4, $5, $6::tsvector FROM bump
 RETURNING seq
 """
 PG_PLAIN_INSERT = (
     "INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count, "
-    "metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "metadata, created_at, tsv) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector)"
 )
 PG_LAST50 = (
     "SELECT session_id, seq, role, content, agent_id, model, token_count, metadata, created_at "
@@ -160,6 +161,15 @@ def append_tokens() -> int:
     return tokens.get_tokenizer("cl100k_base").count(datagen.APPEND_TEXT)
 
 
+@functools.cache
+def append_tsvector() -> str:
+    """The ``tsv`` the store writes for ``datagen.APPEND_TEXT`` (computed once here: the
+    baseline does the database's share of the work, the store's analysis is the store's)."""
+    from sessionkeeper.store import terms
+
+    return terms.tsvector(datagen.APPEND_TEXT)
+
+
 class PgBare:
     """One bare asyncpg connection (driver defaults unless ``custom_plans``)."""
 
@@ -181,7 +191,13 @@ class PgBare:
     async def append(self, sid: str, tokens: int) -> int:
         return int(
             await self.conn.fetchval(
-                PG_APPEND, sid, "user", datagen.APPEND_TEXT, tokens, datetime.now(UTC)
+                PG_APPEND,
+                sid,
+                "user",
+                datagen.APPEND_TEXT,
+                tokens,
+                datetime.now(UTC),
+                append_tsvector(),
             )
         )
 
@@ -197,6 +213,7 @@ class PgBare:
             tokens,
             None,
             datetime.now(UTC),
+            append_tsvector(),
         )
 
     async def fix_counters(self, sid: str) -> None:
