@@ -37,6 +37,7 @@ def _ignore_fts(
     dialect_only = (
         "messages_fts",
         "messages_terms",
+        "messages_unindexed",
         "tsv",
         "ix_messages_tsv",
         "ix_sessions_aria_session_id",

@@ -28,7 +28,9 @@ earlier versions); JSON as text. Futures from the threads are awaited with
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sessionkeeper.errors import Conflict
 from sessionkeeper.models import Message, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import sqlite_index
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
@@ -48,6 +51,7 @@ from sessionkeeper.store.backends.sqlite_threads import (
     Runner,
     read_txn,
     translating,
+    write_txn,
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
@@ -62,6 +66,8 @@ if TYPE_CHECKING:
     from sessionkeeper.store.verbatim import Totals
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _process_locks: dict[tuple[str, str], threading.Lock] = {}
 _process_locks_guard = threading.Lock()
@@ -91,6 +97,13 @@ LIMIT ?2
 
 
 # ── values ──────────────────────────────────────────────────────────────────
+
+
+def _log_failure(job: concurrent.futures.Future[Any]) -> None:
+    if not job.cancelled() and job.exception() is not None:
+        # Nothing is lost: the notes stay, and the next batch, idle moment or search
+        # indexes them.
+        logger.warning("indexing noted messages failed: %r", job.exception())
 
 
 def _utc(value: str) -> datetime:
@@ -157,7 +170,8 @@ class SqliteBackend(Runner):
     dialect = "sqlite"
 
     def __init__(self, cfg: DatabaseConfig) -> None:
-        super().__init__(cfg)
+        super().__init__(cfg, sqlite_index.index_pending)
+        self._appended = 0  # messages appended since this process last indexed them
         self.checkpoints = SqliteCheckpoints(self)
         self.adk = SqliteAdk(self)
         # Rows keyed by session go with it by the foreign keys (ON DELETE CASCADE); a purge
@@ -213,6 +227,7 @@ class SqliteBackend(Runner):
             # VACUUM may renumber the rowids the FTS5 index is keyed by: rebuild it after.
             conn.execute("VACUUM")
             conn.execute("INSERT INTO messages_fts(messages_fts) VALUES('rebuild')")
+            sqlite_index.forget_notes(conn)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
         await self._wait(self._writer.submit(run))
@@ -230,11 +245,28 @@ class SqliteBackend(Runner):
                 return None
             # The FTS5 index reads every message's terms through the view (migration 0008).
             conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+            sqlite_index.forget_notes(conn)
             conn.execute("DELETE FROM search_index")
             conn.execute("INSERT INTO search_index (analyser) VALUES (?)", (analyser,))
             return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
         return await self._write(rebuild, bounded=False)
+
+    async def _index_noted(self) -> None:
+        """Index the messages appended since the last batch (any process's), so that a
+        search reads an index holding every acknowledged message."""
+        if await self._read(lambda c: c.execute(sqlite_index.NOTED).fetchone(), inline=True):
+            await self._write(sqlite_index.index_pending)
+
+    def _count_appended(self, n: int) -> None:
+        """Every INDEX_BATCH appends, index them: a job of its own on the writer, queued
+        behind the append, so no append's transaction carries the batch."""
+        self._appended += n
+        if self._appended < sqlite_index.INDEX_BATCH:
+            return
+        self._appended = 0
+        job = self._writer.submit(write_txn(sqlite_index.index_pending))
+        job.add_done_callback(_log_failure)
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -255,6 +287,8 @@ class SqliteBackend(Runner):
         return await self._read(read, inline=True)
 
     async def list_sessions(self, query: ListQuery) -> Listed:
+        if query.search is not None:
+            await self._index_noted()
         page_sql, count_sql, params, count_params = sql.listing(self.dialect, query)
 
         def read(conn: sqlite3.Connection) -> Listed:
@@ -330,7 +364,10 @@ class SqliteBackend(Runner):
                 conn.executemany(INSERT_MESSAGE, params)
             return list(range(first, first + n))
 
-        return await self._write(write)
+        seqs = await self._write(write)
+        if seqs is not None:
+            self._count_appended(n)
+        return seqs
 
     async def get_messages(
         self,
@@ -467,6 +504,7 @@ class SqliteBackend(Runner):
         if agent_ids is not None:
             filters += " AND " + p.one_of("s.agent_id", agent_ids)
         stmt = _SEARCH.format(filters=filters)
+        await self._index_noted()
 
         def read(conn: sqlite3.Connection) -> list[SearchHit]:
             return [
@@ -575,6 +613,7 @@ class SqliteBackend(Runner):
             conn.executemany(
                 INSERT_MESSAGE, [message_params(s.session_id, m.seq, m) for m in items]
             )
+            sqlite_index.index_pending(conn)  # an import is a batch of its own
             return True
 
         # Its lock wait is bounded like any write; a large session may then take a while.
@@ -602,6 +641,7 @@ class SqliteBackend(Runner):
                 "WHERE session_id = ?",
                 (totals.count, totals.tokens, totals.last_seq, s.session_id),
             )
+            sqlite_index.index_pending(conn)  # an import is a batch of its own
             return True
 
         return await self._write(write, bounded=False)

@@ -174,8 +174,11 @@ def _identity(path: str | None) -> tuple[int, int] | None:
 class Writer:
     """One thread, one connection; runs submitted functions in order; checkpoints when idle."""
 
-    def __init__(self, cfg: DatabaseConfig) -> None:
+    def __init__(
+        self, cfg: DatabaseConfig, idle_work: Callable[[sqlite3.Connection], Any] | None = None
+    ) -> None:
         self._cfg = cfg
+        self._idle_work = idle_work  # a write transaction's work, run when idle
         self._busy_ms = int(cfg.timeout * 1000)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wrote = False
@@ -246,7 +249,15 @@ class Writer:
             )
 
     def _idle(self) -> None:
-        if not self._wrote or self._cfg.memory:
+        if not self._wrote:
+            return
+        if self._idle_work is not None:
+            try:
+                write_txn(self._idle_work)(self.conn)
+            except sqlite3.Error:
+                return  # busy or failing: try again at the next idle moment
+        if self._cfg.memory:
+            self._wrote = False
             return
         self._wrote = False
         # Short busy wait: a reader holding an old snapshot must not stall the next append.
@@ -316,10 +327,12 @@ class Runner:
     one connection, the writer's, and everything runs on its thread.
     """
 
-    def __init__(self, cfg: DatabaseConfig) -> None:
+    def __init__(
+        self, cfg: DatabaseConfig, idle_work: Callable[[sqlite3.Connection], Any] | None = None
+    ) -> None:
         self.cfg = cfg
         self.timeout = cfg.timeout
-        self._writer = Writer(cfg)
+        self._writer = Writer(cfg, idle_work)
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._reader_conns: list[sqlite3.Connection] = []
         self._local = threading.local()

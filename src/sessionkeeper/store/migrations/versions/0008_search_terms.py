@@ -9,7 +9,10 @@ append on PostgreSQL. Now:
 - SQLite: ``messages_fts`` is an FTS5 index with the ``ascii`` tokenizer (terms are split at
   spaces and otherwise taken as they are) whose external content is the view
   ``messages_terms``: each message's terms, from the function ``sessionkeeper_terms`` that
-  every connection of the store registers. Triggers keep it in step with ``messages``.
+  every connection of the store registers. An append only notes its message in
+  ``messages_unindexed``; the store indexes the noted messages in batches, and always before
+  a search reads the index (``backends/sqlite_index.py``). Triggers keep index and notes in
+  step with ``messages``.
 - PostgreSQL: ``messages.tsv`` is a plain ``tsvector`` column the store writes with each
   row; the GIN index stays. The ``sessionkeeper`` text search configuration and its
   dictionary go (nothing uses them).
@@ -40,19 +43,24 @@ _SQLITE_UP = [
            SELECT rowid AS message_rowid, sessionkeeper_terms(content) AS terms FROM messages""",
     """CREATE VIRTUAL TABLE messages_fts USING fts5(
            terms, content='messages_terms', content_rowid='message_rowid', tokenize='ascii')""",
+    # An append only notes its message; the store moves the notes into the index in
+    # batches (backends/sqlite_index.py). A deleted or changed message leaves the index now
+    # if it was in it, else just its note.
+    "CREATE TABLE messages_unindexed (message_rowid INTEGER PRIMARY KEY)",
     """CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
-           INSERT INTO messages_fts(rowid, terms)
-           VALUES (new.rowid, sessionkeeper_terms(new.content));
+           INSERT INTO messages_unindexed (message_rowid) VALUES (new.rowid);
        END""",
     """CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
            INSERT INTO messages_fts(messages_fts, rowid, terms)
-           VALUES ('delete', old.rowid, sessionkeeper_terms(old.content));
+           SELECT 'delete', old.rowid, sessionkeeper_terms(old.content)
+           WHERE NOT EXISTS (SELECT 1 FROM messages_unindexed WHERE message_rowid = old.rowid);
+           DELETE FROM messages_unindexed WHERE message_rowid = old.rowid;
        END""",
     """CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN
            INSERT INTO messages_fts(messages_fts, rowid, terms)
-           VALUES ('delete', old.rowid, sessionkeeper_terms(old.content));
-           INSERT INTO messages_fts(rowid, terms)
-           VALUES (new.rowid, sessionkeeper_terms(new.content));
+           SELECT 'delete', old.rowid, sessionkeeper_terms(old.content)
+           WHERE NOT EXISTS (SELECT 1 FROM messages_unindexed WHERE message_rowid = old.rowid);
+           INSERT OR IGNORE INTO messages_unindexed (message_rowid) VALUES (new.rowid);
        END""",
 ]
 
@@ -60,6 +68,7 @@ _SQLITE_DOWN = [
     "DROP TRIGGER messages_fts_ai",
     "DROP TRIGGER messages_fts_ad",
     "DROP TRIGGER messages_fts_au",
+    "DROP TABLE messages_unindexed",
     "DROP TABLE messages_fts",
     "DROP VIEW messages_terms",
     """CREATE VIRTUAL TABLE messages_fts USING fts5(

@@ -1,0 +1,40 @@
+"""SQLite's search index, filled in batches so that an append does not pay for it.
+
+An append's trigger only notes the message's rowid in ``messages_unindexed`` (migration
+0008: a B-tree insert of one integer). The noted messages go into the FTS5 index together,
+in one write transaction (``index_pending``):
+- before a search or a search-filtered listing reads the index, if anything is noted, so a
+  search always finds every acknowledged message (any process's: the notes are in the
+  database);
+- when the writer is idle (a second after the last write), with the WAL checkpoint;
+- once a process has appended INDEX_BATCH messages since it last indexed, as a job of its own
+  on the writer, so that the notes stay few under a steady stream of appends.
+One FTS5 segment per batch instead of one per message also keeps the index smaller and its
+merges rarer. PostgreSQL needs none of this: its GIN index keeps a pending list of its own
+(``fastupdate``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+INDEX_BATCH = 1_000  # appends a process makes before it indexes them
+
+NOTED = "SELECT 1 FROM messages_unindexed LIMIT 1"
+_INDEX_NOTED = (
+    "INSERT INTO messages_fts(rowid, terms) "
+    "SELECT m.rowid, sessionkeeper_terms(m.content) "
+    "FROM messages_unindexed u JOIN messages m ON m.rowid = u.message_rowid"
+)
+
+
+def index_pending(conn: sqlite3.Connection) -> int:
+    """Index the noted messages (inside the caller's write transaction); how many."""
+    done = conn.execute(_INDEX_NOTED).rowcount
+    conn.execute("DELETE FROM messages_unindexed")
+    return max(done, 0)
+
+
+def forget_notes(conn: sqlite3.Connection) -> None:
+    """After a full rebuild of the index (which read every message), nothing is pending."""
+    conn.execute("DELETE FROM messages_unindexed")
