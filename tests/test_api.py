@@ -330,6 +330,47 @@ async def test_prune_dry_run_then_real(client: httpx.AsyncClient, store: Store) 
     assert_error(await client.post(f"{API}/prune", params={"days": 0}), 422, "invalid_input")
 
 
+@pytest.mark.parametrize("days", ["0.0001", "1.5", "0", "-3", "", "1e3"])
+async def test_prune_days_are_whole_days_from_1(
+    client: httpx.AsyncClient, store: Store, days: str
+) -> None:
+    old = datetime.now(UTC) - timedelta(hours=1)
+    session = await store.create_session(session_id="hour-old")
+    await store.import_session(replace(session, created_at=old, updated_at=old), [])
+    r = await client.post(f"{API}/prune", params={"days": days})
+    body = assert_error(r, 422, "invalid_input", "query field 'days'")
+    assert body["field"] == "days"
+    assert (await client.get(f"{API}/hour-old")).status_code == 200
+
+
+async def test_export_one_session_as_a_download(client: httpx.AsyncClient, store: Store) -> None:
+    from sessionkeeper.transfer.export import export_sessions
+
+    s = await new_session(client, session_id="chat:1", title="Export me")
+    for text in ("first", "second — with ünïcode"):
+        r = await client.post(f"{API}/chat:1/messages", json=user(text))
+        assert r.status_code == 201, r.text
+    r = await client.get(f"{API}/chat:1/export")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/x-ndjson"
+    assert r.headers["content-disposition"] == 'attachment; filename="chat_1.jsonl"'
+    # Byte for byte what `sessionkeeper export` writes, which `import` reads back.
+    import io
+
+    out = io.StringIO()
+    await export_sessions(store, out, session_ids=[s["session_id"]])
+    assert r.text == out.getvalue() and r.text.count("\n") == 3
+
+    r = await client.get(f"{API}/chat:1/export", params={"format": "markdown"})
+    assert r.status_code == 200 and r.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert r.text.startswith("# Export me") and "second — with ünïcode" in r.text
+    assert r.headers["content-disposition"] == 'attachment; filename="chat_1.md"'
+
+    assert_error(await client.get(f"{API}/nope/export"), 404, "not_found")
+    r = await client.get(f"{API}/chat:1/export", params={"format": "csv"})
+    assert assert_error(r, 422, "invalid_input")["field"] == "format"
+
+
 # ── the principal hook ──────────────────────────────────────────────────────
 
 

@@ -147,9 +147,87 @@ async def test_scoped_key_creates_only_for_its_agents(keyed: Keys) -> None:
         r = await bot.post(API, json={"agent_id": "b"})
         assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
         assert (await bot.post(API, json={"agent_id": "a"})).status_code == 201
-        # A scoped key has no default agent: "main" is another agent.
-        assert (await bot.post(API, json={})).status_code == 403
         assert (await admin.get(API)).json()["total"] == 1
+
+
+async def test_a_create_without_agent_id_is_the_keys_default_agent(
+    store: Store, db_url: str
+) -> None:
+    """Left out, agent_id is "main" if the key may act for it, else the key's only agent; a
+    key of several agents, none of them "main", must name one (422 naming agent_id). The
+    same rule for a session made by the chat endpoint's first message."""
+    keys = store.keys
+    _, admin = await keys.create(admin=True)
+    _, one = await keys.create(agent_ids=["a"])
+    _, with_main = await keys.create(agent_ids=["a", "main"])
+    _, several = await keys.create(agent_ids=["a", "b"])
+    app = make_app(db_url, store)
+    chat = "/api/engine/chat/stream"
+    for token, expected in ((admin, "main"), (one, "a"), (with_main, "main")):
+        async with client(app, token) as c:
+            r = await c.post(API, json={"title": "no agent named"})
+            assert r.status_code == 201 and r.json()["agent_id"] == expected, r.text
+            r = await c.post(chat, json={"content": "hello"})
+            assert r.status_code == 200, r.text
+            sid = r.text.split('"session_id":"', 1)[1].split('"', 1)[0]
+            assert (await store.get_session(sid)).agent_id == expected
+    before = (await store.list_sessions()).total
+    async with client(app, several) as c:
+        for r in (await c.post(API, json={}), await c.post(chat, json={"content": "hello"})):
+            assert r.status_code == 422, r.text
+            body = r.json()
+            assert body["field"] == "agent_id"
+            assert "several agents ('a', 'b')" in body["detail"] and "agent_id" in body["detail"]
+        assert (await c.post(API, json={"agent_id": "b"})).json()["agent_id"] == "b"
+        assert (await c.post(API, json={"agent_id": "main"})).status_code == 403
+        # Continuing a session needs no agent_id, whatever the key's scope.
+        made = (await c.post(API, json={"agent_id": "a"})).json()["session_id"]
+        r = await c.post(chat, json={"content": "hi", "session_id": made})
+        assert r.status_code == 200 and "event: done" in r.text, r.text
+    assert (await store.list_sessions()).total == before + 2
+    async with client(app, admin) as c:  # null is not "left out"
+        r = await c.post(API, json={"agent_id": None})
+        assert r.status_code == 422 and r.json()["field"] == "agent_id", r.text
+
+
+async def test_whoami_says_what_the_key_may_do(keyed: Keys, store: Store, db_url: str) -> None:
+    _, several = await store.keys.create(agent_ids=["x", "y"], name="two")
+    async with client(keyed.app, keyed.admin) as admin:
+        me = (await admin.get("/api/engine/whoami")).json()
+        assert me == {
+            "name": "ops",
+            "key_id": me["key_id"],
+            "admin": True,
+            "agent_ids": None,
+            "default_agent_id": "main",
+            "maintenance": True,
+        }
+    async with client(keyed.app, keyed.scoped) as bot:
+        me = (await bot.get("/api/engine/whoami")).json()
+        assert me == {
+            "name": "bot-a",
+            "key_id": keyed.scoped_id,
+            "admin": False,
+            "agent_ids": ["a"],
+            "default_agent_id": "a",
+            "maintenance": False,
+        }
+    async with client(keyed.app, several) as two:
+        me = (await two.get("/api/engine/whoami")).json()
+        assert (me["agent_ids"], me["default_agent_id"], me["maintenance"]) == (
+            ["x", "y"],
+            None,
+            False,
+        )
+    async with client(keyed.app) as anonymous:
+        assert_401(await anonymous.get("/api/engine/whoami"))
+    open_app = make_app(db_url, await Store.open("sqlite://"))
+    try:
+        async with client(open_app) as c:
+            me = (await c.get("/api/engine/whoami")).json()
+            assert (me["key_id"], me["admin"], me["maintenance"]) == (None, True, True)
+    finally:
+        await open_app.state.store.close()
 
 
 async def test_taken_id_of_another_agent_is_answered_like_a_taken_id_of_ones_own(

@@ -50,9 +50,10 @@ DOCS = (
 
 
 @contextlib.contextmanager
-def running_server(db_url: str) -> Iterator[str]:
-    """The base URL of a real sessionkeeper server on a free local port."""
-    settings = Settings(database_url=db_url, maintenance=False)
+def running_server(db_url: str, **settings_: Any) -> Iterator[str]:
+    """The base URL of a real sessionkeeper server on a free local port (``settings_``: more
+    settings, e.g. ``llm_base_url`` of a tests/fakellm.py model)."""
+    settings = Settings(database_url=db_url, maintenance=False, **settings_)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -43,7 +43,8 @@ LONG_WORDS = " ".join(["Supercalifragilistic"] * 9)
 # Clipping does not excuse it: the chat page's body clips, and what it cuts off is lost.
 # And every scrolling box that does scroll sideways, but for those meant to (SIDEWAYS_OK):
 # a box scrolling vertically (the transcripts) computes overflow-x auto as well.
-SIDEWAYS_OK = ".table-wrap"
+# (The sessions table; a reply's code blocks and tables, whose lines are kept whole.)
+SIDEWAYS_OK = ".table-wrap, .md pre, .md-table"
 OVERFLOWING = """
 (sidewaysOk) => {
   const vw = window.innerWidth;
@@ -172,7 +173,15 @@ async def _plant(store: Store) -> dict[str, str]:
                     "assistant",
                     "The digest isn't in the registry: the build pushed "
                     "sessionkeeper-api:2024.06.1-rc3 but the manifest pins a digest from the "
-                    "previous build. Re-run the pipeline's `pin` step, then retry the rollout.\n\n"
+                    "previous build. Re-run the pipeline's `pin` step, then retry the rollout:\n\n"
+                    "```sh\nkubectl -n staging set image deploy/sessionkeeper-api api="
+                    "registry.internal.example.com/platform/sessionkeeper-api:2024.06.1-rc3\n"
+                    "```\n\n"
+                    "| build | tag | digest |\n|---|---|---|\n"
+                    "| 184467 | 2024.06.1-rc3 | sha256:"
+                    + "9f86d081884c7d659a2feaa0c55ad015"
+                    * 2
+                    + " |\n\n"
                     "https://ci.example.com/platform/sessionkeeper/-/pipelines/184467/jobs/"
                     "9921733/artifacts/browse/build/manifests/staging/",
                 ),
@@ -234,8 +243,16 @@ def test_pages_fit_a_phone(server: tuple[str, str], browser: Any, mobile: bool) 
     expect(page.locator("#sidebar")).to_be_hidden()
     page.wait_for_timeout(300)  # the session list has loaded (in the hidden drawer)
     assert_fits(page, "/chat", width)
+    expect(page.locator("#agent-pick")).to_be_visible()  # open mode: any agent
     assert_reachable(
-        page, "/chat", "#show-sidebar", "#input", "#send", "nav a[href='/sessions']", "#api-key"
+        page,
+        "/chat",
+        "#show-sidebar",
+        "#input",
+        "#send",
+        "#agent",
+        "nav a[href='/sessions']",
+        "#api-key",
     )
 
     page.click("#show-sidebar")
@@ -244,7 +261,9 @@ def test_pages_fit_a_phone(server: tuple[str, str], browser: Any, mobile: bool) 
     assert page.get_attribute("#show-sidebar", "aria-expanded") == "true"
     assert_fits(page, "/chat, the list open", width)
     extreme_item = f".session-item[data-session-id='{ids['extreme']}']"
-    assert_reachable(page, "/chat, the list open", "#new-chat", "#hide-sidebar", extreme_item)
+    assert_reachable(
+        page, "/chat, the list open", "#new-chat", "#hide-sidebar", "#sidebar-search", extreme_item
+    )
     page.click("#hide-sidebar")
     expect(page.locator("#sidebar")).to_be_hidden()
     page.click("#show-sidebar")
@@ -264,6 +283,7 @@ def test_pages_fit_a_phone(server: tuple[str, str], browser: Any, mobile: bool) 
         "/chat, the longest session",
         "#show-sidebar",
         "#rename",
+        "#export",
         "#end",
         "#delete",
         "#input",
@@ -314,6 +334,8 @@ def test_pages_fit_a_phone(server: tuple[str, str], browser: Any, mobile: bool) 
         page,
         "/sessions, a transcript",
         "#detail-open",
+        "#detail-link",
+        "#detail-export",
         "#detail-end",
         "#detail-delete",
         "#detail-close",
@@ -369,7 +391,8 @@ def test_same_data_at_1280_px(server: tuple[str, str], browser: Any) -> None:  #
     assert sidebar["x"] == 0 and sidebar["width"] == 280
     assert conversation["x"] == 280 and conversation["y"] == sidebar["y"]
     # The actions stay in one row beside the title.
-    tops = {round(page.locator(s).bounding_box()["y"]) for s in ("#rename", "#end", "#delete")}
+    actions = ("#rename", "#export", "#end", "#delete")
+    tops = {round(page.locator(s).bounding_box()["y"]) for s in actions}
     assert len(tops) == 1
     assert_fits(page, "/chat at 1280 px", width)
 

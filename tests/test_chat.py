@@ -285,6 +285,93 @@ async def test_same_content_resent_within_5_seconds_is_409(
     assert (await store.get_session(sid)).message_count == 6
 
 
+async def test_retry_answers_the_failed_turn_without_storing_it_twice(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    fake.options.fail_status = 503
+    events = await chat(client, content="are you there?")
+    assert [n for n, _ in events] == ["session", "error"]
+    sid = events[0][1]["session_id"]
+    user_seq = events[0][1]["user_message"]["seq"]
+
+    fake.options.fail_status = None
+    events = await chat(client, session_id=sid, content="are you there?", retry=True)
+    assert [n for n, _ in events][0] == "session" and events[-1][0] == "done"
+    assert events[0][1]["created"] is False
+    assert events[0][1]["user_message"]["seq"] == user_seq
+    stored = await store.get_messages(sid)
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", "are you there?"),
+        ("assistant", "Reply to: are you there?"),
+    ]
+    # The model saw the turn once, as its last message.
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "are you there?"}]
+
+    # Answered now: nothing to retry (409), and nothing changes.
+    r = await client.post(
+        STREAM, json={"session_id": sid, "content": "are you there?", "retry": True}
+    )
+    assert r.status_code == 409 and "nothing to retry" in r.json()["detail"], r.text
+    assert (await store.get_session(sid)).message_count == 2
+
+
+async def test_retry_replaces_a_partial_reply_once_the_new_one_is_stored(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    fake.options.reply = "one two three four five six seven eight"
+    fake.options.abort_after = 2
+    events = await chat(client, content="count")
+    sid = events[0][1]["session_id"]
+    partial = events[-1][1]["message"]
+    assert partial["metadata"]["partial"] is True
+
+    # A retry that brings nothing keeps the old partial text.
+    fake.options.fail_status = 502
+    events = await chat(client, session_id=sid, content="count", retry=True)
+    assert [n for n, _ in events] == ["session", "error"]
+    assert [m.seq for m in await store.get_messages(sid)] == [1, partial["seq"]]
+
+    # A retry that answers replaces it; the model was not sent the partial reply.
+    fake.options.fail_status = None
+    fake.options.abort_after = None
+    events = await chat(client, session_id=sid, content="count", retry=True)
+    assert events[-1][0] == "done"
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "count"}]
+    stored = await store.get_messages(sid)
+    assert [(m.role, m.content, m.metadata) for m in stored] == [
+        ("user", "count", {}),
+        ("assistant", "one two three four five six seven eight", {}),
+    ]
+    session = await store.get_session(sid)
+    assert session.message_count == 2
+    assert session.token_count == sum(m.token_count for m in stored)
+
+
+async def test_retry_refusals_change_nothing(
+    client: httpx.AsyncClient, store: Store, fake: FakeLLM
+) -> None:
+    fake.options.fail_status = 500
+    events = await chat(client, content="first try")
+    sid = events[0][1]["session_id"]
+    fake.options.fail_status = None
+    r = await client.post(STREAM, json={"content": "first try", "retry": True})
+    assert r.status_code == 422 and r.json()["field"] == "session_id", r.text
+    r = await client.post(STREAM, json={"session_id": sid, "content": "other", "retry": True})
+    assert r.status_code == 409 and "is not this one" in r.json()["detail"], r.text
+    r = await client.post(STREAM, json={"session_id": "nope", "content": "x", "retry": True})
+    assert r.status_code == 404, r.text
+    empty = await store.create_session()
+    r = await client.post(
+        STREAM, json={"session_id": empty.session_id, "content": "x", "retry": True}
+    )
+    assert r.status_code == 409, r.text
+    await store.end_session(sid)
+    r = await client.post(STREAM, json={"session_id": sid, "content": "first try", "retry": True})
+    assert r.status_code == 409 and "ended" in r.json()["detail"], r.text
+    assert [(m.role, m.content) for m in await store.get_messages(sid)] == [("user", "first try")]
+    assert len(fake.requests) == 1  # only the first, failed, call reached the model
+
+
 def test_auto_title_rule() -> None:
     assert auto_title("  Hello\n\n  world\t ") == "Hello world"
     assert auto_title(" \n ") is None
@@ -368,8 +455,11 @@ async def test_scoped_key_chats_only_in_its_agents_sessions(
     app.dependency_overrides[get_principal] = scoped
     r = await client.post(STREAM, json={"session_id": other.session_id, "content": "hi"})
     assert r.status_code == 404, r.text
-    r = await client.post(STREAM, json={"content": "hi"})  # agent_id defaults to main
+    r = await client.post(STREAM, json={"content": "hi", "agent_id": "main"})
     assert r.status_code == 403, r.text
+    # Left out, agent_id is the key's one agent (test_auth.py has the whole rule).
+    events = await chat(client, content="mine by default")
+    assert events[0][1]["agent_id"] == "alpha" and events[-1][0] == "done"
     events = await chat(client, session_id=mine.session_id, content="hi")
     assert events[-1][0] == "done"
     events = await chat(client, agent_id="alpha", content="new one")

@@ -16,8 +16,9 @@ What is counted where:
 - ghosts purged, prune runs, sessions pruned: by the maintenance endpoints
   (``trigger="api"``) and the scheduled runner (``trigger="schedule"``, the runner's listener).
 
-``/healthz`` and ``/readyz`` are public (probes carry no key); ``/metrics`` needs an admin key
-once keys exist (it spans every agent).
+``/healthz`` and ``/readyz`` are public (probes carry no key) and answer HEAD too (the GET's
+status and headers, no body: what ``curl -I`` and some load balancers' probes send);
+``/metrics`` needs an admin key once keys exist (it spans every agent).
 """
 
 from __future__ import annotations
@@ -214,10 +215,23 @@ class RequestMetrics:
 router = APIRouter(tags=["health"])
 
 
+def head_of(response: Response) -> Response:
+    """The answer to a HEAD: the GET's status and headers (its Content-Length too), no body."""
+    return Response(status_code=response.status_code, headers=dict(response.headers))
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers (the database is not consulted; see /readyz)."""
     return {"status": "ok"}
+
+
+@router.head(
+    "/healthz", response_class=Response, responses={200: {"description": "Alive (no body)."}}
+)
+async def healthz_head() -> Response:
+    """/healthz without the body."""
+    return head_of(JSONResponse(await healthz()))
 
 
 class Ready(BaseModel):
@@ -269,6 +283,19 @@ async def readyz(request: Request) -> JSONResponse:
         )
         return _not_ready(body, "schema_mismatch", detail, "ok")
     return JSONResponse({"status": "ready", "database": "ok", "schema": body["schema"]})
+
+
+@router.head(
+    "/readyz",
+    response_class=Response,
+    responses={
+        200: {"description": "Ready (no body)."},
+        503: {"description": "Not ready (no body: GET /readyz says why)."},
+    },
+)
+async def readyz_head(request: Request) -> Response:
+    """/readyz without the body."""
+    return head_of(await readyz(request))
 
 
 def _not_ready(body: dict[str, Any], code: str, detail: str, database: str) -> JSONResponse:

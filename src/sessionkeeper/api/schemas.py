@@ -120,6 +120,35 @@ NewSessionId = Annotated[
     ),
 ]
 Label = Annotated[str, documented(LABEL_SCHEMA)]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be left out, but not null")
+    return value
+
+
+NEW_AGENT_DESCRIPTION = (
+    'The agent of the new session. Left out: "main" if the key may act for it, else the '
+    'key\'s only agent; a key of several agents, none of them "main", must name one (422).'
+)
+# Optional, never null: left out means "the caller's default agent" (Principal.agent_for).
+NewSessionAgent = Annotated[
+    str | None,
+    BeforeValidator(_not_null),
+    documented(LABEL_SCHEMA, NEW_AGENT_DESCRIPTION),
+]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # null is the "left out" marker, not a value to send
+
+
+def agent_field(description: str | None = None) -> Any:
+    """The field of a ``NewSessionAgent``: defaults to None, which the schema does not show."""
+    return Field(None, description=description, json_schema_extra=_no_default)
+
+
 Title = Annotated[
     str,
     documented(
@@ -227,7 +256,7 @@ class SessionCreate(BaseModel):
     model_config = _STRICT
 
     session_id: NewSessionId | None = None
-    agent_id: Label = "main"
+    agent_id: NewSessionAgent = agent_field()
     title: Title | None = None
     session_type: Label = "chat"
     metadata: Metadata | None = Field(None, description=METADATA_DESCRIPTION)

@@ -16,6 +16,11 @@ A turn has two phases, so that every refusal happens before the first byte of a 
 The model gets the session's token-budgeted window, not the whole history:
 ``context_window(sid, max_tokens, reserve=reply_reserve(max_tokens))``.
 
+A *retry* (``ChatRequest(retry=True)``) runs the model again for a turn that got no complete
+reply: the session's last message must be that same user message, or a partial reply after
+it. Nothing is stored for the user again; a partial reply is replaced (deleted) once the
+retry has stored a reply of its own, so if the retry brings nothing, the old text stays.
+
 Auto-title rule (applied when the session has no title): take the session's first user
 message, collapse every run of whitespace to one space and strip the ends; if the result is
 longer than 80 characters, keep its first 77 characters and append ``"..."`` (80 in all).
@@ -23,6 +28,7 @@ longer than 80 characters, keep its first 77 characters and append ``"..."`` (80
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass
@@ -88,6 +94,7 @@ class ChatRequest:
     session_id: str | None = None
     agent_id: str = "main"  # used only when the session is created by this request
     max_context_tokens: int | None = None
+    retry: bool = False  # answer the session's last user message (``content``) again
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,8 @@ class ChatTurn:
     window: Window
     reserve: int
     reply: Message | None = None
+    # A retry's old partial reply, deleted once the new reply is stored.
+    replaces: Message | None = None
     # Called once the assistant reply (or a kept partial) is stored, e.g. to count it.
     on_reply_stored: Callable[[Message], None] | None = None
 
@@ -212,6 +221,14 @@ class ChatTurn:
         )
         if self.on_reply_stored is not None:
             self.on_reply_stored(reply)
+        if self.replaces is not None:
+            old, self.replaces = self.replaces, None
+            try:
+                await self.store.delete_message(self.session.session_id, old.seq)
+            except NotFound:
+                pass  # deleted meanwhile
+            except Exception:
+                logger.exception("could not delete the replaced reply %s", old.seq)
         return reply
 
     async def _save_quietly(self, text: str, error: str) -> None:
@@ -248,6 +265,41 @@ async def _check_duplicate(store: Store, session: Session, content: str) -> None
             session_id=session.session_id,
             seq=last_user.seq,
         )
+
+
+async def _retry_target(
+    store: Store, session: Session, content: str
+) -> tuple[Message, Message | None]:
+    """What a retry answers again: the session's last user message, which must be
+    ``content``, and the partial reply after it that the retry replaces (if any)."""
+    recent = await store.get_messages(session.session_id, last=2)
+    replaces = None
+    if recent and recent[-1].role == "assistant" and recent[-1].metadata.get("partial"):
+        replaces = recent.pop()
+    sid = session.session_id
+    if not recent or recent[-1].role != "user":
+        raise Conflict(
+            f"nothing to retry: the last message in session {sid!r} is not a message waiting "
+            "for a reply",
+            session_id=sid,
+        )
+    if recent[-1].content != content:
+        raise Conflict(
+            f"nothing to retry: the last message in session {sid!r} is not this one",
+            session_id=sid,
+            seq=recent[-1].seq,
+        )
+    return recent[-1], replaces
+
+
+def _without(window: Window, message: Message | None) -> Window:
+    """The window without ``message`` (a retry's old partial reply: the model answers anew)."""
+    kept = [m for m in window.messages if message is None or m.seq != message.seq]
+    if len(kept) == len(window.messages):
+        return window
+    assert message is not None
+    used = message.token_count + MESSAGE_OVERHEAD_TOKENS
+    return dataclasses.replace(window, messages=kept, total_tokens=window.total_tokens - used)
 
 
 async def _first_user_text(store: Store, session: Session, content: str) -> str:
@@ -287,7 +339,17 @@ async def prepare_turn(
         )
 
     created = False
-    if request.session_id is not None:
+    retried: Message | None = None
+    replaces: Message | None = None
+    if request.retry:
+        if request.session_id is None:
+            raise InvalidInput(
+                "a retry needs session_id: the session whose last message is answered again",
+                field="session_id",
+            )
+        session = await _find_session(store, request.session_id, scope)
+        retried, replaces = await _retry_target(store, session, content)
+    elif request.session_id is not None:
         session = await _find_session(store, request.session_id, scope)
         await _check_duplicate(store, session, content)
     else:
@@ -298,9 +360,13 @@ async def prepare_turn(
 
     stored: Message | None = None
     try:
-        stored = await store.add_message(session.session_id, "user", content)
+        if retried is None:
+            stored = await store.add_message(session.session_id, "user", content)
+        user_message = stored or retried
+        assert user_message is not None
         window = await store.context_window(session.session_id, max_tokens, reserve=reserve)
-        if not window.messages or window.messages[-1].seq != stored.seq:
+        window = _without(window, replaces)
+        if not window.messages or window.messages[-1].seq != user_message.seq:
             raise InvalidInput(
                 "the message does not fit the context budget beside the system prompt",
                 field="content",
@@ -309,7 +375,6 @@ async def prepare_turn(
         with anyio.move_on_after(_SAVE_TIMEOUT, shield=True):
             await _undo(store, session.session_id, created, stored)
         raise
-    user_message = stored
 
     if session.title is None:
         title = auto_title(await _first_user_text(store, session, content))
@@ -323,6 +388,7 @@ async def prepare_turn(
         user_message=user_message,
         window=window,
         reserve=reserve,
+        replaces=replaces,
     )
 
 

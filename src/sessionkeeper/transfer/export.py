@@ -95,34 +95,47 @@ async def export_sessions(
     append made meanwhile has a later seq and is left for the next export). If a message was
     deleted meanwhile, the lines would not match their header: Conflict, export again.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
+    check_format(fmt)
     summary = ExportSummary(format=fmt)
     async for session in select_sessions(store, session_ids, agent_ids):
-        if fmt == "jsonl":
-            out.write(dump_line(session_record(session)))
-        else:
-            out.write(markdown_header(session, first=summary.sessions == 0))
-        count = tokens = 0
-        async for page in message_pages(store, session.session_id, session.message_count):
-            for message in page:
-                out.write(
-                    dump_line(message_record(message))
-                    if fmt == "jsonl"
-                    else markdown_message(message)
-                )
-                count += 1
-                tokens += message.token_count
-        if (count, tokens) != (session.message_count, session.token_count):
-            raise Conflict(
-                f"session {session.session_id} changed while it was exported (messages "
-                f"deleted meanwhile: {count} of {session.message_count} found): export again"
-            )
+        async for chunk in session_chunks(store, session, fmt, first=summary.sessions == 0):
+            out.write(chunk)
         summary.sessions += 1
-        summary.messages += count
+        summary.messages += session.message_count
         if progress is not None:
             progress(session)
     return summary
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
+
+
+async def session_chunks(
+    store: Store, session: Session, fmt: str = "jsonl", *, first: bool = True
+) -> AsyncIterator[str]:
+    """One session's export, a line (JSONL) or section (Markdown) at a time: the header from
+    the session row's counters, then the messages it counted. Conflict at the end if a
+    message was deleted meanwhile (the lines would not match their header)."""
+    check_format(fmt)
+    if fmt == "jsonl":
+        yield dump_line(session_record(session))
+    else:
+        yield markdown_header(session, first=first)
+    count = tokens = 0
+    async for page in message_pages(store, session.session_id, session.message_count):
+        for message in page:
+            yield (
+                dump_line(message_record(message)) if fmt == "jsonl" else markdown_message(message)
+            )
+            count += 1
+            tokens += message.token_count
+    if (count, tokens) != (session.message_count, session.token_count):
+        raise Conflict(
+            f"session {session.session_id} changed while it was exported (messages "
+            f"deleted meanwhile: {count} of {session.message_count} found): export again"
+        )
 
 
 def _md_time(value: datetime | None) -> str:

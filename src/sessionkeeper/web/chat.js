@@ -1,18 +1,32 @@
 /* The chat page. A session exists only once its first message is sent: "New chat" clears the
- * view and nothing else, and loading this page only reads (model info, the session list, and
- * the transcript named in ?session=). */
+ * view and nothing else, and loading this page only reads (who the key is, model info, the
+ * session list, and the transcript named in ?session=).
+ *
+ * A failed model call is shown once, where it happened: a reply cut short keeps its text
+ * with a "partial" badge and the error; a call that brought nothing leaves no empty bubble,
+ * just the error. Either way a Retry button asks the server to answer the same message again
+ * (`retry: true`): the message is not stored twice. */
 "use strict";
 
 (() => {
-  const { api, streamChat, el, clear, dayGroup, GROUPS, when, fullTime, num } = SK;
+  const { api, streamChat, el, clear, dayGroup, GROUPS, when, fullTime, plural } = SK;
   const $ = (id) => document.getElementById(id);
   const ui = {
     groups: $("session-groups"), sidebarEmpty: $("sidebar-empty"), title: $("conv-title"),
     meta: $("conv-meta"), actions: $("conv-actions"), notice: $("notice"),
     transcript: $("transcript"), empty: $("empty-state"), composer: $("composer"),
-    input: $("input"), send: $("send"),
+    input: $("input"), send: $("send"), search: $("sidebar-search"), more: $("sidebar-more"),
+    agentPick: $("agent-pick"), agent: $("agent"),
   };
-  const state = { session: null, streaming: false, sessions: [] };
+  const SIDEBAR_PAGE = 30;
+  const OTHER_AGENT = "";  // the picker's "Other agent…" entry (no agent id is empty)
+  const state = {
+    session: null, streaming: false,
+    // The sidebar: the sessions loaded so far (pages of SIDEBAR_PAGE, newest first), the
+    // cursor of the next page, and the search they match.
+    sessions: [], cursor: null, hasMore: false, pages: 0, search: "",
+    me: null, agents: [],
+  };
 
   function notice(text, kind) {
     ui.notice.hidden = !text;
@@ -27,6 +41,65 @@
     }
   }
 
+  /* ── who may start what: the agent picker ───────────────────────────── */
+
+  /* A key of one agent starts its chats there (no picker). A key of several agents picks
+   * among them; an admin key (or the open API) among the agents that have sessions, or
+   * names another. */
+  async function setupAgents() {
+    const me = await SK.whoami();
+    state.me = me;
+    if (!me) return;
+    let agents = me.agent_ids;
+    if (!agents) {
+      agents = ["main"];
+      try {
+        const st = await api("/sessions/stats");
+        agents = [...new Set(["main", ...Object.keys(st.by_agent).sort()])];
+      } catch (_) { /* keep "main" */ }
+    }
+    state.agents = agents;
+    clear(ui.agent);
+    for (const a of agents) ui.agent.append(el("option", { value: a, text: a }));
+    if (!me.agent_ids) {
+      ui.agent.append(el("option", { value: OTHER_AGENT, "data-other": true, text: "Other agent…" }));
+    }
+    ui.agent.value = me.default_agent_id && agents.includes(me.default_agent_id)
+      ? me.default_agent_id : agents[0];
+    ui.agent.dataset.chosen = ui.agent.value;
+    showHeader();
+  }
+
+  function pickerWanted() {
+    const me = state.me;
+    return !!me && (!me.agent_ids || me.agent_ids.length > 1);
+  }
+
+  function chooseOtherAgent() {
+    if (ui.agent.value !== OTHER_AGENT) {
+      ui.agent.dataset.chosen = ui.agent.value;
+      return;
+    }
+    const name = (window.prompt("Agent id for the new chat:", "") || "").trim();
+    if (name) {
+      if (!state.agents.includes(name)) {
+        state.agents.push(name);
+        ui.agent.insertBefore(el("option", { value: name, text: name }),
+          ui.agent.querySelector("option[data-other]"));
+      }
+      ui.agent.value = name;
+    } else {
+      ui.agent.value = ui.agent.dataset.chosen || state.agents[0];
+    }
+    ui.agent.dataset.chosen = ui.agent.value;
+  }
+
+  /* The agent_id a new chat is sent with; null: let the server choose (its default). */
+  function newChatAgent() {
+    if (pickerWanted() && ui.agent.value !== OTHER_AGENT) return ui.agent.value;
+    return state.me ? state.me.default_agent_id : null;
+  }
+
   /* ── sidebar ─────────────────────────────────────────────────────────── */
 
   /* On narrow screens the list is a drawer over the conversation (CSS shows it only with
@@ -37,21 +110,82 @@
     if (open) $("new-chat").focus();
   }
 
+  // Sessions without messages are not conversations (ghosts made elsewhere): not listed.
+  const conversation = (s) => s.message_count > 0;
+
+  function fetchSessions(cursor) {
+    const q = new URLSearchParams({ limit: SIDEBAR_PAGE, sort: "updated_at", order: "desc" });
+    if (state.search) q.set("search", state.search);
+    if (cursor) q.set("cursor", cursor);
+    return api("/sessions?" + q);
+  }
+
+  /* The newest page again (after a message, a rename…). Pages loaded further down stay:
+   * the fresh page goes on top and replaces their copies of the same sessions. */
   async function loadSidebar() {
-    try {
-      const page = await api("/sessions?limit=100&sort=updated_at&order=desc");
-      // Sessions without messages are not conversations (ghosts made elsewhere): not listed.
-      state.sessions = page.sessions.filter((s) => s.message_count > 0);
-    } catch (err) {
-      notice("Could not load conversations: " + err.message, "error");
+    const search = state.search;
+    let page;
+    try { page = await fetchSessions(null); } catch (err) {
+      if (search === state.search) sidebarFailed(err);
       return;
     }
+    if (search !== state.search) return;  // a newer search has replaced this one
+    const fresh = page.sessions.filter(conversation);
+    if (state.pages <= 1) {
+      state.sessions = fresh;
+      state.cursor = page.next_cursor;
+      state.hasMore = page.has_more;
+      state.pages = 1;
+    } else {
+      const ids = new Set(fresh.map((s) => s.session_id));
+      state.sessions = fresh.concat(state.sessions.filter((s) => !ids.has(s.session_id)));
+    }
     renderSidebar();
+  }
+
+  async function loadMore() {
+    const search = state.search;
+    ui.more.disabled = true;
+    let page;
+    try { page = await fetchSessions(state.cursor); } catch (err) {
+      ui.more.disabled = false;
+      if (search === state.search) sidebarFailed(err);
+      return;
+    }
+    ui.more.disabled = false;
+    if (search !== state.search) return;
+    const have = new Set(state.sessions.map((s) => s.session_id));
+    state.sessions = state.sessions.concat(
+      page.sessions.filter((s) => conversation(s) && !have.has(s.session_id)));
+    state.cursor = page.next_cursor;
+    state.hasMore = page.has_more;
+    state.pages += 1;
+    renderSidebar();
+  }
+
+  function sidebarFailed(err) {
+    state.sessions = [];
+    state.hasMore = false;
+    renderSidebar();
+    ui.sidebarEmpty.textContent = (state.search ? "Search failed: " : "Could not load conversations: ")
+      + err.message;
+  }
+
+  function searchSidebar() {
+    const q = ui.search.value.trim();
+    if (q === state.search) return;
+    state.search = q;
+    state.pages = 0;
+    state.cursor = null;
+    loadSidebar();
   }
 
   function renderSidebar() {
     clear(ui.groups);
     ui.sidebarEmpty.hidden = state.sessions.length > 0;
+    ui.sidebarEmpty.textContent = state.search
+      ? "No conversation matches “" + state.search + "”." : "No conversations yet.";
+    ui.more.hidden = !state.hasMore;
     const now = new Date();
     const byGroup = new Map(GROUPS.map((g) => [g, []]));
     for (const s of state.sessions) byGroup.get(dayGroup(s.updated_at, now)).push(s);
@@ -60,7 +194,7 @@
       const list = el("ul", { class: "session-list" });
       for (const s of items) {
         const active = state.session && state.session.session_id === s.session_id;
-        const meta = [s.agent_id !== "main" ? s.agent_id : null, num(s.message_count) + " msgs",
+        const meta = [s.agent_id !== "main" ? s.agent_id : null, plural(s.message_count, "msg"),
           s.status === "ended" ? "ended" : null].filter(Boolean).join(" · ");
         list.append(el("li", {},
           el("button", {
@@ -76,6 +210,11 @@
     }
   }
 
+  function forgetInSidebar(sessionId) {
+    state.sessions = state.sessions.filter((s) => s.session_id !== sessionId);
+    renderSidebar();
+  }
+
   /* ── conversation ────────────────────────────────────────────────────── */
 
   function showHeader() {
@@ -84,22 +223,33 @@
     ui.title.textContent = s ? (s.title || "Untitled") : "New chat";
     ui.title.title = s ? (s.title || s.session_id) : "";
     ui.meta.textContent = s
-      ? [s.agent_id, s.status, num(s.message_count) + " messages",
-         num(s.token_count) + " tokens"].join(" · ")
+      ? [s.agent_id, s.status, plural(s.message_count, "message"),
+         plural(s.token_count, "token")].join(" · ")
       : "";
     const ended = !!s && s.status === "ended";
     $("end").disabled = ended;
     ui.input.disabled = ended;
     ui.send.disabled = ended || state.streaming;
+    ui.agentPick.hidden = !!s || !pickerWanted();
+    ui.agent.disabled = state.streaming;
+    for (const b of document.querySelectorAll("button.retry")) b.disabled = state.streaming;
     ui.input.placeholder = ended
       ? "This session has ended; start a new chat to continue."
       : "Message… (Enter to send, Shift+Enter for a new line)";
   }
 
+  /* Assistant replies are Markdown; what people, tools and system prompts wrote is shown as
+   * written. */
+  function fillBubble(bubble, role, text) {
+    if (role === "assistant") SK.renderMarkdown(bubble, text);
+    else bubble.textContent = text;
+  }
+
   function messageNode(m) {
     const label = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" }[m.role]
       || m.role;
-    const body = el("div", { class: "bubble", text: m.content });
+    const body = el("div", { class: "bubble" });
+    fillBubble(body, m.role, m.content);
     const meta = el("div", { class: "msg-meta" });
     const node = el("article", { class: "msg " + m.role, "data-role": m.role },
       el("div", { class: "msg-role", text: label }), body, meta);
@@ -129,6 +279,26 @@
     clear(ui.transcript).append(ui.empty);
   }
 
+  /* The Retry row under a turn that got no complete reply. `detail`: the error, unless the
+   * partial reply above already shows it. `partial`: that reply's node (replaced once the
+   * retry is answered). */
+  function offerRetry(content, detail, partial) {
+    for (const old of ui.transcript.querySelectorAll(".turn-error")) old.remove();
+    const row = el("div", { class: "turn-error", role: "alert" },
+      detail ? el("span", { class: "msg-error", text: detail }) : null,
+      el("button", { type: "button", class: "retry", disabled: state.streaming,
+        onclick: () => retry(content, row, partial) }, "Retry"));
+    ui.transcript.append(row);
+    scrollDown();
+  }
+
+  async function retry(content, row, partial) {
+    if (state.streaming || !state.session) return;
+    row.remove();
+    await runTurn({ session_id: state.session.session_id, content, retry: true },
+      { userNode: null, replaces: partial || null, content });
+  }
+
   async function openSession(sessionId) {
     if (state.streaming) return;
     showSidebar(false);
@@ -141,10 +311,12 @@
       state.session = session;
       clear(ui.transcript);
       if (!list.messages.length) ui.transcript.append(ui.empty);
-      for (const m of list.messages) ui.transcript.append(messageNode(m));
+      let lastNode = null;
+      for (const m of list.messages) ui.transcript.append(lastNode = messageNode(m));
       setUrl(session.session_id);
       showHeader();
       renderSidebar();
+      if (session.status !== "ended") offerRetryAtEnd(list.messages, lastNode);
       scrollDown();
     } catch (err) {
       if (err.status === 404) {
@@ -153,6 +325,19 @@
       } else {
         notice("Could not open the conversation: " + err.message, "error");
       }
+    }
+  }
+
+  /* A conversation that ends with a message still waiting for its reply (the model failed,
+   * or the reply was cut short) can be answered again from here. */
+  function offerRetryAtEnd(messages, lastNode) {
+    const last = messages[messages.length - 1];
+    const before = messages[messages.length - 2];
+    if (last && last.role === "user") {
+      offerRetry(last.content, "No reply to this message yet.", null);
+    } else if (last && last.role === "assistant" && (last.metadata || {}).partial &&
+               before && before.role === "user") {
+      offerRetry(before.content, null, lastNode);
     }
   }
 
@@ -170,24 +355,52 @@
   async function sendMessage() {
     const content = ui.input.value;
     if (!content.trim() || state.streaming) return;
+    ui.input.value = "";
+    if (ui.empty.parentNode) ui.empty.remove();
+    for (const old of ui.transcript.querySelectorAll(".turn-error")) old.remove();
+    const userNode = messageNode({ role: "user", content });
+    ui.transcript.append(userNode);
+    const body = { content };
+    if (state.session) body.session_id = state.session.session_id;
+    else {
+      const agent = newChatAgent();
+      if (agent) body.agent_id = agent;
+    }
+    await runTurn(body, { userNode, replaces: null, content });
+  }
+
+  /* One turn over the stream: a new message (userNode: its bubble, already shown) or a retry
+   * (replaces: the partial reply it answers anew, if any). */
+  async function runTurn(body, turn) {
     notice("");
     state.streaming = true;
     showHeader();
-    ui.input.value = "";
-    if (ui.empty.parentNode) ui.empty.remove();
-    const userNode = messageNode({ role: "user", content });
     const replyNode = messageNode({ role: "assistant", content: "" });
     replyNode.classList.add("streaming");
     replyNode.dataset.state = "streaming";
-    ui.transcript.append(userNode, replyNode);
+    ui.transcript.append(replyNode);
     scrollDown();
     const bubble = replyNode.querySelector(".bubble");
-    const body = { content };
-    if (state.session) body.session_id = state.session.session_id;
     let text = "";
+    let started = false;  // the server stored the message (or took the retry)
+    let failure = null;  // why no complete reply came
+    let partial = null;  // the partial reply the server kept, if any
+    let drawing = false;
+    const draw = () => {  // at most once a frame while the reply streams
+      if (drawing) return;
+      drawing = true;
+      requestAnimationFrame(() => {
+        drawing = false;
+        if (replyNode.dataset.state === "streaming") {
+          fillBubble(bubble, "assistant", text);
+          scrollDown();
+        }
+      });
+    };
     try {
       await streamChat(body, (name, data) => {
         if (name === "session") {
+          started = true;
           if (data.created || !state.session) {
             state.session = { session_id: data.session_id, title: data.title,
               agent_id: data.agent_id, status: "active", message_count: 1, token_count: 0 };
@@ -195,44 +408,64 @@
           } else {
             state.session.title = data.title;
           }
-          fillMeta(userNode, data.user_message);
+          if (turn.userNode) fillMeta(turn.userNode, data.user_message);
           showHeader();
           loadSidebar();
         } else if (name === "delta") {
           text += data.text;
-          bubble.textContent = text;
-          scrollDown();
+          draw();
         } else if (name === "done") {
-          fillMeta(replyNode, data.message);
           replyNode.dataset.state = "done";
+          fillBubble(bubble, "assistant", data.message.content);
+          fillMeta(replyNode, data.message);
+          if (turn.replaces) turn.replaces.remove();  // the server deleted it
         } else if (name === "error") {
-          if (data.message) fillMeta(replyNode, data.message);
-          else replyNode.querySelector(".msg-meta").append(
-            el("span", { class: "msg-error", text: data.detail }));
           replyNode.dataset.state = "error";
-          notice("The model failed: " + data.detail, "error");
+          failure = data.detail;
+          partial = data.message;
         }
       });
       if (replyNode.dataset.state === "streaming") {
         replyNode.dataset.state = "error";
-        notice("The connection closed before the reply finished.", "error");
+        failure = "The connection closed before the reply finished.";
       }
     } catch (err) {
-      // Refused before anything was stored (duplicate, ended, too large…): undo the view.
-      if (!text) {
-        userNode.remove();
+      if (!started) {
+        // Refused before anything was stored (duplicate, ended, too large…): undo the view.
         replyNode.remove();
-        ui.input.value = content;
-        if (!ui.transcript.children.length) showEmpty();
+        if (turn.userNode) {
+          turn.userNode.remove();
+          ui.input.value = turn.content;
+          if (!ui.transcript.children.length) showEmpty();
+        }
+        notice(err.status === 409 || !turn.userNode ? err.message : "Not sent: " + err.message,
+          "error");
+      } else {
+        replyNode.dataset.state = "error";
+        failure = "The connection was lost: " + err.message;
       }
-      notice(err.status === 409 ? err.message : "Not sent: " + err.message, "error");
     } finally {
       replyNode.classList.remove("streaming");
       state.streaming = false;
-      if (state.session) await refreshSession();
-      showHeader();
-      ui.input.focus();
     }
+    if (failure !== null) {
+      if (partial) {
+        // The text that arrived is kept (stored, marked partial, with the error).
+        fillBubble(bubble, "assistant", partial.content);
+        fillMeta(replyNode, partial);
+        if (turn.replaces) turn.replaces.remove();  // the new partial replaced it
+        offerRetry(turn.content, null, replyNode);
+      } else if (text) {
+        fillBubble(bubble, "assistant", text);  // seen, maybe not stored: retry replaces it
+        offerRetry(turn.content, failure, replyNode);
+      } else {
+        replyNode.remove();  // nothing arrived: no empty bubble
+        offerRetry(turn.content, failure, turn.replaces);
+      }
+    }
+    if (state.session) await refreshSession();
+    showHeader();
+    ui.input.focus();
   }
 
   async function refreshSession() {
@@ -256,6 +489,14 @@
     } catch (err) { notice("Rename failed: " + err.message, "error"); }
   }
 
+  async function exportSession() {
+    const s = state.session;
+    try {
+      await SK.download("/sessions/" + encodeURIComponent(s.session_id) + "/export",
+        s.session_id + ".jsonl");
+    } catch (err) { notice("Export failed: " + err.message, "error"); }
+  }
+
   async function endSession() {
     const s = state.session;
     if (!window.confirm("End this conversation? It stays readable but takes no new messages.")) {
@@ -264,6 +505,7 @@
     try {
       state.session = await api("/sessions/" + encodeURIComponent(s.session_id) + "/end",
         { method: "POST" });
+      for (const old of ui.transcript.querySelectorAll(".turn-error")) old.remove();
       showHeader();
       await loadSidebar();
     } catch (err) { notice("End failed: " + err.message, "error"); }
@@ -276,6 +518,7 @@
     }
     try {
       await api("/sessions/" + encodeURIComponent(s.session_id), { method: "DELETE" });
+      forgetInSidebar(s.session_id);
       newChat();
       await loadSidebar();
       notice("Conversation deleted.");
@@ -296,7 +539,15 @@
       $("show-sidebar").focus();
     }
   });
+  let searchTimer = null;
+  ui.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(searchSidebar, 300);
+  });
+  ui.more.addEventListener("click", loadMore);
+  ui.agent.addEventListener("change", chooseOtherAgent);
   $("rename").addEventListener("click", rename);
+  $("export").addEventListener("click", exportSession);
   $("end").addEventListener("click", endSession);
   $("delete").addEventListener("click", deleteSession);
   SK.wireKeyButton($("api-key"));
@@ -311,6 +562,7 @@
   SK.showModel($("model"));
   const wanted = new URLSearchParams(window.location.search).get("session");
   showHeader();
+  setupAgents();
   if (wanted) openSession(wanted);
   loadSidebar();
 })();

@@ -1,6 +1,7 @@
 /* Shared by the chat page and the sessions dashboard: API calls (with the remembered API key),
- * SSE over fetch, safe DOM building and date grouping. No framework, no build step.
- * Everything that shows user data goes through el()/textContent: never innerHTML with data. */
+ * SSE over fetch, safe DOM building, Markdown, downloads and date grouping. No framework, no
+ * build step. Everything that shows user data goes through el()/textContent; the one
+ * innerHTML is markdown-it's output with HTML off (see renderMarkdown). */
 "use strict";
 
 const SK = (() => {
@@ -108,6 +109,104 @@ const SK = (() => {
     if (buffer.trim()) dispatch(buffer);
   }
 
+  /* What the caller's key may do (GET /whoami), asked once per page; null if unknown. */
+  let whoamiPromise = null;
+  function whoami() {
+    if (!whoamiPromise) whoamiPromise = api("/whoami").catch(() => null);
+    return whoamiPromise;
+  }
+
+  /* Download an API resource (sent with the key, so not a plain link) under the name its
+   * Content-Disposition gives. */
+  async function download(path, fallbackName) {
+    const resp = await send(path);
+    if (!resp.ok) throw await errorOf(resp);
+    const disposition = resp.headers.get("Content-Disposition") || "";
+    const match = /filename="([^"]+)"/.exec(disposition);
+    const url = URL.createObjectURL(await resp.blob());
+    const link = el("a", { href: url, download: match ? match[1] : fallbackName, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  /* Copy text: the Clipboard API where the page may use it (https, localhost), else the old
+   * way through a selected textarea (a server reached over plain http by address). */
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return;
+    }
+    const area = el("textarea", { readonly: true, class: "offscreen" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const ok = document.execCommand("copy");
+    area.remove();
+    if (!ok) throw new Error("the browser refused to copy");
+  }
+
+  /* Markdown (markdown-it, vendored in /static/vendor): CommonMark with tables,
+   * strikethrough and bare links. HTML is off, so any HTML in a reply is shown as text;
+   * markdown-it refuses javascript:/vbscript:/file:/data: links; images are off, so a reply
+   * cannot make the page fetch from another server (a way to leak the conversation). */
+  let markdown = null;
+  function markdownRenderer() {
+    if (markdown === null) {
+      markdown = typeof window.markdownit === "function"
+        ? window.markdownit({ html: false, linkify: true, breaks: true, typographer: false })
+        : false;
+      if (markdown) {
+        markdown.disable("image");
+        const render = markdown.renderer.rules.link_open ||
+          ((tokens, i, options, env, self) => self.renderToken(tokens, i, options));
+        markdown.renderer.rules.link_open = (tokens, i, options, env, self) => {
+          tokens[i].attrSet("target", "_blank");
+          tokens[i].attrSet("rel", "noopener noreferrer nofollow");
+          return render(tokens, i, options, env, self);
+        };
+      }
+    }
+    return markdown;
+  }
+
+  function renderMarkdown(node, text) {
+    const md = markdownRenderer();
+    node.classList.toggle("md", !!md);
+    if (!md) {  // the renderer did not load: plain text, as before
+      node.textContent = text;
+      return node;
+    }
+    node.innerHTML = md.render(text);
+    for (const table of node.querySelectorAll("table")) {
+      const wrap = el("div", { class: "md-table" });
+      table.replaceWith(wrap);
+      wrap.append(table);
+    }
+    for (const pre of node.querySelectorAll("pre")) {
+      const code = pre.querySelector("code") || pre;
+      const lang = /(?:^|\s)language-(\S+)/.exec(code.className || "");
+      const button = el("button", { type: "button", class: "copy-code", text: "Copy",
+        "aria-label": "Copy this code" });
+      button.addEventListener("click", async () => {
+        try {
+          await copyText(code.textContent);
+          button.textContent = "Copied";
+        } catch (_) {
+          button.textContent = "Copy failed";
+        }
+        setTimeout(() => { button.textContent = "Copy"; }, 1500);
+      });
+      const block = el("div", { class: "code-block" },
+        el("div", { class: "code-head" },
+          el("span", { class: "code-lang", text: lang ? lang[1] : "" }), button));
+      pre.replaceWith(block);
+      block.append(pre);
+    }
+    return node;
+  }
+
   /* el("div", {class: "x", onclick: f}, "text", child…): text children become text nodes. */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -155,6 +254,9 @@ const SK = (() => {
 
   function num(n) { return (n || 0).toLocaleString(); }
 
+  /* "1 message", "2 messages": a count and its word, singular for one. */
+  function plural(n, word) { return num(n) + " " + word + (n === 1 ? "" : "s"); }
+
   /* The model badge in the header: the echo model is labelled as such, loudly. */
   async function showModel(node) {
     try {
@@ -179,6 +281,7 @@ const SK = (() => {
 
   return {
     api, streamChat, el, clear, dayGroup, GROUPS, when, fullTime, num, showModel,
-    wireKeyButton, ApiError, apiKey, setApiKey,
+    wireKeyButton, ApiError, apiKey, setApiKey, whoami, download, copyText, renderMarkdown,
+    plural,
   };
 })();

@@ -1,12 +1,14 @@
 /* The sessions dashboard: totals, per-agent counts, a searchable paginated table, a transcript
- * view, and the maintenance buttons (ghost purge; prune with a dry run first). */
+ * view (with its own link, /sessions?id=…, and an export), and the maintenance buttons (ghost
+ * purge; prune with a dry run first), shown only to a key that may use them (GET /whoami). */
 "use strict";
 
 (() => {
-  const { api, el, clear, when, fullTime, num } = SK;
+  const { api, el, clear, when, fullTime, num, plural } = SK;
   const $ = (id) => document.getElementById(id);
   const PAGE = 20;
   const GHOST_MINUTES = 15;
+  const MAX_DAYS = 36600;  // a century, as the server allows
   const state = { offset: 0, total: 0, selected: null, pruneDays: null };
 
   function notice(node, text, kind) {
@@ -16,7 +18,6 @@
   }
   const say = (text, kind) => notice($("notice"), text, kind);
   const maintSay = (text, kind) => notice($("maint-result"), text, kind);
-  const plural = (n, word) => num(n) + " " + word + (n === 1 ? "" : "s");
 
   /* ── stats ───────────────────────────────────────────────────────────── */
 
@@ -30,7 +31,7 @@
     $("st-status").textContent = num(st.active_sessions) + " active · " +
       num(st.ended_sessions) + " ended";
     $("st-messages").textContent = num(st.total_messages);
-    $("st-tokens").textContent = num(st.total_tokens) + " tokens";
+    $("st-tokens").textContent = plural(st.total_tokens, "token");
     $("st-agents").textContent = num(Object.keys(st.by_agent).length);
     $("st-types").textContent = Object.entries(st.by_type)
       .map(([t, n]) => num(n) + " " + t).join(" · ");
@@ -117,6 +118,21 @@
 
   /* ── transcript ──────────────────────────────────────────────────────── */
 
+  /* The address of the transcript shown (or of the dashboard alone), kept in the URL so it
+   * can be bookmarked, shared and reloaded. */
+  function setUrl(sessionId) {
+    const url = sessionId ? "/sessions?id=" + encodeURIComponent(sessionId) : "/sessions";
+    if (window.location.pathname + window.location.search !== url) {
+      window.history.replaceState(null, "", url);
+    }
+  }
+
+  function closeDetail() {
+    $("detail").hidden = true;
+    state.selected = null;
+    setUrl(null);
+  }
+
   async function showDetail(sessionId) {
     state.selected = sessionId;
     for (const tr of document.querySelectorAll("#rows tr.row")) {
@@ -128,16 +144,20 @@
       [s, list] = await Promise.all([api("/sessions/" + id),
         api("/sessions/" + id + "/messages?last=500")]);
     } catch (err) {
-      say("Could not open " + sessionId + ": " + err.message, "error");
+      say(err.status === 404 ? "No session " + sessionId + "."
+        : "Could not open " + sessionId + ": " + err.message, "error");
+      if (state.selected === sessionId) closeDetail();
       return;
     }
+    setUrl(sessionId);
     $("detail").hidden = false;
     $("detail-title").textContent = s.title || "Untitled";
     $("detail-title").title = s.title || "";
     $("detail-meta").textContent = [s.session_id, s.agent_id, s.session_type, s.status,
-      plural(s.message_count, "message"), num(s.token_count) + " tokens",
+      plural(s.message_count, "message"), plural(s.token_count, "token"),
       "created " + fullTime(s.created_at)].join(" · ");
     $("detail-open").href = "/chat?session=" + id;
+    $("detail-link").href = "/sessions?id=" + id;
     $("detail-end").disabled = s.status === "ended";
     const box = clear($("detail-messages"));
     if (!list.messages.length) box.append(el("p", { class: "muted", text: "No messages." }));
@@ -149,11 +169,14 @@
       const md = m.metadata || {};
       const tags = [md.echo ? "echo model" : m.model, md.partial ? "partial: " + md.error : null]
         .filter(Boolean).join(" · ");
+      const bubble = el("div", { class: "bubble" });
+      if (m.role === "assistant") SK.renderMarkdown(bubble, m.content);  // as the chat shows it
+      else bubble.textContent = m.content;
       box.append(el("article", { class: "msg " + m.role },
         el("div", { class: "msg-role" }, m.role + " #" + m.seq,
           el("span", { class: "msg-meta-inline", text: (tags ? tags + " · " : "") +
             fullTime(m.created_at) })),
-        el("div", { class: "bubble", text: m.content })));
+        bubble));
     }
     $("detail").scrollIntoView({ behavior: "smooth", block: "nearest" });
   }
@@ -176,14 +199,46 @@
     if (!window.confirm("Delete session " + id + " and all its messages?")) return;
     try {
       await api("/sessions/" + encodeURIComponent(id), { method: "DELETE" });
-      $("detail").hidden = true;
-      state.selected = null;
+      closeDetail();
       say("Session " + id + " deleted.");
       await refreshAll();
     } catch (err) { say("Delete failed: " + err.message, "error"); }
   }
 
+  async function exportSelected() {
+    const id = state.selected;
+    try {
+      await SK.download("/sessions/" + encodeURIComponent(id) + "/export", id + ".jsonl");
+    } catch (err) { say("Export failed: " + err.message, "error"); }
+  }
+
   /* ── maintenance ─────────────────────────────────────────────────────── */
+
+  /* Purge and prune span every agent: only an admin key (or the open API) may run them, so
+   * only then are they shown. */
+  async function showMaintenance() {
+    const me = await SK.whoami();
+    const may = !!me && me.maintenance;
+    $("maint-actions").hidden = !may;
+    const section = document.querySelector(".maintenance");
+    section.classList.toggle("no-maint", !may);
+    section.dataset.maintenance = String(may);  // decided (tests wait for it)
+  }
+
+  /* Whole days from 1 to a century, as the server wants: "0.0001" or "1.5" are refused here
+   * with the rule, not sent. */
+  function pruneDays() {
+    const input = $("prune-days");
+    const text = input.value.trim();
+    const days = Number(text);
+    const ok = /^[0-9]+$/.test(text) && days >= 1 && days <= MAX_DAYS;
+    input.setAttribute("aria-invalid", String(!ok));
+    if (!ok) {
+      maintSay("Days must be a whole number from 1 to " + num(MAX_DAYS) + ".", "error");
+      return null;
+    }
+    return days;
+  }
 
   async function purgeGhosts() {
     const button = $("purge-ghosts");
@@ -199,8 +254,9 @@
   }
 
   async function pruneCheck() {
-    const days = Number($("prune-days").value);
-    if (!(days > 0)) { maintSay("Enter a number of days above 0.", "error"); return; }
+    $("prune-confirm").hidden = true;
+    const days = pruneDays();
+    if (days === null) return;
     try {
       const r = await api("/sessions/prune?dry_run=true&days=" + days, { method: "POST" });
       state.pruneDays = days;
@@ -242,10 +298,10 @@
   });
   $("next").addEventListener("click", () => { state.offset += PAGE; loadTable(); });
   $("detail-close").addEventListener("click", () => {
-    $("detail").hidden = true;
-    state.selected = null;
+    closeDetail();
     loadTable();
   });
+  $("detail-export").addEventListener("click", exportSelected);
   $("detail-end").addEventListener("click", endSelected);
   $("detail-delete").addEventListener("click", deleteSelected);
   $("purge-ghosts").addEventListener("click", purgeGhosts);
@@ -255,5 +311,8 @@
   SK.wireKeyButton($("api-key"));
 
   SK.showModel($("model"));
+  showMaintenance();
   refreshAll();
+  const wanted = new URLSearchParams(window.location.search).get("id");
+  if (wanted) showDetail(wanted);
 })();

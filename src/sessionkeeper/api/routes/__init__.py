@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sessionkeeper.api.routes import maintenance, sessions
+from sessionkeeper.api.routes import maintenance, sessions, whoami
 
-SESSIONS_PREFIX = "/api/engine/sessions"
+ENGINE_PREFIX = "/api/engine"
+SESSIONS_PREFIX = f"{ENGINE_PREFIX}/sessions"
 
 
 def engine_router() -> APIRouter:
@@ -14,4 +15,5 @@ def engine_router() -> APIRouter:
     # Maintenance first: its fixed paths (/ghosts, /prune) must win over /{session_id}.
     router.include_router(maintenance.router, prefix=SESSIONS_PREFIX)
     router.include_router(sessions.router, prefix=SESSIONS_PREFIX)
+    router.include_router(whoami.router, prefix=ENGINE_PREFIX)
     return router

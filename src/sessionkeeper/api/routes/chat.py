@@ -14,6 +14,7 @@ settings, and closed when the app shuts down.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
@@ -31,8 +32,9 @@ from sessionkeeper.api.routing import StrictJsonRoute
 from sessionkeeper.api.schemas import (
     CHAT_CONTENT_PATTERN,
     JsonInt,
-    Label,
+    NewSessionAgent,
     SessionIdText,
+    agent_field,
     documented,
 )
 from sessionkeeper.chat.llm import LLMClient, make_client
@@ -66,12 +68,22 @@ class ChatBody(BaseModel):
     session_id: SessionIdText | None = Field(
         None, description="Continue this session; omit to start one with this message."
     )
-    agent_id: Label = Field("main", description="The agent of a new session (ignored otherwise).")
+    agent_id: NewSessionAgent = agent_field(
+        'The agent of a new session (ignored when session_id is given). Left out: "main" if '
+        "the key may act for it, else the key's only agent; a key of several agents, none of "
+        'them "main", must name one (422).'
+    )
     max_context_tokens: JsonInt | None = Field(
         None,
         ge=1,
         le=MAX_INT,
         description="Token budget of the window sent to the model; default: the server's.",
+    )
+    retry: bool = Field(
+        False,
+        description="Answer again the session's last message, which must be this content "
+        "with no complete reply after it (the model failed): nothing is stored twice, and a "
+        "partial reply is replaced once the new one is stored. Needs session_id.",
     )
 
 
@@ -219,9 +231,11 @@ CHAT_EVENT: dict[str, Any] = {
             422,
             s403="The key may not act for this agent (a new session).",
             s404="No such session, or one of an agent outside the key's scope.",
-            s409="The same content resent within 5 s, or the session has ended.",
+            s409="The same content resent within 5 s, the session has ended, or a retry "
+            "whose session does not end with this message waiting for a reply.",
             s413="Content over 100,000 characters; nothing was stored.",
-            s422="A field is invalid, or the message does not fit the context budget.",
+            s422="A field is invalid, the message does not fit the context budget, or "
+            'agent_id is left out under a key of several agents (none of them "main").',
         ),
     },
 )
@@ -236,24 +250,29 @@ async def chat_stream(
     """Send a message and stream the reply (Server-Sent Events).
 
     Without ``session_id`` the session is created by this message and its id is the first
-    event. Events: ``session`` {session_id, created, title, …}; ``delta`` {text};
+    event. With ``retry`` the model answers the session's last message again. Events:
+    ``session`` {session_id, created, title, …}; ``delta`` {text};
     ``done`` {session_id, message, window, model, echo, label}; ``error`` {detail, message}.
     """
+    request = ChatRequest(
+        content=body.content,
+        session_id=body.session_id,
+        max_context_tokens=body.max_context_tokens,
+        retry=body.retry,
+    )
+    if body.session_id is None:  # a new session: whose? (a session that exists keeps its own)
+        request = dataclasses.replace(request, agent_id=principal.agent_for(body.agent_id))
     turn = await prepare_turn(
         store,
         llm,
-        ChatRequest(
-            content=body.content,
-            session_id=body.session_id,
-            agent_id=body.agent_id,
-            max_context_tokens=body.max_context_tokens,
-        ),
+        request,
         default_max_tokens=settings.max_context_tokens,
         scope=principal.agent_ids,
     )
     if turn.created:
         metrics.sessions_created.inc()
-    metrics.messages_stored.inc()
+    if not body.retry:  # a retry stores no user message
+        metrics.messages_stored.inc()
     turn.on_reply_stored = lambda _reply: metrics.messages_stored.inc()
     return EventStreamResponse(
         _encode(turn.events()),

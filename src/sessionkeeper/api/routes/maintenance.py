@@ -52,12 +52,11 @@ async def prune_sessions(
     metrics: MetricsDep,
     _admin: AdminDep,
     days: Annotated[
-        float,
+        int,
         Query(
-            gt=0,
+            ge=1,
             le=MAX_DAYS,
-            allow_inf_nan=False,
-            description="Idle (no update) for longer than this (a century at most).",
+            description="Idle (no update) for longer than this many whole days (1 to a century).",
         ),
     ] = 30,
     dry_run: Annotated[bool, Query(description="Report what would go; delete nothing.")] = False,

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator, WithJsonSchema
 
 from sessionkeeper.api.deps import (
@@ -62,6 +63,7 @@ from sessionkeeper.models import (
     NewMessage,
 )
 from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES
+from sessionkeeper.transfer.export import session_chunks
 
 router = APIRouter(tags=["sessions"], route_class=StrictJsonRoute)
 SESSION = "/{session_id:session_id}"
@@ -145,17 +147,22 @@ SESSION_LINKS = {
             s403="The key may not act for this agent.",
             s409="The session id is taken (by any agent: the same answer for every key).",
             s413="Metadata over 1,000,000 bytes; nothing was stored.",
+            s422="A field is invalid, or agent_id is left out under a key of several agents "
+            '(none of them "main").',
         ),
     },
 )
 async def create_session(
     body: SessionCreate, store: StoreDep, principal: PrincipalDep, metrics: MetricsDep
 ) -> SessionPublic:
-    """Create a session (``session_id`` optional: 16 hex characters by default)."""
-    principal.require_agent(body.agent_id)
+    """Create a session (``session_id`` optional: 16 hex characters by default).
+
+    Without ``agent_id`` the session is the caller's default agent's: "main", or the one
+    agent of a key scoped to one."""
+    agent_id = principal.agent_for(body.agent_id)
     session = await store.create_session(
         session_id=body.session_id,
-        agent_id=body.agent_id,
+        agent_id=agent_id,
         title=body.title,
         session_type=body.session_type,
         metadata=body.metadata,
@@ -359,6 +366,45 @@ async def delete_message(
 ) -> MessagePublic:
     """Delete one message (its seq is never reused); the session's counters follow."""
     return MessagePublic.of(await store.delete_message(session_id, seq))
+
+
+EXPORT_TYPES = {"jsonl": "application/x-ndjson", "markdown": "text/markdown"}  # + charset
+
+
+@router.get(
+    SESSION + "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/markdown": {"schema": {"type": "string"}},
+            },
+            "description": "The session as a download (Content-Disposition: attachment): "
+            "JSONL, the format `sessionkeeper import` reads back, or a Markdown transcript.",
+        },
+        **error_responses(401, 404, 422),
+    },
+)
+async def export_session(
+    session: VisibleSession,
+    store: StoreDep,
+    fmt: Annotated[
+        Literal["jsonl", "markdown"],
+        Query(alias="format", description="jsonl (default) or markdown."),
+    ] = "jsonl",
+) -> StreamingResponse:
+    """One session as `sessionkeeper export` writes it, streamed a message at a time.
+
+    If a message is deleted while the session is being exported, the download is cut off
+    (the transfer ends incomplete, never as a well-formed shorter file): export again."""
+    # Ids are A-Z a-z 0-9 . _ : - ; a colon is not allowed in file names everywhere.
+    name = session.session_id.replace(":", "_") + (".jsonl" if fmt == "jsonl" else ".md")
+    return StreamingResponse(
+        session_chunks(store, session, fmt),
+        media_type=EXPORT_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get(
