@@ -41,6 +41,7 @@ def _ignore_fts(
         "tsv",
         "ix_messages_tsv",
         "ix_sessions_aria_session_id",
+        "ix_sessions_metadata",
     )
     return not (name or "").startswith(dialect_only)
 

@@ -55,6 +55,7 @@ class Session:
     last_message_at: datetime | None
     message_count: int
     token_count: int
+    user_id: str | None = None  # who the session is for (a label, like agent_id)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

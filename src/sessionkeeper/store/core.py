@@ -244,6 +244,7 @@ class Store:
         session_type: str = "chat",
         metadata: dict[str, Any] | None = None,
         session_id: str | None = None,
+        user_id: str | None = None,
     ) -> Session:
         now = utcnow()
         session = Session(
@@ -261,6 +262,7 @@ class Store:
             last_message_at=None,
             message_count=0,
             token_count=0,
+            user_id=validate.optional_label(user_id, "user_id"),
         )
         await self._backend.insert_session(session)
         return session
@@ -282,6 +284,9 @@ class Store:
         *,
         agent_id: str | None = None,
         agent_ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
         session_type: str | None = None,
         status: str | None = None,
         search: str | None = None,
@@ -297,7 +302,10 @@ class Store:
         with_total: bool = True,
     ) -> Page[Session]:
         """A page of sessions. Offset paging, or keyset paging with ``cursor`` (from
-        ``Page.next_cursor``), which stays fast however deep the page."""
+        ``Page.next_cursor``), which stays fast however deep the page. ``user_id`` /
+        ``user_ids`` scope by user as ``agent_id`` / ``agent_ids`` by agent; ``metadata``
+        keeps the sessions whose metadata holds every pair given (JSON scalars, compared as
+        JSON)."""
         sort, order = validate.sort(sort, order)
         validate.limit(limit, MAX_PAGE_SIZE)
         validate.offset(offset)
@@ -307,8 +315,11 @@ class Store:
         if agents is not None:
             for agent in agents:
                 validate.label(agent, "agent_ids")
+        users = validate.user_scope(user_id, user_ids)
         query = ListQuery(
             agent_ids=agents,
+            user_ids=users,
+            metadata=validate.metadata_filter(metadata),
             session_type=validate.optional_label(session_type, "session_type"),
             status=None if status is None else validate.status(status),
             search=None if search is None else fts.check_query(search),
@@ -323,7 +334,7 @@ class Store:
             after=None if cursor is None else cursor_codec.decode(cursor, sort, order),
             with_total=with_total,
         )
-        if agents == []:  # a scope that allows no agent at all
+        if agents == [] or users == []:  # a scope that allows no agent (or user) at all
             return Page([], 0 if with_total else None, limit, offset, False, None)
         listed = await self._backend.list_sessions(query)
         has_more = len(listed.sessions) > limit
@@ -343,8 +354,10 @@ class Store:
         metadata: dict[str, Any] | None | _Unset = UNSET,
         session_type: str | _Unset = UNSET,
         status: str | _Unset = UNSET,
+        user_id: str | None | _Unset = UNSET,
     ) -> Session:
-        """Change the given fields (``None`` clears title or metadata). Metadata is replaced."""
+        """Change the given fields (``None`` clears title, metadata or user). Metadata is
+        replaced."""
         validate.session_id(session_id)
         now = utcnow()
         values: dict[str, Any] = {"updated_at": now}
@@ -354,6 +367,8 @@ class Store:
             values["metadata"] = validate.metadata(metadata)
         if not isinstance(session_type, _Unset):
             values["session_type"] = validate.label(session_type, "session_type")
+        if not isinstance(user_id, _Unset):
+            values["user_id"] = validate.optional_label(user_id, "user_id")
         if not isinstance(status, _Unset):
             values["status"] = validate.status(status)
             values["ended_at"] = now if status == "ended" else None
@@ -534,17 +549,28 @@ class Store:
         session_id: str | None = None,
         agent_id: str | None = None,
         agent_ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
-        """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``)."""
+        """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``), scoped
+        like ``list_sessions`` (agents, users, session metadata)."""
         query = fts.check_query(query)
         validate.limit(limit, MAX_PAGE_SIZE)
         if session_id is not None:
             validate.session_id(session_id)
         agents = validate.agent_scope(agent_id, agent_ids)
-        if agents is not None and not agents:
+        users = validate.user_scope(user_id, user_ids)
+        wanted = validate.metadata_filter(metadata)
+        if agents == [] or users == []:
             return []
         return await self._backend.search(
-            query, limit=limit, session_id=session_id, agent_ids=agents
+            query,
+            limit=limit,
+            session_id=session_id,
+            agent_ids=agents,
+            user_ids=users,
+            metadata=wanted,
         )
 
     async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:

@@ -111,10 +111,13 @@ sessions = Table(
     # Which storage parts hold state for the session, one bit each (backends/frameworks/):
     # the ghost rule reads it instead of probing their tables (migration 0007).
     Column("held_by", SmallInteger, nullable=False, server_default="0"),
+    # Who the session is for (optional, a label like agent_id; ADK: its user). Migration 0009.
+    Column("user_id", Text),
     # Every append changes updated_at, so each index holding it costs an index update per
     # message (PostgreSQL: no HOT update at all). Listings by agent and by recency get one;
     # a status filter (two values) rides on ix_sessions_updated.
     Index("ix_sessions_agent_updated", "agent_id", "updated_at"),
+    Index("ix_sessions_agent_user_updated", "agent_id", "user_id", "updated_at"),
     Index("ix_sessions_updated", "updated_at"),
     # Ghosts (sessions nobody spoke in, holding no state) are this small partial index.
     Index(
@@ -160,6 +163,28 @@ search_index = Table(
     Column("analyser", String(200), nullable=False),
 )
 
+# Retention rules per agent ("*": the default for agents without their own); NULL: no rule.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("end_idle_minutes", Integer),
+    Column("delete_ended_days", Integer),
+    Column("delete_after_days", Integer),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per forget_user: a hash of the user id, the counts, the time; never content.
+forgotten_users = Table(
+    "forgotten_users",
+    metadata,
+    Column("forget_id", String(32), primary_key=True),
+    Column("user_hash", String(64), nullable=False),
+    Column("agent_id", String(64)),
+    Column("counts", _json(), nullable=False),
+    Column("forgotten_at", UTCDateTime(), nullable=False),
+)
+
 # API keys for the REST service. Only a SHA-256 of the secret is stored: keys are 256-bit
 # random strings, so a slow password hash buys nothing, and a fast one keeps auth cheap.
 api_keys = Table(
@@ -170,6 +195,7 @@ api_keys = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("admin", Boolean, nullable=False, server_default=text("false")),
     Column("agent_ids", _json()),
+    Column("user_ids", _json()),  # NULL: every user of its agents
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
     Column("last_used_at", UTCDateTime()),

@@ -378,3 +378,55 @@ def message_row(
         "metadata": message_metadata(message.metadata),
         "created_at": message.created_at,
     }
+
+
+def user_scope(user_id: str | None, user_ids: Sequence[str] | None) -> list[str] | None:
+    """One user and/or a scope of users → the users to look in (None: every user)."""
+    if user_ids is not None:
+        user_ids = [label(u, "user_ids") for u in user_ids]
+    if user_id is None:
+        return None if user_ids is None else list(user_ids)
+    label(user_id, "user_id")
+    return [user_id] if user_ids is None or user_id in user_ids else []
+
+
+MAX_METADATA_FILTER = 20  # pairs in one filter
+
+
+def metadata_filter(value: Any) -> dict[str, Any] | None:
+    """A metadata filter: pairs that must all match, each value a JSON scalar (string, number,
+    true/false, null), compared as JSON (1 and 1.0 are equal, "1" and 1 are not)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInput(
+            "metadata filter must be a non-empty object of key: value pairs", field="metadata"
+        )
+    if len(value) > MAX_METADATA_FILTER:
+        raise InvalidInput(
+            f"metadata filter has {len(value)} pairs; the limit is {MAX_METADATA_FILTER}",
+            field="metadata",
+        )
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > 200 or not _FILTER_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"invalid metadata filter key {key!r}: 1-200 characters, no quotes, "
+                "backslashes or control characters",
+                field="metadata",
+            )
+        if isinstance(item, str):
+            text(item, f"metadata.{key}")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"metadata.{key} must be a finite number", field="metadata")
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise InvalidInput(
+                f"metadata.{key}: a filter value is a string, number, true, false or null "
+                f"(got {type(item).__name__})",
+                field="metadata",
+            )
+        out[key] = item
+    return out
+
+
+_FILTER_KEY = re.compile(r'[^"\\\x00-\x1f\x7f]+')

@@ -44,6 +44,8 @@ class ListQuery:
     """A validated session listing (see ``Store.list_sessions``)."""
 
     agent_ids: list[str] | None = None
+    user_ids: list[str] | None = None
+    metadata: dict[str, Any] | None = None  # validate.metadata_filter: pairs that must match
     session_type: str | None = None
     status: str | None = None
     search: str | None = None  # raw user text (title substring or full-text match)
@@ -150,7 +152,14 @@ class Backend(Protocol):
     async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
     async def read_tail(self, session_id: str, room_after_head: int) -> Tail | None: ...
     async def search(
-        self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> list[SearchHit]: ...
 
     # ── set-wide work ──────────────────────────────────────────────────────

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 def _session(r: Any) -> Session:
     return Session(
-        r[0], r[1], r[2], r[3], r[4], dict(r[5] or {}), r[6], r[7], r[8], r[9], r[10], r[11]
+        r[0], r[1], r[2], r[3], r[4], dict(r[5] or {}), r[6], r[7], r[8], r[9], r[10], r[11], r[12]
     )
 
 
@@ -191,7 +191,7 @@ class PostgresBackend(Connections):
             total = None
             if count_sql is not None:
                 total = int(await conn.fetchval(count_sql, *count_params))
-        return Listed([_session(r) for r in rows], [r[12] for r in rows], total)
+        return Listed([_session(r) for r in rows], [r[13] for r in rows], total)
 
     async def update_session(
         self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
@@ -386,7 +386,14 @@ class PostgresBackend(Connections):
         return tail
 
     async def search(
-        self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
         marks = wanted(query)
         p = sql.Params(self.dialect)
@@ -399,6 +406,13 @@ class PostgresBackend(Connections):
             filters += (
                 " AND (SELECT s.agent_id FROM sessions s WHERE s.session_id = m.session_id)"
                 f" = ANY({p(agent_ids)}::text[])"
+            )
+        session_terms = p.session_filters(user_ids, metadata, "s.")
+        if session_terms:
+            filters += (
+                " AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id AND "
+                + " AND ".join(session_terms)
+                + ")"
             )
         rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
         return [
@@ -581,6 +595,7 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         s.last_message_at,
         count,
         tokens,
+        s.user_id,
         last_seq,
     )
 

@@ -82,7 +82,7 @@ _MESSAGE_METADATA = (
 )
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SEARCH = """
 SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
@@ -135,6 +135,7 @@ def _session(r: Sequence[Any]) -> Session:
         _time(r[9]),
         r[10],
         r[11],
+        r[12],
     )
 
 
@@ -296,7 +297,7 @@ class SqliteBackend(Runner):
             total = None
             if count_sql is not None:
                 total = int(conn.execute(count_sql, count_params).fetchone()[0])
-            keys = [r[12] if query.sort == "title" else _time(r[12]) for r in rows]
+            keys = [r[13] if query.sort == "title" else _time(r[13]) for r in rows]
             return Listed([_session(r) for r in rows], keys, total)
 
         return await self._read(read_txn(read), budget=True)
@@ -492,7 +493,14 @@ class SqliteBackend(Runner):
         return await self._read(read_txn(read), inline=True)
 
     async def search(
-        self, query: str, *, limit: int, session_id: str | None, agent_ids: list[str] | None
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
         marks = wanted(query)
         p = sql.Params(self.dialect)
@@ -503,6 +511,8 @@ class SqliteBackend(Runner):
             filters += f" AND m.session_id = {p(session_id)}"
         if agent_ids is not None:
             filters += " AND " + p.one_of("s.agent_id", agent_ids)
+        for term in p.session_filters(user_ids, metadata, "s."):
+            filters += f" AND {term}"
         stmt = _SEARCH.format(filters=filters)
         await self._index_noted()
 
@@ -731,6 +741,7 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         sqlite_time(s.last_message_at) if s.last_message_at else None,
         count,
         tokens,
+        s.user_id,
         last_seq,
     )
 

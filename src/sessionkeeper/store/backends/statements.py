@@ -70,6 +70,45 @@ class Params:
             return f"{column} = ANY({self(list(values))}::text[])"
         return f"{column} IN (SELECT value FROM json_each({self(json.dumps(list(values)))}))"
 
+    def metadata_match(self, wanted: dict[str, Any], column: str = "metadata") -> str:
+        """A WHERE term: every pair of ``wanted`` (JSON scalars) is in ``column``'s object.
+        PostgreSQL: jsonb containment, which the GIN index ``ix_sessions_metadata`` serves.
+        SQLite: each key's JSON type and value."""
+        if self.pg:
+            return f"{column} @> {self(wanted)}::jsonb"  # the connection encodes jsonb
+        terms = []
+        for key, value in wanted.items():
+            path = self("$." + json.dumps(key))
+            if value is None or isinstance(value, bool):
+                kind = "null" if value is None else ("true" if value else "false")
+                terms.append(f"json_type({column}, {path}) = '{kind}'")
+            elif isinstance(value, str):
+                terms.append(
+                    f"(json_type({column}, {path}) = 'text' "
+                    f"AND json_extract({column}, {path}) = {self(value)})"
+                )
+            else:
+                terms.append(
+                    f"(json_type({column}, {path}) IN ('integer', 'real') "
+                    f"AND json_extract({column}, {path}) = {self(value)})"
+                )
+        return "(" + " AND ".join(terms) + ")"
+
+    def session_filters(
+        self, user_ids: list[str] | None, metadata: dict[str, Any] | None, prefix: str = ""
+    ) -> list[str]:
+        """WHERE terms on a session row (``prefix``: its alias and a dot) for a user scope
+        and a metadata filter."""
+        where: list[str] = []
+        if user_ids is not None:
+            if len(user_ids) == 1:
+                where.append(f"{prefix}user_id = {self(user_ids[0])}")
+            else:
+                where.append(self.one_of(f"{prefix}user_id", user_ids))
+        if metadata is not None:
+            where.append(self.metadata_match(metadata, f"{prefix}metadata"))
+        return where
+
     def fts_match(self, query: str) -> str:
         """A WHERE term on ``sessions``: some message of the session matches ``query``."""
         if self.pg:
@@ -93,6 +132,7 @@ def listing(dialect: str, q: ListQuery) -> tuple[str, str | None, list[Any], lis
             where.append(f"agent_id = {p(q.agent_ids[0])}")
         else:
             where.append(p.one_of("agent_id", q.agent_ids))
+    where += p.session_filters(q.user_ids, q.metadata)
     if q.session_type is not None:
         where.append(f"session_type = {p(q.session_type)}")
     if q.status is not None:

@@ -47,8 +47,8 @@ _ROW = (
 _EVENT = f"COALESCE((m.metadata -> '{EVENT_KEY}')::text, m.metadata ->> '{EVENT_KEY}_json')"
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
-    f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, 0, "
-    "$6) "
+    f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, $7, "
+    "0, $6) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
 _INSERT_ADK = (
@@ -147,6 +147,7 @@ class PostgresAdk:
                         new.metadata,
                         new.now,
                         _held(new.state),
+                        key.user_id,  # the session is for its ADK user
                     )
                     if got is not None:
                         break

@@ -147,9 +147,9 @@ _REPLACE = (
 COPY_SESSION = f"""
 INSERT INTO sessions (session_id, agent_id, title, session_type, status, metadata, created_at,
                       updated_at, ended_at, last_message_at, message_count, token_count, last_seq,
-                      held_by)
+                      held_by, user_id)
 SELECT $1, agent_id, title, session_type, status, metadata, $3, $3, ended_at, last_message_at,
-       message_count, token_count, last_seq, {HOLDER_BIT}
+       message_count, token_count, last_seq, {HOLDER_BIT}, user_id
 FROM sessions WHERE session_id = $2
 """
 # After maintenance: marked while any row of the thread is left.

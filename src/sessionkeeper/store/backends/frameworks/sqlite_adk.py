@@ -36,7 +36,7 @@ from sessionkeeper.store.backends.statements import SESSION_COLUMNS, sqlite_time
 _KEY = "app_name = ? AND user_id = ? AND adk_id = ?"
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
-    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, 0, ?) "
+    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, ?, 0, ?) "
     "ON CONFLICT (session_id) DO NOTHING"
 )
 _INSERT_ADK = (
@@ -124,7 +124,8 @@ class SqliteAdk:
                 return None
             for session_id in new.session_ids:
                 held = _held(new.state)
-                params = (session_id, new.agent_id, new.title, meta, stamp, stamp, held)
+                user = key.user_id  # the session is for its ADK user
+                params = (session_id, new.agent_id, new.title, meta, stamp, stamp, user, held)
                 if conn.execute(_INSERT_SESSION, params).rowcount:
                     break
             else:

@@ -79,9 +79,9 @@ _SELECT = f"SELECT {CP_COLUMNS} FROM lg_checkpoints"
 _COPY_SESSION = (
     "INSERT INTO sessions (session_id, agent_id, title, session_type, status, metadata, "
     "created_at, updated_at, ended_at, last_message_at, message_count, token_count, last_seq, "
-    "held_by) "
+    "held_by, user_id) "
     "SELECT ?, agent_id, title, session_type, status, metadata, ?, ?, ended_at, "
-    f"last_message_at, message_count, token_count, last_seq, {HOLDER_BIT} "
+    f"last_message_at, message_count, token_count, last_seq, {HOLDER_BIT}, user_id "
     "FROM sessions WHERE session_id = ?"
 )
 _COPY_MESSAGES = (
