@@ -96,7 +96,7 @@ QUERIES = [
     # numbers, e-mail, URLs, symbols
     "3.5", "3", "5", "-42", "42", "bob@example.org", "example.org", "example",
     "https://example.org/docs/page?id=7", "docs", "id=7", "100.50", "$100.50", "€99", "99",
-    "c++", "c#", "f", "🎉", "party 🎉",
+    "c++", "c#", "f", "🎉", "party 🎉", "\u0640", "\ufe70",
     # words, phrases, stems, operators as words
     "snake_case", "snake", "kebab-case", "kebab", "the", "and", "cat hat", '"the hat"',
     '"hat the"', "or", "not", '"or not"', "run", "running", "runner", "generous",
@@ -143,6 +143,7 @@ EXPECTED = {
     "テスト": [48],  # halfwidth katakana folded (23 is Korean)
     "ı": [5, 44],  # ı → i, and Porter stems "is" to "i"
     "🎉": [-1],  # no words: refused on both
+    "\u0640": [],  # a letter that folds away (Arabic tatweel): accepted, finds nothing
     "run": [29],
     '"hat the"': [],
 }

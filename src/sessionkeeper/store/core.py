@@ -562,7 +562,7 @@ class Store:
         agents = validate.agent_scope(agent_id, agent_ids)
         users = validate.user_scope(user_id, user_ids)
         wanted = validate.metadata_filter(metadata)
-        if agents == [] or users == []:
+        if agents == [] or users == [] or not fts.query_terms(query):
             return []
         return await self._backend.search(
             query,

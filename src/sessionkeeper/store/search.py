@@ -37,6 +37,7 @@ SNIPPET_LEAD = 8  # words kept before the first match
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)', re.UNICODE)
 # Between two marked words, joined into one mark: a little punctuation (3.5, a@b.c, a/b/c)
 # or a space (a phrase), never a line break.
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")  # \p{L} or \p{N}
 _JOINABLE = re.compile(r"(?:[^\w\n]|_){0,3}")
 
 
@@ -50,8 +51,8 @@ def query_terms(query: str) -> tuple[tuple[str, ...], ...]:
         found = terms.terms(phrase or chunk)
         if found:
             parts.append(tuple(found))
-    if not parts:
-        raise InvalidInput(f"search query {query!r} has no words to search for", field="q")
+    # Empty only for a query whose letters all fold away (an Arabic tatweel or a harakah on
+    # its own): a query check_query accepts, which finds nothing.
     return tuple(parts)
 
 
@@ -80,7 +81,8 @@ def check_query(query: Any) -> str:
     if len(query) > 1000:
         raise InvalidInput("search query is longer than 1000 characters", field="q")
     validate.text(query, "q")
-    query_terms(query)  # a query of punctuation alone is refused on both databases
+    if not _LETTER_OR_DIGIT.search(query):  # the OpenAPI pattern says the same
+        raise InvalidInput(f"search query {query!r} has no words to search for", field="q")
     return query.strip()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sessionkeeper.models import Message, Session
 from sessionkeeper.store.backends.base import KeyRow, ListQuery
-from sessionkeeper.store.search import fts5_query, pg_query
+from sessionkeeper.store.search import fts5_query, pg_query, query_terms
 
 # Column lists in the order of the value types' fields (the columns are named as the fields):
 # backends build a Session, Message or KeyRow from a row positionally.
@@ -111,6 +111,8 @@ class Params:
 
     def fts_match(self, query: str) -> str:
         """A WHERE term on ``sessions``: some message of the session matches ``query``."""
+        if not query_terms(query):
+            return "FALSE"
         if self.pg:
             return (
                 "session_id IN (SELECT m.session_id FROM messages m "
