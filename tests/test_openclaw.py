@@ -313,9 +313,11 @@ def test_protected_refused(tree: tuple[Path, dict[str, Any]], monkeypatch: Any) 
             store.cleanup_after_delegation(sid)
     with pytest.raises(Forbidden):
         make_store(root, protected_ids={"sub-fresh-1"}).delete_session("sub-fresh-1")
-    with pytest.raises(Forbidden):  # a custom main key
-        make_store(root, main_key="agent:analyst:main").delete_session("an-direct-1")
     assert snapshot(root) == before
+    # OpenClaw's session.mainKey, normalised as OpenClaw does; agent:<id>:main stays an alias.
+    rule = make_store(root, main_key=" Work ").main_rule
+    assert rule.keys("Analyst") == {"agent:analyst:work", "agent:analyst:main", "main", "work"}
+    assert rule.is_main("analyst", "AGENT:analyst:Work") and not rule.is_main("analyst", "x")
 
 
 def test_orphans(tree: tuple[Path, dict[str, Any]]) -> None:

@@ -105,7 +105,8 @@ def list_keys(
         if include_revoked:
             row.append(out.when(k.revoked_at) if k.revoked_at else "")
         rows.append(row)
-    out.print_table("API keys", columns, rows)
+    if rows:
+        out.print_table("API keys", columns, rows)
     if not any(k.revoked_at is None for k in keys):
         out.plain(NO_ACTIVE_KEY)
 
