@@ -255,6 +255,7 @@ class SessionkeeperGroup(TyperGroup):
             raise  # usage errors, --help, explicit exits: Typer prints and exits
         except typer.Abort as exc:
             if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                sys.stderr.write("\n")  # the prompt's line is still open
                 raise typer.Exit(interrupted(exc.__context__)) from None
             raise
         except KeyboardInterrupt as exc:
