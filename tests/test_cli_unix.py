@@ -222,7 +222,9 @@ def test_ctrl_c_during_an_import_leaves_whole_sessions(
 # ── input that is not UTF-8 ───────────────────────────────────────────────────
 
 
-def test_input_that_is_not_utf8_is_named_by_its_byte(file_db_url: str, env: dict[str, str]) -> None:
+def test_input_that_is_not_utf8_is_named_by_its_byte(
+    file_db_url: str, tmp_path: Path, env: dict[str, str]
+) -> None:
     """``printf 'caf\\xe9' | sessionkeeper add user -`` and the same bytes as an argument:
     "not UTF-8: byte 0xE9 at offset 3" (it was "a lone surrogate (U+DCE9)"), exit 2,
     nothing stored. A UTF-8 byte order mark is not content."""
@@ -247,6 +249,23 @@ def test_input_that_is_not_utf8_is_named_by_its_byte(file_db_url: str, env: dict
     bom = run_cli([*db, "add", "user", "-", "--json"], env, input="\ufeffcafé".encode())
     assert bom.returncode == 0, bom.stderr
     assert json.loads(bom.stdout)["content"] == "café"
+
+    header = b'{"type":"session","session_id":"%s","created_at":"2025-01-01T00:00:00Z"}\n'
+    exported = tmp_path / "marked.jsonl"  # a BOM before the first line, a Latin-1 line later
+    exported.write_bytes(
+        b"\xef\xbb\xbf"
+        + header % b"with-bom"
+        + b'{"type":"message","role":"user","content":"ok"}\n'
+        + header % b"latin-1"
+        + b'{"type":"message","role":"user","content":"caf\xe9"}\n'
+    )
+    imported = run_cli([*db, "import", str(exported), "--json"], env)
+    summary = json.loads(imported.stdout)
+    assert imported.returncode == 1 and summary["imported"] == ["with-bom"]
+    assert [f["error"] for f in summary["failed"]] == [
+        "line 4 is not UTF-8: byte 0xE9 at offset 46 cannot be decoded "
+        "(convert the text to UTF-8 first, e.g. with iconv)"
+    ]
 
 
 # ── copyable hints, plurals, --max-tokens ─────────────────────────────────────
