@@ -1,11 +1,15 @@
-"""Helpers shared by the CLI tests (test_cli.py, test_skill.py): isolation and invocation."""
+"""Helpers shared by the CLI tests (test_cli.py, test_skill.py…): isolation and invocation,
+in-process (``make_invoke``: Typer's CliRunner) or as the real program in a subprocess
+(``cli_argv``, ``subprocess_env``, ``run_cli``)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,3 +76,33 @@ def make_invoke(db_url: str | None) -> Invoke:
 def as_json(result: Result) -> Any:
     assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
     return json.loads(result.stdout)
+
+
+# The installed console script: the real entry point (``sessionkeeper.cli:main``).
+CLI = [str(Path(sys.executable).with_name("sessionkeeper"))]
+
+
+def subprocess_env(user_env: dict[str, str], **extra: str) -> dict[str, str]:
+    """This process's environment without sessionkeeper, OpenClaw or Aria settings, plus
+    ``user_env`` (``isolate_user``'s) and ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SESSIONKEEPER_", "OPENCLAW_", "ARIA_"))
+    }
+    env.update(user_env)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    argv: Sequence[str],
+    env: dict[str, str],
+    *,
+    input: bytes | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """``sessionkeeper ARGV`` in a subprocess (bytes in and out: encodings are under test)."""
+    return subprocess.run(
+        [*CLI, *argv], env=env, input=input, capture_output=True, timeout=timeout, check=False
+    )

@@ -32,6 +32,8 @@ BAD = [
     (U, crafted("updated_at", "desc", "yesterday", "s1")),
     (U, crafted("updated_at", "desc", "2026-01-01T00:00:00+00:00")),
     (U, crafted("created_at", "asc", "2026-01-01T00:00:00+00:00", "s1")),  # another sort
+    # nested past what the JSON parser follows (a RecursionError, reported as a bug before)
+    (U, base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode()),
 ]
 
 

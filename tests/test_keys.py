@@ -6,11 +6,17 @@ import asyncio
 import hashlib
 import json
 import logging
+import socket
+import subprocess
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
 
 import rawdb
+from clitools import CLI, isolate_user, run_cli, subprocess_env
 from sessionkeeper.errors import InvalidInput, NotFound, Unauthorized, Unavailable
 from sessionkeeper.store import keys as keys_module
 from sessionkeeper.store.backends.base import KeyRow
@@ -152,3 +158,71 @@ def test_keys_list_shows_last_use(file_db_url: str, monkeypatch: pytest.MonkeyPa
     assert last_used.strftime("%Y-%m-%d") in used_line
     [unused_line] = [line for line in table.stdout.splitlines() if unused_id in line]
     assert "never" in unused_line
+
+
+# ── revoking the last key while `serve` runs (issue 16) ─────────────────────────
+
+
+def _serving(url: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--db", url],
+        env={**env, "SESSIONKEEPER_MAINTENANCE": "false"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # announced once listening
+    assert "serving" in line, proc.communicate(timeout=30)
+    return proc, f"http://127.0.0.1:{port}/api/engine/sessions"
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def test_revoking_the_last_key_says_what_a_running_server_does(
+    file_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`keys list` said "the API runs open" while a running server kept answering 401.
+    Revoking never opens a running server (revocation takes access away, never grants it):
+    the CLI says so, the server keeps refusing keyless requests, a restart runs open."""
+    env = subprocess_env(isolate_user(tmp_path, monkeypatch))
+    db = ["--db", file_db_url]
+    assert run_cli([*db, "db", "upgrade"], env).returncode == 0
+    made = json.loads(run_cli([*db, "keys", "create", "--admin", "--json"], env).stdout)
+    proc, sessions = _serving(file_db_url, env)
+    try:
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            bearer = {"Authorization": f"Bearer {made['token']}"}
+            assert http.get(sessions, headers=bearer).status_code == 200
+            assert http.get(sessions).status_code == 401
+            revoked = run_cli([*db, "keys", "revoke", made["key_id"]], env)
+            assert revoked.returncode == 0, revoked.stderr
+            note = " ".join(revoked.stderr.decode().split())  # folded at the width
+            assert "that was the last active key" in note and "until it is restarted" in note
+            listed = " ".join(run_cli([*db, "keys", "list"], env).stdout.decode().split())
+            assert listed.startswith("No active key: `serve` started now runs open")
+            assert "a server already running that had a key keeps refusing" in listed
+            assert "the API runs open" not in listed
+            time.sleep(2.5)  # past the server's 2 s re-check of whether keys exist
+            assert http.get(sessions).status_code == 401  # as the CLI said
+            assert http.get(sessions, headers=bearer).status_code == 401  # revoked
+    finally:
+        _stop(proc)
+    proc, sessions = _serving(file_db_url, env)
+    try:
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            assert http.get(sessions).status_code == 200  # restarted: open, on loopback
+    finally:
+        _stop(proc)
+    first, second = (
+        json.loads(run_cli([*db, "keys", "create", "--admin", "--json"], env).stdout)["key_id"]
+        for _ in range(2)
+    )
+    one_left = run_cli([*db, "keys", "revoke", first], env)
+    assert one_left.returncode == 0 and one_left.stderr == b""  # another key is active

@@ -217,10 +217,12 @@ def test_prune_keeps_protected(tree: tuple[Path, dict[str, Any]], monkeypatch: A
     store = OpenClawStore(root, clock=lambda: NOW + 3600)  # main session now stale too
     result = store.prune_sessions(60)
     assert "talk-sub-1" not in result["deleted_ids"]
-    assert "main-0001" not in result["deleted_ids"]
-    assert result["kept_count"] == 2
+    assert "main-0001" not in result["deleted_ids"]  # agent main's main session
+    assert "an-direct-1" not in result["deleted_ids"]  # agent analyst's main session
+    assert result["kept_count"] == 3
     assert "agent:aria-talk:subagent:x" in index(root, "aria-talk")
     assert "agent:main:main" in index(root)
+    assert "agent:analyst:main" in index(root, "analyst")
 
 
 def test_delete_two_keys(tree: tuple[Path, dict[str, Any]]) -> None:
@@ -255,7 +257,7 @@ def test_delete_without_callback_and_failing_callback(tree: tuple[Path, dict[str
         "removed_keys": ["agent:main:cron:job2"],
         "transcript_archived": False,
         "pg_status_updated": False,
-        "message": "Session missing-tx-1 removed (1 keys, transcript=missing), DB not updated",
+        "message": "Session missing-tx-1 removed (1 key, transcript=missing), DB not updated",
     }
 
     def boom(sid: str) -> bool:
@@ -265,7 +267,7 @@ def test_delete_without_callback_and_failing_callback(tree: tuple[Path, dict[str
     assert result["pg_status_updated"] is False
     assert result["removed_keys"] == ["agent:aria-talk:subagent:x"]
     assert result["message"] == (
-        "Session talk-sub-1 removed (1 keys, transcript=archived), "
+        "Session talk-sub-1 removed (1 key, transcript=archived), "
         "DB not updated (callback failed: RuntimeError: db down)"
     )
     # A transcript no index points at can still be deleted (archived).
@@ -311,9 +313,11 @@ def test_protected_refused(tree: tuple[Path, dict[str, Any]], monkeypatch: Any) 
             store.cleanup_after_delegation(sid)
     with pytest.raises(Forbidden):
         make_store(root, protected_ids={"sub-fresh-1"}).delete_session("sub-fresh-1")
-    with pytest.raises(Forbidden):  # a custom main key
-        make_store(root, main_key="agent:analyst:main").delete_session("an-direct-1")
     assert snapshot(root) == before
+    # OpenClaw's session.mainKey, normalised as OpenClaw does; agent:<id>:main stays an alias.
+    rule = make_store(root, main_key=" Work ").main_rule
+    assert rule.keys("Analyst") == {"agent:analyst:work", "agent:analyst:main", "main", "work"}
+    assert rule.is_main("analyst", "AGENT:analyst:Work") and not rule.is_main("analyst", "x")
 
 
 def test_orphans(tree: tuple[Path, dict[str, Any]]) -> None:

@@ -589,7 +589,7 @@ def long_export(sid: str, n: int) -> list[str]:
         (1200, '{"type":"message","seq":2,"role":"user","content":"again"}', "duplicate seq 2"),
         (600, '{"type":"message","seq":9999,"role":"wizard","content":"x"}', "role 'wizard'"),
         (1200, '{"type":"message","role":"user","content":"a\\u0000b"}', "NUL"),
-        (5, b"\xff\xfe not utf-8".decode("latin-1"), "not valid UTF-8"),
+        (5, b"\xff\xfe not utf-8".decode("latin-1"), "line 7 is not UTF-8: byte 0xFF at offset 0"),
     ],
 )
 async def test_a_bad_line_anywhere_fails_the_session_before_anything_is_written(

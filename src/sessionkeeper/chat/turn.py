@@ -326,9 +326,14 @@ async def prepare_turn(
     if not isinstance(content, str) or not content.strip():
         raise InvalidInput("content must not be empty", field="content")
     validate.content(content)  # TooLarge before a session is created for it
-    max_tokens = request.max_context_tokens or default_max_tokens
+    max_tokens = request.max_context_tokens
+    if max_tokens is None:  # not `or`: 0 is a mistake to report, not "use the default"
+        max_tokens = default_max_tokens
     if max_tokens < 1:
-        raise InvalidInput("max_context_tokens must be positive", field="max_context_tokens")
+        raise InvalidInput(
+            f"max_context_tokens must be a positive number of tokens, got {max_tokens}",
+            field="max_context_tokens",
+        )
     reserve = reply_reserve(max_tokens)
     needed = store.tokenizer.count(content) + MESSAGE_OVERHEAD_TOKENS
     if needed > max_tokens - reserve:

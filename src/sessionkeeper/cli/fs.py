@@ -3,21 +3,26 @@
 ``--json`` prints exactly the dicts of :class:`~sessionkeeper.openclaw.directory.OpenClawStore`
 (the seed skill's shapes). Deleting commands also mark the session ended in the database
 (the two-layer delete) when one is configured with ``--db`` or SESSIONKEEPER_DATABASE_URL.
+``--root`` goes before or after the subcommand, like ``--db`` and ``--json``; a root that
+does not exist is an error, never "0 sessions".
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer import _click as click
+from typer.core import TyperOption
 
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
-from sessionkeeper.errors import SessionkeeperError
+from sessionkeeper.errors import InvalidInput, NotFound, SessionkeeperError
 
 if TYPE_CHECKING:
     from sessionkeeper.openclaw.directory import OpenClawStore
@@ -36,35 +41,89 @@ class _FsOptions:
 fs_options = _FsOptions()
 
 
+ROOT_HELP = (
+    "Agents root (default $OPENCLAW_WORKSPACE, $ARIA_WORKSPACE, else ~/.openclaw/agents); "
+    "before or after the subcommand."
+)
+
+
+def _set_root(root: str | Path | None) -> Path | None:
+    """Callback of every ``--root``: the last one given wins."""
+    if root is not None:
+        fs_options.root = Path(root)
+    return fs_options.root
+
+
 @app.callback()
 def fs_main(
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            "--root",
-            help="Agents root (default $OPENCLAW_WORKSPACE, $ARIA_WORKSPACE, "
-            "else ~/.openclaw/agents).",
-        ),
-    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help=ROOT_HELP)] = None,
     db: Annotated[
         str | None, typer.Option("--db", help="Also mark deleted sessions ended in this database.")
     ] = None,
 ) -> None:
     """OpenClaw-style session directories: list, delete, prune, stats, orphans."""
-    fs_options.root = root
+    _set_root(root)
     common.set_db(db)
+
+
+def add_root_option(group: click.Command) -> None:
+    """Give every ``fs`` subcommand ``--root`` too (``fs list --root DIR``)."""
+    own = next(param for param in group.params if param.name == "root")
+    for command in getattr(group, "commands", {}).values():
+        command.params.append(
+            TyperOption(
+                param_decls=["--root"],
+                type=own.type,
+                metavar="PATH",
+                help=ROOT_HELP,
+                callback=lambda _ctx, _param, value: _set_root(value),
+                expose_value=False,
+            )
+        )
+
+
+def _checked_root() -> Path:
+    """The agents root, which must be an existing directory (a typo in --root, or no
+    OpenClaw here, must not read as an empty tree)."""
+    from sessionkeeper.openclaw.directory import ROOT_VARIABLES, default_root
+
+    root = (fs_options.root or default_root()).expanduser()
+    if root.is_dir():
+        return root
+    if fs_options.root is not None:
+        origin = "--root"
+    else:
+        variable = next((v for v in ROOT_VARIABLES if os.environ.get(v)), None)
+        origin = f"${variable}" if variable else "the default agents root"
+    if root.exists():
+        raise InvalidInput(f"{origin} {root} is not a directory")
+    hint = "" if fs_options.root is not None else " (give --root DIR)"
+    raise NotFound(f"{origin} {root} does not exist: no OpenClaw agents directory there{hint}")
+
+
+def _waiting(lock_path: Path, holder: dict[str, Any] | None, timeout: float) -> None:
+    """Said once on stderr when an index lock is not free at once (OpenClaw's gateway, or
+    another fs command, is writing that agent's sessions.json)."""
+    from sessionkeeper.openclaw.locking import describe_holder
+
+    out.err_console().print(
+        f"waiting for {lock_path} (held by {describe_holder(holder)}; up to {timeout:g} s)…",
+        markup=False,
+        highlight=False,
+    )
 
 
 @contextlib.contextmanager
 def _fs_store(with_database: bool = False) -> Iterator[OpenClawStore]:
     from sessionkeeper.compat.skill import DatabaseMarker, open_fs_store
 
+    root = _checked_root()
     if not (with_database and common.database_configured()):
-        yield open_fs_store(fs_options.root)
+        yield open_fs_store(root, on_lock_wait=_waiting)
         return
     url = common.check_database()  # refused before any file is touched
     with DatabaseMarker(url, encoding=common.encoding()) as marker:
-        yield open_fs_store(fs_options.root, marker)
+        yield open_fs_store(root, marker, on_lock_wait=_waiting)
 
 
 def _agent_errors(result: dict[str, Any]) -> None:
@@ -115,7 +174,7 @@ def fs_list(
             ]
             for s in result["sessions"]
         ),
-        caption=f"{result['session_count']} keys",
+        caption=out.plural(result["session_count"], "key"),
         keep=("sessionId",),
         squeeze=("key", "label", "agent", "model"),
         drop=("ctx tokens", "model", "type", "label"),
@@ -127,7 +186,7 @@ def _emit_delete(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         out.emit_json(result)
     else:
-        out.plain(result["message"])
+        out.plain(result["message"])  # worded by OpenClawStore, plurals included
         for key in result["removed_keys"]:
             out.plain(f"  removed key {key}")
     _agent_errors(result)
@@ -182,8 +241,8 @@ def fs_prune(
         return
     verb = "Would prune" if dry_run else "Pruned"
     out.plain(
-        f"{verb} {result['pruned_count']} of {result['total_sessions']} sessions idle over "
-        f"{result['threshold_minutes']:g} min; kept {result['kept_count']}"
+        f"{verb} {result['pruned_count']} of {out.plural(result['total_sessions'], 'session')} "
+        f"idle over {result['threshold_minutes']:g} min; kept {result['kept_count']}"
     )
     for sid in result["deleted_ids"]:
         out.plain(f"  {sid}")
@@ -234,12 +293,12 @@ def fs_orphans(
         _agent_errors(result)
         return
     prefix = "Would fix" if dry_run else "Fixed"
-    for label, name in (
-        ("keys without a transcript (removed)", "missing_transcripts"),
-        ("unreferenced transcripts (archived)", "orphan_transcripts"),
-        ("expired archives (deleted)", "expired_archives"),
+    for noun, label, name in (
+        ("key", "without a transcript (removed)", "missing_transcripts"),
+        ("unreferenced transcript", "(archived)", "orphan_transcripts"),
+        ("expired archive", "(deleted)", "expired_archives"),
     ):
-        out.plain(f"{prefix} {len(result[name])} {label}")
+        out.plain(f"{prefix} {out.plural(len(result[name]), noun)} {label}")
         for item in result[name]:
             out.plain(f"  {item}")
     _agent_errors(result)

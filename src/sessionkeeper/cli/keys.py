@@ -18,7 +18,16 @@ from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 
 if TYPE_CHECKING:
+    from sessionkeeper import Store
     from sessionkeeper.models import ApiKey
+
+# What a server does with no active key, said by `keys list` and `keys revoke` (see
+# api/auth.py: leaving open mode is one-way for a running server).
+NO_ACTIVE_KEY = (
+    "No active key: `serve` started now runs open, on loopback only; a server already "
+    "running that had a key keeps refusing requests without one until it is restarted "
+    "(revoking never opens a server)."
+)
 
 keys_app = typer.Typer(
     help="API keys for the REST API: create (admin or scoped to agents), list, revoke.",
@@ -96,8 +105,10 @@ def list_keys(
         if include_revoked:
             row.append(out.when(k.revoked_at) if k.revoked_at else "")
         rows.append(row)
-    caption = None if keys else "no keys: the API runs open, on loopback only"
-    out.print_table("API keys", columns, rows, caption=caption)
+    if rows:
+        out.print_table("API keys", columns, rows)
+    if not any(k.revoked_at is None for k in keys):
+        out.plain(NO_ACTIVE_KEY)
 
 
 @keys_app.command()
@@ -105,9 +116,21 @@ def revoke(
     key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (see list).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Revoke an API key: requests carrying it are refused from now on."""
-    key = common.run(lambda store: store.keys.revoke(key_id))
+    """Revoke an API key: requests carrying it are refused from now on.
+
+    Revoking the last active key does not open a running server: it keeps refusing requests
+    without a key until it is restarted.
+    """
+
+    async def work(store: Store) -> tuple[ApiKey, bool]:
+        key = await store.keys.revoke(key_id)
+        return key, await store.keys.any_active()
+
+    key, others = common.run(work)
     if as_json:
         out.emit_json(key.to_dict())
     else:
         out.plain(f"Revoked key {key.key_id}")
+    if not others:  # a note, on stderr: stdout keeps its shape
+        note = f"note: that was the last active key. {NO_ACTIVE_KEY}"
+        out.err_console().print(note, markup=False)

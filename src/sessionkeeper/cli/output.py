@@ -15,16 +15,22 @@ code  meaning
 6     ``Unavailable`` / ``SchemaMismatch`` (database or model server down, schema
       older or newer than this version: run ``sessionkeeper db upgrade``)
 7     ``Forbidden`` / ``Unauthorized`` (e.g. deleting a protected session)
-130   interrupted (Ctrl-C)
+130   interrupted (Ctrl-C), at any moment: start-up included (``cli/__init__.py``)
 ====  =====================================================================
 
 Every failure prints one red line on stderr, no traceback (``SESSIONKEEPER_DEBUG=1`` shows
 it). Under ``--json`` stdout also gets ``{"error": {"code", "message", "exit_code"}}`` so a
 script reading stdout always gets JSON.
+
+A closed pipe is not a failure: when the reader of our output goes away
+(``sessionkeeper export --all | head -1``), the command stops and exits 0 without a word,
+as Unix tools do (``closed_pipe``).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import re
@@ -49,6 +55,7 @@ from sessionkeeper.errors import (
     Unauthorized,
     Unavailable,
 )
+from sessionkeeper.wording import plural as plural  # the CLI's counts: out.plural
 
 if TYPE_CHECKING:
     from rich.console import Console, OverflowMethod
@@ -107,16 +114,56 @@ def set_json(value: bool) -> bool:
     return value or mode.json
 
 
-def console(width: int | None = None) -> Console:
+@functools.cache
+def _console_class() -> type[Console]:
     from rich.console import Console
 
-    return Console(soft_wrap=False, highlight=False, width=width)
+    class PipeConsole(Console):
+        """A Console that leaves a closed pipe to ``closed_pipe`` (Rich's own handling
+        exits with code 1)."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return PipeConsole
+
+
+def console(width: int | None = None) -> Console:
+    return _console_class()(soft_wrap=False, highlight=False, width=width)
 
 
 def err_console() -> Console:
-    from rich.console import Console
+    return _console_class()(stderr=True, highlight=False, soft_wrap=True)
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+def interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C: one line on stderr and exit code 130. Objects the interrupt left half-built
+    may complain when collected ("Exception ignored in …", e.g. an event loop interrupted
+    while it was being made): after a Ctrl-C that is noise, so it is not shown."""
+    sys.unraisablehook = lambda _unraisable: None
+    return report_error(exc)
+
+
+def closed_pipe() -> int:
+    """The exit code when a reader of our output went away (``… | head -1``): 0, quietly.
+
+    The closed stream is pointed at /dev/null (the Python docs' note on SIGPIPE), so that
+    nothing written or flushed later, Python's own flush at exit included, fails again.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):  # not a real file (a test runner's buffer)
+                pass
+        except (OSError, ValueError):
+            pass
+    return 0
 
 
 def dumps(data: Any) -> str:
@@ -204,10 +251,17 @@ class SessionkeeperGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):
+        except (TyperException, typer.Exit):
             raise  # usage errors, --help, explicit exits: Typer prints and exits
+        except typer.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                sys.stderr.write("\n")  # the prompt's line is still open
+                raise typer.Exit(interrupted(exc.__context__)) from None
+            raise
         except KeyboardInterrupt as exc:
-            raise typer.Exit(report_error(exc)) from None
+            raise typer.Exit(interrupted(exc)) from None
+        except BrokenPipeError:
+            raise typer.Exit(closed_pipe()) from None
         except Exception as exc:
             if os.environ.get("SESSIONKEEPER_DEBUG"):
                 raise
@@ -367,6 +421,14 @@ def plain(text: str) -> None:
     console().print(Text(text))
 
 
+def unwrapped(text: str) -> None:
+    """A line printed as one line at any terminal width, never wrapped nor centred: the
+    terminal may fold it on screen, but a copy gets it whole (a ``--cursor`` to paste)."""
+    from rich.text import Text
+
+    console().print(Text(text), soft_wrap=True)
+
+
 def age(delta: timedelta) -> str:
     """A duration for tables, two units at most: ``45s``, ``17m``, ``3h 5m``, ``12d 4h``."""
     seconds = max(0, int(delta.total_seconds()))
@@ -378,8 +440,3 @@ def age(delta: timedelta) -> str:
     if hours:
         return f"{hours}h {minutes}m" if minutes else f"{hours}h"
     return f"{minutes}m" if minutes else f"{seconds}s"
-
-
-def plural(count: int, word: str) -> str:
-    """``1 session``, ``2 sessions``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -4,21 +4,27 @@ The store is chosen by ``--db URL``, else SESSIONKEEPER_DATABASE_URL, else a SQL
 the user data dir; the current session is remembered per database (``cli/state.py``).
 The global options ``--db`` and ``--json`` are accepted before the command
 (``sessionkeeper --db URL list``) and after it (``sessionkeeper list --db URL``): the root
-group adds them to every command that does not declare them itself.
+group adds them to every command that does not declare them itself (and ``fs``'s ``--root``
+to every ``fs`` command). Every text argument must be UTF-8 (``Utf8Text``): Python hands
+undecodable bytes of the command line over as lone surrogates, which the error would name
+instead of the byte.
 Exit codes and error printing: ``output`` (one table, one place), through the root group class.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 from typer import _click as click
+from typer._click.types import StringParamType
 from typer.core import TyperOption
 
 from sessionkeeper.cli import admin, common, fs, keys, sessions, transfer
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
+from sessionkeeper.errors import InvalidInput
 
 # aria-session's spellings (seed 003): `aria-session.sh cur`, `ls`, `view`.
 ALIASES = {"cur": "current", "ls": "list", "view": "show"}
@@ -40,8 +46,28 @@ def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool
     return out.set_json(value)
 
 
+class Utf8Text(StringParamType):
+    """Text options and arguments: refused, naming the byte, unless they are UTF-8."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from sessionkeeper.inputs import check_argument
+
+        text = super().convert(value, param, ctx)
+        try:
+            return check_argument(text, "the value")
+        except InvalidInput as exc:
+            self.fail(exc.message, param, ctx)
+
+
+UTF8_TEXT = Utf8Text()
+
+
 def _add_global_options(command: click.Command) -> None:
-    """Give every command ``--db`` and ``--json`` (unless it has its own), recursively."""
+    """Give every command ``--db`` and ``--json`` (unless it has its own), recursively;
+    make every plain text parameter ``Utf8Text``."""
+    for param in command.params:
+        if type(param.type) is StringParamType:
+            param.type = UTF8_TEXT
     subcommands = getattr(command, "commands", None)
     if isinstance(subcommands, dict):
         for sub in subcommands.values():
@@ -52,6 +78,7 @@ def _add_global_options(command: click.Command) -> None:
         command.params.append(
             TyperOption(
                 param_decls=["--db"],
+                type=UTF8_TEXT,
                 metavar="URL",
                 help=DB_HELP,
                 callback=_note_db,
@@ -77,6 +104,10 @@ class RootGroup(out.SessionkeeperGroup):
         super().__init__(**attrs)
         for command in self.commands.values():
             _add_global_options(command)
+        fs.add_root_option(self.commands["fs"])
+        for param in self.params:
+            if type(param.type) is StringParamType:
+                param.type = UTF8_TEXT
 
     def make_context(
         self,
@@ -90,7 +121,10 @@ class RootGroup(out.SessionkeeperGroup):
         out.mode.command = None
         common.options.db = None
         fs.fs_options.root = None
-        return super().make_context(info_name, args, parent, **extra)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as exc:  # Ctrl-C while the arguments were being parsed
+            raise typer.Exit(out.interrupted(exc)) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
@@ -132,5 +166,27 @@ app.add_typer(fs.skill_app)
 app.add_typer(keys.keys_app, name="keys")
 
 
-def main() -> None:
-    app(prog_name="sessionkeeper")
+def run() -> None:
+    """Run the command line (``sessionkeeper.cli.main`` calls this once it is loaded).
+
+    Every way out is an exit code (``output``), including the two that happen outside any
+    command: a stdout whose reader went away when Python flushes it at exit (``… | head
+    -1``: exit 0, quietly, as Unix tools do) and a Ctrl-C between commands' work (130).
+    """
+    try:
+        try:
+            app(prog_name="sessionkeeper")
+        except SystemExit as exc:
+            code = exc.code
+        else:
+            code = 0
+        try:
+            sys.stdout.flush()  # now, not in Python's own flush at exit, which cannot fail quietly
+        except BrokenPipeError:
+            quiet = out.closed_pipe()
+            code = code or quiet
+    except KeyboardInterrupt as exc:
+        code = out.interrupted(exc)
+    except BrokenPipeError:
+        code = out.closed_pipe()
+    sys.exit(code)

@@ -82,8 +82,13 @@ def _print_message(message: Message) -> None:
 
 
 def _text_arg(text: str) -> str:
-    """``-`` reads the text from stdin (for long or multi-line content)."""
-    return sys.stdin.read() if text == "-" else text
+    """``-`` reads the text from stdin (for long or multi-line content): UTF-8, its bytes
+    read as they are (a leading byte order mark is not content: dropped)."""
+    if text != "-":
+        return text
+    from sessionkeeper.inputs import decode_utf8
+
+    return decode_utf8(sys.stdin.buffer.read(), "stdin")
 
 
 @app.command()
@@ -186,8 +191,6 @@ def list_(
         return
     shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "0"
     caption = f"{shown} of {page.total} (* = current)"
-    if page.next_cursor:
-        caption += f"; next page: --cursor {page.next_cursor}"
     out.print_table(
         "Sessions",
         ["", "id", "agent", "type", "status", "title", "msgs", "tokens", "updated"],
@@ -197,6 +200,8 @@ def list_(
         squeeze=("title", "agent"),
         drop=("tokens", "type", "status", "msgs"),
     )
+    if page.next_cursor:  # one line at any width, to be copied whole
+        out.unwrapped(f"next page: --cursor {page.next_cursor}")
 
 
 @app.command()
@@ -228,7 +233,8 @@ def show(
     for message in messages:
         _print_message(message)
     if last is not None and len(messages) < session.message_count:
-        out.say(f"\n[dim]({session.message_count - len(messages)} earlier messages not shown)[/]")
+        earlier = out.plural(session.message_count - len(messages), "earlier message")
+        out.say(f"\n[dim]({earlier} not shown)[/]")
 
 
 @app.command()
@@ -276,7 +282,7 @@ def add(
         note = " (new session, now current)" if created else ""
         out.say(
             f"Added {message.role} message #{message.seq} to {message.session_id}{note} "
-            f"[dim]({message.token_count} tokens)[/]"
+            f"[dim]({out.plural(message.token_count, 'token')})[/]"
         )
 
 

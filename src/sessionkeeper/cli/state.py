@@ -55,7 +55,7 @@ class CurrentSession:
     def _load(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError, RecursionError):
             # A missing or damaged file means "no current session", not a failure: the
             # memory is a convenience and is rebuilt by the next `new` or `switch`.
             return {"version": 1, "current": {}}

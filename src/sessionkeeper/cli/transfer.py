@@ -169,12 +169,14 @@ def _print_summary(summary: ImportSummary) -> None:
             "Skipped",
             ["session", "source", "reason"],
             ([s["session_id"], s["source"], s["reason"]] for s in summary.skipped),
+            wrap=("reason",),  # folded, never cut: the reason is the point
         )
     if summary.failed:
         out.print_table(
             "Failed",
             ["session", "source", "error"],
             ([f["session_id"], f["source"], f["error"]] for f in summary.failed),
+            wrap=("error",),
         )
     for warning in summary.warnings:
         out.plain(f"warning: {warning}")

@@ -12,18 +12,19 @@ whose id is the filesystem sessionId, or else those whose ``metadata.aria_sessio
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from sessionkeeper import inputs
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.models import SESSION_ID_RE
 
 if TYPE_CHECKING:
     from sessionkeeper import SyncStore
     from sessionkeeper.openclaw.directory import OpenClawStore
+    from sessionkeeper.openclaw.locking import LockWait
 
 SKILL_NAME = "session_manager"
 
@@ -82,11 +83,18 @@ class DatabaseMarker:
 
 
 def open_fs_store(
-    root: Path | str | None = None, on_deleted: Callable[[str], bool] | None = None
+    root: Path | str | None = None,
+    on_deleted: Callable[[str], bool] | None = None,
+    *,
+    on_lock_wait: LockWait | None = None,
 ) -> OpenClawStore:
     from sessionkeeper.openclaw.directory import OpenClawStore, default_root
 
-    return OpenClawStore(root if root is not None else default_root(), on_deleted=on_deleted)
+    return OpenClawStore(
+        root if root is not None else default_root(),
+        on_deleted=on_deleted,
+        on_lock_wait=on_lock_wait,
+    )
 
 
 def _number(args: dict[str, Any], name: str, default: float) -> float:
@@ -137,10 +145,7 @@ FUNCTIONS: dict[str, tuple[frozenset[str], Callable[[OpenClawStore, dict[str, An
 def parse_args(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
-    try:
-        args = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"arguments are not valid JSON: {exc}") from exc
+    args = inputs.loads(raw, "ARGS")  # not JSON, nested too deeply…
     if not isinstance(args, dict):
         raise InvalidInput('arguments must be a JSON object, e.g. \'{"agent": "main"}\'')
     return args

@@ -24,7 +24,6 @@ newest key is; an entry without a readable ``updatedAt`` counts as stale, as in 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -34,18 +33,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sessionkeeper import inputs
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sessionkeeper.openclaw.config import MainSessionRule, normalize_main_key, read_rule
 from sessionkeeper.openclaw.locking import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_STALE_AFTER,
     DEFAULT_TIMEOUT,
     IndexLock,
+    LockWait,
     atomic_write_json,
 )
+from sessionkeeper.wording import plural
 
-__all__ = ["DEFAULT_MAIN_KEY", "OpenClawStore", "default_root", "session_type_for_key"]
+__all__ = ["ROOT_VARIABLES", "OpenClawStore", "default_root", "session_type_for_key"]
 
-DEFAULT_MAIN_KEY = "agent:main:main"
+ROOT_VARIABLES = ("OPENCLAW_WORKSPACE", "ARIA_WORKSPACE")
+
 INDEX_NAME = "sessions.json"
 TRANSCRIPT_SUFFIX = ".jsonl"
 ARCHIVE_MARK = ".jsonl.deleted."
@@ -60,7 +64,7 @@ AgentError = dict[str, str]  # {"agent": name, "error": message}
 def default_root() -> Path:
     """The agents root: ``$OPENCLAW_WORKSPACE`` or ``$ARIA_WORKSPACE`` (its ``agents/`` subdir
     when it has one, else the dir itself), else ``~/.openclaw/agents``."""
-    for var in ("OPENCLAW_WORKSPACE", "ARIA_WORKSPACE"):
+    for var in ROOT_VARIABLES:
         value = os.environ.get(var)
         if value:
             base = Path(value).expanduser()
@@ -152,6 +156,7 @@ class OpenClawStore:
         lock_timeout: float = DEFAULT_TIMEOUT,
         stale_lock_seconds: float = DEFAULT_STALE_AFTER,
         lock_poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_lock_wait: LockWait | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(root).expanduser()
@@ -159,11 +164,14 @@ class OpenClawStore:
             env_id = os.environ.get("ARIA_SESSION_ID", "").strip()
             protected_ids = {env_id} if env_id else set()
         self.protected_ids = set(protected_ids)
-        self.main_key = main_key or DEFAULT_MAIN_KEY
+        # OpenClaw's session.mainKey: given, or read from its config when first needed
+        # (openclaw/config.py), so that listing never depends on the config.
+        self._rule = None if main_key is None else MainSessionRule(normalize_main_key(main_key))
         self.on_deleted = on_deleted
         self.lock_timeout = lock_timeout
         self.stale_lock_seconds = stale_lock_seconds
         self.lock_poll_interval = lock_poll_interval
+        self.on_lock_wait = on_lock_wait
         self.clock = clock
 
     # -- paths and reading ------------------------------------------------------------------
@@ -239,17 +247,19 @@ class OpenClawStore:
                 agent=agent,
                 path=str(path),
             )
+        where = f"agent {agent!r} left unchanged"
         try:
-            raw = target.read_bytes()
+            raw = inputs.read_regular(target)
         except FileNotFoundError:
             return {}
-        except OSError as exc:  # a directory named sessions.json, unreadable…
+        except inputs.NotRegular as exc:  # a FIFO would block us; never opened
+            raise InvalidInput(f"{exc.message}: {where}", agent=agent, path=str(path)) from None
+        except OSError as exc:  # unreadable…
             raise InvalidInput(
-                f"{path} cannot be read ({exc.strerror or exc}): agent {agent!r} left unchanged",
+                f"{path} cannot be read ({exc.strerror or exc}): {where}",
                 agent=agent,
                 path=str(path),
             ) from exc
-        where = f"agent {agent!r} left unchanged"
         if not raw.strip():
             raise InvalidInput(
                 f"{path} is empty ({len(raw)} bytes), not an index: {where} (OpenClaw writes "
@@ -258,17 +268,22 @@ class OpenClawStore:
                 path=str(path),
             )
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-            raise InvalidInput(
-                f"{path} is not valid JSON ({exc}): {where}", agent=agent, path=str(path)
-            ) from exc
+            data = inputs.loads(raw, str(path))  # not UTF-8, not JSON, nested too deeply
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc.message}: {where}", agent=agent, path=str(path)) from None
         if not isinstance(data, dict):
             raise InvalidInput(f"{path} is not a JSON object: {where}", agent=agent, path=str(path))
         return data
 
     def _write_index(self, agent: str, index: Index) -> None:
-        atomic_write_json(self._index_target(agent), index)
+        try:
+            atomic_write_json(self._index_target(agent), index)
+        except RecursionError:  # read at the edge of the parser's depth; nothing replaced
+            raise InvalidInput(
+                f"{self._index_path(agent)} is nested too deeply to be written back: "
+                f"agent {agent!r} left unchanged",
+                agent=agent,
+            ) from None
 
     def _indexes(self, problems: list[AgentError]) -> Iterator[tuple[str, Index]]:
         """``(agent, index)`` of every agent whose index can be read; the others are added to
@@ -289,6 +304,7 @@ class OpenClawStore:
             timeout=self.lock_timeout,
             stale_after=self.stale_lock_seconds,
             poll_interval=self.lock_poll_interval,
+            on_wait=self.on_lock_wait,
         )
 
     @staticmethod
@@ -331,11 +347,14 @@ class OpenClawStore:
                 path=str(path),
             )
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = inputs.read_regular(path)  # a FIFO is refused, never opened (it would block)
         except FileNotFoundError as exc:
             raise NotFound(f"No transcript {path}", path=str(path)) from exc
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(f"{path} is not UTF-8 text: {exc}", path=str(path)) from exc
+        except OSError as exc:
+            raise InvalidInput(
+                f"{path} cannot be read ({exc.strerror or exc})", path=str(path)
+            ) from exc
+        text = inputs.decode_utf8(raw, str(path))
         records: list[dict[str, Any]] = []
         # Split on "\n" only: OpenClaw (Node's JSON.stringify) writes U+2028, U+0085… raw
         # inside strings, and str.splitlines() would break a record there.
@@ -344,11 +363,9 @@ class OpenClawStore:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInput(
-                    f"{path}: line {number} is not valid JSON: {exc}", path=str(path), line=number
-                ) from exc
+                record = inputs.loads(line, f"{path}: line {number}")
+            except InvalidInput as exc:
+                raise InvalidInput(exc.message, path=str(path), line=number) from None
             if not isinstance(record, dict):
                 raise InvalidInput(
                     f"{path}: line {number} is not a JSON object", path=str(path), line=number
@@ -356,19 +373,30 @@ class OpenClawStore:
             records.append(record)
         return records
 
-    def _protected_in(self, index: Index) -> set[str]:
+    @property
+    def main_rule(self) -> MainSessionRule:
+        """How OpenClaw names each agent's main session (InvalidInput: unreadable config)."""
+        if self._rule is None:
+            self._rule = read_rule(self.root)
+        return self._rule
+
+    def _is_main(self, agent: str, key: str) -> bool:
+        return self.main_rule.is_main(agent, key)
+
+    def _protected_in(self, agent: str, index: Index) -> set[str]:
+        """``protected_ids`` plus the sessions the agent's main session keys name."""
         ids = set(self.protected_ids)
-        main = index.get(self.main_key)
-        if isinstance(main, dict) and isinstance(main.get("sessionId"), str):
-            ids.add(main["sessionId"])
+        for key, _entry, sid in self._entries(index):
+            if self._is_main(agent, key):
+                ids.add(sid)
         return ids
 
     def protected(self, problems: list[AgentError] | None = None) -> set[str]:
-        """Session ids that are never deleted: ``protected_ids`` plus what the main key names
-        (in every agent whose index can be read; see ``problems``)."""
+        """Session ids that are never deleted: ``protected_ids`` plus each agent's main
+        session (in every agent whose index can be read; see ``problems``)."""
         ids = set(self.protected_ids)
-        for _agent, index in self._indexes([] if problems is None else problems):
-            ids |= self._protected_in(index)
+        for agent, index in self._indexes([] if problems is None else problems):
+            ids |= self._protected_in(agent, index)
         return ids
 
     # -- listing and stats ------------------------------------------------------------------
@@ -472,12 +500,12 @@ class OpenClawStore:
         done: dict[str, tuple[list[str], bool]] = {}
         with self._lock(agent):
             index = self._read_index(agent)
-            targets = ids - self._protected_in(index)
+            targets = ids - self._protected_in(agent, index)
             if keep is not None:
                 targets -= {sid for _k, e, sid in self._entries(index) if keep(e)}
             removed: dict[str, list[str]] = {}
             for key, _entry, sid in list(self._entries(index)):
-                if sid in targets and key != self.main_key:
+                if sid in targets and not self._is_main(agent, key):
                     del index[key]
                     removed.setdefault(sid, []).append(key)
             if removed:
@@ -544,7 +572,7 @@ class OpenClawStore:
                 "transcript_archived": archived,
                 "pg_status_updated": pg_ok,
                 "message": (
-                    f"Session {sid} removed ({len(removed_keys)} keys, "
+                    f"Session {sid} removed ({plural(len(removed_keys), 'key')}, "
                     f"transcript={transcript}), {db}"
                 ),
             },
@@ -568,7 +596,7 @@ class OpenClawStore:
         problems: list[AgentError] = []
         protected = set(self.protected_ids)
         for agent, index in self._indexes(problems):
-            protected |= self._protected_in(index)
+            protected |= self._protected_in(agent, index)
             for _key, entry, sid in self._entries(index):
                 ms = _updated_ms(entry)
                 newest[sid] = max(
@@ -620,14 +648,15 @@ class OpenClawStore:
     # -- repair -----------------------------------------------------------------------------
     def _orphan_scan(self, agent: str, index: Index) -> tuple[list[str], list[Path]]:
         directory = self._dir(agent)
-        protected = self._protected_in(index)
+        protected = self._protected_in(agent, index)
         missing = [
             key
             for key, _entry, sid in self._entries(index)
             if _is_safe(sid)
             and sid not in protected
-            and key != self.main_key
-            and not (directory / (sid + TRANSCRIPT_SUFFIX)).is_file()
+            and not self._is_main(agent, key)
+            # a FIFO or a directory there is not "missing": not ours to judge, key kept
+            and not (directory / (sid + TRANSCRIPT_SUFFIX)).exists()
         ]
         referenced = {sid for _k, _e, sid in self._entries(index)}
         orphans = sorted(

@@ -9,6 +9,8 @@ loses the other's update (the seed skill did exactly that). The protocol, in ord
    ``{"pid": ..., "createdAt": <ISO time>}`` inside so a waiter can say who is blocking it.
 2. **Wait** if it exists: poll (every 25 ms by default) for up to ``timeout`` seconds (10 s), then
    give up with :class:`~sessionkeeper.errors.Conflict` naming the lock file and its holder.
+   A wait longer than ``notice_after`` (0.2 s: the gateway's own writes are shorter) is
+   reported once through ``on_wait`` (the CLI says on stderr whom it waits for).
 3. **Break** a lock whose mtime is older than ``stale_after`` (30 s): its holder crashed. The file
    is first *renamed* to a unique name (only one breaker can win that rename), re-checked, then
    removed; if the renamed file turns out to be fresh (someone re-took the lock between our
@@ -30,17 +32,21 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sessionkeeper import inputs
 from sessionkeeper.atomic import atomic_text, fsync_dir
-from sessionkeeper.errors import Conflict
+from sessionkeeper.errors import Conflict, InvalidInput
 
 __all__ = [
     "IndexLock",
+    "LockWait",
     "atomic_write_json",
+    "describe_holder",
     "fsync_dir",
     "lock_path_for",
     "read_holder",
@@ -49,6 +55,10 @@ __all__ = [
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_STALE_AFTER = 30.0
 DEFAULT_POLL_INTERVAL = 0.025
+DEFAULT_NOTICE_AFTER = 0.2
+
+# Told once when a lock is waited for: (lock file, its holder as read_holder gives it, timeout).
+LockWait = Callable[[Path, "dict[str, Any] | None", float], None]
 
 
 def lock_path_for(index_path: Path) -> Path:
@@ -57,12 +67,21 @@ def lock_path_for(index_path: Path) -> Path:
 
 
 def read_holder(lock_path: Path) -> dict[str, Any] | None:
-    """The ``{"pid", "createdAt"}`` payload of a lock file, or None if absent or unreadable."""
+    """The ``{"pid", "createdAt"}`` payload of a lock file, or None if absent or unreadable
+    (anything but a regular file is not even opened: a FIFO would block)."""
     try:
-        data = json.loads(lock_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = inputs.loads(inputs.read_regular(lock_path), str(lock_path))
+    except (OSError, InvalidInput):
         return None
     return data if isinstance(data, dict) else None
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    """``pid 4242 since 2026-…`` (what the lock file says), or ``an unknown holder``."""
+    if not holder:
+        return "an unknown holder"
+    since = f" since {holder['createdAt']}" if holder.get("createdAt") else ""
+    return f"pid {holder.get('pid')}{since}"
 
 
 class IndexLock:
@@ -75,32 +94,39 @@ class IndexLock:
         timeout: float = DEFAULT_TIMEOUT,
         stale_after: float = DEFAULT_STALE_AFTER,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_wait: LockWait | None = None,
+        notice_after: float = DEFAULT_NOTICE_AFTER,
     ) -> None:
         self.index_path = Path(index_path)
         self.lock_path = lock_path_for(self.index_path)
         self.timeout = timeout
         self.stale_after = stale_after
         self.poll_interval = poll_interval
+        self.on_wait = on_wait
+        self.notice_after = notice_after
         self._payload: bytes | None = None
 
     # -- acquire ---------------------------------------------------------------------------
     def acquire(self) -> None:
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
+        noticed = self.on_wait is None
         while True:
             if self._try_create():
                 return
             self._break_if_stale()
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 break
+            if not noticed and now - start >= self.notice_after:
+                noticed = True
+                assert self.on_wait is not None
+                self.on_wait(self.lock_path, read_holder(self.lock_path), self.timeout)
             time.sleep(self.poll_interval)
         if self._try_create():  # one last chance after the final sleep
             return
         holder = read_holder(self.lock_path)
-        who = (
-            f"pid {holder.get('pid')} since {holder.get('createdAt')}"
-            if holder
-            else "an unknown holder"
-        )
+        who = describe_holder(holder)
         raise Conflict(
             f"Timed out after {self.timeout:g}s waiting for {self.lock_path} (held by {who})",
             lock_path=str(self.lock_path),
@@ -149,9 +175,9 @@ class IndexLock:
         if self._payload is None:
             return
         try:
-            if self.lock_path.read_bytes() == self._payload:
+            if inputs.read_regular(self.lock_path) == self._payload:
                 os.unlink(self.lock_path)
-        except FileNotFoundError:
+        except (FileNotFoundError, inputs.NotRegular):  # gone, or not ours any more
             pass
         finally:
             self._payload = None

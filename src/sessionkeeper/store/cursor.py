@@ -27,7 +27,7 @@ def decode(cursor: str, sort: str, order: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         c_sort, c_order, value, last_id = json.loads(raw)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # nested too deeply: not ours
         raise _invalid() from exc
     if (c_sort, c_order) != (sort, order):
         raise InvalidInput(

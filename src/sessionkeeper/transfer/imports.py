@@ -9,12 +9,14 @@ No Typer here: the CLI drives these functions and draws the progress bar.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import InvalidInput, NotFound, SessionkeeperError
+from sessionkeeper.inputs import file_kind
 from sessionkeeper.models import Session
 from sessionkeeper.transfer.read_aria import AriaSessionImport, aria_current
 from sessionkeeper.transfer.read_jsonl import count_sessions, read_jsonl
@@ -65,7 +67,7 @@ class ImportPlan:
 
 
 def detect_format(path: Path) -> str:
-    if str(path) == "-" or path.is_file():
+    if is_stream(path) or path.is_file():
         return "jsonl"
     if not path.is_dir():
         raise NotFound(f"no such file or directory: {path}")
@@ -86,13 +88,20 @@ def plan_import(path: Path, fmt: str | None = None, *, agent: str | None = None)
     if str(path) != "-" and not path.exists():
         raise NotFound(f"no such file or directory: {path}")
     if fmt == "jsonl":
-        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        if path.is_dir():  # found by listing: only regular files are read
+            found = sorted(path.glob("*.jsonl"))
+            files = [f for f in found if f.is_file()]
+            refused = [f for f in found if not f.is_file()]
+        else:  # named: a file, or a stream (stdin, a FIFO, `<(…)`) read once and spooled
+            files, refused = [path], []
 
         def jsonl_items(count: Callable[[str], int]) -> Iterator[Item]:
+            for file in refused:
+                yield Failed(str(file), f"{_kind(file)}, not a regular file: not read")
             for file in files:
                 yield from read_jsonl(file, count, agent)
 
-        total = None if str(path) == "-" else sum(count_sessions(f) for f in files)
+        total = None if is_stream(path) else sum(count_sessions(f) for f in files)
         return ImportPlan(fmt, path, total, jsonl_items)
     if not path.is_dir():
         raise InvalidInput(f"{fmt} import needs a directory, got the file {path}")
@@ -101,6 +110,25 @@ def plan_import(path: Path, fmt: str | None = None, *, agent: str | None = None)
         return ImportPlan(fmt, path, reader.total(), reader.items)
     aria = AriaSessionImport(path, agent=agent or "main")
     return ImportPlan(fmt, path, aria.total(), aria.items)
+
+
+def is_stream(path: Path) -> bool:
+    """``-`` (stdin), or a named FIFO, device or ``/dev/fd/N`` (``import <(cat x.jsonl)``):
+    input that can be read only once, as it comes."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _kind(path: Path) -> str:
+    try:
+        return f"{path} is {file_kind(path.stat().st_mode)}"
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
 
 
 async def run_import(

@@ -7,13 +7,13 @@ session per id, the meta kept in ``metadata.aria_session_meta``, nothing lost.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sessionkeeper import inputs
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.models import Message, Session
 from sessionkeeper.transfer.records import (
@@ -42,6 +42,14 @@ def aria_current(directory: Path) -> str | None:
     name = target.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
     return database_id(stem, "aria") if stem else None
+
+
+def _read(path: Path) -> bytes:
+    """A cache file's bytes (a FIFO or a device is refused, never opened)."""
+    try:
+        return inputs.read_regular(path)
+    except OSError as exc:
+        raise InvalidInput(f"{path} cannot be read ({exc.strerror or exc})") from exc
 
 
 class AriaSessionImport:
@@ -77,10 +85,7 @@ class AriaSessionImport:
         meta: dict[str, Any] | None = None
         warnings: list[str] = []
         if meta_path.is_file():
-            try:
-                loaded = json.loads(meta_path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise InvalidInput(f"{meta_path} is not valid JSON: {exc}") from exc
+            loaded = inputs.loads(_read(meta_path), str(meta_path))
             if not isinstance(loaded, dict):
                 raise InvalidInput(f"{meta_path} is not a JSON object")
             meta = loaded
@@ -121,42 +126,39 @@ class AriaSessionImport:
             return []
         messages: list[Message] = []
         previous: datetime | None = None
-        with path.open("r", encoding="utf-8", newline="\n") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise InvalidInput(f"{path}: line {number} is not valid JSON: {exc}") from exc
-                if not isinstance(record, dict):
-                    raise InvalidInput(f"{path}: line {number} is not a JSON object")
-                role, content = record.get("role"), record.get("content")
-                if role not in ("user", "assistant", "system", "tool"):
-                    raise InvalidInput(f"{path}: line {number} has an unknown role {role!r}")
-                if not isinstance(content, str):
-                    raise InvalidInput(f"{path}: line {number} has no string content")
-                stamp = record.get("timestamp")
-                when = parse_time(stamp, f"{path}: line {number} timestamp") if stamp else None
-                when = when or previous or now()
-                previous = when
-                model = record.get("model")
-                extra = {
-                    k: v
-                    for k, v in record.items()
-                    if k not in ("role", "content", "timestamp", "model")
-                }
-                messages.append(
-                    Message(
-                        session_id=db_id,
-                        seq=len(messages) + 1,
-                        role=role,
-                        content=content,
-                        agent_id=None,
-                        model=model if isinstance(model, str) and model else None,
-                        token_count=count(content),
-                        metadata={"aria": extra} if extra else {},
-                        created_at=when,
-                    )
+        for number, line in enumerate(_read(path).split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            # not UTF-8 (byte and offset named), not JSON, nested too deeply
+            record = inputs.loads(line, f"{path}: line {number}")
+            if not isinstance(record, dict):
+                raise InvalidInput(f"{path}: line {number} is not a JSON object")
+            role, content = record.get("role"), record.get("content")
+            if role not in ("user", "assistant", "system", "tool"):
+                raise InvalidInput(f"{path}: line {number} has an unknown role {role!r}")
+            if not isinstance(content, str):
+                raise InvalidInput(f"{path}: line {number} has no string content")
+            stamp = record.get("timestamp")
+            when = parse_time(stamp, f"{path}: line {number} timestamp") if stamp else None
+            when = when or previous or now()
+            previous = when
+            model = record.get("model")
+            extra = {
+                k: v
+                for k, v in record.items()
+                if k not in ("role", "content", "timestamp", "model")
+            }
+            messages.append(
+                Message(
+                    session_id=db_id,
+                    seq=len(messages) + 1,
+                    role=role,
+                    content=content,
+                    agent_id=None,
+                    model=model if isinstance(model, str) and model else None,
+                    token_count=count(content),
+                    metadata={"aria": extra} if extra else {},
+                    created_at=when,
                 )
+            )
         return messages

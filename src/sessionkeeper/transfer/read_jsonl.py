@@ -9,9 +9,9 @@ never a session; stdin is spooled to a temporary file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from sessionkeeper import inputs
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
 from sessionkeeper.transfer.records import (
@@ -77,13 +78,12 @@ def _no_count(_text: str) -> int:
 
 
 def _parse_line(raw: bytes, number: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(record, None), or (None, why the line is not one)."""
+    """(record, None), or (None, why the line is not one: not UTF-8, not JSON, nested too
+    deeply to read…)."""
     try:
-        record = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return None, f"line {number} is not valid UTF-8: {exc}"
-    except ValueError as exc:
-        return None, f"line {number} is not valid JSON: {exc}"
+        record = inputs.loads(raw, f"line {number}")
+    except InvalidInput as exc:
+        return None, exc.message
     if not isinstance(record, dict):
         return None, f"line {number} is not a JSON object"
     return record, None
@@ -184,14 +184,20 @@ def _block_messages(
 
 @contextlib.contextmanager
 def _open_binary(path: Path) -> Iterator[IO[bytes]]:
-    """The file, or stdin spooled to a temporary file (read twice, so it must be seekable;
-    spooled to disk, so memory stays bounded)."""
-    if str(path) != "-":
-        with path.open("rb") as handle:
-            yield handle
-        return
-    with tempfile.TemporaryFile() as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+    """The file, or a stream (stdin, a FIFO, ``<(…)``) spooled to a temporary file (read
+    twice, so it must be seekable; spooled to disk, so memory stays bounded)."""
+    if str(path) == "-":
+        source: IO[bytes] | None = None
+    else:
+        source = path.open("rb")  # a named FIFO: given explicitly, so waited for
+        if stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            with source:
+                yield source
+            return
+    with tempfile.TemporaryFile() as spool, contextlib.ExitStack() as stack:
+        if source is not None:
+            stack.enter_context(source)
+        shutil.copyfileobj(sys.stdin.buffer if source is None else source, spool, 1 << 20)
         spool.seek(0)
         yield spool
 
@@ -264,5 +270,6 @@ def _block_item(
 def count_sessions(path: Path) -> int:
     """Session headers in a JSONL file, for the progress bar (a cheap scan, no parsing)."""
     prefix = b'{"type":"session"'
+    bom = inputs.BOM.encode()
     with path.open("rb") as handle:
-        return sum(1 for line in handle if line.startswith(prefix))
+        return sum(1 for line in handle if line.removeprefix(bom).startswith(prefix))

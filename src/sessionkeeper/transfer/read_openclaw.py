@@ -31,6 +31,7 @@ from typing import Any
 
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.models import MAX_TITLE_LENGTH, Message, Session
+from sessionkeeper.openclaw.config import DEFAULT_MAIN_KEY
 from sessionkeeper.openclaw.directory import OpenClawStore, session_type_for_key
 from sessionkeeper.transfer.records import (
     Failed,
@@ -96,7 +97,8 @@ class OpenClawImport:
     """Every (agent, sessionId) of an OpenClaw agents root, as importable sessions."""
 
     def __init__(self, root: Path, *, agent: str | None = None) -> None:
-        self.fs = OpenClawStore(root, protected_ids=set())
+        # Reading only: no session is protected, and OpenClaw's config is not needed.
+        self.fs = OpenClawStore(root, protected_ids=set(), main_key=DEFAULT_MAIN_KEY)
         self.agent = agent
 
     def _groups(
