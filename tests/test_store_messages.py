@@ -176,7 +176,11 @@ async def test_pop_message_takes_the_newest_and_counters_follow(store: Store) ->
     assert await store.pop_message(sid) is None  # empty: nothing to take
     await store.add_messages(sid, [NewMessage("user", "first"), NewMessage("assistant", "two")])
     popped = await store.pop_message(sid)
-    assert popped is not None and (popped.seq, popped.role, popped.content) == (2, "assistant", "two")
+    assert popped is not None and (popped.seq, popped.role, popped.content) == (
+        2,
+        "assistant",
+        "two",
+    )
     assert [m.content for m in await store.get_messages(sid)] == ["first"]
     assert (await store.get_session(sid)).message_count == 1
     assert (await store.add_message(sid, "user", "again")).seq == 3  # seqs are never reused
