@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,6 +183,25 @@ def test_failed_model_call_leaves_no_user_turn_behind(
     sk("ask", "found", "--session", sid)
     assert sent(fake) == [("user", "hello"), ("assistant", "Hi."), ("user", "found")]
     assert [role for role, _ in conversation(file_db_url, sid)] == ["user", "assistant"] * 2
+
+
+def test_ctrl_c_before_the_reply_keeps_nothing(
+    env: dict[str, str], fake: FakeLLM, file_db_url: str
+) -> None:
+    fake.options.delay = 1.0  # before the first piece of the reply
+    child = pexpect.spawn(
+        sys.executable, ["-m", "sessionkeeper", "ask", "hello"], env=env, encoding="utf-8"
+    )
+    deadline = time.monotonic() + 30
+    while not fake.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.requests, "the model was never called"
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert child.exitstatus == 130 and "Traceback" not in (child.before or "")
+    with SyncStore.open(file_db_url) as store:
+        assert store.list_sessions().total == 0  # the message and its new session went back
 
 
 def test_the_same_answer_twice_is_sent_twice(cli: Invoke, file_db_url: str) -> None:
