@@ -1,8 +1,9 @@
 """``ask`` and ``chat``: the commands that talk to the model, one turn or a conversation.
 
 They follow simonw/llm's ``llm prompt`` and ``llm chat``: ``-m/--model`` picks the model,
-``--system`` sets a system prompt, ``-c/--continue`` continues the most recent session (the
-one with the newest message, whoever wrote it). With neither ``-c`` nor a session named
+``--system`` sets a system prompt, ``-c/--continue`` continues the most recently active
+session (newest message, whoever wrote it; a session without messages counts from its
+creation). With neither ``-c`` nor a session named
 they continue the *current* session (this CLI's memory, ``state.py``), and start one when
 there is none.
 
@@ -27,7 +28,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -70,7 +71,7 @@ ContinueOpt = Annotated[
     typer.Option(
         "--continue",
         "-c",
-        help="Continue the most recent session (newest message), and make it current.",
+        help="Continue the most recently active session, and make it current.",
     ),
 ]
 MaxTokensOpt = Annotated[
@@ -116,7 +117,7 @@ class Conversation:
         session_id: str | None,
         system: str | None,
         max_tokens: int | None,
-        stream_to: Any | None,
+        stream_to: TextIO | None,
         on_created: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
