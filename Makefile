@@ -1,40 +1,53 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    — create .venv if missing, install, serve on the SQLite default
-#   make test   — create .venv if missing, install with test extras, run the whole suite
+#   make run    — create .venv if missing, install what serving needs, serve on the SQLite default
+#   make test   — create .venv if missing, install with the test extra, run the whole suite
+# Each install has its own stamp: `make run` never installs the test extra (Playwright, mypy,
+# ruff, schemathesis, the four frameworks); lint, bench and docs use the test install.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench install browser clean docs
+.PHONY: run test lint bench install install-test browser clean docs
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
 	# bytecode for src/ even where PYTHONDONTWRITEBYTECODE is set: CLI start-up time
 	$(BIN)/python -m compileall -q src >/dev/null
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+# The test extra includes everything `run` needs, so it satisfies the run stamp too.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q src >/dev/null
+	touch $@ $(RUN_STAMP)
 
-run: $(STAMP)
+install: $(RUN_STAMP)
+
+install-test: $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/sessionkeeper serve
 
 browser:
 	bash scripts/ensure-chromium.sh
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(BIN)/pytest -q
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src/sessionkeeper
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --db both --scale small
 
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	$(BIN)/python -m sessionkeeper.cli.docs > docs/cli.md
 	$(BIN)/python scripts/layout.py --write
 

@@ -419,7 +419,7 @@ def test_keys_cli_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def run(*args: str) -> Any:
         return runner.invoke(cli, ["--db", url, "keys", *args], catch_exceptions=False)
 
-    # `keys` works on an existing database (a missing SQLite file is refused, not created).
+    # `keys create` makes a missing database (it stores something); `list`, `revoke` need one.
     created = runner.invoke(cli, ["--db", url, "db", "upgrade"], catch_exceptions=False)
     assert created.exit_code == 0, created.output
     made = run("create", "--admin", "--name", "ops", "--json")

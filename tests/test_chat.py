@@ -21,14 +21,18 @@ from fakellm import FakeLLM, run_fake_llm
 from sessionkeeper.api import create_app
 from sessionkeeper.api.deps import get_principal
 from sessionkeeper.api.principal import Principal
+from sessionkeeper.chat.llm import OpenAIChatClient
 from sessionkeeper.chat.turn import (
     DISCONNECTED,
     ECHO_LABEL,
+    ChatRequest,
     auto_title,
+    prepare_turn,
     reply_reserve,
     to_openai,
 )
 from sessionkeeper.config import Settings
+from sessionkeeper.errors import Conflict, InvalidInput, TooLarge
 from sessionkeeper.store.core import Store
 
 STREAM = "/api/engine/chat/stream"
@@ -370,6 +374,116 @@ async def test_retry_refusals_change_nothing(
     assert r.status_code == 409 and "ended" in r.json()["detail"], r.text
     assert [(m.role, m.content) for m in await store.get_messages(sid)] == [("user", "first try")]
     assert len(fake.requests) == 1  # only the first, failed, call reached the model
+
+
+# ── the turn options the CLI uses (ask, chat): system prompt, repeats, take-back ──────
+
+
+async def run_turn(
+    store: Store, llm: OpenAIChatClient, request: ChatRequest, **options: Any
+) -> Any:
+    turn = await prepare_turn(store, llm, request, default_max_tokens=2000, **options)
+    names = [event.name async for event in turn.events()]
+    return turn, names
+
+
+async def test_a_failed_call_can_take_its_messages_back(store: Store, fake: FakeLLM) -> None:
+    """``withdraw_unanswered``: a model failure before any text removes the turn's messages,
+    only while they are the newest (a message appended meanwhile is never removed)."""
+    fake.options.fail_status = 503
+    async with OpenAIChatClient(fake.base_url, "fake-model") as llm:
+        # A session the turn created goes with them.
+        turn, names = await run_turn(
+            store, llm, ChatRequest("lost", system="Be terse."), withdraw_unanswered=True
+        )
+        assert names == ["session", "error"] and turn.withdrawn
+        assert not await store.session_exists(turn.session.session_id)
+        # An existing session keeps what it had.
+        sid = (await store.create_session()).session_id
+        await store.add_message(sid, "user", "earlier")
+        turn, _ = await run_turn(
+            store, llm, ChatRequest("lost", session_id=sid), withdraw_unanswered=True
+        )
+        assert turn.withdrawn
+        assert [m.content for m in await store.get_messages(sid)] == ["earlier"]
+        # Someone appended after the turn's message: it stays, and so does theirs.
+        turn = await prepare_turn(
+            store,
+            llm,
+            ChatRequest("mine", session_id=sid),
+            default_max_tokens=2000,
+            withdraw_unanswered=True,
+        )
+        await store.add_message(sid, "assistant", "someone else's")
+        assert [e.name async for e in turn.events()] == ["session", "error"]
+        assert not turn.withdrawn
+        contents = [m.content for m in await store.get_messages(sid)]
+        assert contents == ["earlier", "mine", "someone else's"]
+        # A reply cut off midway is kept (the user saw it), so nothing is taken back.
+        fake.options.fail_status, fake.options.abort_after = None, 1
+        turn, names = await run_turn(
+            store, llm, ChatRequest("cut", session_id=sid), withdraw_unanswered=True
+        )
+        assert names[-1] == "error" and not turn.withdrawn
+        assert turn.reply is not None and turn.reply.metadata["partial"] is True
+    assert (await store.get_session(sid)).message_count == len(await store.get_messages(sid)) == 5
+
+
+async def test_system_prompt_is_stored_before_the_message_once(store: Store, fake: FakeLLM) -> None:
+    terse = {"role": "system", "content": "Be terse."}
+    async with OpenAIChatClient(fake.base_url, "fake-model") as llm:
+        first, _ = await run_turn(store, llm, ChatRequest("hi", system="Be terse."))
+        sid = first.session.session_id
+        assert first.system_message is not None and first.system_message.seq == 1
+        assert fake.requests[-1]["messages"] == [terse, {"role": "user", "content": "hi"}]
+        # The model already sees it: not stored again.
+        again, _ = await run_turn(
+            store, llm, ChatRequest("more", session_id=sid, system="Be terse.")
+        )
+        assert again.system_message is None
+        # Another one is stored where it was given, as llm sends a changed system prompt.
+        other, _ = await run_turn(
+            store, llm, ChatRequest("kind now", session_id=sid, system="Be kind.")
+        )
+        assert other.system_message is not None
+        roles = [(m.role, m.content) for m in await store.get_messages(sid)]
+        expected = ["system", "user", "assistant", "user", "assistant", "system", "user"]
+        assert [r for r, _ in roles] == [*expected, "assistant"]
+        assert roles[5] == ("system", "Be kind.")
+        # A bad system prompt is refused, naming it, and nothing is stored.
+        for bad, error in [("  ", InvalidInput), ("x" * 100_001, TooLarge)]:
+            with pytest.raises(error, match="system prompt") as caught:
+                await prepare_turn(
+                    store,
+                    llm,
+                    ChatRequest("hi", session_id=sid, system=bad),
+                    default_max_tokens=2000,
+                )
+            assert caught.value.details["field"] == "system"
+        assert (await store.get_session(sid)).message_count == 8
+        # System prompt and message that do not fit the budget together: refused whole.
+        with pytest.raises(InvalidInput, match="system prompt need"):
+            await prepare_turn(
+                store,
+                llm,
+                ChatRequest("hi", session_id=sid, system="word " * 200),
+                default_max_tokens=200,
+            )
+        assert (await store.get_session(sid)).message_count == 8
+
+
+async def test_repeats_are_sent_when_the_guard_is_off(store: Store, fake: FakeLLM) -> None:
+    """The page's double-click guard is a choice of the caller: the CLI sends "yes" twice."""
+    async with OpenAIChatClient(fake.base_url, "fake-model") as llm:
+        first, _ = await run_turn(store, llm, ChatRequest("yes"))
+        sid = first.session.session_id
+        with pytest.raises(Conflict, match="not sent again"):
+            await prepare_turn(
+                store, llm, ChatRequest("yes", session_id=sid), default_max_tokens=2000
+            )
+        await run_turn(store, llm, ChatRequest("yes", session_id=sid), refuse_duplicates=False)
+    stored = await store.get_messages(sid)
+    assert [m.content for m in stored if m.role == "user"] == ["yes", "yes"]
 
 
 def test_auto_title_rule() -> None:

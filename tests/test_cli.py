@@ -273,11 +273,13 @@ def test_ask_sends_the_window_in_openai_format(
             ("user", "Are you sure?", None),
             ("assistant", "Paris, of course.", "fake-model"),
         ]
-        # A model failure: the user turn is kept, exit code 6, one red line.
+        # A model failure: exit code 6, one red line; the user turn is taken back, so the
+        # next ask does not send two user turns in a row.
         fake.options.fail_status = 503
         failed = cli("ask", "Again?")
         assert failed.exit_code == 6 and "503" in failed.stderr
-        assert as_json(cli("show", "--json"))["messages"][-1]["content"] == "Again?"
+        assert "your message was not kept" in failed.stderr
+        assert as_json(cli("show", "--json"))["messages"][-1]["content"] == "Paris, of course."
 
 
 def test_db_upgrade(cli: Invoke) -> None:
@@ -458,7 +460,7 @@ def test_fast_paths_import_nothing_heavy(
     env.update(user_env, OPENCLAW_WORKSPACE=str(tmp_path))
     # The first run creates the database (Alembic, once); the measured run is the usual one.
     subprocess.run(
-        [sys.executable, "-m", "sessionkeeper", "list"],
+        [sys.executable, "-m", "sessionkeeper", "new"],
         env=env,
         check=True,
         capture_output=True,

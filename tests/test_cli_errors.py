@@ -84,9 +84,13 @@ COMMANDS: dict[str, list[str]] = {
     "switch": ["switch", "{sid}"],
     "list": ["list"],
     "show": ["show", "{sid}"],
-    "add": ["add", "user", "hello", "--session", "{sid}"],
-    "ask": ["ask", "hello", "--session", "{sid}"],
+    "add": ["add", "user", "hello"],
+    "ask": ["ask", "hello"],
+    "chat": ["chat", "--new"],
+    "pop": ["pop", "{sid}"],
+    "rename": ["rename", "{sid}", "A title"],
     "end": ["end", "{sid}"],
+    "reopen": ["reopen", "{sid}"],
     "delete": ["delete", "{sid}", "--yes"],
     "search": ["search", "hello"],
     "stats": ["stats"],
@@ -108,7 +112,9 @@ COMMANDS: dict[str, list[str]] = {
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "nokey"],
 }
-CREATORS = {"new", "import", "db upgrade", "serve"}  # may create a SQLite file (not a dir)
+# Commands that store something create a missing SQLite file and its directory; the others
+# create nothing (README, "Database URLs").
+CREATORS = {"new", "add", "ask", "chat", "import", "keys create", "db upgrade", "serve"}
 NO_DATABASE = {"fs list", "fs stats", "fs orphans"}  # filesystem only
 
 # Bad input for each command, on a database that exists: (argv, exit code, text in the error).
@@ -120,6 +126,10 @@ BAD: dict[str, tuple[list[str], int, str | None]] = {
     "show": (["show", "nope"], 3, "session 'nope' not found"),
     "add": (["add", "wizard", "hi"], 2, "invalid role 'wizard'"),
     "ask": (["ask", "   "], 2, "must not be empty"),
+    "chat": (["chat", "--new", "-c"], 2, "--continue and --new cannot be used together"),
+    "pop": (["pop", "nope"], 3, "session 'nope' not found"),
+    "rename": (["rename", "nope", "T"], 3, "session 'nope' not found"),
+    "reopen": (["reopen", "bad id!"], 2, "invalid session id"),
     "end": (["end", "bad id!"], 2, "invalid session id"),
     "delete": (["delete", "nope", "--yes"], 3, "not found"),
     "search": (["search", "hello", "--limit", "0"], 2, "--limit must be"),
@@ -217,19 +227,23 @@ def test_missing_sqlite_file_is_refused_unless_the_command_creates_stores(
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_missing_directory_is_never_created(
+def test_missing_directory_is_created_only_by_commands_that_store(
     command: str, workspace: dict[str, str], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'nodir' / 'x.db'}"
-    argv = with_db(fill(COMMANDS[command], workspace), url, "before")
+    database = tmp_path / "nodir" / "deeper" / "x.db"
+    argv = with_db(fill(COMMANDS[command], workspace), f"sqlite:///{database}", "before")
     result = run(argv)
     assert_clean(result, argv)
-    assert not (tmp_path / "nodir").exists(), argv
     if command in NO_DATABASE:
         assert result.exit_code == 0
+        assert not (tmp_path / "nodir").exists(), argv
+    elif command in CREATORS:
+        assert result.exit_code == 0, (argv, result.stdout, result.stderr)
+        assert database.is_file() or command == "serve", argv  # serve does not run here
     else:
+        assert not (tmp_path / "nodir").exists(), argv
         assert result.exit_code == 3, (argv, result.stdout, result.stderr)
-        assert "no directory" in (result.stderr or result.stdout)
+        assert "no database at" in (result.stderr or result.stdout)
 
 
 BAD_URLS = ["mysql://h/db", "not-a-url", "sqlite:///x.db?foo=1"]
@@ -422,7 +436,9 @@ def test_add_and_ask_start_a_new_session_when_the_current_one_vanished(
 # ── SQLite files: only the creating commands create them, never directories ────
 
 
-def test_only_the_file_is_created(user_env: dict[str, str], tmp_path: Path) -> None:
+def test_databases_are_created_by_commands_that_store(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert run(["--db", url, "list"]).exit_code == 3
     assert not (tmp_path / "fresh.db").exists()
@@ -433,9 +449,36 @@ def test_only_the_file_is_created(user_env: dict[str, str], tmp_path: Path) -> N
     assert run(["db", "upgrade", "--db", f"sqlite:///{upgraded}"]).exit_code == 0
     assert upgraded.is_file()
     deep = tmp_path / "a" / "b" / "c.db"
-    refused = run(["--db", f"sqlite:///{deep}", "db", "upgrade"])
-    assert refused.exit_code == 3 and f"no directory {deep.parent}" in refused.stderr
+    refused = run(["--db", f"sqlite:///{deep}", "stats"])
+    assert refused.exit_code == 3 and f"no database at {deep}" in refused.stderr
     assert not (tmp_path / "a").exists()
+    assert run(["--db", f"sqlite:///{deep}", "db", "upgrade"]).exit_code == 0
+    assert deep.is_file()  # with its directories, as Store.open makes them
+    # Bad input to a command that stores is refused before anything is made.
+    typo = tmp_path / "typo-dir" / "x.db"
+    for argv in (
+        ["add", "wizard", "hi"],
+        ["ask", "  "],
+        ["ask", "hi", "--system", " "],
+        ["chat", "--new", "-c"],
+        ["keys", "create"],
+        ["new", "--agent", "bad agent!"],
+    ):
+        result = run(["--db", f"sqlite:///{typo}", *argv])
+        assert result.exit_code == 2, (argv, result.stderr)
+        assert not typo.parent.exists(), argv
+    # ?mode=rw and ?mode=ro open only what exists, even for a command that stores.
+    rw = tmp_path / "rw.db"
+    refused = run(["--db", f"sqlite:///{rw}?mode=rw", "new"])
+    assert refused.exit_code == 3 and f"no database at {rw}" in refused.stderr
+    assert not rw.exists()
+    # A file where the directory should be: one clear line, nothing made.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    result = run(["--db", f"sqlite:///{blocker / 'x.db'}", "new"])
+    assert_clean(result, ["new"])
+    assert result.exit_code == 2 and f"{blocker} is not a directory" in result.stderr
+    assert blocker.is_file()
     # The environment variable is held to the same rule, and named in the message.
     os.environ["SESSIONKEEPER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'typo.db'}"
     try:
@@ -446,12 +489,17 @@ def test_only_the_file_is_created(user_env: dict[str, str], tmp_path: Path) -> N
     assert not (tmp_path / "typo.db").exists()
 
 
-def test_default_database_is_created_on_first_use(user_env: dict[str, str]) -> None:
-    """Nothing configured: the SQLite file in the user data dir is made, as on a first run."""
-    listed = run(["list", "--json"])
-    assert listed.exit_code == 0, listed.stderr
+def test_default_database_follows_the_same_rule(user_env: dict[str, str]) -> None:
+    """Nothing configured: the SQLite file in the user data dir is made by the first command
+    that stores something, with its directory; reading commands before it create nothing."""
     data_dir = Path(user_env["XDG_DATA_HOME"]) / "sessionkeeper"
+    listed = run(["list", "--json"])
+    assert listed.exit_code == 3, listed.stderr
+    assert f"no database at {data_dir / 'sessionkeeper.db'} yet" in listed.stderr
+    assert not data_dir.exists()
+    assert run(["new"]).exit_code == 0
     assert (data_dir / "sessionkeeper.db").is_file()
+    assert run(["list", "--json"]).exit_code == 0
 
 
 # ── ghosts and prune: list, then ask ─────────────────────────────────────────

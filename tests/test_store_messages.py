@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -166,6 +167,61 @@ async def test_delete_message_keeps_counters_and_never_reuses_seq(store: Store) 
     assert again.seq == 4
     assert [m.seq for m in await store.get_messages(s.session_id)] == [1, 2, 4]
     assert (await store.get_session(s.session_id)).message_count == 3
+    await assert_counters_true(store)
+
+
+async def test_pop_message_takes_the_newest_and_counters_follow(store: Store) -> None:
+    s = await store.create_session()
+    sid = s.session_id
+    assert await store.pop_message(sid) is None  # empty: nothing to take
+    await store.add_messages(sid, [NewMessage("user", "first"), NewMessage("assistant", "two")])
+    popped = await store.pop_message(sid)
+    assert popped is not None and (popped.seq, popped.role, popped.content) == (
+        2,
+        "assistant",
+        "two",
+    )
+    assert [m.content for m in await store.get_messages(sid)] == ["first"]
+    assert (await store.get_session(sid)).message_count == 1
+    assert (await store.add_message(sid, "user", "again")).seq == 3  # seqs are never reused
+    with pytest.raises(NotFound):
+        await store.pop_message("missing")
+    with pytest.raises(InvalidInput, match="if_last"):
+        await store.pop_message(sid, if_last=-1)
+    await assert_counters_true(store)
+
+
+async def test_pop_message_if_last_takes_only_that_message(store: Store) -> None:
+    """``if_last``: how a caller takes back its own message without removing a later one."""
+    sid = (await store.create_session()).session_id
+    mine = await store.add_message(sid, "user", "mine")
+    theirs = await store.add_message(sid, "assistant", "theirs")
+    assert await store.pop_message(sid, if_last=mine.seq) is None  # not the newest any more
+    assert [m.seq for m in await store.get_messages(sid)] == [mine.seq, theirs.seq]
+    taken = await store.pop_message(sid, if_last=theirs.seq)
+    assert taken is not None and taken.content == "theirs"
+    assert await store.pop_message(sid, if_last=theirs.seq) is None  # already gone
+    assert [m.content for m in await store.get_messages(sid)] == ["mine"]
+    with pytest.raises(NotFound):
+        await store.pop_message("missing", if_last=1)
+    await assert_counters_true(store)
+
+
+async def test_pops_at_once_take_different_messages(store: Store) -> None:
+    sid = (await store.create_session()).session_id
+    await store.add_messages(sid, [NewMessage("user", f"m {i}") for i in range(6)])
+    popped = await asyncio.gather(*(store.pop_message(sid) for _ in range(4)))
+    assert sorted(m.seq for m in popped if m is not None) == [3, 4, 5, 6]
+    assert [m.seq for m in await store.get_messages(sid)] == [1, 2]
+    # A take-back racing an append: the appended message always survives.
+    for i in range(5):
+        mine = await store.add_message(sid, "user", f"mine {i}")
+        taken, later = await asyncio.gather(
+            store.pop_message(sid, if_last=mine.seq), store.add_message(sid, "user", f"later {i}")
+        )
+        left = [m.content for m in await store.get_messages(sid, last=2)]
+        assert left[-1] == f"later {i}"
+        assert (taken is None) == (f"mine {i}" in left), (taken, left)
     await assert_counters_true(store)
 
 

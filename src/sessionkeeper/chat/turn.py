@@ -4,14 +4,19 @@ A turn has two phases, so that every refusal happens before the first byte of a 
 
 1. :func:`prepare_turn` checks the request, finds the session or creates it (here, when the
    first message arrives, never before: visiting a chat page makes no row), refuses a
-   duplicate resend (:class:`Conflict`), stores the user message, sets the auto-title and
-   computes the context window the model will see. If a check fails after a write, the write
-   is undone, so a refused request changes nothing.
+   duplicate resend (:class:`Conflict`; the page's guard against double clicks, which the
+   CLI turns off: a person may well answer "yes" twice), stores the user message (after the
+   request's system prompt, if it has one the model would not already see), sets the
+   auto-title and computes the context window the model will see. If a check fails after a
+   write, the write is undone, so a refused request changes nothing.
 2. :meth:`ChatTurn.events` calls the model with that window and yields events: ``session``
    first, then ``delta`` pieces, then ``done`` or ``error``. The reply is stored however the
    stream ends: whole when the model finishes; partial and marked
    (``{"partial": true, "error": …}``) when the model fails or the consumer goes away.
-   Text the user has already seen is never lost.
+   Text the user has already seen is never lost. When no text arrived at all, the turn's
+   messages stay as they are (the page shows them and can retry), unless the turn was
+   prepared with ``withdraw_unanswered`` (the CLI): then they are taken back
+   (:meth:`ChatTurn.withdraw`), so the next turn never sends two user messages in a row.
 
 The model gets the session's token-budgeted window, not the whole history:
 ``context_window(sid, max_tokens, reserve=reply_reserve(max_tokens))``.
@@ -95,6 +100,9 @@ class ChatRequest:
     agent_id: str = "main"  # used only when the session is created by this request
     max_context_tokens: int | None = None
     retry: bool = False  # answer the session's last user message (``content``) again
+    # A system prompt for this turn, stored in the session before the user message unless
+    # the newest system message the model would see already says exactly this.
+    system: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,14 @@ class ChatTurn:
     replaces: Message | None = None
     # Called once the assistant reply (or a kept partial) is stored, e.g. to count it.
     on_reply_stored: Callable[[Message], None] | None = None
+    # The system prompt this turn stored before the user message (None: none stored).
+    system_message: Message | None = None
+    # Take the turn's messages back when the model gives no text at all (see withdraw()).
+    withdraw_unanswered: bool = False
+    # Why a reply cut off by the consumer going away is partial (kept in its metadata).
+    interrupted: str = DISCONNECTED
+    # Whether withdraw() took the turn's messages back.
+    withdrawn: bool = False
 
     @property
     def prompt(self) -> list[dict[str, Any]]:
@@ -172,7 +188,9 @@ class ChatTurn:
             # waited for the model. Store what the user saw, shielded from that cancellation,
             # and stop the model request.
             with anyio.move_on_after(_SAVE_TIMEOUT, shield=True):
-                await self._save_quietly("".join(pieces), DISCONNECTED)
+                await self._save_quietly("".join(pieces), self.interrupted)
+                if self.withdraw_unanswered:
+                    await self.withdraw()
                 aclose = getattr(stream, "aclose", None)
                 if aclose is not None:
                     await aclose()
@@ -181,6 +199,8 @@ class ChatTurn:
         text = "".join(pieces)
         if error is not None:
             await self._save_quietly(text, error)
+            if self.withdraw_unanswered:
+                await self.withdraw()
             yield ChatEvent(
                 "error",
                 {
@@ -204,6 +224,30 @@ class ChatTurn:
                 **model_info(self.llm),
             },
         )
+
+    async def withdraw(self) -> bool:
+        """Take this turn's messages back when no reply was stored; True if they were.
+
+        The user message (then the system prompt stored with it) is removed only while it
+        is still the session's newest message (``Store.pop_message(if_last=…)``, atomic), so
+        a message someone appended meanwhile is never removed; a session this turn created
+        is deleted once it is empty again. A failure is logged, never raised: the caller is
+        already reporting the model's failure.
+        """
+        if self.reply is not None or self.withdrawn:
+            return False
+        sid = self.session.session_id
+        mine = [self.user_message, *([self.system_message] if self.system_message else [])]
+        try:
+            for message in mine:
+                if await self.store.pop_message(sid, if_last=message.seq) is None:
+                    return False
+            self.withdrawn = True
+            if self.created:
+                await self.store.delete_session(sid)
+        except Exception:
+            logger.exception("could not take back the unanswered message in %s", sid)
+        return self.withdrawn
 
     async def _save(self, text: str, error: str | None) -> Message:
         metadata: dict[str, Any] = {}
@@ -309,6 +353,25 @@ async def _first_user_text(store: Store, session: Session, content: str) -> str:
     return next((m.content for m in first if m.role == "user"), content)
 
 
+def check_request(request: ChatRequest) -> None:
+    """Refuse a request's bad content or system prompt before anything is opened or stored
+    (also the first thing :func:`prepare_turn` does)."""
+    content = request.content
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidInput("content must not be empty", field="content")
+    validate.content(content)  # TooLarge before a session is created for it
+    system = request.system
+    if system is not None:
+        if not isinstance(system, str) or not system.strip():
+            raise InvalidInput("the system prompt must not be empty", field="system")
+        try:
+            validate.content(system)
+        except InvalidInput as exc:  # TooLarge included: the same class, named for what it is
+            raise type(exc)(
+                f"the system prompt: {exc.message}", **{**exc.details, "field": "system"}
+            ) from None
+
+
 async def prepare_turn(
     store: Store,
     llm: LLMClient,
@@ -316,16 +379,23 @@ async def prepare_turn(
     *,
     default_max_tokens: int,
     scope: Collection[str] | None = None,
+    refuse_duplicates: bool = True,
+    withdraw_unanswered: bool = False,
+    interrupted: str = DISCONNECTED,
 ) -> ChatTurn:
     """Validate, create the session if needed, store the user message, compute the window.
 
     ``scope``: the agent ids the caller may act for (None: all). A session outside it is
-    NotFound; creating one for an agent outside it is Forbidden.
+    NotFound; creating one for an agent outside it is Forbidden. ``refuse_duplicates``: the
+    same content resent within DUPLICATE_SECONDS is a Conflict (the page's double-click
+    guard). ``withdraw_unanswered`` and ``interrupted``: see :class:`ChatTurn`.
     """
+    check_request(request)
     content = request.content
     if not isinstance(content, str) or not content.strip():
         raise InvalidInput("content must not be empty", field="content")
     validate.content(content)  # TooLarge before a session is created for it
+    system = request.system
     max_tokens = request.max_context_tokens
     if max_tokens is None:  # not `or`: 0 is a mistake to report, not "use the default"
         max_tokens = default_max_tokens
@@ -336,9 +406,12 @@ async def prepare_turn(
         )
     reserve = reply_reserve(max_tokens)
     needed = store.tokenizer.count(content) + MESSAGE_OVERHEAD_TOKENS
+    if system is not None:
+        needed += store.tokenizer.count(system) + MESSAGE_OVERHEAD_TOKENS
     if needed > max_tokens - reserve:
+        what = "the message and the system prompt need" if system else "the message needs"
         raise InvalidInput(
-            f"the message needs {needed} tokens; the context budget is {max_tokens - reserve} "
+            f"{what} {needed} tokens; the context budget is {max_tokens - reserve} "
             f"({max_tokens} minus {reserve} kept for the reply)",
             field="content",
         )
@@ -356,25 +429,38 @@ async def prepare_turn(
         retried, replaces = await _retry_target(store, session, content)
     elif request.session_id is not None:
         session = await _find_session(store, request.session_id, scope)
-        await _check_duplicate(store, session, content)
+        if refuse_duplicates:
+            await _check_duplicate(store, session, content)
+        if system is not None and session.message_count:
+            seen = await store.context_window(session.session_id, max_tokens, reserve=reserve)
+            if _system_in_effect(seen) == system:
+                system = None  # the model already sees this system prompt
     else:
         if scope is not None and request.agent_id not in scope:
             raise Forbidden(f"this key may not act for agent {request.agent_id!r}")
         session = await store.create_session(agent_id=request.agent_id, title=auto_title(content))
         created = True
 
-    stored: Message | None = None
+    stored: list[Message] = []
     try:
         if retried is None:
-            stored = await store.add_message(session.session_id, "user", content)
-        user_message = stored or retried
+            batch = [{"role": "system", "content": system}] if system is not None else []
+            batch.append({"role": "user", "content": content})
+            stored = await store.add_messages(session.session_id, batch)  # one transaction
+        user_message = stored[-1] if stored else retried
         assert user_message is not None
         window = await store.context_window(session.session_id, max_tokens, reserve=reserve)
         window = _without(window, replaces)
+        seen_seqs = {m.seq for m in window.messages}
         if not window.messages or window.messages[-1].seq != user_message.seq:
             raise InvalidInput(
                 "the message does not fit the context budget beside the system prompt",
                 field="content",
+            )
+        if not all(m.seq in seen_seqs for m in stored):
+            raise InvalidInput(
+                "the system prompt and the message do not fit the context budget together",
+                field="system",
             )
     except BaseException:
         with anyio.move_on_after(_SAVE_TIMEOUT, shield=True):
@@ -394,14 +480,23 @@ async def prepare_turn(
         window=window,
         reserve=reserve,
         replaces=replaces,
+        system_message=stored[0] if len(stored) == 2 else None,
+        withdraw_unanswered=withdraw_unanswered,
+        interrupted=interrupted,
     )
 
 
-async def _undo(store: Store, session_id: str, created: bool, message: Message | None) -> None:
+def _system_in_effect(window: Window) -> str | None:
+    """The newest system message the model would see in ``window`` (None: none)."""
+    return next((m.content for m in reversed(window.messages) if m.role == "system"), None)
+
+
+async def _undo(store: Store, session_id: str, created: bool, messages: list[Message]) -> None:
     try:
         if created:
             await store.delete_session(session_id)
-        elif message is not None:
-            await store.delete_message(session_id, message.seq)
+        else:
+            for message in reversed(messages):
+                await store.delete_message(session_id, message.seq)
     except Exception:
         logger.exception("could not undo the refused chat message in session %s", session_id)

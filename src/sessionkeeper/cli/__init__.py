@@ -3,7 +3,8 @@
 One module per command group, merged into one Typer app by ``root``:
 
 - ``root``: the app, the global ``--db`` option, running it (``run``)
-- ``sessions``: new, current, switch, list, show, add, ask, end, delete, search
+- ``sessions``: new, current, switch, list, show, add, pop, rename, end, reopen, delete, search
+- ``asking``: ask and chat, the commands that talk to the model
 - ``admin``: stats, ghosts, prune, serve, db upgrade/vacuum
 - ``transfer``: export, import
 - ``fs``: fs list/delete/prune/stats/orphans/cleanup-after-delegation, skill

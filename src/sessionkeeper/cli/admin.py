@@ -305,8 +305,7 @@ def serve(
     """Run the REST API, chat page and dashboard.
 
     The maintenance loop (ghost purge, prune) runs inside the server. The URL is printed
-    once the server is listening. A SQLite database is created if missing (its directory
-    must exist).
+    once the server is listening. A missing SQLite database is created, with its directory.
     """
     overrides: dict[str, object] = {}
     if host is not None:

@@ -17,12 +17,13 @@ import typer
 
 from sessionkeeper.cli import output
 from sessionkeeper.cli.state import CurrentSession
-from sessionkeeper.errors import InvalidInput, NotFound
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound
 from sessionkeeper.paths import default_database_url
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
     from sessionkeeper.config import Settings
+    from sessionkeeper.models import Session
 
 T = TypeVar("T")
 
@@ -77,11 +78,14 @@ def check_database(url: str | None = None, *, create: bool = False) -> str:
     """The database URL, checked before any store is opened on it.
 
     A URL that cannot be parsed is refused naming where it came from (``--db`` or the
-    environment). A SQLite file that does not exist is refused (a typo must not leave an
-    empty database behind), except for the commands that create stores (``new``,
-    ``db upgrade``, ``import``, ``serve``: ``create=True``), and even they create only the
-    file, never a missing directory. The default database in the user data dir (nothing
-    configured) is created with its directory, as on a first run.
+    environment). The SQLite rule (README, "Database URLs"), the same for the default
+    database in the user data dir as for ``--db`` and the environment, and the same as the
+    library's: what stores something creates the database. The commands that store
+    something (``create=True``: new, add, ask, chat, import, keys create, db upgrade,
+    serve) open a missing SQLite file as ``Store.open`` does, creating it and its directory;
+    every other command reads or changes what exists, so a missing file is "no database at
+    PATH" and nothing is created (a typo must not leave an empty database behind). A URL
+    with ``?mode=ro`` or ``?mode=rw`` never creates.
     """
     from sessionkeeper.store.url import masked, parse
 
@@ -95,24 +99,39 @@ def check_database(url: str | None = None, *, create: bool = False) -> str:
         raise InvalidInput(
             f"{_url_origin()} {masked(url)!r}: {exc.message}", field="database_url"
         ) from None
-    if config.dialect != "sqlite" or config.path is None or not explicit:
+    if config.dialect != "sqlite" or config.path is None:
         return url
+    where = f"{_url_origin()}: " if explicit else ""
     path = config.path if config.path.is_absolute() else Path.cwd() / config.path
     if path.is_dir():
-        raise InvalidInput(f"{_url_origin()}: {path} is a directory, not a SQLite database file")
+        raise InvalidInput(f"{where}{path} is a directory, not a SQLite database file")
     if path.exists():
         return url
-    if not path.parent.is_dir():
-        raise NotFound(
-            f"{_url_origin()}: no directory {path.parent} for the database {path.name} "
-            "(sessionkeeper creates a database file, never directories: create it first)"
+    if create and config.sqlite_params.get("mode") not in ("ro", "rw"):
+        nearest = next(parent for parent in path.parents if parent.exists())
+        if not nearest.is_dir():
+            raise InvalidInput(f"{where}cannot create {path}: {nearest} is not a directory")
+        return url  # Store.open creates the file, and its directory if missing
+    raise NotFound(
+        f"{where}no database at {path}"
+        + (
+            "; check the path, or create it with `sessionkeeper new`"
+            if explicit
+            else " yet: `sessionkeeper new`, `add` or `ask` creates it"
         )
-    if not create:
-        raise NotFound(
-            f"{_url_origin()}: no database at {path}; check the path, or create it with "
-            "`sessionkeeper db upgrade` (or `sessionkeeper new`)"
-        )
-    return url
+    )
+
+
+def text_arg(text: str) -> str:
+    """A message given on the command line; ``-`` reads it from stdin (long or multi-line):
+    UTF-8, its bytes read as they are (a leading byte order mark is not content: dropped)."""
+    if text != "-":
+        return text
+    import sys
+
+    from sessionkeeper.inputs import decode_utf8
+
+    return decode_utf8(sys.stdin.buffer.read(), "stdin")
 
 
 def encoding() -> str:
@@ -202,6 +221,23 @@ def current_id(required: bool = True) -> str | None:
     return sid
 
 
+def ended_message(session_id: str) -> str:
+    return (
+        f"session {session_id} has ended, so nothing more is written to it: "
+        f"`sessionkeeper reopen {session_id}` makes it active again, `sessionkeeper new` "
+        "starts another"
+    )
+
+
+async def writable(store: Store, session_id: str) -> Session:
+    """The session, if messages may be written to it: NotFound if it does not exist,
+    Conflict if it has ended (every CLI command that writes messages follows this rule)."""
+    session = await store.get_session(session_id)
+    if session.status == "ended":
+        raise Conflict(ended_message(session_id), session_id=session_id)
+    return session
+
+
 class Target(NamedTuple):
     """A session named on the command line, or the remembered current one."""
 
@@ -224,6 +260,15 @@ def gone_message(session_id: str) -> str:
         "one, `sessionkeeper new` creates one, `sessionkeeper list` and `switch ID` pick "
         "another"
     )
+
+
+def note_gone(gone: str, new: str, as_json: bool) -> None:
+    """Say that the remembered current session was gone and ``new`` replaced it."""
+    text = f"the current session {gone} no longer exists; started a new one: {new}"
+    if as_json:
+        output.err_console().print(f"note: {text}", markup=False)
+    else:
+        output.plain(f"Note: {text}")
 
 
 @contextlib.contextmanager

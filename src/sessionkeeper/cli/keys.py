@@ -60,8 +60,12 @@ def create(
     The token cannot be shown again: store it now. A key is --admin (every agent and the
     maintenance endpoints) or scoped to agents with --agent ID (repeatable).
     """
+    from sessionkeeper.store.keys import check_new_key
+
+    check_new_key(agent_ids=agent or (), admin=admin, name=name)  # before a file is made
     key, token = common.run(
-        lambda store: store.keys.create(agent_ids=agent or (), admin=admin, name=name)
+        lambda store: store.keys.create(agent_ids=agent or (), admin=admin, name=name),
+        create=True,
     )
     if as_json:
         out.emit_json(

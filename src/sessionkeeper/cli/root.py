@@ -21,13 +21,13 @@ from typer import _click as click
 from typer._click.types import StringParamType
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, common, fs, keys, sessions, transfer
+from sessionkeeper.cli import admin, asking, common, fs, keys, sessions, transfer
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
 
-# aria-session's spellings (seed 003): `aria-session.sh cur`, `ls`, `view`.
-ALIASES = {"cur": "current", "ls": "list", "view": "show"}
+# aria-session's spellings (seed 003): `aria-session.sh cur`, `ls`, `view`; `undo` for pop.
+ALIASES = {"cur": "current", "ls": "list", "view": "show", "undo": "pop"}
 
 DB_HELP = (
     "Database URL (sqlite:///file.db or postgresql://…); "
@@ -139,10 +139,18 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Conversation-session memory for LLM agents (SQLite or PostgreSQL).",
     epilog="Global options --db and --json go before or after the command. "
-    "Aliases (aria-session): cur = current, ls = list, view = show. "
+    "Aliases: cur = current, ls = list, view = show (aria-session's), undo = pop. "
     "Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, "
     "5 too large, 6 unavailable or schema mismatch, 7 forbidden.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from sessionkeeper import __version__
+
+        typer.echo(f"sessionkeeper {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -152,12 +160,19 @@ def root(
         typer.Option("--db", metavar="URL", help=DB_HELP),
     ] = None,
     as_json: JsonOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Conversation-session memory for LLM agents (SQLite or PostgreSQL)."""
     common.set_db(db)
 
 
 app.add_typer(sessions.app)
+app.add_typer(asking.app)
 app.add_typer(admin.app)
 app.add_typer(transfer.app)
 app.add_typer(admin.db_app, name="db")

@@ -1,12 +1,12 @@
 """CLI commands on sessions and messages.
 
-new, current, switch, list, show, add, ask, end, delete, search.
+new, current, switch, list, show, add, pop (alias undo), rename, end, reopen, delete, search.
+The commands that talk to the model (ask, chat) are in ``asking.py``.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,7 +14,7 @@ import typer
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
-from sessionkeeper.errors import NotFound, Unavailable
+from sessionkeeper.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -81,16 +81,6 @@ def _print_message(message: Message) -> None:
     out.console().print(escape(body), soft_wrap=True)
 
 
-def _text_arg(text: str) -> str:
-    """``-`` reads the text from stdin (for long or multi-line content): UTF-8, its bytes
-    read as they are (a leading byte order mark is not content: dropped)."""
-    if text != "-":
-        return text
-    from sessionkeeper.inputs import decode_utf8
-
-    return decode_utf8(sys.stdin.buffer.read(), "stdin")
-
-
 @app.command()
 def new(
     agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id.")] = "main",
@@ -101,6 +91,11 @@ def new(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a session and make it the current one."""
+    from sessionkeeper.store import validate
+
+    validate.label(agent, "agent_id")  # bad input is refused before a database is made
+    validate.title(title)
+    validate.label(session_type, "session_type")
     session = common.run(
         lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type),
         create=True,
@@ -248,21 +243,25 @@ def add(
     """Append a message to the current session.
 
     With no current session, one is created (and becomes current); so it is when the
-    current session no longer exists (deleted or cleaned up).
+    current session no longer exists (deleted or cleaned up). A session that has ended is
+    refused, as `ask` refuses it (exit 4; `reopen` makes it active again).
     """
-    content = _text_arg(text)
+    from sessionkeeper.store import validate
+
+    content = common.text_arg(text)
+    validate.role(role)  # bad input is refused before a database or session is made
+    validate.content(content)
+    validate.model(model)
 
     async def work(store: Store) -> tuple[Message, bool, str | None]:
-        from sessionkeeper.store import validate
-
-        validate.role(role)
-        validate.content(content)  # refuse before creating a session for it
         if session is not None:
+            await common.writable(store, session)
             return await store.add_message(session, role, content, model=model), False, None
         current_sid = common.current_id(required=False)
         gone: str | None = None
         if current_sid is not None:
             try:
+                await common.writable(store, current_sid)
                 message = await store.add_message(current_sid, role, content, model=model)
             except NotFound:  # deleted or purged meanwhile: start anew, as after `delete`
                 gone = current_sid
@@ -271,11 +270,11 @@ def add(
         sid = (await store.create_session()).session_id
         return await store.add_message(sid, role, content, model=model), True, gone
 
-    message, created, gone = common.run(work)
+    message, created, gone = common.run(work, create=True)
     if created:
         common.remember(message.session_id)
     if gone is not None:
-        _note_gone(gone, message.session_id, as_json)
+        common.note_gone(gone, message.session_id, as_json)
     if as_json:
         out.emit_json(message.to_dict())
     else:
@@ -286,83 +285,71 @@ def add(
         )
 
 
-def _note_gone(gone: str, new: str, as_json: bool) -> None:
-    text = f"the current session {gone} no longer exists; started a new one: {new}"
+@app.command()
+def pop(
+    session_id: Annotated[str | None, typer.Argument(help="Default: the current session.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the newest message of a session and print it (alias: undo).
+
+    One message each time (run it twice to take back a question and its answer); atomic:
+    two at once remove two different messages. A session that has ended is refused (exit
+    4); one with no messages is exit 3.
+    """
+    chosen = common.target(session_id)
+    sid = chosen.session_id
+
+    async def work(store: Store) -> Message | None:
+        await common.writable(store, sid)
+        return await store.pop_message(sid)
+
+    with common.current_must_exist(chosen):
+        message = common.run(work)
+    if message is None:
+        raise NotFound(f"session {sid} has no messages to remove", session_id=sid)
     if as_json:
-        out.err_console().print(f"note: {text}", markup=False)
-    else:
-        out.plain(f"Note: {text}")
+        out.emit_json(message.to_dict())
+        return
+    out.say(f"Removed {message.role} message #{message.seq} from [bold]{sid}[/]:")
+    _print_message(message)
 
 
 @app.command()
-def ask(
-    text: Annotated[str, typer.Argument(help="Your message ('-' reads stdin).")],
-    session: SessionOpt = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Context budget (default SESSIONKEEPER_MAX_CONTEXT_TOKENS).")
-    ] = None,
+def rename(
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[ID] TITLE",
+            help="The new title, after the session's id (default: the current session).",
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask the model in the current session; both turns are stored.
+    """Give a session a new title: `rename TITLE` (the current session) or `rename ID TITLE`."""
+    from sessionkeeper.store import validate
 
-    The model is SESSIONKEEPER_LLM_BASE_URL / _LLM_MODEL / _LLM_API_KEY (any OpenAI-compatible
-    server); without one, the offline echo model answers. With no current session (or one
-    that no longer exists), a new one is started and becomes current.
-    """
-    content = _text_arg(text)
-    cfg = common.settings()
-    gone: list[str] = []
+    if len(words) > 2:
+        raise InvalidInput(
+            f"rename takes [ID] TITLE, got {len(words)} words: quote a title with spaces"
+        )
+    title = words[-1]
+    if not title.strip():
+        raise InvalidInput("the title must not be empty", field="title")
+    validate.title(title)
+    chosen = common.target(words[0] if len(words) == 2 else None)
+    sid = chosen.session_id
 
-    async def work(store: Store) -> dict[str, Any]:
-        from sessionkeeper.chat.llm import make_client
-        from sessionkeeper.chat.turn import ChatRequest, prepare_turn
+    async def work(store: Store) -> tuple[Session, Session]:
+        before = await store.get_session(sid)
+        return before, await store.update_session(sid, title=title)
 
-        sid = session
-        if sid is None:
-            sid = common.current_id(required=False)
-            if sid is not None and not await store.session_exists(sid):
-                gone.append(sid)  # deleted or purged: start anew, as after `delete`
-                sid = None
-        llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)
-        try:
-            turn = await prepare_turn(
-                store,
-                llm,
-                ChatRequest(content, session_id=sid, max_context_tokens=max_tokens),
-                default_max_tokens=cfg.max_context_tokens,
-            )
-            if turn.created:
-                common.remember(turn.session.session_id)
-                for old in gone:
-                    _note_gone(old, turn.session.session_id, as_json)
-            result: dict[str, Any] = {}
-            async for event in turn.events():
-                if event.name == "delta" and not as_json:
-                    sys.stdout.write(event.data["text"])
-                    sys.stdout.flush()
-                elif event.name == "done":
-                    result = event.data
-                elif event.name == "error":
-                    if not as_json:
-                        sys.stdout.write("\n")
-                    raise Unavailable(event.data["detail"])
-        finally:
-            await llm.aclose()
-        return {
-            "session_id": turn.session.session_id,
-            "created": turn.created,
-            "user": turn.user_message.to_dict(),
-            "assistant": result["message"],
-            "model": result["model"],
-            "echo": result["echo"],
-            "window": result["window"],
-        }
-
-    result = common.run(work)
+    with common.current_must_exist(chosen):
+        before, after = common.run(work)
     if as_json:
-        out.emit_json(result)
+        out.emit_json(after.to_dict())
     else:
-        sys.stdout.write("\n")
+        old = repr(before.title) if before.title is not None else "(no title)"
+        out.plain(f"Renamed {sid}: {old} -> {after.title!r}")
 
 
 @app.command()
@@ -370,7 +357,7 @@ def end(
     session_id: Annotated[str | None, typer.Argument(help="Default: the current session.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mark a session ended (kept, with its history)."""
+    """Mark a session ended (kept, with its history; nothing more is added: `reopen` undoes it)."""
     chosen = common.target(session_id)
     sid = chosen.session_id
     with common.current_must_exist(chosen):
@@ -379,6 +366,22 @@ def end(
         out.emit_json(session.to_dict())
     else:
         out.say(f"Ended session [bold]{sid}[/]")
+
+
+@app.command()
+def reopen(
+    session_id: Annotated[str | None, typer.Argument(help="Default: the current session.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an ended session active again, so `add`, `ask` and `chat` write to it."""
+    chosen = common.target(session_id)
+    sid = chosen.session_id
+    with common.current_must_exist(chosen):
+        session = common.run(lambda store: store.update_session(sid, status="active"))
+    if as_json:
+        out.emit_json(session.to_dict())
+    else:
+        out.say(f"Session [bold]{sid}[/] is active")
 
 
 @app.command()

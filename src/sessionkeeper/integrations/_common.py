@@ -44,7 +44,8 @@ def missing_framework(framework: str, extra: str, exc: ImportError) -> ImportErr
     """The ImportError an integration raises when its framework is not installed."""
     error = ImportError(
         f"{framework} is not installed ({exc}); install it with: "
-        f"pip install 'sessionkeeper[{extra}]'"
+        f"pip install 'sessionkeeper[{extra}]' (from a checkout of sessionkeeper: "
+        f"pip install '.[{extra}]' inside it)"
     )
     error.name = exc.name
     return error

@@ -518,14 +518,20 @@ class Store:
             raise NotFound(f"message {seq} not found in session {session_id!r}")
         return message
 
-    async def pop_message(self, session_id: str) -> Message | None:
+    async def pop_message(self, session_id: str, *, if_last: int | None = None) -> Message | None:
         """Delete and return the newest message (None if the session has none).
 
         Atomic: the session row is locked first, so two callers popping at once get
-        different messages.
+        different messages. ``if_last=seq``: only if the newest message is that one, else
+        None and nothing is deleted — how a caller takes back a message it appended
+        without removing one appended after it.
         """
         validate.session_id(session_id)
-        exists, message = await self._backend.delete_message(session_id, None, utcnow())
+        if if_last is not None:
+            validate.seq(if_last, "if_last")
+        exists, message = await self._backend.delete_message(
+            session_id, if_last, utcnow(), newest_only=True
+        )
         if not exists:
             raise _not_found(session_id)
         return message

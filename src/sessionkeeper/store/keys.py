@@ -42,6 +42,18 @@ def _public(row: KeyRow) -> ApiKey:
     return ApiKey(**{f.name: getattr(row, f.name) for f in fields(ApiKey)})
 
 
+def check_new_key(*, agent_ids: Sequence[str], admin: bool, name: str | None) -> list[str]:
+    """The agents of a new key, once its arguments are checked (nothing needs the database)."""
+    if admin == bool(agent_ids):
+        raise InvalidInput("a key is either --admin or scoped to one or more --agent ids")
+    agents = sorted({validate.label(a, "agent_id") for a in agent_ids})
+    if name is not None:
+        validate.text(name, "name")
+        if len(name) > 200:
+            raise InvalidInput("key name is longer than 200 characters", field="name")
+    return agents
+
+
 class ApiKeys:
     """API-key table access over the store's backend (``store.keys``)."""
 
@@ -53,13 +65,7 @@ class ApiKeys:
         self, *, agent_ids: Sequence[str] = (), admin: bool = False, name: str | None = None
     ) -> tuple[ApiKey, str]:
         """Make a key; returns it and the full secret token (shown once, never stored)."""
-        if admin == bool(agent_ids):
-            raise InvalidInput("a key is either --admin or scoped to one or more --agent ids")
-        agents = sorted({validate.label(a, "agent_id") for a in agent_ids})
-        if name is not None:
-            validate.text(name, "name")
-            if len(name) > 200:
-                raise InvalidInput("key name is longer than 200 characters", field="name")
+        agents = check_new_key(agent_ids=agent_ids, admin=admin, name=name)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)

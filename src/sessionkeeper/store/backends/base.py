@@ -145,9 +145,12 @@ class Backend(Protocol):
         the framework integrations (no content, no Message objects)."""
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime
+        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
     ) -> tuple[bool, Message | None]:
-        """Delete message ``seq`` (None: the newest); (session exists, message deleted)."""
+        """Delete message ``seq`` (None: the newest); (session exists, message deleted).
+
+        ``newest_only``: delete ``seq`` only if it is the newest message, decided under the
+        same lock as the delete (nothing is deleted otherwise)."""
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
     async def read_tail(self, session_id: str, room_after_head: int) -> Tail | None: ...

@@ -310,18 +310,20 @@ class PostgresBackend(Connections):
         return [(r[0], r[1] or {}) for r in rows]
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime
+        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
     ) -> tuple[bool, Message | None]:
         async with self._transaction() as conn:
-            # The session row lock first: two pops at once take different messages.
+            # The session row lock first: two pops at once take different messages, and
+            # nothing is appended between reading the newest seq and deleting it.
             if not await _exists(conn, session_id, lock=True):
                 return False, None
-            if seq is None:
-                seq = await conn.fetchval(
+            if seq is None or newest_only:
+                newest = await conn.fetchval(
                     "SELECT max(seq) FROM messages WHERE session_id = $1", session_id
                 )
-                if seq is None:
+                if newest is None or (seq is not None and newest != seq):
                     return True, None
+                seq = newest
             row = await conn.fetchrow(
                 f"DELETE FROM messages WHERE session_id = $1 AND seq = $2 "
                 f"RETURNING {MESSAGE_COLUMNS}",

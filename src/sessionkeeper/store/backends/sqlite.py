@@ -412,17 +412,20 @@ class SqliteBackend(Runner):
         return await self._read(read, inline=True)
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime
+        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
     ) -> tuple[bool, Message | None]:
         stamp = sqlite_time(now)
 
         def write(conn: sqlite3.Connection) -> tuple[bool, Message | None]:
-            if seq is None:
+            # One BEGIN IMMEDIATE transaction: nothing is appended between reading the
+            # newest seq and deleting it.
+            target = seq
+            if seq is None or newest_only:
                 target = conn.execute(
                     "SELECT max(seq) FROM messages WHERE session_id = ?", (session_id,)
                 ).fetchone()[0]
-            else:
-                target = seq
+                if seq is not None and target != seq:
+                    target = None
             row = None
             if target is not None:
                 row = conn.execute(
