@@ -15,6 +15,9 @@ is tree / REV (below 1.0: the working tree is faster).
   a warm-up).
 - search: ``search_messages`` of a rare word (3 hits) among SEARCH_CORPUS messages written
   through the store itself (so each revision indexes them its own way).
+- last50: ``get_messages(sid, last=50)`` of a session of SEARCH_CORPUS messages.
+- list: ``list_sessions(agent_id=…)``, the first page (20 + total) of one agent's 200
+  sessions among LIST_SESSIONS.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ REPO = HERE.parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 APPEND_N, APPEND_WARMUP = 300, 30
 SEARCH_CORPUS, SEARCH_N = 3_000, 200
+LIST_SESSIONS = 2_000
 RARE = "zyxquorbin"
 
 # Run in the subprocess: argv = kind, url. Prints {"median_us": …}.
@@ -56,6 +60,14 @@ async def main(kind, url, n, warmup, corpus, rare):
                 await store.add_message(s.session_id, "user", TEXT)
                 if i >= warmup:
                     times.append(time.perf_counter() - t)
+        elif kind == "list":
+            for i in range(corpus):
+                await store.create_session(agent_id=f"a{i % 10}")
+            for i in range(20 + n):
+                t = time.perf_counter()
+                await store.list_sessions(agent_id="a3")
+                if i >= 20:
+                    times.append(time.perf_counter() - t)
         else:
             rnd = random.Random(7)
             batch = []
@@ -69,10 +81,14 @@ async def main(kind, url, n, warmup, corpus, rare):
                     batch = []
             if batch:
                 await store.add_messages(s.session_id, batch)
-            assert len(await store.search_messages(rare)) == 3
+            if kind == "search":
+                assert len(await store.search_messages(rare)) == 3
             for i in range(20 + n):
                 t = time.perf_counter()
-                await store.search_messages(rare)
+                if kind == "search":
+                    await store.search_messages(rare)
+                else:
+                    await store.get_messages(s.session_id, last=50)
                 if i >= 20:
                     times.append(time.perf_counter() - t)
         print(json.dumps({"median_us": statistics.median(times) * 1e6}))
@@ -131,9 +147,9 @@ def measure(src: Path, kind: str, db: str, tmp: Path, pg_url: str, tag: str) -> 
                 CHILD,
                 kind,
                 url,
-                str(SEARCH_N if kind == "search" else APPEND_N),
+                str(APPEND_N if kind == "append" else SEARCH_N),
                 str(APPEND_WARMUP),
-                str(SEARCH_CORPUS),
+                str(LIST_SESSIONS if kind == "list" else SEARCH_CORPUS),
                 RARE,
             ],
             env={**os.environ, "PYTHONPATH": str(src)},
@@ -152,7 +168,7 @@ def main() -> int:
     parser.add_argument("--against", required=True, metavar="REV")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--only", default="append,search")
+    parser.add_argument("--only", default="append,search,last50,list")
     args = parser.parse_args()
     pg_url = os.environ.get("SESSIONKEEPER_BENCH_PG_URL", DEFAULT_PG_URL)
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
