@@ -291,7 +291,10 @@ class Store:
         with_total: bool = True,
     ) -> Page[Session]:
         """A page of sessions. Offset paging, or keyset paging with ``cursor`` (from
-        ``Page.next_cursor``), which stays fast however deep the page."""
+        ``Page.next_cursor``), which stays fast however deep the page. An empty cursor is
+        no cursor (the first page), as a client that starts its loop with ``cursor=""``
+        or sends an empty form field means it."""
+        cursor = cursor or None
         sort, order = validate.sort(sort, order)
         validate.limit(limit, MAX_PAGE_SIZE)
         validate.offset(offset)

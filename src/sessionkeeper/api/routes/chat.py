@@ -30,8 +30,8 @@ from sessionkeeper.api.openapi import error_responses
 from sessionkeeper.api.routing import StrictJsonRoute
 from sessionkeeper.api.schemas import (
     CHAT_CONTENT_PATTERN,
-    JsonInt,
     Label,
+    PositiveJsonInt,
     SessionIdText,
     documented,
 )
@@ -39,7 +39,6 @@ from sessionkeeper.chat.llm import LLMClient, make_client
 from sessionkeeper.chat.turn import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.config import Settings
 from sessionkeeper.models import MAX_MESSAGE_LENGTH
-from sessionkeeper.store.validate import MAX_INT
 
 CHAT_PREFIX = "/api/engine/chat"
 
@@ -67,10 +66,8 @@ class ChatBody(BaseModel):
         None, description="Continue this session; omit to start one with this message."
     )
     agent_id: Label = Field("main", description="The agent of a new session (ignored otherwise).")
-    max_context_tokens: JsonInt | None = Field(
+    max_context_tokens: PositiveJsonInt | None = Field(
         None,
-        ge=1,
-        le=MAX_INT,
         description="Token budget of the window sent to the model; default: the server's.",
     )
 
