@@ -133,6 +133,11 @@ async def test_list_filters_paging_and_errors(client: httpx.AsyncClient) -> None
         )
     ).json()
     assert [s["session_id"] for s in nxt["sessions"]] == ["s2", "s3"]
+    # An empty cursor (the schema allows it) is the first page.
+    params = {"limit": 2, "sort": "title", "order": "asc", "cursor": ""}
+    empty = await client.get(API, params=params)
+    assert empty.status_code == 200, empty.text
+    assert [s["session_id"] for s in empty.json()["sessions"]] == ["s0", "s1"]
     off = (await client.get(API, params={"limit": 2, "offset": 4, "sort": "title"})).json()
     assert off["has_more"] is False and off["next_cursor"] is None
     assert (await client.get(API, params={"agent_id": "b"})).json()["total"] == 2

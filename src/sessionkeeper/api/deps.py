@@ -57,14 +57,26 @@ API_KEY = HTTPBearer(
 )
 
 
+# Where api/limits.py leaves the caller it authenticated before reading a request's body,
+# so the key is verified once per request.
+PRINCIPAL_SCOPE_KEY = "sessionkeeper.principal"
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller, from the request's headers alone (never its body)."""
+    auth: Authenticator = request.app.state.auth
+    return await auth.authenticate(request, get_store(request))
+
+
 async def get_principal(
     request: Request,
-    store: StoreDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(API_KEY)],
 ) -> Principal:
     """The caller, from its API key (401 without a valid one, unless the server runs open)."""
-    auth: Authenticator = request.app.state.auth
-    return await auth.authenticate(request, store)
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
+    return await authenticate(request)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -63,8 +63,10 @@ def error_body(code: str, detail: str, **details: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
-async def _sessionkeeper_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SessionkeeperError)
+def error_response(exc: SessionkeeperError) -> JSONResponse:
+    """The response for one of our errors: its status, its body, and the headers that go with
+    the status (``WWW-Authenticate`` on 401, ``Retry-After`` on 503). Also used by the
+    middleware that answers before routing (``api/limits.py``)."""
     status = status_for(exc)
     headers = None
     if status == 401:
@@ -78,6 +80,11 @@ async def _sessionkeeper_error(_request: Request, exc: Exception) -> JSONRespons
     return JSONResponse(
         error_body(exc.code, exc.message, **exc.details), status_code=status, headers=headers
     )
+
+
+async def _sessionkeeper_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SessionkeeperError)
+    return error_response(exc)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

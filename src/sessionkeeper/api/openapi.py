@@ -51,6 +51,11 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     500: "An internal error (a bug or a damaged database); nothing to retry.",
     503: "The database is not answering, locked or slow: retry after `Retry-After` seconds.",
 }
+# Every route with a body (api/limits.py).
+BODY_LIMIT_NOTE = (
+    " Also: a request body over the server's limit (`SESSIONKEEPER_MAX_BODY_SIZE`, 8 MiB by "
+    "default), refused before it is read (`field`: `body`)."
+)
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
@@ -74,10 +79,10 @@ def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict
     description. 500 and 503 are added to every route that reaches the database."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in sorted({*statuses, 500, 503}):
-        entry: dict[str, Any] = {
-            "model": ErrorBody,
-            "description": descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status]),
-        }
+        description = descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])
+        if status == 413:
+            description += BODY_LIMIT_NOTE
+        entry: dict[str, Any] = {"model": ErrorBody, "description": description}
         if status in _HEADERS:
             entry["headers"] = _HEADERS[status]
         out[status] = entry

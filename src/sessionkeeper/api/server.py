@@ -19,6 +19,8 @@ import uvicorn
 
 from sessionkeeper.api.app import create_app
 from sessionkeeper.api.auth import check_open
+from sessionkeeper.api.http11 import RefusingH11Protocol
+from sessionkeeper.api.limits import MAX_HEAD_SIZE
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Unavailable
 from sessionkeeper.store.core import Store
@@ -82,6 +84,10 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         log_config=log_config(settings.log_level),
         lifespan="on",
+        # h11 with oversized request heads answered 414/431 (api/http11.py), even where
+        # httptools is installed.
+        http=RefusingH11Protocol,
+        h11_max_incomplete_event_size=MAX_HEAD_SIZE,
     )
     server = AnnouncingServer(
         config, f"sessionkeeper serving {url} (database: {masked(settings.database_url)})"

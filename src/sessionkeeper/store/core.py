@@ -305,7 +305,9 @@ class Store:
         ``Page.next_cursor``), which stays fast however deep the page. ``user_id`` /
         ``user_ids`` scope by user as ``agent_id`` / ``agent_ids`` by agent; ``metadata``
         keeps the sessions whose metadata holds every pair given (JSON scalars, compared as
-        JSON)."""
+        JSON). An empty cursor is no cursor (the first page), as a client that starts its
+        loop with ``cursor=""`` or sends an empty form field means it."""
+        cursor = cursor or None
         sort, order = validate.sort(sort, order)
         validate.limit(limit, MAX_PAGE_SIZE)
         validate.offset(offset)

@@ -31,8 +31,8 @@ from sessionkeeper.api.openapi import error_responses
 from sessionkeeper.api.routing import StrictJsonRoute
 from sessionkeeper.api.schemas import (
     CHAT_CONTENT_PATTERN,
-    JsonInt,
     NewSessionAgent,
+    PositiveJsonInt,
     SessionIdText,
     agent_field,
     documented,
@@ -41,7 +41,6 @@ from sessionkeeper.chat.llm import LLMClient, make_client
 from sessionkeeper.chat.turn import ChatEvent, ChatRequest, model_info, prepare_turn
 from sessionkeeper.config import Settings
 from sessionkeeper.models import MAX_MESSAGE_LENGTH
-from sessionkeeper.store.validate import MAX_INT
 
 CHAT_PREFIX = "/api/engine/chat"
 
@@ -73,10 +72,8 @@ class ChatBody(BaseModel):
         "the key may act for it, else the key's only agent; a key of several agents, none of "
         'them "main", must name one (422).'
     )
-    max_context_tokens: JsonInt | None = Field(
+    max_context_tokens: PositiveJsonInt | None = Field(
         None,
-        ge=1,
-        le=MAX_INT,
         description="Token budget of the window sent to the model; default: the server's.",
     )
     retry: bool = Field(

@@ -198,7 +198,7 @@ async def list_sessions(
         CursorQuery | None,
         Query(
             description="next_cursor of the previous page (keyset paging), "
-            "with the same sort and order."
+            "with the same sort and order; empty: the first page."
         ),
     ] = None,
 ) -> SessionList:

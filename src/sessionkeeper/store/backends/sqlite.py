@@ -17,9 +17,11 @@ How the threads are used, and why:
   the reader threads and the calling thread alike) run inside ``sqlite_threads.translating``;
   ``sqlite_threads.translate`` is the one mapping. No sqlite3 exception leaves the backend,
   also when the file or its directory is removed under an open store.
-- **The WAL stays bounded**: the writer checkpoints as it goes (``wal_autocheckpoint``),
-  ``journal_size_limit`` truncates the file after a checkpoint, and when the writer has been
-  idle for a moment it runs ``wal_checkpoint(TRUNCATE)`` with a short busy wait.
+- **The WAL stays bounded**: every read ends its snapshot before it returns; the writer
+  checkpoints as it goes (``wal_autocheckpoint``, and between writes once the WAL passes
+  16 MB), ``journal_size_limit`` truncates the file after a checkpoint, and when the writer
+  has been idle for a moment it runs ``wal_checkpoint(TRUNCATE)`` with a short busy wait.
+  Only a reader outside the store can pin the WAL (``sqlite_threads`` says how).
 
 Timestamps are stored as naive UTC ISO text with microseconds (what SQLAlchemy wrote for
 earlier versions); JSON as text. Futures from the threads are awaited with

@@ -4,9 +4,20 @@
   inside ``BEGIN IMMEDIATE … COMMIT`` (``write_txn``): taking the write lock first makes
   writers in other processes queue on ``busy_timeout`` instead of deadlocking on a
   read-to-write upgrade, and the commit's fsync never runs on an event loop.
-- When the writer has been idle for IDLE_CHECKPOINT_S it runs ``wal_checkpoint(TRUNCATE)``
-  with a short busy wait (a reader holding an old snapshot must not stall the next append);
-  ``journal_size_limit`` truncates the WAL after ordinary checkpoints too.
+- The WAL is kept small (the rule, measured, is in the README under "SQLite"): SQLite's
+  automatic checkpoint copies it into the database every 1,000 pages and the next write
+  starts it over, cut to ``journal_size_limit``; when the writer has been idle for
+  IDLE_CHECKPOINT_S it runs ``wal_checkpoint(TRUNCATE)``, and between writes, when the WAL
+  has passed WAL_CHECKPOINT_BYTES (checked at most every CHECKPOINT_EVERY_S), it checkpoints
+  too: PASSIVE first, which waits for no one, then TRUNCATE (a short busy wait) only if the
+  PASSIVE one copied every frame. Checkpoints wait at most CHECKPOINT_BUSY_MS for readers:
+  a reader holding an old snapshot must not stall the next append.
+- A snapshot pins the WAL: SQLite cannot copy frames a reader's snapshot does not include,
+  nor start the WAL over while a reader uses it. The store's own reads each end their
+  snapshot before they return (an autocommit statement read to its end, or ``read_txn``'s
+  BEGIN … COMMIT), so only a connection outside the store (a sqlite3 shell left in a
+  transaction, a backup, a long report) can hold one for long; the WAL then grows by every
+  write until it ends, and the writer logs a warning at WAL_WARN_BYTES and each doubling.
 - Errors are translated in one place: every touch of the driver (connecting, the PRAGMAs,
   every statement, on the writer, the readers and the calling thread alike) runs inside
   ``translating()``, whose ``translate`` turns sqlite3 failures into the store's errors:
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -41,9 +53,18 @@ from sessionkeeper.store.url import DatabaseConfig
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 IDLE_CHECKPOINT_S = 1.0
 CHECKPOINT_BUSY_MS = 50
+# Under steady writes the WAL peaks at 5-10 MB (tests/test_wal.py): past this, a checkpoint
+# has been missed (a reader's snapshot, or readers overlapping without a gap), so the writer
+# checkpoints between writes instead of waiting to be idle.
+WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
+CHECKPOINT_EVERY_S = 1.0
+# Twice that, and the checkpoints could not shrink it: a reader is pinning it (warned).
+WAL_WARN_BYTES = 2 * WAL_CHECKPOINT_BYTES
 READER_THREADS = 2
 INLINE_BUDGET_S = 0.001  # listings and search try the calling thread for this long first
 
@@ -160,6 +181,13 @@ def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conn
     return conn
 
 
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _identity(path: str | None) -> tuple[int, int] | None:
     """(device, inode) of the database file; None in memory or when there is no file."""
     if path is None:
@@ -187,6 +215,9 @@ class Writer:
         # Absolute: the process may change its directory after opening the store.
         self._path = None if cfg.memory or cfg.path is None else os.path.abspath(cfg.path)
         self._file = _identity(self._path)
+        self._wal = None if self._path is None else f"{self._path}-wal"
+        self._next_wal_check = 0.0
+        self._warn_at = WAL_WARN_BYTES
         self._thread = threading.Thread(target=self._run, name="sk-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -236,6 +267,7 @@ class Writer:
                 self._wrote = True
             except BaseException as exc:  # handed to the awaiting caller
                 future.set_exception(exc)
+            self._after_write()
         self.conn.close()
 
     def _check_file(self) -> None:
@@ -259,20 +291,55 @@ class Writer:
         if self._cfg.memory:
             self._wrote = False
             return
-        self._wrote = False
-        # Short busy wait: a reader holding an old snapshot must not stall the next append.
+        # A reader held an old snapshot (or the checkpoint failed): try again when idle.
+        self._wrote = not self._checkpoint("TRUNCATE")
+        if self._wrote:
+            self._warn_if_pinned()
+
+    def _after_write(self) -> None:
+        """Between writes: checkpoint a WAL that has grown past WAL_CHECKPOINT_BYTES."""
+        if self._wal is None or time.monotonic() < self._next_wal_check:
+            return
+        self._next_wal_check = time.monotonic() + CHECKPOINT_EVERY_S
+        if _size(self._wal) <= WAL_CHECKPOINT_BYTES:
+            return
+        # PASSIVE waits for no one; TRUNCATE only when it copied every frame, so no reader
+        # is pinning the WAL and TRUNCATE's wait is for short reads to end, at most 50 ms.
+        if not (self._checkpoint("PASSIVE") and self._checkpoint("TRUNCATE")):
+            self._warn_if_pinned()
+
+    def _checkpoint(self, mode: str) -> bool:
+        """Run ``wal_checkpoint(mode)`` with a short busy wait; True if it did all it does
+        (PASSIVE: copied every frame; TRUNCATE: also emptied the WAL)."""
         try:
             self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
-            # (busy, log frames, checkpointed frames): busy is reported, not raised.
-            busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            self._wrote = bool(busy)  # a reader held an old snapshot: try again when idle
+            # (busy, frames in the WAL, frames copied): busy is reported, not raised.
+            busy, log, copied = self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            return not busy and log == copied
         except sqlite3.Error:
-            self._wrote = True  # try again at the next idle moment
+            return False
         finally:
             # Never fails in practice (no file access); if it did, the next write sets it.
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
                 self._current_busy_ms = self._busy_ms
+
+    def _warn_if_pinned(self) -> None:
+        """Say so when a reader's snapshot has kept the WAL growing (each doubling once)."""
+        if self._wal is None:
+            return
+        size = _size(self._wal)
+        if size < WAL_WARN_BYTES:
+            self._warn_at = WAL_WARN_BYTES
+        elif size >= self._warn_at:
+            self._warn_at = size * 2
+            logger.warning(
+                "the SQLite WAL %s is %d MB and cannot be checkpointed: a connection outside "
+                "this store holds a read transaction open (a sqlite3 shell inside BEGIN, a "
+                "backup, a long report). It grows with every write until that reader ends.",
+                self._wal,
+                size // 2**20,
+            )
 
     def close(self) -> None:
         self._queue.put(None)
