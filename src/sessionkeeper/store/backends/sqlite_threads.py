@@ -285,9 +285,16 @@ class Writer:
             return
         if self._idle_work is not None:
             try:
+                # A short wait for the write lock: another process writing now will leave
+                # the work for the next idle moment rather than hold up queued writes.
+                self.conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
                 write_txn(self._idle_work)(self.conn)
             except sqlite3.Error:
                 return  # busy or failing: try again at the next idle moment
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+                    self._current_busy_ms = self._busy_ms
         if self._cfg.memory:
             self._wrote = False
             return
