@@ -37,8 +37,10 @@ run: $(RUN_STAMP)
 browser:
 	bash scripts/ensure-chromium.sh
 
+# Two workers (pytest-xdist), each file on one worker: most tests wait on fsync, PostgreSQL,
+# a subprocess or the browser, so two at once take ~60% of the serial time on 2 cores.
 test: $(TEST_STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
