@@ -13,8 +13,8 @@ import typer
 
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
-from sessionkeeper.cli.common import JsonOpt
-from sessionkeeper.errors import NotFound, Unavailable
+from sessionkeeper.cli.common import JsonOpt, MetaOpt, NewUserOpt, UserOpt
+from sessionkeeper.errors import InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -35,6 +35,7 @@ def _session_rows(sessions: list[Session], current: str | None) -> list[list[Any
             "*" if s.session_id == current else "",
             s.session_id,
             s.agent_id,
+            s.user_id or "",
             s.session_type,
             s.status,
             s.title,
@@ -53,6 +54,7 @@ def _print_session(session: Session, title: str | None = None) -> None:
             ("session", session.session_id),
             ("title", session.title),
             ("agent", session.agent_id),
+            ("user", session.user_id or "—"),
             ("type", session.session_type),
             ("status", session.status),
             ("messages", session.message_count),
@@ -81,6 +83,20 @@ def _print_message(message: Message) -> None:
     out.console().print(escape(body), soft_wrap=True)
 
 
+async def _same_user(store: Store, session_id: str, user: str | None) -> None:
+    """``--user`` names the user of a session the command creates: writing with it into an
+    existing session of another user (or of none) is refused, not silently ignored."""
+    if user is None:
+        return
+    found = (await store.get_session(session_id)).user_id
+    if found != user:
+        whose = "has no user" if found is None else f"is for user {found!r}"
+        raise InvalidInput(
+            f"--user {user!r} is the user of a new session, but session {session_id} {whose}",
+            field="user_id",
+        )
+
+
 def _text_arg(text: str) -> str:
     """``-`` reads the text from stdin (for long or multi-line content)."""
     return sys.stdin.read() if text == "-" else text
@@ -93,11 +109,17 @@ def new(
     session_type: Annotated[
         str, typer.Option("--type", help="Session type: chat, cron, subagent…")
     ] = "chat",
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", metavar="USER", help="Who the session is for (a label)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a session and make it the current one."""
     session = common.run(
-        lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type),
+        lambda store: store.create_session(
+            agent_id=agent, title=title, session_type=session_type, user_id=user
+        ),
         create=True,
     )
     common.remember(session.session_id)
@@ -136,6 +158,8 @@ def switch(
 @app.command("list")
 def list_(
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    user: UserOpt = None,
+    meta: MetaOpt = None,
     session_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
     status: Annotated[str | None, typer.Option(help="active or ended.")] = None,
     search: Annotated[
@@ -157,9 +181,12 @@ def list_(
     * marks the current session. Ids are never cut or wrapped: on a narrow terminal the
     other columns are shortened or left out (--json has everything).
     """
+    metadata = common.parse_meta(meta)
     page: Page[Session] = common.run(
         lambda store: store.list_sessions(
             agent_id=agent,
+            user_id=user,
+            metadata=metadata,
             session_type=session_type,
             status=status,
             search=search,
@@ -190,12 +217,12 @@ def list_(
         caption += f"; next page: --cursor {page.next_cursor}"
     out.print_table(
         "Sessions",
-        ["", "id", "agent", "type", "status", "title", "msgs", "tokens", "updated"],
+        ["", "id", "agent", "user", "type", "status", "title", "msgs", "tokens", "updated"],
         _session_rows(page.items, current_sid),
         caption=caption,
         keep=("id",),
-        squeeze=("title", "agent"),
-        drop=("tokens", "type", "status", "msgs"),
+        squeeze=("title", "agent", "user"),
+        drop=("tokens", "type", "user", "status", "msgs"),
     )
 
 
@@ -237,12 +264,13 @@ def add(
     text: Annotated[str, typer.Argument(help="The message ('-' reads stdin).")],
     session: SessionOpt = None,
     model: Annotated[str | None, typer.Option(help="Model that wrote it.")] = None,
+    user: NewUserOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Append a message to the current session.
 
-    With no current session, one is created (and becomes current); so it is when the
-    current session no longer exists (deleted or cleaned up).
+    With no current session, one is created (and becomes current; --user is its user); so
+    it is when the current session no longer exists (deleted or cleaned up).
     """
     content = _text_arg(text)
 
@@ -251,18 +279,21 @@ def add(
 
         validate.role(role)
         validate.content(content)  # refuse before creating a session for it
+        validate.optional_label(user, "user_id")
         if session is not None:
+            await _same_user(store, session, user)
             return await store.add_message(session, role, content, model=model), False, None
         current_sid = common.current_id(required=False)
         gone: str | None = None
         if current_sid is not None:
             try:
+                await _same_user(store, current_sid, user)
                 message = await store.add_message(current_sid, role, content, model=model)
             except NotFound:  # deleted or purged meanwhile: start anew, as after `delete`
                 gone = current_sid
             else:
                 return message, False, None
-        sid = (await store.create_session()).session_id
+        sid = (await store.create_session(user_id=user)).session_id
         return await store.add_message(sid, role, content, model=model), True, gone
 
     message, created, gone = common.run(work)
@@ -295,13 +326,14 @@ def ask(
     max_tokens: Annotated[
         int | None, typer.Option(help="Context budget (default SESSIONKEEPER_MAX_CONTEXT_TOKENS).")
     ] = None,
+    user: NewUserOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the model in the current session; both turns are stored.
 
     The model is SESSIONKEEPER_LLM_BASE_URL / _LLM_MODEL / _LLM_API_KEY (any OpenAI-compatible
     server); without one, the offline echo model answers. With no current session (or one
-    that no longer exists), a new one is started and becomes current.
+    that no longer exists), a new one is started and becomes current (--user: its user).
     """
     content = _text_arg(text)
     cfg = common.settings()
@@ -317,12 +349,16 @@ def ask(
             if sid is not None and not await store.session_exists(sid):
                 gone.append(sid)  # deleted or purged: start anew, as after `delete`
                 sid = None
+        if sid is not None:
+            await _same_user(store, sid, user)
         llm = make_client(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, cfg.llm_timeout_seconds)
         try:
             turn = await prepare_turn(
                 store,
                 llm,
-                ChatRequest(content, session_id=sid, max_context_tokens=max_tokens),
+                ChatRequest(
+                    content, session_id=sid, max_context_tokens=max_tokens, user_id=user
+                ),
                 default_max_tokens=cfg.max_context_tokens,
             )
             if turn.created:
@@ -405,6 +441,8 @@ _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 def search(
     query: Annotated[str, typer.Argument(help="Words to find in message text.")],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    user: UserOpt = None,
+    meta: MetaOpt = None,
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Only this session.")
     ] = None,
@@ -412,8 +450,16 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Full-text search over messages, best matches first."""
+    metadata = common.parse_meta(meta)
     hits = common.run(
-        lambda store: store.search_messages(query, limit=limit, session_id=session, agent_id=agent)
+        lambda store: store.search_messages(
+            query,
+            limit=limit,
+            session_id=session,
+            agent_id=agent,
+            user_id=user,
+            metadata=metadata,
+        )
     )
     if as_json:
         out.emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
