@@ -4,8 +4,8 @@ A key reads ``sk_<key_id>_<secret>``. ``key_id`` is public (it names the key in 
 logs); ``secret`` is 32 random bytes. Verification looks the row up by key_id and compares
 SHA-256 digests in constant time. A key is either admin (every agent, maintenance endpoints)
 or scoped to a list of agent ids, and then perhaps to some users of those agents
-(``user_ids``: it sees only their sessions). A verified key's use is recorded in ``last_used_at`` (at
-most once a minute per key and process; see ``TOUCH_INTERVAL``).
+(``user_ids``: it sees only their sessions). A verified key's use is recorded in
+``last_used_at`` (at most once a minute per key and process; see ``TOUCH_INTERVAL``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Every route that names a session reaches it through ``VisibleSession`` / ``VisibleSessionId``
 (see ``api/deps.py``), and every set-wide read passes ``principal.scope`` and
 ``principal.user_scope`` to the Store, so the API-key layer only has to change
-``get_principal``. Listings and searches take a ``metadata`` filter (``api/filters.py``). The fixed paths (``/stats``,
-``/search``) are declared before ``/{session_id}``, and the ``session_id`` path convertor
-(``api/routing.py``) does not take them for session ids either.
+``get_principal``. Listings and searches take a ``metadata`` filter (``api/filters.py``).
+The fixed paths (``/stats``, ``/search``) are declared before ``/{session_id}``, and the
+``session_id`` path convertor (``api/routing.py``) does not take them for session ids either.
 
 Parameters carry the Store's rules in their schema: numbers are range-checked here (FastAPI),
 text parameters by the Store (one message per rule); every refusal is 422 naming the field.
