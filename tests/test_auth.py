@@ -200,6 +200,8 @@ async def test_whoami_says_what_the_key_may_do(keyed: Keys, store: Store, db_url
             "admin": True,
             "agent_ids": None,
             "default_agent_id": "main",
+            "user_ids": None,
+            "default_user_id": None,
             "maintenance": True,
         }
     async with client(keyed.app, keyed.scoped) as bot:
@@ -210,6 +212,8 @@ async def test_whoami_says_what_the_key_may_do(keyed: Keys, store: Store, db_url
             "admin": False,
             "agent_ids": ["a"],
             "default_agent_id": "a",
+            "user_ids": None,
+            "default_user_id": None,
             "maintenance": False,
         }
     async with client(keyed.app, several) as two:
@@ -425,7 +429,7 @@ def test_keys_cli_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
     made = run("create", "--admin", "--name", "ops", "--json")
     assert made.exit_code == 0, made.output
     admin = json.loads(made.stdout)
-    assert set(admin) == {"key_id", "token", "admin", "agent_ids", "name"}
+    assert set(admin) == {"key_id", "token", "admin", "agent_ids", "user_ids", "name"}
     assert (admin["admin"], admin["agent_ids"], admin["name"]) == (True, [], "ops")
 
     made = run("create", "--agent", "b", "--agent", "a", "--name", "bot")

@@ -210,6 +210,9 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    # The users of its agents the key may see (None: every user). Keyword-only, so the
+    # positional fields (and the backend's ``KeyRow`` after them) keep their places.
+    user_ids: list[str] | None = field(default=None, kw_only=True)
 
     @property
     def scope(self) -> list[str] | None:
@@ -219,6 +222,7 @@ class ApiKey:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(ApiKey)}
         data["agent_ids"] = list(self.agent_ids)
+        data["user_ids"] = None if self.user_ids is None else list(self.user_ids)
         for key in ("created_at", "revoked_at", "last_used_at"):
             data[key] = _iso(data[key])
         return data

@@ -7,7 +7,8 @@ Rules (tested in tests/test_auth.py):
   time). Nothing is cached between requests, so a revoked key stops working on its next
   request. Unknown, malformed or revoked → 401 with ``WWW-Authenticate: Bearer``.
 - An admin key is the all-agents ``Principal``; a scoped key sees only its agent ids (other
-  agents' sessions are 404, see ``api/deps.py``).
+  agents' sessions are 404, see ``api/deps.py``), and a key scoped to users only those users'
+  sessions of its agents (others' are 404 alike).
 - A request without a key is refused (401) unless the server runs *open*: no active key in
   the database AND the configured host is a loopback address AND the request comes from a
   loopback client (the last check guards against the app being served on another interface
@@ -70,6 +71,7 @@ def principal_for(key: ApiKey) -> Principal:
         name=key.name or f"key {key.key_id}",
         agent_ids=None if key.admin else frozenset(key.agent_ids),
         key_id=key.key_id,
+        user_ids=None if key.user_ids is None else frozenset(key.user_ids),
     )
 
 

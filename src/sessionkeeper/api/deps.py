@@ -5,8 +5,10 @@ Every route learns *who is asking* from ``get_principal`` (the API key in
 ``visible_session`` / ``visible_session_id``:
 
 - a key scoped to agents sees other agents' sessions as *not existing* (404, never 403, so
-  ids cannot be probed);
-- listings, search and stats pass ``principal.scope`` to the Store as their scope;
+  ids cannot be probed), and a key scoped to users of its agents other users' sessions (and
+  sessions without a user) alike;
+- listings, search and stats pass ``principal.scope`` and ``principal.user_scope`` to the
+  Store as their scope;
 - creating a session for an agent outside the scope is 403: no existing resource is named,
   so nothing is revealed, and "not found" would be a lie about a POST;
 - set-wide maintenance (ghost purge, prune) and /metrics require an admin (``AdminDep``; 403
@@ -99,7 +101,7 @@ async def visible_session(
 ) -> Session:
     """The session, if it exists and the caller may see it; otherwise NotFound (404)."""
     session = await store.get_session(session_id)
-    if not principal.can_see(session.agent_id):
+    if not principal.can_see_session(session):
         raise NotFound(f"session {session_id!r} not found")
     return session
 

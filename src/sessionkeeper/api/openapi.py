@@ -129,7 +129,8 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
     for item in document.get("paths", {}).values():
         for operation in item.values():
             for parameter in operation.get("parameters", []):
-                _no_null(parameter["schema"])
+                if "schema" in parameter:  # not one described by content (api/filters.py)
+                    _no_null(parameter["schema"])
             for status, response in operation.get("responses", {}).items():
                 if status[0] in "45":
                     _json_error(response)

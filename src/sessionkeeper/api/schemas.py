@@ -257,6 +257,13 @@ def public_model(row: type, name: str | None = None, /, **changed: Any) -> type[
 # ── sessions ────────────────────────────────────────────────────────────────
 
 
+NEW_USER_DESCRIPTION = (
+    "Who the session is for (a label, like agent_id). Left out or null: no user; under a key "
+    "scoped to users, the key's only user (a key of several users must name one: 422; a user "
+    "outside the key's scope: 403)."
+)
+
+
 class SessionCreate(BaseModel):
     model_config = _STRICT
 
@@ -265,10 +272,12 @@ class SessionCreate(BaseModel):
     title: Title | None = None
     session_type: Label = "chat"
     metadata: Metadata | None = Field(None, description=METADATA_DESCRIPTION)
+    user_id: Label | None = Field(None, description=NEW_USER_DESCRIPTION)
 
 
 class SessionUpdate(BaseModel):
-    """Only the fields present in the JSON change; an explicit null clears title or metadata."""
+    """Only the fields present in the JSON change; an explicit null clears title, metadata or
+    user_id."""
 
     model_config = _STRICT
 
@@ -278,6 +287,11 @@ class SessionUpdate(BaseModel):
         None, description="A new session type (null: leave it unchanged)."
     )
     status: Status | None = Field(None, description="null: leave it unchanged.")
+    user_id: Label | None = Field(
+        None,
+        description="A new user (null: no user). Under a key scoped to users, one of its "
+        "users (403 otherwise).",
+    )
 
 
 if TYPE_CHECKING:  # the fields are made at run time (public_model); checkers see the base

@@ -98,6 +98,7 @@ class ChatRequest:
     content: str
     session_id: str | None = None
     agent_id: str = "main"  # used only when the session is created by this request
+    user_id: str | None = None  # likewise
     max_context_tokens: int | None = None
     retry: bool = False  # answer the session's last user message (``content``) again
     # A system prompt for this turn, stored in the session before the user message unless
@@ -285,9 +286,16 @@ class ChatTurn:
             logger.exception("could not store the partial reply in %s", self.session.session_id)
 
 
-async def _find_session(store: Store, session_id: str, scope: Collection[str] | None) -> Session:
+async def _find_session(
+    store: Store,
+    session_id: str,
+    scope: Collection[str] | None,
+    users: Collection[str] | None = None,
+) -> Session:
     session = await store.get_session(session_id)
-    if scope is not None and session.agent_id not in scope:
+    if (scope is not None and session.agent_id not in scope) or (
+        users is not None and session.user_id not in users
+    ):
         raise NotFound(f"session {session_id!r} not found")  # 404, never 403: no probing
     if session.status == "ended":
         raise Conflict(f"session {session_id!r} has ended; start a new chat", session_id=session_id)
@@ -382,13 +390,15 @@ async def prepare_turn(
     refuse_duplicates: bool = True,
     withdraw_unanswered: bool = False,
     interrupted: str = DISCONNECTED,
+    users: Collection[str] | None = None,
 ) -> ChatTurn:
     """Validate, create the session if needed, store the user message, compute the window.
 
-    ``scope``: the agent ids the caller may act for (None: all). A session outside it is
-    NotFound; creating one for an agent outside it is Forbidden. ``refuse_duplicates``: the
-    same content resent within DUPLICATE_SECONDS is a Conflict (the page's double-click
-    guard). ``withdraw_unanswered`` and ``interrupted``: see :class:`ChatTurn`.
+    ``scope``: the agent ids the caller may act for (None: all); ``users``: the users it may
+    act for (None: all). A session outside them is NotFound; creating one for an agent or a
+    user outside them is Forbidden. ``refuse_duplicates``: the same content resent within
+    DUPLICATE_SECONDS is a Conflict (the page's double-click guard). ``withdraw_unanswered``
+    and ``interrupted``: see :class:`ChatTurn`.
     """
     check_request(request)
     content = request.content
@@ -425,10 +435,10 @@ async def prepare_turn(
                 "a retry needs session_id: the session whose last message is answered again",
                 field="session_id",
             )
-        session = await _find_session(store, request.session_id, scope)
+        session = await _find_session(store, request.session_id, scope, users)
         retried, replaces = await _retry_target(store, session, content)
     elif request.session_id is not None:
-        session = await _find_session(store, request.session_id, scope)
+        session = await _find_session(store, request.session_id, scope, users)
         if refuse_duplicates:
             await _check_duplicate(store, session, content)
         if system is not None and session.message_count:
@@ -438,7 +448,11 @@ async def prepare_turn(
     else:
         if scope is not None and request.agent_id not in scope:
             raise Forbidden(f"this key may not act for agent {request.agent_id!r}")
-        session = await store.create_session(agent_id=request.agent_id, title=auto_title(content))
+        if users is not None and request.user_id not in users:
+            raise Forbidden(f"this key may not act for user {request.user_id!r}")
+        session = await store.create_session(
+            agent_id=request.agent_id, title=auto_title(content), user_id=request.user_id
+        )
         created = True
 
     stored: list[Message] = []

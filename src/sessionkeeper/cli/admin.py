@@ -29,6 +29,10 @@ def stats(
     agent: Annotated[
         list[str] | None, typer.Option("--agent", "-a", help="Only these agents (repeatable).")
     ] = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option("--user", "-u", metavar="USER", help="Only these users (repeatable)."),
+    ] = None,
     ghost_minutes: Annotated[
         float, typer.Option(help="A session with no messages this old is a ghost.")
     ] = 15,
@@ -38,7 +42,10 @@ def stats(
     """Counts of sessions, messages and tokens."""
     result = common.run(
         lambda store: store.get_stats(
-            agent_ids=agent, ghost_minutes=ghost_minutes, stale_days=stale_days
+            agent_ids=agent,
+            user_ids=user,
+            ghost_minutes=ghost_minutes,
+            stale_days=stale_days,
         )
     )
     if as_json:

@@ -34,7 +34,7 @@ import typer
 
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
-from sessionkeeper.cli.common import JsonOpt
+from sessionkeeper.cli.common import JsonOpt, NewUserOpt
 from sessionkeeper.errors import InvalidInput, SessionkeeperError, Unavailable
 
 if TYPE_CHECKING:
@@ -119,8 +119,10 @@ class Conversation:
         max_tokens: int | None,
         stream_to: TextIO | None,
         on_created: Callable[[str], None] | None = None,
+        user_id: str | None = None,
     ) -> None:
         self.store = store
+        self.user_id = user_id  # the user of a session a turn creates
         self.llm = llm
         self.cfg = cfg
         self.session_id = session_id
@@ -145,6 +147,7 @@ class Conversation:
             ChatRequest(
                 content,
                 session_id=self.session_id,
+                user_id=self.user_id,
                 system=self.system,
                 max_context_tokens=self.max_tokens,
             ),
@@ -214,7 +217,12 @@ def one_choice(session: str | None, continue_: bool, new: bool = False) -> None:
 
 
 async def choose_session(
-    store: Store, session: str | None, continue_: bool, *, new: bool = False
+    store: Store,
+    session: str | None,
+    continue_: bool,
+    *,
+    new: bool = False,
+    user: str | None = None,
 ) -> tuple[str | None, str | None]:
     """(the session to talk in — None: a new one, made by the first message — and the
     remembered current session found gone, if any)."""
@@ -232,6 +240,7 @@ async def choose_session(
             gone, sid = sid, None  # deleted or purged: start anew, as after `delete`
     if sid is not None:
         await common.writable(store, sid)
+        await common.same_user(store, sid, user)
     return sid, gone
 
 
@@ -246,6 +255,7 @@ def ask(
     system: SystemOpt = None,
     continue_: ContinueOpt = False,
     max_tokens: MaxTokensOpt = None,
+    user: NewUserOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the model in the current session; both turns are stored.
@@ -262,13 +272,16 @@ def ask(
 
     content = common.text_arg(text)
     check_request(ChatRequest(content, system=system))  # before a database is made
+    from sessionkeeper.store import validate
+
+    validate.optional_label(user, "user_id")
     one_choice(session, continue_)
     cfg = common.settings()
     llm = model_client(cfg, model)
     url = common.check_database(create=True)
 
     async def work(store: Store) -> dict[str, Any]:
-        sid, gone = await choose_session(store, session, continue_)
+        sid, gone = await choose_session(store, session, continue_, user=user)
 
         def created(new: str) -> None:
             if gone is not None:
@@ -283,6 +296,7 @@ def ask(
             max_tokens=max_tokens,
             stream_to=None if as_json else sys.stdout,
             on_created=created,
+            user_id=user,
         )
         try:
             return await talk.turn(content)
@@ -312,6 +326,7 @@ def chat(
         bool, typer.Option("--new", help="Start a new session (made by your first message).")
     ] = False,
     max_tokens: MaxTokensOpt = None,
+    user: NewUserOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Chat with the model, turn after turn, in one session (an interactive prompt).
@@ -325,9 +340,11 @@ def chat(
     lines from a pipe too (`printf 'hi\\n' | sessionkeeper chat`).
     """
     from sessionkeeper.chat.turn import ChatRequest, check_request
+    from sessionkeeper.store import validate
 
     if system is not None:
         check_request(ChatRequest("-", system=system))  # before a database is made
+    validate.optional_label(user, "user_id")
     one_choice(session_id, continue_, new)
     cfg = common.settings()
     llm = model_client(cfg, model)
@@ -341,7 +358,7 @@ def chat(
     with asyncio.Runner() as runner:
         store = runner.run(Store.open(url, encoding=common.encoding()))
         try:
-            sid, gone = runner.run(choose_session(store, session_id, continue_, new=new))
+            sid, gone = runner.run(choose_session(store, session_id, continue_, new=new, user=user))
             talk = Conversation(
                 store,
                 llm,
@@ -350,6 +367,7 @@ def chat(
                 system=system,
                 max_tokens=max_tokens,
                 stream_to=None if as_json else sys.stdout,
+                user_id=user,
             )
             if sid is not None:
                 common.remember(sid)

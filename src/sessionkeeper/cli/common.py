@@ -40,6 +40,50 @@ JsonOpt = Annotated[
 ]
 
 
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", "-u", metavar="USER", help="Only this user's sessions."),
+]
+NewUserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user", "-u", metavar="USER", help="The user of a session this creates (default: none)."
+    ),
+]
+MetaOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--meta",
+        "-m",
+        metavar="KEY=VALUE",
+        help="Only sessions whose metadata has KEY equal to VALUE (repeatable: all must "
+        "match). VALUE is read as JSON when it parses as JSON (1, 1.5, true, null; "
+        "'\"1\"' is the string 1), else as a string: --meta team=red --meta priority=1.",
+    ),
+]
+
+
+def parse_meta(pairs: list[str] | None) -> dict[str, object] | None:
+    """``--meta KEY=VALUE`` options → a metadata filter (None when there are none). VALUE is
+    JSON when it parses as JSON, else the text itself; the Store checks the rest."""
+    if not pairs:
+        return None
+    import json
+
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--meta {pair!r}: use KEY=VALUE, e.g. team=red", field="metadata")
+        if key in found:
+            raise InvalidInput(f"--meta gives the key {key!r} twice", field="metadata")
+        try:
+            found[key] = json.loads(text)
+        except ValueError:
+            found[key] = text
+    return found
+
+
 class _Globals:
     """Global options (``--db``), accepted before or after the command."""
 
@@ -290,3 +334,17 @@ def remember(session_id: str) -> None:
 
 def forget(session_id: str) -> None:
     memory().clear(database_url(), session_id)
+
+
+async def same_user(store: Store, session_id: str, user: str | None) -> None:
+    """``--user`` names the user of a session the command creates: writing with it into an
+    existing session of another user (or of none) is refused, not silently ignored."""
+    if user is None:
+        return
+    found = (await store.get_session(session_id)).user_id
+    if found != user:
+        whose = "has no user" if found is None else f"is for user {found!r}"
+        raise InvalidInput(
+            f"--user {user!r} is the user of a new session, but session {session_id} {whose}",
+            field="user_id",
+        )

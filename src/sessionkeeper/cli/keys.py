@@ -30,13 +30,17 @@ NO_ACTIVE_KEY = (
 )
 
 keys_app = typer.Typer(
-    help="API keys for the REST API: create (admin or scoped to agents), list, revoke.",
+    help="API keys for the REST API: create (admin, or scoped to agents and perhaps users), "
+    "list, revoke.",
     no_args_is_help=True,
 )
 
 
 def _scope(key: ApiKey) -> str:
-    return "admin (all agents)" if key.admin else ", ".join(key.agent_ids)
+    if key.admin:
+        return "admin (all agents)"
+    agents = ", ".join(key.agent_ids)
+    return agents if key.user_ids is None else f"{agents}; users {', '.join(key.user_ids)}"
 
 
 @keys_app.command()
@@ -45,6 +49,15 @@ def create(
         list[str] | None,
         typer.Option(
             "--agent", "-a", metavar="ID", help="Scope the key to this agent (repeatable)."
+        ),
+    ] = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user",
+            "-u",
+            metavar="USER",
+            help="With --agent: only this user's sessions of those agents (repeatable).",
         ),
     ] = None,
     admin: Annotated[
@@ -58,13 +71,17 @@ def create(
     """Create an API key and print its token once.
 
     The token cannot be shown again: store it now. A key is --admin (every agent and the
-    maintenance endpoints) or scoped to agents with --agent ID (repeatable).
+    maintenance endpoints) or scoped to agents with --agent ID (repeatable), and then perhaps
+    to some users of those agents with --user USER (repeatable): it sees only their sessions,
+    and the sessions it creates are theirs.
     """
     from sessionkeeper.store.keys import check_new_key
 
     check_new_key(agent_ids=agent or (), admin=admin, name=name)  # before a file is made
     key, token = common.run(
-        lambda store: store.keys.create(agent_ids=agent or (), admin=admin, name=name),
+        lambda store: store.keys.create(
+            agent_ids=agent or (), admin=admin, name=name, user_ids=user or None
+        ),
         create=True,
     )
     if as_json:
@@ -74,6 +91,7 @@ def create(
                 "token": token,
                 "admin": key.admin,
                 "agent_ids": key.agent_ids,
+                "user_ids": key.user_ids,
                 "name": key.name,
             }
         )

@@ -13,7 +13,7 @@ import typer
 
 from sessionkeeper.cli import common
 from sessionkeeper.cli import output as out
-from sessionkeeper.cli.common import JsonOpt
+from sessionkeeper.cli.common import JsonOpt, MetaOpt, NewUserOpt, UserOpt
 from sessionkeeper.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ def _session_rows(sessions: list[Session], current: str | None) -> list[list[Any
             "*" if s.session_id == current else "",
             s.session_id,
             s.agent_id,
+            s.user_id or "",
             s.session_type,
             s.status,
             s.title,
@@ -53,6 +54,7 @@ def _print_session(session: Session, title: str | None = None) -> None:
             ("session", session.session_id),
             ("title", session.title),
             ("agent", session.agent_id),
+            ("user", session.user_id or "—"),
             ("type", session.session_type),
             ("status", session.status),
             ("messages", session.message_count),
@@ -88,6 +90,10 @@ def new(
     session_type: Annotated[
         str, typer.Option("--type", help="Session type: chat, cron, subagent…")
     ] = "chat",
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", metavar="USER", help="Who the session is for (a label)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a session and make it the current one."""
@@ -97,7 +103,9 @@ def new(
     validate.title(title)
     validate.label(session_type, "session_type")
     session = common.run(
-        lambda store: store.create_session(agent_id=agent, title=title, session_type=session_type),
+        lambda store: store.create_session(
+            agent_id=agent, title=title, session_type=session_type, user_id=user
+        ),
         create=True,
     )
     common.remember(session.session_id)
@@ -136,6 +144,8 @@ def switch(
 @app.command("list")
 def list_(
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    user: UserOpt = None,
+    meta: MetaOpt = None,
     session_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
     status: Annotated[str | None, typer.Option(help="active or ended.")] = None,
     search: Annotated[
@@ -157,9 +167,12 @@ def list_(
     * marks the current session. Ids are never cut or wrapped: on a narrow terminal the
     other columns are shortened or left out (--json has everything).
     """
+    metadata = common.parse_meta(meta)
     page: Page[Session] = common.run(
         lambda store: store.list_sessions(
             agent_id=agent,
+            user_id=user,
+            metadata=metadata,
             session_type=session_type,
             status=status,
             search=search,
@@ -188,12 +201,12 @@ def list_(
     caption = f"{shown} of {page.total} (* = current)"
     out.print_table(
         "Sessions",
-        ["", "id", "agent", "type", "status", "title", "msgs", "tokens", "updated"],
+        ["", "id", "agent", "user", "type", "status", "title", "msgs", "tokens", "updated"],
         _session_rows(page.items, current_sid),
         caption=caption,
         keep=("id",),
-        squeeze=("title", "agent"),
-        drop=("tokens", "type", "status", "msgs"),
+        squeeze=("title", "agent", "user"),
+        drop=("tokens", "type", "user", "status", "msgs"),
     )
     if page.next_cursor:  # one line at any width, to be copied whole
         out.unwrapped(f"next page: --cursor {page.next_cursor}")
@@ -238,13 +251,14 @@ def add(
     text: Annotated[str, typer.Argument(help="The message ('-' reads stdin).")],
     session: SessionOpt = None,
     model: Annotated[str | None, typer.Option(help="Model that wrote it.")] = None,
+    user: NewUserOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Append a message to the current session.
 
-    With no current session, one is created (and becomes current); so it is when the
-    current session no longer exists (deleted or cleaned up). A session that has ended is
-    refused, as `ask` refuses it (exit 4; `reopen` makes it active again).
+    With no current session, one is created (and becomes current; --user is its user); so
+    it is when the current session no longer exists (deleted or cleaned up). A session that
+    has ended is refused, as `ask` refuses it (exit 4; `reopen` makes it active again).
     """
     from sessionkeeper.store import validate
 
@@ -252,22 +266,25 @@ def add(
     validate.role(role)  # bad input is refused before a database or session is made
     validate.content(content)
     validate.model(model)
+    validate.optional_label(user, "user_id")
 
     async def work(store: Store) -> tuple[Message, bool, str | None]:
         if session is not None:
             await common.writable(store, session)
+            await common.same_user(store, session, user)
             return await store.add_message(session, role, content, model=model), False, None
         current_sid = common.current_id(required=False)
         gone: str | None = None
         if current_sid is not None:
             try:
                 await common.writable(store, current_sid)
+                await common.same_user(store, current_sid, user)
                 message = await store.add_message(current_sid, role, content, model=model)
             except NotFound:  # deleted or purged meanwhile: start anew, as after `delete`
                 gone = current_sid
             else:
                 return message, False, None
-        sid = (await store.create_session()).session_id
+        sid = (await store.create_session(user_id=user)).session_id
         return await store.add_message(sid, role, content, model=model), True, gone
 
     message, created, gone = common.run(work, create=True)
@@ -414,6 +431,8 @@ _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 def search(
     query: Annotated[str, typer.Argument(help="Words to find in message text.")],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")] = None,
+    user: UserOpt = None,
+    meta: MetaOpt = None,
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Only this session.")
     ] = None,
@@ -421,8 +440,16 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Full-text search over messages, best matches first."""
+    metadata = common.parse_meta(meta)
     hits = common.run(
-        lambda store: store.search_messages(query, limit=limit, session_id=session, agent_id=agent)
+        lambda store: store.search_messages(
+            query,
+            limit=limit,
+            session_id=session,
+            agent_id=agent,
+            user_id=user,
+            metadata=metadata,
+        )
     )
     if as_json:
         out.emit_json({"query": query, "hits": [h.to_dict() for h in hits]})

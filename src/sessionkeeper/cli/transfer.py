@@ -34,6 +34,15 @@ def export(
     agent: Annotated[
         list[str] | None, typer.Option("--agent", "-a", help="Every session of these agents.")
     ] = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user",
+            "-u",
+            metavar="USER",
+            help="Every session of these users (repeatable; with --agent: of those agents).",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or markdown.")] = "jsonl",
     output: Annotated[
         Path | None,
@@ -56,11 +65,11 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use {' or '.join(EXPORT_FORMATS)}")
-    if session_ids and (all_ or agent):
-        raise InvalidInput("give session ids, or --all / --agent, not both")
+    if session_ids and (all_ or agent or user):
+        raise InvalidInput("give session ids, or --all / --agent / --user, not both")
     ids: list[str] | None = list(session_ids) if session_ids else None
     chosen: common.Target | None = None
-    if ids is None and not all_ and not agent:
+    if ids is None and not all_ and not agent and not user:
         chosen = common.target(None)
         ids = [chosen.session_id]
     url = common.check_database()  # before the output file is created or truncated
@@ -68,7 +77,12 @@ def export(
     def work(handle: IO[str]) -> Callable[[Store], Awaitable[ExportSummary]]:
         async def go(store: Store) -> ExportSummary:
             return await export_sessions(
-                store, handle, fmt=fmt, session_ids=ids, agent_ids=agent or None
+                store,
+                handle,
+                fmt=fmt,
+                session_ids=ids,
+                agent_ids=agent or None,
+                user_ids=user or None,
             )
 
         return go

@@ -163,6 +163,7 @@ class BoundSession(Bound):
         title: str | None,
         session_type: str,
         metadata: dict[str, Any] | None,
+        user_id: str | None = None,
     ) -> None:
         self._source = source
         self._binding = SessionBinding(
@@ -172,12 +173,18 @@ class BoundSession(Bound):
             title=title,
             session_type=session_type,
             metadata=metadata,
+            user_id=user_id,
         )
         self.session_id = self._binding.session_id
 
     @property
     def agent_id(self) -> str:
         return self._binding.agent_id
+
+    @property
+    def user_id(self) -> str | None:
+        """The user of the session this object creates (None: no user)."""
+        return self._binding.user_id
 
 
 async def create_session(
@@ -188,6 +195,7 @@ async def create_session(
     title: str | None,
     session_type: str,
     metadata: dict[str, Any] | None,
+    user_id: str | None = None,
 ) -> bool:
     """Create a framework's store session; True when this call created it without a title
     (the first user text gives one later: :func:`title_later`). A session created meanwhile
@@ -199,6 +207,7 @@ async def create_session(
             title=title,
             session_type=session_type,
             metadata=metadata,
+            user_id=user_id,
         )
     except Conflict:
         return False
@@ -225,9 +234,11 @@ class SessionBinding:
         title: str | None,
         session_type: str,
         metadata: dict[str, Any] | None,
+        user_id: str | None = None,
     ) -> None:
         self.session_id = validate.session_id(session_id)
         self.agent_id = validate.label(agent_id, "agent_id")
+        self.user_id = validate.optional_label(user_id, "user_id")
         self.session_type = validate.label(session_type, "session_type")
         self.title = validate.title(title)
         self.metadata = metadata
@@ -257,6 +268,7 @@ class SessionBinding:
                     title=self.title or auto_title(user_text),
                     session_type=self.session_type,
                     metadata=self.metadata,
+                    user_id=self.user_id,
                 )
                 continue
             if self._untitled and user_text:

@@ -161,8 +161,9 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
 
     ``SessionkeeperChatMessageHistory(session_id, store=store)`` uses a Store you opened;
     ``.from_url(session_id, url)`` opens one on first use (``close()``/``aclose()`` it). The
-    store session is created by the first write with ``agent_id``, ``title`` (default: the
-    first human text, as in the chat) and ``session_type="langchain"``.
+    store session is created by the first write with ``agent_id``, ``user_id`` (who it is
+    for; default none), ``title`` (default: the first human text, as in the chat) and
+    ``session_type="langchain"``.
 
     Reads return the whole history unless bounded: ``limit`` keeps the newest N messages,
     ``max_tokens`` the newest that fit a token budget (the store's ``context_window``: leading
@@ -175,6 +176,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
         *,
         store: Store,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         limit: int | None = None,
         max_tokens: int | None = None,
@@ -184,6 +186,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
             session_id,
             StoreSource(store=store),
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             limit=limit,
             max_tokens=max_tokens,
@@ -196,6 +199,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
         source: StoreSource,
         *,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         limit: int | None = None,
         max_tokens: int | None = None,
@@ -211,6 +215,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
             session_id,
             source,
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             session_type=SESSION_TYPE,
             metadata=session_metadata,
@@ -225,6 +230,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
         url: str,
         *,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         limit: int | None = None,
         max_tokens: int | None = None,
@@ -237,6 +243,7 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
             session_id,
             StoreSource(url=url, options=store_options),
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             limit=limit,
             max_tokens=max_tokens,
@@ -250,14 +257,22 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
         *,
         store: Store | None = None,
         agent_id: str = "main",
+        user_id: str | None = None,
         limit: int | None = None,
         max_tokens: int | None = None,
         store_options: Mapping[str, Any] | None = None,
     ) -> HistoryFactory:
         """A ``get_session_history`` for ``RunnableWithMessageHistory``: session id → history,
-        every history on one store (``store``, or the one at ``url`` opened on first use)."""
+        every history on one store (``store``, or the one at ``url`` opened on first use).
+        ``user_id`` is the user of the sessions it creates, unless the call names one
+        (``factory(session_id, user_id=…)``: a ``history_factory_config`` field)."""
         source = StoreSource(store=store, url=url, options=store_options)
-        options = {"agent_id": agent_id, "limit": limit, "max_tokens": max_tokens}
+        options = {
+            "agent_id": agent_id,
+            "user_id": user_id,
+            "limit": limit,
+            "max_tokens": max_tokens,
+        }
         cls._on("probe", source, **options)  # bad options fail here, not at the first turn
         return HistoryFactory(cls, source, options)
 
@@ -329,8 +344,13 @@ class HistoryFactory:
         self._source = source
         self._options = options
 
-    def __call__(self, session_id: str) -> SessionkeeperChatMessageHistory:
-        return self._cls._on(session_id, self._source, **self._options)
+    def __call__(
+        self, session_id: str, user_id: str | None = None
+    ) -> SessionkeeperChatMessageHistory:
+        """The history of ``session_id``; ``user_id`` (default: the factory's) is the user of
+        its session when the first write creates it."""
+        options = self._options if user_id is None else {**self._options, "user_id": user_id}
+        return self._cls._on(session_id, self._source, **options)
 
     async def get_store(self) -> Store:
         return await self._source.get()

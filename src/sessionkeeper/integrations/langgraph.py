@@ -94,6 +94,7 @@ class SaverOptions(TypedDict, total=False):
     """The savers' own options, as their constructors take them (``from_url`` takes the same)."""
 
     agent_id: str
+    user_id: str | None
     session_type: str
     title: str | None
     session_metadata: dict[str, Any] | None
@@ -109,6 +110,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
         store: Store,
         *,
         agent_id: str = "main",
+        user_id: str | None = None,
         session_type: str = SESSION_TYPE,
         title: str | None = None,
         session_metadata: dict[str, Any] | None = None,
@@ -121,6 +123,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
         # Checked up front, as the per-session integrations do (the store would refuse them
         # at the first checkpoint).
         self.agent_id = validate.label(agent_id, "agent_id")
+        self.user_id = validate.optional_label(user_id, "user_id")
         self.session_type = validate.label(session_type, "session_type")
         self.title = validate.title(title)
         self.session_metadata = session_metadata
@@ -211,7 +214,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
             run_id if isinstance(run_id, str) else None,
         )
         serialised = {channel: self._elements(items) for channel, (_, items) in lists.items()}
-        await finish(self._put(row, whole, lists, serialised))
+        await finish(self._put(row, whole, lists, serialised, conf))
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -226,6 +229,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
         whole: list[ValueRow],
         lists: dict[str, tuple[str, list[Any]]],
         serialised: dict[str, list[Element]],
+        conf: Mapping[str, Any],
     ) -> None:
         cps = self.checkpoints
         for attempt in range(_ATTEMPTS):
@@ -246,7 +250,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
             except NotFound:
                 if attempt == _ATTEMPTS - 1:
                     raise
-                await self._create(row.thread_id, mirrored)
+                await self._create(row.thread_id, mirrored, self._user(conf))
                 continue
             except Conflict:  # another writer numbered items of this thread meanwhile
                 if attempt == _ATTEMPTS - 1:
@@ -283,7 +287,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
         try:
             await finish(put(thread_id, ns, conf["checkpoint_id"], rows, replace=replace))
         except NotFound:
-            await self._create(thread_id, [])
+            await self._create(thread_id, [], self._user(conf))
             await finish(put(thread_id, ns, conf["checkpoint_id"], rows, replace=replace))
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -447,7 +451,20 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
             rows.append(row)
         return rows
 
-    async def _create(self, thread_id: str, messages: Sequence[BaseMessage]) -> None:
+    def _user(self, conf: Mapping[str, Any]) -> str | None:
+        """The user of a thread's new session: the run's ``configurable.user_id`` (where
+        LangGraph programs keep it), else the saver's ``user_id``. Read only when a session
+        is created: a thread that has one keeps its user."""
+        value = conf.get("user_id")
+        if value is None:
+            return self.user_id
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # as thread ids: an integer is taken as its text
+        return validate.label(value, "user_id")
+
+    async def _create(
+        self, thread_id: str, messages: Sequence[BaseMessage], user_id: str | None
+    ) -> None:
         untitled = await create_session(
             self.store,
             thread_id,
@@ -455,6 +472,7 @@ class _Saver(Bound, BaseCheckpointSaver[str]):
             title=self.title or auto_title(first_user_text(messages)),
             session_type=self.session_type,
             metadata=self.session_metadata,
+            user_id=user_id,
         )
         if untitled:
             self._untitled[thread_id] = None
@@ -475,7 +493,8 @@ class AsyncSessionkeeperSaver(_Saver):
     ``AsyncSessionkeeperSaver(store)`` uses a Store you opened (and close);
     ``async with AsyncSessionkeeperSaver.from_url(url) as saver:`` opens one and closes it.
     Threads become sessions of ``agent_id`` and ``session_type`` (default ``"langgraph"``),
-    titled ``title`` or by their first user message; ``mirror_channel`` (default
+    for the run's ``configurable.user_id`` or else ``user_id`` (default: no user), titled
+    ``title`` or by their first user message; ``mirror_channel`` (default
     ``"messages"``, None for none) is the channel whose messages the session shows.
     """
 

@@ -214,9 +214,9 @@ class SessionkeeperSession(BoundSession):
     ``SessionkeeperSession(session_id, store=store)`` uses a Store you opened (and close);
     ``SessionkeeperSession.from_url(session_id, url)`` opens one on first use (close it with
     ``await session.close()`` or ``async with``). The store session is created by the first
-    ``add_items``, with ``agent_id``, ``title`` (default: the first user text, as in the chat)
-    and ``session_type="openai-agents"``. The session id must suit the store: 1-128 characters
-    of ``A-Z a-z 0-9 . _ : -``.
+    ``add_items``, with ``agent_id``, ``user_id`` (who it is for; default none), ``title``
+    (default: the first user text, as in the chat) and ``session_type="openai-agents"``.
+    The session id must suit the store: 1-128 characters of ``A-Z a-z 0-9 . _ : -``.
 
     ``session_settings.limit`` is the default ``limit`` of ``get_items``. ``history_tokens``,
     when set, makes ``get_items()`` without any limit return ``get_items_within(history_tokens)``
@@ -231,6 +231,7 @@ class SessionkeeperSession(BoundSession):
         *,
         store: Store,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         history_tokens: int | None = None,
@@ -240,6 +241,7 @@ class SessionkeeperSession(BoundSession):
             session_id,
             StoreSource(store=store),
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             session_settings=session_settings,
             history_tokens=history_tokens,
@@ -252,6 +254,7 @@ class SessionkeeperSession(BoundSession):
         source: StoreSource,
         *,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         history_tokens: int | None = None,
@@ -267,6 +270,7 @@ class SessionkeeperSession(BoundSession):
             session_id,
             source,
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             session_type=SESSION_TYPE,
             metadata=session_metadata,
@@ -285,6 +289,7 @@ class SessionkeeperSession(BoundSession):
         url: str,
         *,
         agent_id: str = "main",
+        user_id: str | None = None,
         title: str | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         history_tokens: int | None = None,
@@ -297,6 +302,7 @@ class SessionkeeperSession(BoundSession):
             session_id,
             StoreSource(url=url, options=store_options),
             agent_id=agent_id,
+            user_id=user_id,
             title=title,
             session_settings=session_settings,
             history_tokens=history_tokens,

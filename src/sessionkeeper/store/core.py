@@ -671,13 +671,21 @@ class Store:
         agent_ids: Sequence[str] | None = None,
         ghost_minutes: float = 15,
         stale_days: float = 30,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> Stats:
+        """Counts over the sessions of ``agent_ids`` (None: every agent) and of ``user_id``
+        / ``user_ids`` (None: every user; scoped as in ``list_sessions``)."""
         ghost_minutes = validate.duration(ghost_minutes, "ghost_minutes", "minutes")
         stale_days = validate.duration(stale_days, "stale_days", "days")
         now = utcnow()
         scope = None if agent_ids is None else [validate.label(a, "agent_ids") for a in agent_ids]
+        users = validate.user_scope(user_id, user_ids)
         row = await self._backend.stats(
-            now - timedelta(minutes=ghost_minutes), now - timedelta(days=stale_days), scope
+            now - timedelta(minutes=ghost_minutes),
+            now - timedelta(days=stale_days),
+            scope,
+            users,
         )
         return Stats.of(row, ghost_minutes, stale_days)
 

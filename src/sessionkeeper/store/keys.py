@@ -3,8 +3,9 @@
 A key reads ``sk_<key_id>_<secret>``. ``key_id`` is public (it names the key in listings and
 logs); ``secret`` is 32 random bytes. Verification looks the row up by key_id and compares
 SHA-256 digests in constant time. A key is either admin (every agent, maintenance endpoints)
-or scoped to a list of agent ids. A verified key's use is recorded in ``last_used_at`` (at
-most once a minute per key and process; see ``TOUCH_INTERVAL``).
+or scoped to a list of agent ids, and then perhaps to some users of those agents
+(``user_ids``: it sees only their sessions). A verified key's use is recorded in
+``last_used_at`` (at most once a minute per key and process; see ``TOUCH_INTERVAL``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _users(user_ids: Sequence[str] | None, admin: bool) -> list[str] | None:
+    """A key's user scope: None (every user), or the users it names (at least one)."""
+    if user_ids is None:
+        return None
+    if admin:
+        raise InvalidInput(
+            "an admin key sees every user: scope a key to users with --agent and --user",
+            field="user_ids",
+        )
+    if isinstance(user_ids, str):
+        raise InvalidInput("user_ids must be a list of user ids, not one id", field="user_ids")
+    users = sorted({validate.label(u, "user_ids") for u in user_ids})
+    if not users:
+        raise InvalidInput(
+            "user_ids must name at least one user (leave it out for every user)",
+            field="user_ids",
+        )
+    return users
+
+
 def _public(row: KeyRow) -> ApiKey:
     """The key without its digest."""
     return ApiKey(**{f.name: getattr(row, f.name) for f in fields(ApiKey)})
@@ -62,10 +83,19 @@ class ApiKeys:
         self._touched: dict[str, float] = {}  # key_id → time.monotonic() of the last write
 
     async def create(
-        self, *, agent_ids: Sequence[str] = (), admin: bool = False, name: str | None = None
+        self,
+        *,
+        agent_ids: Sequence[str] = (),
+        admin: bool = False,
+        name: str | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> tuple[ApiKey, str]:
-        """Make a key; returns it and the full secret token (shown once, never stored)."""
+        """Make a key; returns it and the full secret token (shown once, never stored).
+
+        ``user_ids`` narrows a key scoped to agents to those users' sessions of its agents
+        (None: every user)."""
         agents = check_new_key(agent_ids=agent_ids, admin=admin, name=name)
+        users = _users(user_ids, admin)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
@@ -78,6 +108,7 @@ class ApiKeys:
             revoked_at=None,
             last_used_at=None,
             secret_hash=_digest(secret),
+            user_ids=users,
         )
         await self._db.insert_key(row)
         return _public(row), f"{PREFIX}{key_id}_{secret}"

@@ -419,6 +419,11 @@ def metadata_filter(value: Any) -> dict[str, Any] | None:
             text(item, f"metadata.{key}")
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput(f"metadata.{key} must be a finite number", field="metadata")
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            # As stored metadata: no stored value is outside this range.
+            raise InvalidInput(
+                f"metadata.{key} is an integer out of range (64-bit)", field="metadata"
+            )
         elif item is not None and not isinstance(item, bool | int | float):
             raise InvalidInput(
                 f"metadata.{key}: a filter value is a string, number, true, false or null "

@@ -42,6 +42,7 @@ def check_session(session: Session) -> None:
     validate.session_id(session.session_id)
     validate.label(session.agent_id, "agent_id")
     validate.label(session.session_type, "session_type")
+    validate.optional_label(session.user_id, "user_id")
     validate.title(session.title)
     validate.status(session.status)
     validate.metadata(session.metadata)

@@ -69,13 +69,19 @@ async def select_sessions(
     store: Store,
     session_ids: Iterable[str] | None = None,
     agent_ids: list[str] | None = None,
+    user_ids: list[str] | None = None,
 ) -> AsyncIterator[Session]:
-    """The given sessions in the given order, else all (of ``agent_ids``) by creation."""
+    """The given sessions in the given order, else all (of ``agent_ids`` and ``user_ids``)
+    by creation."""
     if session_ids is not None:
+        if user_ids is not None:
+            raise InvalidInput("give session ids, or user ids, not both", field="user_ids")
         for sid in session_ids:
             yield await store.get_session(sid)
         return
-    async for session in store.iter_sessions(agent_ids=agent_ids, sort="created_at", order="asc"):
+    async for session in store.iter_sessions(
+        agent_ids=agent_ids, user_ids=user_ids, sort="created_at", order="asc"
+    ):
         yield session
 
 
@@ -87,8 +93,10 @@ async def export_sessions(
     session_ids: Iterable[str] | None = None,
     agent_ids: list[str] | None = None,
     progress: Callable[[Session], None] | None = None,
+    user_ids: list[str] | None = None,
 ) -> ExportSummary:
-    """Write the selected sessions to ``out`` as JSONL or Markdown, streaming.
+    """Write the selected sessions to ``out`` as JSONL or Markdown, streaming: the given
+    ``session_ids``, else every session (of ``agent_ids`` and of ``user_ids``, when given).
 
     Memory holds one page of messages (500), never a whole session: the header is written
     from the session row's counters, then the messages it counted are paged through (an
@@ -97,7 +105,7 @@ async def export_sessions(
     """
     check_format(fmt)
     summary = ExportSummary(format=fmt)
-    async for session in select_sessions(store, session_ids, agent_ids):
+    async for session in select_sessions(store, session_ids, agent_ids, user_ids):
         async for chunk in session_chunks(store, session, fmt, first=summary.sessions == 0):
             out.write(chunk)
         summary.sessions += 1
@@ -149,8 +157,9 @@ def markdown_header(session: Session, *, first: bool = True) -> str:
         f"# {session.title or 'Untitled session'}",
         "",
         f"- **Session:** `{session.session_id}`",
-        f"- **Agent:** {session.agent_id} · **Type:** {session.session_type} · "
-        f"**Status:** {session.status}",
+        f"- **Agent:** {session.agent_id} · "
+        + (f"**User:** {session.user_id} · " if session.user_id is not None else "")
+        + f"**Type:** {session.session_type} · **Status:** {session.status}",
         f"- **Created:** {_md_time(session.created_at)} · "
         f"**Updated:** {_md_time(session.updated_at)}"
         + (f" · **Ended:** {_md_time(session.ended_at)}" if session.ended_at else ""),

@@ -150,6 +150,7 @@ def session_from_record(record: dict[str, Any]) -> Session:
         last_message_at=optional_time(record, "last_message_at", what),
         message_count=_int(record, "message_count", what, 0),
         token_count=_int(record, "token_count", what, 0),
+        user_id=record.get("user_id"),  # checked with the session (verbatim.check_session)
     )
 
 

@@ -1,6 +1,7 @@
-/* The sessions dashboard: totals, per-agent counts, a searchable paginated table, a transcript
- * view (with its own link, /sessions?id=…, and an export), and the maintenance buttons (ghost
- * purge; prune with a dry run first), shown only to a key that may use them (GET /whoami). */
+/* The sessions dashboard: totals, per-agent counts, a searchable paginated table (filtered by
+ * agent, user, status and metadata), a transcript view (with its own link, /sessions?id=…,
+ * and an export), and the maintenance buttons (ghost purge; prune with a dry run first), shown
+ * only to a key that may use them (GET /whoami). */
 "use strict";
 
 (() => {
@@ -63,15 +64,49 @@
 
   /* ── table ───────────────────────────────────────────────────────────── */
 
+  /* The metadata box: "team=red, priority=1" (each value JSON when it parses as JSON, else
+   * text, as the CLI's --meta reads it) or a JSON object; null when empty. The server checks
+   * the rest (422 naming metadata). */
+  function metadataFilter(text) {
+    text = text.trim();
+    if (!text) return null;
+    if (text.startsWith("{")) return JSON.parse(text);
+    const found = {};
+    for (const part of text.split(",")) {
+      const pair = part.trim();
+      if (!pair) continue;
+      const at = pair.indexOf("=");
+      const key = at < 0 ? "" : pair.slice(0, at).trim();
+      if (!key) throw new Error("use key=value, e.g. team=red");
+      if (Object.prototype.hasOwnProperty.call(found, key)) throw new Error(key + " is given twice");
+      const raw = pair.slice(at + 1).trim();
+      try { found[key] = JSON.parse(raw); } catch (_) { found[key] = raw; }
+    }
+    return found;
+  }
+
   async function loadTable() {
     const q = new URLSearchParams({ limit: PAGE, offset: state.offset, sort: "updated_at",
       order: "desc" });
     const search = $("search").value.trim();
     if (search) q.set("search", search);
     if ($("filter-agent").value) q.set("agent_id", $("filter-agent").value);
+    const user = $("filter-user").value.trim();
+    if (user) q.set("user_id", user);
     if ($("filter-status").value) q.set("status", $("filter-status").value);
+    const metaBox = $("filter-meta");
+    let wanted;
+    try { wanted = metadataFilter(metaBox.value); } catch (err) {
+      metaBox.setAttribute("aria-invalid", "true");
+      say("Metadata filter: " + err.message, "error");
+      return;
+    }
+    metaBox.setAttribute("aria-invalid", "false");
+    if (wanted) q.set("metadata", JSON.stringify(wanted));
     let page;
     try { page = await api("/sessions?" + q); } catch (err) {
+      const field = err.body && err.body.field ? err.body.field.split(".")[0] : null;
+      if (field === "metadata") metaBox.setAttribute("aria-invalid", "true");
       say("Could not load sessions: " + err.message, "error");
       return;
     }
@@ -82,7 +117,7 @@
     state.total = page.total;
     const rows = clear($("rows"));
     if (!page.sessions.length) {
-      rows.append(el("tr", {}, el("td", { colspan: 7, class: "muted empty-row",
+      rows.append(el("tr", {}, el("td", { colspan: 8, class: "muted empty-row",
         text: search ? "No session matches “" + search + "”." : "No sessions." })));
     }
     for (const s of page.sessions) {
@@ -98,6 +133,8 @@
         el("div", { class: "cell-title", title: s.title || null, text: s.title || "Untitled" }),
         el("div", { class: "cell-id", text: s.session_id })),
       el("td", { class: "cell-label", "data-label": "Agent", text: s.agent_id }),
+      el("td", { class: "cell-label cell-user", "data-label": "User",
+        text: s.user_id === null ? "—" : s.user_id }),
       el("td", { class: "cell-label", "data-label": "Type", text: s.session_type }),
       el("td", { class: "cell-status" },
         el("span", { class: "badge status-" + s.status, text: s.status }),
@@ -153,9 +190,10 @@
     $("detail").hidden = false;
     $("detail-title").textContent = s.title || "Untitled";
     $("detail-title").title = s.title || "";
-    $("detail-meta").textContent = [s.session_id, s.agent_id, s.session_type, s.status,
+    $("detail-meta").textContent = [s.session_id, s.agent_id,
+      s.user_id === null ? null : "user " + s.user_id, s.session_type, s.status,
       plural(s.message_count, "message"), plural(s.token_count, "token"),
-      "created " + fullTime(s.created_at)].join(" · ");
+      "created " + fullTime(s.created_at)].filter(Boolean).join(" · ");
     $("detail-open").href = "/chat?session=" + id;
     $("detail-link").href = "/sessions?id=" + id;
     $("detail-end").disabled = s.status === "ended";
@@ -284,10 +322,12 @@
   /* ── wiring ──────────────────────────────────────────────────────────── */
 
   let searchTimer = null;
-  $("search").addEventListener("input", () => {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => { state.offset = 0; loadTable(); }, 300);
-  });
+  for (const id of ["search", "filter-user", "filter-meta"]) {
+    $(id).addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => { state.offset = 0; loadTable(); }, 300);
+    });
+  }
   for (const id of ["filter-agent", "filter-status"]) {
     $(id).addEventListener("change", () => { state.offset = 0; loadTable(); });
   }

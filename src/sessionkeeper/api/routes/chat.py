@@ -31,6 +31,7 @@ from sessionkeeper.api.openapi import error_responses
 from sessionkeeper.api.routing import StrictJsonRoute
 from sessionkeeper.api.schemas import (
     CHAT_CONTENT_PATTERN,
+    Label,
     NewSessionAgent,
     PositiveJsonInt,
     SessionIdText,
@@ -71,6 +72,12 @@ class ChatBody(BaseModel):
         'The agent of a new session (ignored when session_id is given). Left out: "main" if '
         "the key may act for it, else the key's only agent; a key of several agents, none of "
         'them "main", must name one (422).'
+    )
+    user_id: Label | None = Field(
+        None,
+        description="The user of a new session (ignored when session_id is given). Left out: "
+        "none, or under a key scoped to users its only user (a key of several users must "
+        "name one: 422; a user outside its scope: 403).",
     )
     max_context_tokens: PositiveJsonInt | None = Field(
         None,
@@ -226,13 +233,14 @@ CHAT_EVENT: dict[str, Any] = {
             409,
             413,
             422,
-            s403="The key may not act for this agent (a new session).",
-            s404="No such session, or one of an agent outside the key's scope.",
+            s403="The key may not act for this agent or user (a new session).",
+            s404="No such session, or one outside the key's scope (agents, users).",
             s409="The same content resent within 5 s, the session has ended, or a retry "
             "whose session does not end with this message waiting for a reply.",
             s413="Content over 100,000 characters; nothing was stored.",
-            s422="A field is invalid, the message does not fit the context budget, or "
-            'agent_id is left out under a key of several agents (none of them "main").',
+            s422="A field is invalid, the message does not fit the context budget, "
+            'agent_id is left out under a key of several agents (none of them "main"), or '
+            "user_id under a key of several users.",
         ),
     },
 )
@@ -258,13 +266,18 @@ async def chat_stream(
         retry=body.retry,
     )
     if body.session_id is None:  # a new session: whose? (a session that exists keeps its own)
-        request = dataclasses.replace(request, agent_id=principal.agent_for(body.agent_id))
+        request = dataclasses.replace(
+            request,
+            agent_id=principal.agent_for(body.agent_id),
+            user_id=principal.user_for(body.user_id),
+        )
     turn = await prepare_turn(
         store,
         llm,
         request,
         default_max_tokens=settings.max_context_tokens,
         scope=principal.agent_ids,
+        users=principal.user_ids,
     )
     if turn.created:
         metrics.sessions_created.inc()

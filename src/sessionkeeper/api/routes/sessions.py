@@ -1,10 +1,11 @@
 """Sessions and their messages: ``/api/engine/sessions``.
 
 Every route that names a session reaches it through ``VisibleSession`` / ``VisibleSessionId``
-(see ``api/deps.py``), and every set-wide read passes ``principal.scope`` to the Store, so the
-API-key layer only has to change ``get_principal``. The fixed paths (``/stats``,
-``/search``) are declared before ``/{session_id}``, and the ``session_id`` path convertor
-(``api/routing.py``) does not take them for session ids either.
+(see ``api/deps.py``), and every set-wide read passes ``principal.scope`` and
+``principal.user_scope`` to the Store, so the API-key layer only has to change
+``get_principal``. Listings and searches take a ``metadata`` filter (``api/filters.py``).
+The fixed paths (``/stats``, ``/search``) are declared before ``/{session_id}``, and the
+``session_id`` path convertor (``api/routing.py``) does not take them for session ids either.
 
 Parameters carry the Store's rules in their schema: numbers are range-checked here (FastAPI),
 text parameters by the Store (one message per rule); every refusal is 422 naming the field.
@@ -27,6 +28,8 @@ from sessionkeeper.api.deps import (
     VisibleSession,
     VisibleSessionId,
 )
+from sessionkeeper.api.filters import DOCUMENTED as METADATA_PARAMETER
+from sessionkeeper.api.filters import MetadataFilter
 from sessionkeeper.api.observability import MetricsDep
 from sessionkeeper.api.openapi import error_responses
 from sessionkeeper.api.routing import StrictJsonRoute
@@ -144,11 +147,11 @@ SESSION_LINKS = {
             409,
             413,
             422,
-            s403="The key may not act for this agent.",
+            s403="The key may not act for this agent, or for this user.",
             s409="The session id is taken (by any agent: the same answer for every key).",
             s413="Metadata over 1,000,000 bytes; nothing was stored.",
-            s422="A field is invalid, or agent_id is left out under a key of several agents "
-            '(none of them "main").',
+            s422="A field is invalid, agent_id is left out under a key of several agents "
+            '(none of them "main"), or user_id under a key of several users.',
         ),
     },
 )
@@ -158,17 +161,26 @@ async def create_session(
     """Create a session (``session_id`` optional: 16 hex characters by default).
 
     Without ``agent_id`` the session is the caller's default agent's: "main", or the one
-    agent of a key scoped to one."""
+    agent of a key scoped to one. Without ``user_id`` it has no user, except under a key
+    scoped to users: then it is the key's one user's."""
     agent_id = principal.agent_for(body.agent_id)
+    user_id = principal.user_for(body.user_id)
     session = await store.create_session(
         session_id=body.session_id,
         agent_id=agent_id,
         title=body.title,
         session_type=body.session_type,
         metadata=body.metadata,
+        user_id=user_id,
     )
     metrics.sessions_created.inc()
     return SessionPublic.of(session)
+
+
+UserQuery = Annotated[
+    LabelQuery | None,
+    Query(description="Only this user's sessions (within the key's users, if it has any)."),
+]
 
 
 @router.get(
@@ -176,11 +188,14 @@ async def create_session(
     responses=error_responses(
         401, 422, s422="A parameter is invalid, or the cursor is not one this listing made."
     ),
+    openapi_extra=METADATA_PARAMETER,
 )
 async def list_sessions(
     store: StoreDep,
     principal: PrincipalDep,
+    metadata: MetadataFilter,
     agent_id: LabelQuery | None = None,
+    user_id: UserQuery = None,
     session_type: LabelQuery | None = None,
     status: Status | None = None,
     search: Annotated[
@@ -207,6 +222,9 @@ async def list_sessions(
         page = await store.list_sessions(
             agent_id=agent_id,
             agent_ids=principal.scope,
+            user_id=user_id,
+            user_ids=principal.user_scope,
+            metadata=metadata,
             session_type=session_type,
             status=status,
             search=search,
@@ -240,6 +258,7 @@ async def list_sessions(
 async def get_stats(
     store: StoreDep,
     principal: PrincipalDep,
+    user_id: UserQuery = None,
     ghost_minutes: Annotated[
         float,
         Query(ge=0, le=MAX_MINUTES, allow_inf_nan=False, description="Ghost: empty and older."),
@@ -251,23 +270,36 @@ async def get_stats(
 ) -> StatsPublic:
     """Counts over the sessions the caller may see."""
     stats = await store.get_stats(
-        agent_ids=principal.scope, ghost_minutes=ghost_minutes, stale_days=stale_days
+        agent_ids=principal.scope,
+        user_id=user_id,
+        user_ids=principal.user_scope,
+        ghost_minutes=ghost_minutes,
+        stale_days=stale_days,
     )
     return StatsPublic.of(stats)
 
 
-@router.get("/search", responses=error_responses(401, 422))
+@router.get("/search", responses=error_responses(401, 422), openapi_extra=METADATA_PARAMETER)
 async def search_messages(
     store: StoreDep,
     principal: PrincipalDep,
     q: Annotated[SearchQuery, Query(description='Words and "quoted phrases", all required.')],
+    metadata: MetadataFilter,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     agent_id: LabelQuery | None = None,
+    user_id: UserQuery = None,
     session_id: SessionIdQuery | None = None,
 ) -> SearchResult:
-    """Ranked full-text hits with ``<mark>``ed snippets."""
+    """Ranked full-text hits with ``<mark>``ed snippets, in the sessions the filters keep."""
     hits = await store.search_messages(
-        q, limit=limit, agent_id=agent_id, agent_ids=principal.scope, session_id=session_id
+        q,
+        limit=limit,
+        agent_id=agent_id,
+        agent_ids=principal.scope,
+        user_id=user_id,
+        user_ids=principal.user_scope,
+        metadata=metadata,
+        session_id=session_id,
     )
     return SearchResult(hits=[SearchHitPublic.of(h) for h in hits], query=q)
 
@@ -280,14 +312,25 @@ async def get_session(session: VisibleSession) -> SessionPublic:
 
 @router.patch(
     SESSION,
-    responses=error_responses(401, 404, 413, 422, s413="Metadata over 1,000,000 bytes."),
+    responses=error_responses(
+        401,
+        403,
+        404,
+        413,
+        422,
+        s403="A user_id the key may not act for (a key scoped to users keeps its sessions "
+        "among them).",
+        s413="Metadata over 1,000,000 bytes.",
+    ),
 )
 async def update_session(
-    session_id: VisibleSessionId, body: SessionUpdate, store: StoreDep
+    session_id: VisibleSessionId, body: SessionUpdate, store: StoreDep, principal: PrincipalDep
 ) -> SessionPublic:
-    """Change title, metadata (replaced whole), session_type or status."""
+    """Change title, metadata (replaced whole), session_type, status or user_id."""
     # Only the fields the client sent: absent means "leave alone", null means "clear".
     changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if "user_id" in changes:
+        principal.require_user(changes["user_id"])
     for name in ("session_type", "status"):
         if name in changes and changes[name] is None:
             del changes[name]  # null cannot clear these: leave them as they are

@@ -29,6 +29,13 @@ class Whoami(BaseModel):
     default_agent_id: str | None = Field(
         description="The agent of a new session that names none; null: the key must name one."
     )
+    user_ids: list[str] | None = Field(
+        description="The users whose sessions (of its agents) the key may see; null: every user."
+    )
+    default_user_id: str | None = Field(
+        description="The user of a new session that names none; null: no user, or (under a "
+        "key of several users) the key must name one."
+    )
     maintenance: bool = Field(description="May purge ghosts, prune and read /metrics.")
 
 
@@ -38,11 +45,16 @@ async def whoami(principal: PrincipalDep) -> Whoami:
     default: str | None = None
     with contextlib.suppress(InvalidInput):
         default = principal.default_agent()
+    default_user: str | None = None
+    with contextlib.suppress(InvalidInput):
+        default_user = principal.default_user()
     return Whoami(
         name=principal.name,
         key_id=principal.key_id,
         admin=principal.is_admin,
         agent_ids=principal.scope,
         default_agent_id=default,
+        user_ids=principal.user_scope,
+        default_user_id=default_user,
         maintenance=principal.is_admin,
     )

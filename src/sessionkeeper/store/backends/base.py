@@ -173,7 +173,11 @@ class Backend(Protocol):
         self, cutoff: datetime, *, dry_run: bool, batch: int
     ) -> tuple[int, int, list[str]]: ...
     async def stats(
-        self, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+        self,
+        ghost_cutoff: datetime,
+        stale_cutoff: datetime,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
     ) -> StatsRow: ...
     async def import_session(
         self, session: Session, last_seq: int, items: Sequence[Message], replace: bool

@@ -56,7 +56,17 @@ def _message(r: Any) -> Message:
 
 def _key(r: Any) -> KeyRow:
     # Positional: KEY_COLUMNS are KeyRow's fields, in order.
-    return KeyRow(r[0], r[1], bool(r[2]), list(r[3] or []), r[4], r[5], r[6], r[7])
+    return KeyRow(
+        r[0],
+        r[1],
+        bool(r[2]),
+        list(r[3] or []),
+        r[4],
+        r[5],
+        r[6],
+        r[8],
+        user_ids=None if r[7] is None else list(r[7]),
+    )
 
 
 def lock_key(name: str) -> int:
@@ -477,10 +487,14 @@ class PostgresBackend(Connections):
                 return len(ids), messages, ids
 
     async def stats(
-        self, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+        self,
+        ghost_cutoff: datetime,
+        stale_cutoff: datetime,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
     ) -> StatsRow:
         totals, by_agent, by_type, params, group_params = sql.stats(
-            self.dialect, ghost_cutoff, stale_cutoff, agent_ids
+            self.dialect, ghost_cutoff, stale_cutoff, agent_ids, user_ids
         )
         async with self._conn() as conn:
             t = await conn.fetchrow(totals, *params)
@@ -532,12 +546,13 @@ class PostgresBackend(Connections):
     async def insert_key(self, key: KeyRow) -> None:
         await self._run(
             "execute",
-            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
+            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)",
             key.key_id,
             key.name,
             key.admin,
             key.agent_ids or None,
             key.created_at,
+            key.user_ids,  # NULL: every user
             key.secret_hash,
         )
 

@@ -165,7 +165,8 @@ def _key(r: Sequence[Any]) -> KeyRow:
         _utc(r[4]),
         _time(r[5]),
         _time(r[6]),
-        r[7],
+        r[8],
+        user_ids=None if r[7] is None else list(json.loads(r[7])),
     )
 
 
@@ -601,10 +602,14 @@ class SqliteBackend(Runner):
                 return len(ids), messages, ids
 
     async def stats(
-        self, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+        self,
+        ghost_cutoff: datetime,
+        stale_cutoff: datetime,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
     ) -> StatsRow:
         totals, by_agent, by_type, params, group_params = sql.stats(
-            self.dialect, ghost_cutoff, stale_cutoff, agent_ids
+            self.dialect, ghost_cutoff, stale_cutoff, agent_ids, user_ids
         )
 
         def read(conn: sqlite3.Connection) -> StatsRow:
@@ -672,11 +677,12 @@ class SqliteBackend(Runner):
             sqlite_time(key.created_at),
             None,
             None,
+            _json(key.user_ids),  # NULL: every user
             key.secret_hash,
         )
         await self._write(
             lambda c: c.execute(
-                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", params
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", params
             )
         )
 

@@ -201,11 +201,17 @@ def messages_page(
 
 
 def stats(
-    dialect: str, ghost_cutoff: datetime, stale_cutoff: datetime, agent_ids: list[str] | None
+    dialect: str,
+    ghost_cutoff: datetime,
+    stale_cutoff: datetime,
+    agent_ids: list[str] | None,
+    user_ids: list[str] | None = None,
 ) -> tuple[str, str, str, list[Any], list[Any]]:
     """(totals SQL, by-agent SQL, by-type SQL, totals params, group params)."""
     p = Params(dialect)
-    scope = f"WHERE {p.one_of('agent_id', agent_ids)}" if agent_ids is not None else ""
+    where = [] if agent_ids is None else [p.one_of("agent_id", agent_ids)]
+    where += p.session_filters(user_ids, None)
+    scope = f"WHERE {' AND '.join(where)}" if where else ""
     group_params = list(p.values)
     ghost = p.time(ghost_cutoff)
     stale = p.time(stale_cutoff)
