@@ -258,7 +258,10 @@ class SqliteBackend(Runner):
 
     async def _index_noted(self) -> None:
         """Index the messages appended since the last batch (any process's), so that a
-        search reads an index holding every acknowledged message."""
+        search reads an index holding every acknowledged message. Opened read-only, the
+        store searches the index as the writers left it."""
+        if self.cfg.sqlite_params.get("mode") == "ro":
+            return
         if await self._read(lambda c: c.execute(sqlite_index.NOTED).fetchone(), inline=True):
             await self._write(sqlite_index.index_pending)
 
