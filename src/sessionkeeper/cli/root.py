@@ -16,7 +16,7 @@ import typer
 from typer import _click as click
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, common, fs, keys, sessions, transfer
+from sessionkeeper.cli import admin, common, fs, keys, policy, sessions, transfer
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 
@@ -130,6 +130,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(fs.app, name="fs")
 app.add_typer(fs.skill_app)
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(policy.policy_app, name="policy")
 
 
 def main() -> None:
