@@ -48,19 +48,23 @@ from pydantic import (
 )
 
 from sessionkeeper.models import (
+    DEFAULT_POLICY,
     MAX_MESSAGE_LENGTH,
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
     RESERVED_SESSION_IDS,
     Message,
+    Policy,
+    PolicyRun,
     PruneResult,
     Role,
+    RuleRun,
     SearchHit,
     Session,
     Stats,
     Window,
 )
-from sessionkeeper.store.validate import MAX_INT
+from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES
 
 Timestamp = Annotated[
     datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
@@ -385,6 +389,57 @@ if TYPE_CHECKING:
     PrunePublic = _Public
 else:
     PrunePublic = public_model(PruneResult, "PrunePublic", status=(Literal["ok"], "ok"))
+
+
+# ── retention policies ──────────────────────────────────────────────────────
+
+# The path of the run, under /policies: not an agent's policy (see routes/policies.py).
+POLICY_RUN = "run"
+PolicyAgentText = Annotated[
+    str,
+    documented(
+        {"anyOf": [{**LABEL_SCHEMA, "not": {"enum": [POLICY_RUN]}}, {"const": DEFAULT_POLICY}]},
+        'An agent id, or "*" for the default policy (every agent without one of its own).',
+    ),
+]
+
+if TYPE_CHECKING:
+    PolicyPublic = _Public
+    RuleRunPublic = _Public
+    PolicyRunPublic = _Public
+else:
+    PolicyPublic = public_model(Policy)
+    RuleRunPublic = public_model(RuleRun)
+    PolicyRunPublic = public_model(PolicyRun)
+
+
+def _policy_rule(unit: str, top: int, what: str) -> Any:
+    return Field(
+        None,
+        ge=1,
+        le=top,
+        description=f"{what}, in whole {unit} (1 to {top:,}: a century); null: the rule is off.",
+    )
+
+
+class PolicyRules(BaseModel):
+    """An agent's policy: it replaces the one the agent had (rules left out are off)."""
+
+    model_config = _STRICT
+
+    end_idle_minutes: JsonInt | None = _policy_rule(
+        "minutes", MAX_MINUTES, "End (keep) an active session idle this long"
+    )
+    delete_ended_days: JsonInt | None = _policy_rule(
+        "days", MAX_DAYS, "Delete an ended session once its end and last activity are this old"
+    )
+    delete_after_days: JsonInt | None = _policy_rule(
+        "days", MAX_DAYS, "Delete any session with no activity for this long"
+    )
+
+
+class PolicyList(BaseModel):
+    policies: list[PolicyPublic] = Field(description='By agent id; the default ("*") first.')
 
 
 class Problem(BaseModel):
