@@ -295,3 +295,15 @@ async def test_server_start_writes_the_configured_policies(tmp_path: Path) -> No
         assert (found["*"].delete_after_days, found["B"].delete_after_days) == (30, 60)
         assert await apply_configured_policies(store, settings)  # idempotent: a second replica
         assert len(await store.get_policies()) == 3
+
+
+def test_the_document_states_what_a_policy_accepts() -> None:
+    document = create_app(Settings(database_url="sqlite://", maintenance=False)).openapi()
+    rules = document["components"]["schemas"]["PolicyRules"]
+    assert rules["additionalProperties"] is False
+    days = rules["properties"]["delete_after_days"]["anyOf"][0]
+    minutes = rules["properties"]["end_idle_minutes"]["anyOf"][0]
+    assert (days["type"], days["minimum"], days["maximum"]) == ("integer", 1, 36_600)
+    assert (minutes["minimum"], minutes["maximum"]) == (1, 100 * 366 * 24 * 60)
+    [agent] = document["paths"]["/api/engine/policies/{agent_id}"]["put"]["parameters"]
+    assert {"const": "*"} in agent["schema"]["anyOf"]

@@ -393,13 +393,17 @@ else:
 
 # ── retention policies ──────────────────────────────────────────────────────
 
-# The path of the run, under /policies: not an agent's policy (see routes/policies.py).
+# The path of the run, under /policies: not an agent's policy (see routes/policies.py). Like
+# the reserved session ids, it is not excluded in the parameter's schema: a concrete path
+# wins over a template (OpenAPI), and GET /policies/run is a method that path does not have.
 POLICY_RUN = "run"
 PolicyAgentText = Annotated[
     str,
     documented(
-        {"anyOf": [{**LABEL_SCHEMA, "not": {"enum": [POLICY_RUN]}}, {"const": DEFAULT_POLICY}]},
-        'An agent id, or "*" for the default policy (every agent without one of its own).',
+        {"anyOf": [LABEL_SCHEMA, {"const": DEFAULT_POLICY}]},
+        'An agent id, or "*" for the default policy (every agent without one of its own). '
+        f'"{POLICY_RUN}" is the path of the run: an agent called so has its policy set '
+        "through the CLI or the library.",
     ),
 ]
 
@@ -413,11 +417,22 @@ else:
     PolicyRunPublic = public_model(PolicyRun)
 
 
+# Checked here (not by the Store, which takes durations); the schema says exactly what.
+PolicyMinutes = Annotated[
+    JsonInt,
+    Field(ge=1, le=MAX_MINUTES),
+    documented({"type": "integer", "minimum": 1, "maximum": MAX_MINUTES}),
+]
+PolicyDays = Annotated[
+    JsonInt,
+    Field(ge=1, le=MAX_DAYS),
+    documented({"type": "integer", "minimum": 1, "maximum": MAX_DAYS}),
+]
+
+
 def _policy_rule(unit: str, top: int, what: str) -> Any:
     return Field(
         None,
-        ge=1,
-        le=top,
         description=f"{what}, in whole {unit} (1 to {top:,}: a century); null: the rule is off.",
     )
 
@@ -427,13 +442,13 @@ class PolicyRules(BaseModel):
 
     model_config = _STRICT
 
-    end_idle_minutes: JsonInt | None = _policy_rule(
+    end_idle_minutes: PolicyMinutes | None = _policy_rule(
         "minutes", MAX_MINUTES, "End (keep) an active session idle this long"
     )
-    delete_ended_days: JsonInt | None = _policy_rule(
+    delete_ended_days: PolicyDays | None = _policy_rule(
         "days", MAX_DAYS, "Delete an ended session once its end and last activity are this old"
     )
-    delete_after_days: JsonInt | None = _policy_rule(
+    delete_after_days: PolicyDays | None = _policy_rule(
         "days", MAX_DAYS, "Delete any session with no activity for this long"
     )
 
