@@ -19,6 +19,7 @@ import rawdb
 from clitools import Invoke, as_json, isolate_user, make_invoke
 from sessionkeeper.errors import NotFound
 from sessionkeeper.store.core import Store
+from test_store_retention import old_sessions
 
 
 @pytest.fixture
@@ -181,29 +182,6 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 OLD_A = 700  # more than a run's batch (500): the run takes several transactions
 
 
-async def _old_sessions(store: Store, count: int) -> list[str]:
-    """``count`` old sessions of agent A made in one statement (empty; the writers fill
-    some), last active two days ago."""
-    then = rawdb.when(store, datetime.now(UTC) - timedelta(days=2))
-    if store.dialect == "postgresql":
-        series = "SELECT 'old' || n AS id FROM generate_series(1, ?::int) AS n"
-    else:
-        series = (
-            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
-            "SELECT 'old' || n AS id FROM s"
-        )
-    await rawdb.execute(
-        store,
-        f"INSERT INTO sessions (session_id, agent_id, session_type, status, created_at, "
-        f"updated_at, message_count, token_count, last_seq, held_by) "
-        f"SELECT id, 'A', 'chat', 'active', ?, ?, 0, 0, 0, 0 FROM ({series}) AS ids",
-        then,
-        then,
-        count,
-    )
-    return [f"old{n}" for n in range(1, count + 1)]
-
-
 async def test_policy_delete_after_1d_keeps_b_pinned_and_every_acknowledged_append(
     file_db_url: str, user_env: dict[str, str]
 ) -> None:
@@ -211,7 +189,7 @@ async def test_policy_delete_after_1d_keeps_b_pinned_and_every_acknowledged_appe
     env.update(user_env)
     db = ["--db", file_db_url]
     async with await Store.open(file_db_url) as store:
-        old = await _old_sessions(store, OLD_A)
+        old = await old_sessions(store, OLD_A)
         for sid, agent, metadata in [
             ("a-pinned", "A", {"pinned": True}),
             ("a-recent", "A", None),

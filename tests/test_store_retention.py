@@ -52,6 +52,30 @@ async def make(
         )
 
 
+async def old_sessions(store: Store, count: int, agent: str = "A") -> list[str]:
+    """``count`` sessions of ``agent`` (``old1`` …), empty and last active two days ago, made
+    in one statement."""
+    then = rawdb.when(store, datetime.now(UTC) - timedelta(days=2))
+    if store.dialect == "postgresql":
+        series = "SELECT 'old' || n AS id FROM generate_series(1, ?::int) AS n"
+    else:
+        series = (
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
+            "SELECT 'old' || n AS id FROM s"
+        )
+    await rawdb.execute(
+        store,
+        "INSERT INTO sessions (session_id, agent_id, session_type, status, created_at, "
+        "updated_at, message_count, token_count, last_seq, held_by) "
+        f"SELECT id, ?, 'chat', 'active', ?, ?, 0, 0, 0, 0 FROM ({series}) AS ids",
+        agent,
+        then,
+        then,
+        count,
+    )
+    return [f"old{n}" for n in range(1, count + 1)]
+
+
 async def ids(store: Store) -> set[str]:
     return {s.session_id async for s in store.iter_sessions()}
 
@@ -314,9 +338,8 @@ async def test_writers_appending_to_old_sessions_during_a_run_lose_nothing(
     there afterwards: its session was written, so the run left it (or the append came
     after the delete and was refused with NotFound)."""
     monkeypatch.setattr(retention, "POLICY_BATCH", 2)  # many short transactions to race
-    old = [f"old{i}" for i in range(30)]
-    for sid in old:
-        await make(store, sid, idle=2 * DAY)
+    old = await old_sessions(store, 100)
+    targets = old[:40]  # the writers' sessions; the other 60 nobody writes to
     await make(store, "b-old", agent="B", idle=2 * DAY)
     await store.set_policy("A", delete_after="1d")
     # Writers on a store of their own where the database allows one (another connection,
@@ -331,7 +354,7 @@ async def test_writers_appending_to_old_sessions_during_a_run_lose_nothing(
         rng = random.Random(n)
         count = 0
         while not done.is_set():
-            sid = rng.choice(old)
+            sid = rng.choice(targets)
             text = f"w{n}-{count}"
             count += 1
             try:
@@ -353,7 +376,7 @@ async def test_writers_appending_to_old_sessions_during_a_run_lose_nothing(
     try:
         left = await ids(store)
         deleted = set(run.rules[0].session_ids)
-        assert deleted and deleted.isdisjoint(left)
+        assert set(old[40:]) <= deleted and deleted.isdisjoint(left)
         assert "b-old" in left
         assert acknowledged, "the writers wrote nothing while the run ran"
         for sid, seq, text in acknowledged:
