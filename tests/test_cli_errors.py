@@ -111,6 +111,10 @@ COMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "--admin"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "nokey"],
+    "policy set": ["policy", "set", "--agent", "A", "--delete-after", "30d"],
+    "policy list": ["policy", "list"],
+    "policy delete": ["policy", "delete", "--agent", "nopolicy"],
+    "policy run": ["policy", "run", "--dry-run"],
 }
 # Commands that store something create a missing SQLite file and its directory; the others
 # create nothing (README, "Database URLs").
@@ -155,6 +159,14 @@ BAD: dict[str, tuple[list[str], int, str | None]] = {
     "keys create": (["keys", "create"], 2, "either --admin or scoped"),
     "keys list": (["keys", "list", "--nope"], 2, None),
     "keys revoke": (["keys", "revoke", "nokey"], 3, "no active API key"),
+    "policy set": (
+        ["policy", "set", "--agent", "A", "--delete-after", "36h"],
+        2,
+        "--delete-after must be a whole number of days",
+    ),
+    "policy list": (["policy", "list", "--nope"], 2, None),
+    "policy delete": (["policy", "delete", "--agent", "A"], 3, "no retention policy"),
+    "policy run": (["policy", "run", "--nope"], 2, None),
 }
 
 

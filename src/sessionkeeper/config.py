@@ -6,7 +6,9 @@ their own ``Settings`` so that several can live in one process.
 
 from __future__ import annotations
 
-from pydantic import ByteSize, Field
+from typing import Any
+
+from pydantic import ByteSize, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sessionkeeper.paths import default_data_dir, default_database_url
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
     ghost_age_minutes: float = Field(default=15.0, ge=0)
     prune_interval_hours: float = Field(default=6.0, gt=0)
     prune_days: float = Field(default=30.0, gt=0)
+    # Retention policies (store/retention.py), as JSON: {"*": {"delete_after": "30d"},
+    # "agent": {"end_idle_after": "2h", "delete_ended_after": "7d"}}. Written to the
+    # database at each start of the server (replacing those agents' policies; the others
+    # stay); the loop applies every policy each retention_interval_minutes.
+    retention: dict[str, Any] | None = None
+    retention_interval_minutes: float = Field(default=10.0, gt=0)
 
     # OpenAI-compatible model server; none configured means the offline echo model.
     llm_base_url: str | None = None
@@ -43,3 +51,18 @@ class Settings(BaseSettings):
     max_context_tokens: int = Field(default=8000, gt=0)
 
     log_level: str = "info"
+
+    @field_validator("retention")
+    @classmethod
+    def _check_retention(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Refuse a bad policy now (the server does not start), with the store's words."""
+        if value is None:
+            return None
+        from sessionkeeper.errors import InvalidInput
+        from sessionkeeper.store.retention import configured
+
+        try:
+            configured(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value

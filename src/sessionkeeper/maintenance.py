@@ -1,4 +1,5 @@
-"""Background maintenance: the ghost purge and the idle-session prune, on a schedule.
+"""Background maintenance: the ghost purge, the idle-session prune and the retention
+policies, on a schedule.
 
 One ``MaintenanceRunner`` per process (the API's lifespan starts ``run()`` as a task it owns).
 With several API replicas on one PostgreSQL every replica runs the loop, and each job is
@@ -7,7 +8,9 @@ for the job's duration): the replica that gets the lock does the work, the other
 round (``None``) instead of queueing to repeat it. On SQLite the lock is per process.
 
 Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; the prune first
-runs one ``prune_interval`` after start-up. Each next run is measured from the end of the
+runs one ``prune_interval`` after start-up, the retention policies one ``retention_interval``
+after (``apply_configured_policies`` writes the policies of the settings at start-up, before
+the loop). Each next run is measured from the end of the
 previous one, so a slow job never piles up runs. A failing job is logged and retried on its
 next turn; only cancellation stops the loop.
 
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from sessionkeeper.models import PruneResult
+from sessionkeeper.models import Policy, PolicyRun, PruneResult
 
 if TYPE_CHECKING:
     from sessionkeeper.config import Settings
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Job names for ``Store.job_lock``: one replica at a time runs each.
 GHOST_JOB = "ghost-purge"
 PRUNE_JOB = "prune"
+RETENTION_JOB = "retention"
 
 T = TypeVar("T")
 
@@ -46,6 +50,8 @@ class MaintenanceListener(Protocol):
     def ghosts_purged(self, deleted: int) -> None: ...
 
     def pruned(self, result: PruneResult) -> None: ...
+
+    def policies_run(self, result: PolicyRun) -> None: ...
 
     def job_failed(self, job: str) -> None: ...
 
@@ -64,8 +70,9 @@ class JobStatus:
 
 
 class MaintenanceRunner:
-    """Runs the ghost purge and the prune against ``store`` (intervals in minutes / hours;
-    fractions are fine, and tests use fractions of a second)."""
+    """Runs the ghost purge, the prune and the retention policies against ``store``
+    (intervals in minutes / hours; fractions are fine, and tests use fractions of a
+    second)."""
 
     def __init__(
         self,
@@ -75,17 +82,20 @@ class MaintenanceRunner:
         ghost_age_minutes: float = 15,
         prune_interval_hours: float = 6,
         prune_days: float = 30,
+        retention_interval_minutes: float = 10,
         listener: MaintenanceListener | None = None,
     ) -> None:
-        if ghost_interval_minutes <= 0 or prune_interval_hours <= 0:
+        if min(ghost_interval_minutes, prune_interval_hours, retention_interval_minutes) <= 0:
             raise ValueError("maintenance intervals must be positive")
         self.store = store
         self.ghost_interval_seconds = ghost_interval_minutes * 60
         self.prune_interval_seconds = prune_interval_hours * 3600
         self.ghost_age_minutes = ghost_age_minutes
         self.prune_days = prune_days
+        self.retention_interval_seconds = retention_interval_minutes * 60
         self.ghosts = JobStatus("ghost_purge")
         self.prune = JobStatus("prune")
+        self.retention = JobStatus("retention")
         self.listener = listener
 
     @classmethod
@@ -98,6 +108,7 @@ class MaintenanceRunner:
             ghost_age_minutes=settings.ghost_age_minutes,
             prune_interval_hours=settings.prune_interval_hours,
             prune_days=settings.prune_days,
+            retention_interval_minutes=settings.retention_interval_minutes,
             listener=listener,
         )
 
@@ -121,6 +132,16 @@ class MaintenanceRunner:
         self._tell(lambda listener: listener.pruned(result))
         return result
 
+    async def run_policies_once(self) -> PolicyRun | None:
+        """Apply the retention policies now; the run, or None when another replica holds
+        the job."""
+        async with self.store.job_lock(RETENTION_JOB) as acquired:
+            if not acquired:
+                return None
+            result = await self.store.run_policies()
+        self._tell(lambda listener: listener.policies_run(result))
+        return result
+
     def _tell(self, event: Callable[[MaintenanceListener], None]) -> None:
         if self.listener is None:
             return
@@ -132,17 +153,19 @@ class MaintenanceRunner:
     # ── the loop ───────────────────────────────────────────────────────────
 
     async def run(self) -> None:
-        """Loop both jobs on their intervals until cancelled."""
+        """Loop the jobs on their intervals until cancelled."""
         clock = asyncio.get_running_loop().time
         next_ghosts = clock()
         next_prune = clock() + self.prune_interval_seconds
+        next_retention = clock() + self.retention_interval_seconds
         logger.info(
             "maintenance: ghost purge every %.0fs (older than %s min), prune every %.0fs "
-            "(idle over %s days)",
+            "(idle over %s days), retention policies every %.0fs",
             self.ghost_interval_seconds,
             self.ghost_age_minutes,
             self.prune_interval_seconds,
             self.prune_days,
+            self.retention_interval_seconds,
         )
         while True:
             if clock() >= next_ghosts:
@@ -151,7 +174,11 @@ class MaintenanceRunner:
             if clock() >= next_prune:
                 await self._guarded(self.prune, self.prune_once, _describe_prune)
                 next_prune = clock() + self.prune_interval_seconds
-            await asyncio.sleep(max(0.0, min(next_ghosts, next_prune) - clock()))
+            if clock() >= next_retention:
+                await self._guarded(self.retention, self.run_policies_once, _describe_policies)
+                next_retention = clock() + self.retention_interval_seconds
+            wake = min(next_ghosts, next_prune, next_retention)
+            await asyncio.sleep(max(0.0, wake - clock()))
 
     async def _guarded(
         self,
@@ -194,3 +221,28 @@ def _describe_prune(result: PruneResult) -> str:
         f"prune deleted {result.pruned_count} session(s) idle over {result.days:g} days "
         f"({result.message_count} messages)"
     )
+
+
+def _describe_policies(result: PolicyRun) -> str:
+    if not result.ended_count and not result.deleted_count:
+        return ""
+    parts = [f"{r.agent_id} {r.rule}: {r.action} {r.count}" for r in result.rules if r.count]
+    return (
+        f"retention policies ended {result.ended_count} and deleted {result.deleted_count} "
+        f"session(s) ({'; '.join(parts)})"
+    )
+
+
+async def apply_configured_policies(store: Store, settings: Settings) -> list[Policy]:
+    """Write the retention policies of the settings (``SESSIONKEEPER_RETENTION``), each
+    replacing its agent's; policies of other agents stay. Every replica may do it at start:
+    the same settings write the same policies."""
+    if not settings.retention:
+        return []
+    from sessionkeeper.store.retention import configured
+
+    written = []
+    for agent, rules in configured(settings.retention).items():
+        written.append(await store.set_policy(agent, **rules))
+    logger.info("retention policies from the settings: %s", ", ".join(p.agent_id for p in written))
+    return written

@@ -226,3 +226,67 @@ class ApiKey:
         for key in ("created_at", "revoked_at", "last_used_at"):
             data[key] = _iso(data[key])
         return data
+
+
+# ── retention policies (store/retention.py) ─────────────────────────────────
+
+DEFAULT_POLICY = "*"  # the agent id of the default policy: agents without one of their own
+# The rules of a policy, in the order a run applies them (deletes first: a session a delete
+# takes is not also ended).
+POLICY_RULES = ("delete_after", "delete_ended_after", "end_idle_after")
+PolicyRule = Literal["delete_after", "delete_ended_after", "end_idle_after"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The retention policy of one agent (``"*"``: the default), as stored: the idle time
+    in whole minutes, the delete ages in whole days; None: that rule is off."""
+
+    agent_id: str
+    end_idle_minutes: int | None  # end (keep) an active session idle this long
+    delete_ended_days: int | None  # delete an ended session ended and idle this long
+    delete_after_days: int | None  # delete any session idle (no activity) this long
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["updated_at"] = _iso(self.updated_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRun:
+    """What one rule of one policy did in a run (or, in a dry run, would do)."""
+
+    agent_id: str  # the policy's agent; "*": the default policy (every agent without one)
+    rule: str  # one of POLICY_RULES
+    action: Literal["end", "delete"]
+    cutoff: datetime  # sessions idle (or ended) since before this
+    count: int
+    message_count: int  # messages of the sessions ended or deleted
+    session_ids: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cutoff"] = _iso(self.cutoff)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRun:
+    """A run of every retention policy: each rule's result, in the order applied."""
+
+    dry_run: bool
+    now: datetime  # the time every cutoff was measured from
+    ended_count: int
+    deleted_count: int
+    rules: list[RuleRun]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "now": _iso(self.now),
+            "ended_count": self.ended_count,
+            "deleted_count": self.deleted_count,
+            "rules": [r.to_dict() for r in self.rules],
+        }

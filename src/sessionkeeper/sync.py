@@ -118,3 +118,8 @@ class SyncStore:
     get_stats = _Blocking(Store.get_stats)
     import_session = _Blocking(Store.import_session)
     import_session_stream = _Blocking(Store.import_session_stream)
+    # retention policies
+    set_policy = _Blocking(Store.set_policy)
+    get_policies = _Blocking(Store.get_policies)
+    delete_policy = _Blocking(Store.delete_policy)
+    run_policies = _Blocking(Store.run_policies)

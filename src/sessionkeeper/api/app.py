@@ -4,7 +4,8 @@ No import-time singletons: ``create_app(settings)`` builds a fresh app every cal
 (and one process serving two databases) can hold several. The lifespan opens the Store from
 ``settings.database_url`` unless one was injected (then the caller owns and closes it),
 decides whether the server runs open (no API keys, loopback only; see ``api/auth.py``) or
-refuses to start, and starts the maintenance loop as a task it owns: the reference is kept
+refuses to start, writes the retention policies of the settings, and starts the maintenance
+loop as a task it owns: the reference is kept
 on ``app.state`` and the task is cancelled and awaited on shutdown, so no job is left running
 against a closed store.
 
@@ -36,7 +37,7 @@ from sessionkeeper.api.pages import install_pages
 from sessionkeeper.api.routes import engine_router
 from sessionkeeper.api.routes.chat import install_chat
 from sessionkeeper.config import Settings
-from sessionkeeper.maintenance import MaintenanceRunner
+from sessionkeeper.maintenance import MaintenanceRunner, apply_configured_policies
 from sessionkeeper.store.core import Store
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 stack.push_async_callback(_forget_store, app, opened)
                 app.state.store = opened
             await app.state.auth.startup(app.state.store)
+            await apply_configured_policies(app.state.store, settings)
             if settings.maintenance:
                 runner = MaintenanceRunner.from_settings(
                     app.state.store, settings, listener=ScheduleListener(app.state.metrics)

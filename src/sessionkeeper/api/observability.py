@@ -15,6 +15,10 @@ What is counted where:
   Counted at the API layer, so work done by the CLI or the library is not in them.
 - ghosts purged, prune runs, sessions pruned: by the maintenance endpoints
   (``trigger="api"``) and the scheduled runner (``trigger="schedule"``, the runner's listener).
+- retention policy runs (by trigger) and the sessions each rule ended or deleted
+  (``sessionkeeper_retention_sessions_total{agent, rule, action}``; ``agent`` is the policy's,
+  ``*`` for the default, so the labels are as many as the policies): by ``POST
+  /policies/run`` and the scheduled runner. Dry runs are not counted.
 
 ``/healthz`` and ``/readyz`` are public (probes carry no key) and answer HEAD too (the GET's
 status and headers, no body: what ``curl -I`` and some load balancers' probes send);
@@ -40,7 +44,7 @@ from sessionkeeper.api.deps import AdminDep
 from sessionkeeper.api.openapi import error_responses
 from sessionkeeper.api.schemas import ErrorBody
 from sessionkeeper.errors import SessionkeeperError
-from sessionkeeper.models import PruneResult
+from sessionkeeper.models import PolicyRun, PruneResult
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.revision import SCHEMA_REVISION
 
@@ -94,6 +98,19 @@ class Metrics:
             ["trigger"],
             registry=r,
         )
+        self.retention_runs = Counter(
+            "sessionkeeper_retention_runs",
+            "Retention policy runs that changed data (not dry runs), by trigger.",
+            ["trigger"],
+            registry=r,
+        )
+        self.retention_sessions = Counter(
+            "sessionkeeper_retention_sessions",
+            "Sessions ended or deleted by retention policies, by policy agent ('*': the "
+            "default), rule and action (end or delete).",
+            ["agent", "rule", "action"],
+            registry=r,
+        )
         self.maintenance_failures = Counter(
             "sessionkeeper_maintenance_failures",
             "Scheduled maintenance jobs that failed, by job.",
@@ -105,7 +122,8 @@ class Metrics:
             self.ghosts_purged.labels(trigger=trigger)
             self.prune_runs.labels(trigger=trigger)
             self.sessions_pruned.labels(trigger=trigger)
-        for job in ("ghost_purge", "prune"):
+            self.retention_runs.labels(trigger=trigger)
+        for job in ("ghost_purge", "prune", "retention"):
             self.maintenance_failures.labels(job=job)
 
     def render(self) -> bytes:
@@ -122,6 +140,15 @@ class Metrics:
         self.prune_runs.labels(trigger=trigger).inc()
         self.sessions_pruned.labels(trigger=trigger).inc(result.pruned_count)
 
+    def count_policies(self, result: PolicyRun, *, trigger: str) -> None:
+        if result.dry_run:
+            return
+        self.retention_runs.labels(trigger=trigger).inc()
+        for rule in result.rules:
+            self.retention_sessions.labels(
+                agent=rule.agent_id, rule=rule.rule, action=rule.action
+            ).inc(rule.count)
+
 
 class ScheduleListener:
     """The maintenance runner's listener (``sessionkeeper.maintenance.MaintenanceListener``):
@@ -135,6 +162,9 @@ class ScheduleListener:
 
     def pruned(self, result: PruneResult) -> None:
         self.metrics.count_prune(result, trigger="schedule")
+
+    def policies_run(self, result: PolicyRun) -> None:
+        self.metrics.count_policies(result, trigger="schedule")
 
     def job_failed(self, job: str) -> None:
         self.metrics.maintenance_failures.labels(job=job).inc()

@@ -48,19 +48,23 @@ from pydantic import (
 )
 
 from sessionkeeper.models import (
+    DEFAULT_POLICY,
     MAX_MESSAGE_LENGTH,
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
     RESERVED_SESSION_IDS,
     Message,
+    Policy,
+    PolicyRun,
     PruneResult,
     Role,
+    RuleRun,
     SearchHit,
     Session,
     Stats,
     Window,
 )
-from sessionkeeper.store.validate import MAX_INT
+from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES
 
 Timestamp = Annotated[
     datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
@@ -404,6 +408,72 @@ if TYPE_CHECKING:
     PrunePublic = _Public
 else:
     PrunePublic = public_model(PruneResult, "PrunePublic", status=(Literal["ok"], "ok"))
+
+
+# ── retention policies ──────────────────────────────────────────────────────
+
+# The path of the run, under /policies: not an agent's policy (see routes/policies.py). Like
+# the reserved session ids, it is not excluded in the parameter's schema: a concrete path
+# wins over a template (OpenAPI), and GET /policies/run is a method that path does not have.
+POLICY_RUN = "run"
+PolicyAgentText = Annotated[
+    str,
+    documented(
+        {"anyOf": [LABEL_SCHEMA, {"const": DEFAULT_POLICY}]},
+        'An agent id, or "*" for the default policy (every agent without one of its own). '
+        f'"{POLICY_RUN}" is the path of the run: an agent called so has its policy set '
+        "through the CLI or the library.",
+    ),
+]
+
+if TYPE_CHECKING:
+    PolicyPublic = _Public
+    RuleRunPublic = _Public
+    PolicyRunPublic = _Public
+else:
+    PolicyPublic = public_model(Policy)
+    RuleRunPublic = public_model(RuleRun)
+    PolicyRunPublic = public_model(PolicyRun)
+
+
+# Checked here (not by the Store, which takes durations); the schema says exactly what.
+PolicyMinutes = Annotated[
+    JsonInt,
+    Field(ge=1, le=MAX_MINUTES),
+    documented({"type": "integer", "minimum": 1, "maximum": MAX_MINUTES}),
+]
+PolicyDays = Annotated[
+    JsonInt,
+    Field(ge=1, le=MAX_DAYS),
+    documented({"type": "integer", "minimum": 1, "maximum": MAX_DAYS}),
+]
+
+
+def _policy_rule(unit: str, top: int, what: str) -> Any:
+    return Field(
+        None,
+        description=f"{what}, in whole {unit} (1 to {top:,}: a century); null: the rule is off.",
+    )
+
+
+class PolicyRules(BaseModel):
+    """An agent's policy: it replaces the one the agent had (rules left out are off)."""
+
+    model_config = _STRICT
+
+    end_idle_minutes: PolicyMinutes | None = _policy_rule(
+        "minutes", MAX_MINUTES, "End (keep) an active session idle this long"
+    )
+    delete_ended_days: PolicyDays | None = _policy_rule(
+        "days", MAX_DAYS, "Delete an ended session once its end and last activity are this old"
+    )
+    delete_after_days: PolicyDays | None = _policy_rule(
+        "days", MAX_DAYS, "Delete any session with no activity for this long"
+    )
+
+
+class PolicyList(BaseModel):
+    policies: list[PolicyPublic] = Field(description='By agent id; the default ("*") first.')
 
 
 class Problem(BaseModel):

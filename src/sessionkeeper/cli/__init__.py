@@ -9,6 +9,7 @@ One module per command group, merged into one Typer app by ``root``:
 - ``transfer``: export, import
 - ``fs``: fs list/delete/prune/stats/orphans/cleanup-after-delegation, skill
 - ``keys``: keys create/list/revoke
+- ``policy``: policy set/list/delete/run (retention policies)
 - ``output``: the one place errors become exit codes; the ``--json`` and table helpers
 - ``common``: the database choice, running the Store, the current session
 - ``state``: the current session, remembered per database in the user data dir

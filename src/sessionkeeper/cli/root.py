@@ -21,7 +21,7 @@ from typer import _click as click
 from typer._click.types import StringParamType
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, asking, common, fs, keys, sessions, transfer
+from sessionkeeper.cli import admin, asking, common, fs, keys, policy, sessions, transfer
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
@@ -179,6 +179,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(fs.app, name="fs")
 app.add_typer(fs.skill_app)
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(policy.policy_app, name="policy")
 
 
 def run() -> None:

@@ -34,6 +34,8 @@ from sessionkeeper.models import (
     Message,
     NewMessage,
     Page,
+    Policy,
+    PolicyRun,
     PruneResult,
     SearchHit,
     Session,
@@ -41,7 +43,7 @@ from sessionkeeper.models import (
     Window,
 )
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import migrate, validate, verbatim, window
+from sessionkeeper.store import migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ListQuery
@@ -710,6 +712,55 @@ class Store:
         totals = verbatim.Totals()
         chunks = verbatim.checked_chunks(session, items, totals)
         return await self._backend.import_session_stream(session, chunks, totals, replace)
+
+    # ── retention policies (store/retention.py) ────────────────────────────
+
+    async def set_policy(
+        self,
+        agent_id: str,
+        *,
+        end_idle_after: timedelta | str | None = None,
+        delete_ended_after: timedelta | str | None = None,
+        delete_after: timedelta | str | None = None,
+    ) -> Policy:
+        """Set the retention policy of ``agent_id`` (``"*"``: the default, for agents with
+        none of their own), replacing the one it had: a rule left None is off. Durations are
+        ``timedelta`` or text (``90m``, ``2h``, ``30d``); ``end_idle_after`` in whole
+        minutes, the delete rules in whole days."""
+        p = retention.policy(
+            agent_id,
+            utcnow(),
+            end_idle_after=end_idle_after,
+            delete_ended_after=delete_ended_after,
+            delete_after=delete_after,
+        )
+        await self._backend.put_policy(p)
+        return p
+
+    async def get_policies(self) -> list[Policy]:
+        """Every retention policy, by agent id (the default, ``"*"``, first)."""
+        return await self._backend.list_policies()
+
+    async def delete_policy(self, agent_id: str) -> Policy:
+        """Remove the policy of ``agent_id`` (its agent falls under the default again);
+        returns it. NotFound if it has none."""
+        agent = retention.policy_agent(agent_id)
+        removed = await self._backend.delete_policy(agent)
+        if removed is None:
+            raise NotFound(f"no retention policy for agent {agent!r}", agent_id=agent)
+        return removed
+
+    async def run_policies(
+        self, *, dry_run: bool = False, now: datetime | None = None
+    ) -> PolicyRun:
+        """Apply every retention policy now (in bounded batches; never a pinned session, nor
+        one written during the run), or with ``dry_run`` list what each rule would take.
+        ``now``: measure the rules from another time (a dry run may look ahead)."""
+        if not isinstance(dry_run, bool):
+            raise InvalidInput(f"dry_run must be true or false, got {dry_run!r}", field="dry_run")
+        start = retention.run_now(now, dry_run)
+        policies = await self._backend.list_policies()
+        return await retention.run(self._backend, policies, start, dry_run=dry_run)
 
 
 async def _ensure_schema(backend: Backend, upgrade: bool) -> None:

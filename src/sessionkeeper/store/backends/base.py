@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sessionkeeper.models import ApiKey, Message, SearchHit, Session, StatsCounts
+from sessionkeeper.models import ApiKey, Message, Policy, SearchHit, Session, StatsCounts
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
@@ -79,6 +79,18 @@ class KeyRow(ApiKey):
     """An ``api_keys`` row: the key as the Store shows it, and the digest of its secret."""
 
     secret_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleScope:
+    """One rule of one retention policy, as a run applies it (``store/retention.py``):
+    the sessions of ``agent_id`` (None: of every agent not in ``others``, the agents with
+    policies of their own) that the rule takes at ``cutoff``; never a pinned one."""
+
+    rule: str  # models.POLICY_RULES
+    agent_id: str | None
+    others: tuple[str, ...]
+    cutoff: datetime
 
 
 @dataclass(slots=True)
@@ -200,6 +212,24 @@ class Backend(Protocol):
     async def revoke_key(self, key_id: str, now: datetime) -> KeyRow | None: ...
     async def touch_key(self, key_id: str, now: datetime) -> None:
         """Set the key's ``last_used_at`` to ``now`` (nothing if there is no such key)."""
+
+    # ── retention policies (store/retention.py; SQL in retention_sql.py) ────
+    async def list_policies(self) -> list[Policy]: ...
+    async def put_policy(self, policy: Policy) -> None:
+        """Insert or replace the policy of ``policy.agent_id``."""
+
+    async def delete_policy(self, agent_id: str) -> Policy | None: ...
+    async def rule_sessions(self, scope: RuleScope) -> list[tuple[str, int]]:
+        """(session id, message count) of the sessions the rule would take now, oldest
+        activity first: a dry run."""
+
+    async def apply_rule(
+        self, scope: RuleScope, now: datetime, batch: int
+    ) -> list[tuple[str, int]]:
+        """Apply the rule in batches of at most ``batch`` sessions, each its own short
+        transaction whose statement re-checks the rule on every row it ends or deletes,
+        under that row's lock (a session written meanwhile no longer matches); ``now`` is
+        the ``ended_at`` of sessions ended. (session id, message count) of those taken."""
 
 
 def stats_row(

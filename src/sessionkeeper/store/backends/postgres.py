@@ -25,11 +25,20 @@ from typing import TYPE_CHECKING, Any
 from sessionkeeper.errors import (
     Conflict,
 )
-from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.models import Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_sql as q
+from sessionkeeper.store.backends import retention_sql
 from sessionkeeper.store.backends import statements as sql
-from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.base import (
+    KeyRow,
+    Listed,
+    ListQuery,
+    RuleScope,
+    StatsRow,
+    Tail,
+    stats_row,
+)
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_conn import Connections
@@ -589,6 +598,41 @@ class PostgresBackend(Connections):
         await self._run(
             "execute", "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1", key_id, now
         )
+
+    # ── retention policies (SQL: retention_sql.py) ─────────────────────────
+
+    async def list_policies(self) -> list[Policy]:
+        rows = await self._run("fetch", retention_sql.LIST_POLICIES)
+        return [Policy(*r) for r in rows]
+
+    async def put_policy(self, policy: Policy) -> None:
+        stmt, params = retention_sql.put_policy(self.dialect, policy)
+        await self._run("execute", stmt, *params)
+
+    async def delete_policy(self, agent_id: str) -> Policy | None:
+        stmt, params = retention_sql.delete_policy(self.dialect, agent_id)
+        r = await self._run("fetchrow", stmt, *params)
+        return None if r is None else Policy(*r)
+
+    async def rule_sessions(self, scope: RuleScope) -> list[tuple[str, int]]:
+        stmt, params = retention_sql.rule_sessions(self.dialect, scope)
+        return [(r[0], r[1]) for r in await self._run("fetch", stmt, *params)]
+
+    async def apply_rule(
+        self, scope: RuleScope, now: datetime, batch: int
+    ) -> list[tuple[str, int]]:
+        stmt, params = retention_sql.apply_rule(self.dialect, scope, now, batch)
+        deletes = scope.rule != "end_idle_after"
+        taken: list[tuple[str, int]] = []
+        while True:  # one short transaction per batch, as a prune's
+            async with self._transaction() as conn:
+                rows = await conn.fetch(stmt, *params)
+                if deletes:
+                    await self.delete_rows(conn, [r[0] for r in rows])
+            taken += [(r[0], r[1]) for r in rows]
+            # Rows writers held were skipped, not waited for: only an empty batch says done.
+            if not rows:
+                return taken
 
 
 async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:

@@ -41,11 +41,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict
-from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.models import Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
-from sessionkeeper.store.backends import sqlite_index
+from sessionkeeper.store.backends import retention_sql, sqlite_index
 from sessionkeeper.store.backends import statements as sql
-from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.base import (
+    KeyRow,
+    Listed,
+    ListQuery,
+    RuleScope,
+    StatsRow,
+    Tail,
+    stats_row,
+)
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
 from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
@@ -723,6 +731,42 @@ class SqliteBackend(Runner):
         stmt = "UPDATE api_keys SET last_used_at = ? WHERE key_id = ?"
         await self._write(lambda c: c.execute(stmt, (sqlite_time(now), key_id)))
 
+    # ── retention policies (SQL: retention_sql.py) ─────────────────────────
+
+    async def list_policies(self) -> list[Policy]:
+        stmt = retention_sql.LIST_POLICIES
+        return await self._read(lambda c: [_policy(r) for r in c.execute(stmt)])
+
+    async def put_policy(self, policy: Policy) -> None:
+        stmt, params = retention_sql.put_policy(self.dialect, policy)
+        await self._write(lambda c: c.execute(stmt, params))
+
+    async def delete_policy(self, agent_id: str) -> Policy | None:
+        stmt, params = retention_sql.delete_policy(self.dialect, agent_id)
+
+        def write(conn: sqlite3.Connection) -> Policy | None:
+            row = conn.execute(stmt, params).fetchone()
+            return None if row is None else _policy(row)
+
+        return await self._write(write)
+
+    async def rule_sessions(self, scope: RuleScope) -> list[tuple[str, int]]:
+        stmt, params = retention_sql.rule_sessions(self.dialect, scope)
+        return await self._read(lambda c: [(r[0], r[1]) for r in c.execute(stmt, params)])
+
+    async def apply_rule(
+        self, scope: RuleScope, now: datetime, batch: int
+    ) -> list[tuple[str, int]]:
+        stmt, params = retention_sql.apply_rule(self.dialect, scope, now, batch)
+        taken: list[tuple[str, int]] = []
+        while True:  # one short write transaction per batch: appends interleave
+            # The statement re-checks the rule on each row inside the write transaction;
+            # deleted sessions take their rows along by the foreign keys (as a prune's).
+            rows = await self._write(lambda c: c.execute(stmt, params).fetchall())
+            taken += [(r[0], r[1]) for r in rows]
+            if len(rows) < batch:
+                return taken
+
 
 def _purge(
     conn: sqlite3.Connection, stmt: str, params: tuple[Any, ...], tables: Sequence[str]
@@ -738,6 +782,11 @@ def _purge(
                 (ids,),
             )
     return len(gone)
+
+
+def _policy(r: Sequence[Any]) -> Policy:
+    # Positional: retention_sql.POLICY_COLUMNS are Policy's fields, in order.
+    return Policy(r[0], r[1], r[2], r[3], _utc(r[4]))
 
 
 def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
