@@ -253,6 +253,7 @@ class Writer:
                 self._idle()
                 continue
             if item is None:
+                self._idle()  # closing: what is noted gets indexed, the WAL checkpointed
                 break
             future, fn, deadline = item
             if not future.set_running_or_notify_cancel():
