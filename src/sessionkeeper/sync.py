@@ -118,3 +118,4 @@ class SyncStore:
     get_stats = _Blocking(Store.get_stats)
     import_session = _Blocking(Store.import_session)
     import_session_stream = _Blocking(Store.import_session_stream)
+    forget_user = _Blocking(Store.forget_user)

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionkeeper.models import ApiKey, Message, SearchHit, Session, StatsCounts
+from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
@@ -193,6 +194,11 @@ class Backend(Protocol):
     async def revoke_key(self, key_id: str, now: datetime) -> KeyRow | None: ...
     async def touch_key(self, key_id: str, now: datetime) -> None:
         """Set the key's ``last_used_at`` to ``now`` (nothing if there is no such key)."""
+
+    # ── forgetting a user ──────────────────────────────────────────────────
+    async def forget_user(self, plan: ForgetPlan) -> Forgotten:
+        """Delete the user's sessions with all their rows, user state and keys, and record
+        the forget; with ``plan.record`` None only count (``forgetting.py``)."""
 
 
 def stats_row(

@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 from sessionkeeper.errors import (
     Conflict,
 )
-from sessionkeeper.models import Message, SearchHit, Session
+from sessionkeeper.models import ForgetCounts, Message, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import KeyRow, Listed, ListQuery, StatsRow, Tail, stats_row
+from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_conn import Connections
@@ -572,6 +574,23 @@ class PostgresBackend(Connections):
         await self._run(
             "execute", "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1", key_id, now
         )
+
+    # ── forgetting a user (forgetting.py, postgres_forget.py) ──────────────
+
+    async def forget_user(self, plan: ForgetPlan) -> Forgotten:
+        tables = (self.checkpoints.session_tables, self.adk.session_tables)
+        if plan.record is None:
+            async with self._transaction() as conn:
+                return Forgotten(await pg_forget.preview(conn, plan, *tables))
+        async with self._conn() as conn:
+            found = await pg_forget.found(conn, plan)
+        counts = ForgetCounts()
+        for ids in batches(found):  # one short transaction each: other writers go between
+            async with self._transaction() as conn:
+                counts += await pg_forget.delete_batch(conn, plan, ids, *tables, self.delete_rows)
+        async with self._transaction() as conn:
+            counts = await pg_forget.finish(conn, plan, *tables, self.delete_rows, counts)
+        return Forgotten(counts)
 
 
 async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:
