@@ -107,6 +107,7 @@ COMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "--admin"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "nokey"],
+    "forget-user": ["forget-user", "u1", "--yes"],
 }
 CREATORS = {"new", "import", "db upgrade", "serve"}  # may create a SQLite file (not a dir)
 NO_DATABASE = {"fs list", "fs stats", "fs orphans"}  # filesystem only
@@ -145,6 +146,7 @@ BAD: dict[str, tuple[list[str], int, str | None]] = {
     "keys create": (["keys", "create"], 2, "either --admin or scoped"),
     "keys list": (["keys", "list", "--nope"], 2, None),
     "keys revoke": (["keys", "revoke", "nokey"], 3, "no active API key"),
+    "forget-user": (["forget-user", "u1", "--agent", "bad agent!", "--yes"], 2, "bad agent!"),
 }
 
 

@@ -245,19 +245,19 @@ class ForgetCounts:
         return {f.name: getattr(self, f.name) for f in fields(ForgetCounts)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ForgetReceipt(ForgetCounts):
     """What ``Store.forget_user`` did: the counts, and a record of the forget that holds no
     content and not the user id itself (its SHA-256)."""
 
-    forget_id: str | None = None  # the forgotten_users row (None: a dry run wrote nothing)
-    user_hash: str = ""  # SHA-256 of the user id, hex
-    agent_id: str | None = None  # None: the user's sessions of every agent
-    forgotten_at: datetime | None = None
-    dry_run: bool = False
+    forget_id: str | None  # the forgotten_users row (None: a dry run wrote nothing)
+    user_hash: str  # SHA-256 of the user id, hex
+    agent_id: str | None  # None: the user's sessions of every agent
+    forgotten_at: datetime
+    dry_run: bool
     # SQLite file: whether the WAL was checkpointed and truncated to nothing (False: a reader
     # of another process held it; the writer truncates it when idle). None: no WAL here.
-    wal_truncated: bool | None = None
+    wal_truncated: bool | None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

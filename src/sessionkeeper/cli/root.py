@@ -16,7 +16,7 @@ import typer
 from typer import _click as click
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, common, fs, keys, sessions, transfer
+from sessionkeeper.cli import admin, common, forget, fs, keys, sessions, transfer
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 
@@ -125,6 +125,7 @@ def root(
 
 app.add_typer(sessions.app)
 app.add_typer(admin.app)
+app.add_typer(forget.app)
 app.add_typer(transfer.app)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(fs.app, name="fs")

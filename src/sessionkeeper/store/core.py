@@ -227,14 +227,18 @@ class Store:
         """
         return self._backend.job_lock(validate.label(name, "name"))
 
-    async def vacuum(self) -> None:
+    async def vacuum(self, *, full: bool = False) -> None:
         """Reclaim space and refresh planner statistics.
 
-        SQLite: VACUUM, then the FTS5 index is rebuilt (VACUUM may renumber the rowids it is
-        keyed by) and the WAL truncated. PostgreSQL: VACUUM (ANALYZE) of both tables, which
-        also merges the GIN pending list that slows searches after bursts of appends.
+        SQLite: VACUUM (which rewrites the whole file: ``full`` changes nothing), then the
+        FTS5 index is rebuilt (VACUUM may renumber the rowids it is keyed by) and the WAL
+        truncated. PostgreSQL: VACUUM (ANALYZE) of every table holding sessions' rows, which
+        also merges the GIN pending list that slows searches after bursts of appends; its
+        freed space keeps the deleted rows' bytes until new rows reuse it. ``full``: VACUUM
+        FULL, which rewrites the tables and their indexes without them (each table locked
+        while it is rewritten): what removes a forgotten user's bytes from the files.
         """
-        await self._backend.vacuum()
+        await self._backend.vacuum(full)
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -687,7 +691,8 @@ class Store:
         user's sessions during the forget commits before it (and goes with the session) or
         fails ``NotFound``. On a SQLite file no byte of the user's text is left in the file,
         its WAL or the search index when it returns; on PostgreSQL no row or index entry,
-        and VACUUM removes the dead tuples' bytes (``vacuum()``). ``dry_run``: only count.
+        and VACUUM FULL removes the dead rows' bytes from the files (``vacuum(full=True)``).
+        ``dry_run``: only count.
         """
         from sessionkeeper.store.adk import agent_of_app
 

@@ -80,6 +80,7 @@ class PostgresBackend(Connections):
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
         tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
         self._delete_rows = q.delete_rows(tables)
+        self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
 
     @classmethod
@@ -134,12 +135,15 @@ class PostgresBackend(Connections):
                 # other way to release the lock.
                 pool.release(conn, reusable)
 
-    async def vacuum(self) -> None:
-        # Also merges the GIN pending list that slows searches after bursts of appends.
+    async def vacuum(self, full: bool = False) -> None:
+        # Also merges the GIN pending list that slows searches after bursts of appends. Every
+        # table a session's rows live in: deleted rows' bytes stay in the files until then.
+        tables = ", ".join(self._session_tables)
         async with self._conn(deadline=None) as conn:
             await conn.execute("SET statement_timeout = 0")
             try:
-                await conn.execute("VACUUM (ANALYZE) sessions, messages")
+                options = "FULL, ANALYZE" if full else "ANALYZE"
+                await conn.execute(f"VACUUM ({options}) {tables}")
             finally:
                 await conn.execute("RESET statement_timeout")
 

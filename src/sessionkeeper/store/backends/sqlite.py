@@ -224,7 +224,7 @@ class SqliteBackend(Runner):
         finally:
             lock.release()
 
-    async def vacuum(self) -> None:
+    async def vacuum(self, full: bool = False) -> None:
         def run(conn: sqlite3.Connection) -> None:
             # VACUUM may renumber the rowids the FTS5 index is keyed by: rebuild it after.
             conn.execute("VACUUM")
