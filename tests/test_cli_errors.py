@@ -115,6 +115,7 @@ COMMANDS: dict[str, list[str]] = {
     "policy list": ["policy", "list"],
     "policy delete": ["policy", "delete", "--agent", "nopolicy"],
     "policy run": ["policy", "run", "--dry-run"],
+    "forget-user": ["forget-user", "u1", "--yes"],
 }
 # Commands that store something create a missing SQLite file and its directory; the others
 # create nothing (README, "Database URLs").
@@ -167,6 +168,7 @@ BAD: dict[str, tuple[list[str], int, str | None]] = {
     "policy list": (["policy", "list", "--nope"], 2, None),
     "policy delete": (["policy", "delete", "--agent", "A"], 3, "no retention policy"),
     "policy run": (["policy", "run", "--nope"], 2, None),
+    "forget-user": (["forget-user", "u1", "--agent", "bad agent!", "--yes"], 2, "bad agent!"),
 }
 
 

@@ -149,6 +149,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "ghost_sessions": lambda: store.ghost_sessions(0),
         "prune_old_sessions": lambda: store.prune_old_sessions(1, dry_run=True),
         "get_stats": lambda: store.get_stats(),
+        "forget_user": lambda: store.forget_user("nobody"),
         "import_session": lambda: store.import_session(d.session, d.messages, replace=True),
         "import_session_stream": lambda: store.import_session_stream(
             d.session, iter(d.messages), replace=True

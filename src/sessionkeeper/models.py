@@ -290,3 +290,44 @@ class PolicyRun:
             "deleted_count": self.deleted_count,
             "rules": [r.to_dict() for r in self.rules],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetCounts:
+    """What forgetting a user deleted (or, in a dry run, would delete), per kind of row."""
+
+    sessions: int = 0
+    messages: int = 0
+    checkpoints: int = 0  # LangGraph rows: checkpoints, channel values and items, writes
+    adk_state: int = 0  # ADK rows: the user's ADK sessions' state, and the user's user state
+    keys: int = 0  # API keys scoped to this user alone: deleted
+    keys_narrowed: int = 0  # keys scoped to several users: this one taken off their list
+
+    def __add__(self, other: ForgetCounts) -> ForgetCounts:
+        return ForgetCounts(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(ForgetCounts))
+        )
+
+    def counts(self) -> dict[str, int]:
+        """The counts alone, as recorded in ``forgotten_users.counts``."""
+        return {f.name: getattr(self, f.name) for f in fields(ForgetCounts)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetReceipt(ForgetCounts):
+    """What ``Store.forget_user`` did: the counts, and a record of the forget that holds no
+    content and not the user id itself (its SHA-256)."""
+
+    forget_id: str | None  # the forgotten_users row (None: a dry run wrote nothing)
+    user_hash: str  # SHA-256 of the user id, hex
+    agent_id: str | None  # None: the user's sessions of every agent
+    forgotten_at: datetime
+    dry_run: bool
+    # SQLite file: whether the WAL was checkpointed and truncated to nothing (False: a reader
+    # of another process held it; the writer truncates it when idle). None: no WAL here.
+    wal_truncated: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["forgotten_at"] = _iso(self.forgotten_at)
+        return data

@@ -123,3 +123,4 @@ class SyncStore:
     get_policies = _Blocking(Store.get_policies)
     delete_policy = _Blocking(Store.delete_policy)
     run_policies = _Blocking(Store.run_policies)
+    forget_user = _Blocking(Store.forget_user)

@@ -53,6 +53,7 @@ from sessionkeeper.models import (
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
     RESERVED_SESSION_IDS,
+    ForgetReceipt,
     Message,
     Policy,
     PolicyRun,
@@ -64,7 +65,7 @@ from sessionkeeper.models import (
     Stats,
     Window,
 )
-from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES
+from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES, MAX_USER_ID
 
 Timestamp = Annotated[
     datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
@@ -474,6 +475,44 @@ class PolicyRules(BaseModel):
 
 class PolicyList(BaseModel):
     policies: list[PolicyPublic] = Field(description='By agent id; the default ("*") first.')
+
+
+# A user id to forget: as sessions may carry it (store/validate.any_user_id).
+USER_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_USER_ID,
+    "pattern": NO_NUL,
+}
+UserIdText = Annotated[
+    str,
+    documented(
+        USER_ID_SCHEMA,
+        f"The user id as sessions carry it: 1-{MAX_USER_ID} characters, no NUL (an ADK "
+        "user id may be any text; escape '/' and others as in any URL).",
+    ),
+]
+
+if TYPE_CHECKING:
+    ForgetPublic = _Public
+else:
+    ForgetPublic = public_model(
+        ForgetReceipt,
+        "ForgetPublic",
+        checkpoints=(int, Field(description="LangGraph rows: checkpoints, values, writes.")),
+        adk_state=(int, Field(description="ADK rows: the sessions' state, the user state.")),
+        keys=(int, Field(description="API keys scoped to this user alone: deleted.")),
+        keys_narrowed=(int, Field(description="Keys of several users: this one taken off.")),
+        forget_id=(str | None, Field(description="The record's id; null in a dry run.")),
+        user_hash=(str, Field(description="SHA-256 of the user id, hex (what is recorded).")),
+        wal_truncated=(
+            bool | None,
+            Field(
+                description="SQLite file: the WAL was emptied (false: a reader held it; "
+                "it is truncated later). null: no WAL (PostgreSQL, memory, dry run)."
+            ),
+        ),
+    )
 
 
 class Problem(BaseModel):

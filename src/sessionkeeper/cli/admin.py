@@ -351,13 +351,27 @@ def upgrade(as_json: JsonOpt = False) -> None:
 
 
 @db_app.command()
-def vacuum(as_json: JsonOpt = False) -> None:
-    """Reclaim space and refresh statistics (SQLite: VACUUM, then rebuild the search index)."""
+def vacuum(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="PostgreSQL: VACUUM FULL, rewriting the tables without the deleted rows' "
+            "bytes (after forget-user); each table is locked while it is rewritten.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reclaim space and refresh statistics (SQLite: VACUUM, then rebuild the search index).
+
+    On PostgreSQL a plain VACUUM frees deleted rows' space for reuse, leaving their bytes in
+    the files until new rows overwrite them; --full rewrites the tables and indexes.
+    """
     from sessionkeeper.store.url import masked
 
     url = common.database_url()
-    common.run(lambda store: store.vacuum())
+    common.run(lambda store: store.vacuum(full=full))
     if as_json:
-        out.emit_json({"database": masked(url), "vacuumed": True})
+        out.emit_json({"database": masked(url), "vacuumed": True, "full": full})
     else:
-        out.say(f"{masked(url)}: vacuumed")
+        out.say(f"{masked(url)}: vacuumed" + (" (full)" if full else ""))

@@ -258,3 +258,9 @@ def _view(row: AdkRow, events: list[str]) -> AdkView:
         row.update_time,
         events,
     )
+
+
+def agent_of_app(app_name: str) -> str:
+    """The agent an app's ADK sessions are stored under (what ``forget_user(agent_id=…)``
+    matches an app's user state by)."""
+    return _agent(app_name)

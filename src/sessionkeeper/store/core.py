@@ -31,6 +31,7 @@ from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
     MAX_PAGE_SIZE,
+    ForgetReceipt,
     Message,
     NewMessage,
     Page,
@@ -47,6 +48,7 @@ from sessionkeeper.store import migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ListQuery
+from sessionkeeper.store.backends.forgetting import ForgetPlan, ForgetRecord, user_hash
 from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.revision import SCHEMA_REVISION
 from sessionkeeper.store.terms import ANALYSER
@@ -227,14 +229,18 @@ class Store:
         """
         return self._backend.job_lock(validate.label(name, "name"))
 
-    async def vacuum(self) -> None:
+    async def vacuum(self, *, full: bool = False) -> None:
         """Reclaim space and refresh planner statistics.
 
-        SQLite: VACUUM, then the FTS5 index is rebuilt (VACUUM may renumber the rowids it is
-        keyed by) and the WAL truncated. PostgreSQL: VACUUM (ANALYZE) of both tables, which
-        also merges the GIN pending list that slows searches after bursts of appends.
+        SQLite: VACUUM (which rewrites the whole file: ``full`` changes nothing), then the
+        FTS5 index is rebuilt (VACUUM may renumber the rowids it is keyed by) and the WAL
+        truncated. PostgreSQL: VACUUM (ANALYZE) of every table holding sessions' rows, which
+        also merges the GIN pending list that slows searches after bursts of appends; its
+        freed space keeps the deleted rows' bytes until new rows reuse it. ``full``: VACUUM
+        FULL, which rewrites the tables and their indexes without them (each table locked
+        while it is rewritten): what removes a forgotten user's bytes from the files.
         """
-        await self._backend.vacuum()
+        await self._backend.vacuum(full)
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -690,6 +696,46 @@ class Store:
             users,
         )
         return Stats.of(row, ghost_minutes, stale_days)
+
+    async def forget_user(
+        self, user_id: str, *, agent_id: str | None = None, dry_run: bool = False
+    ) -> ForgetReceipt:
+        """Delete everything of a user: their sessions (of ``agent_id`` only, if given) with
+        every row (messages, checkpoints, ADK state), their ADK user state, and the API keys
+        scoped to them alone (keys of several users lose this one). One ``forgotten_users``
+        row records it: the SHA-256 of the user id, the counts and the time.
+
+        In short transactions (other users' writers go between); an append to one of the
+        user's sessions during the forget commits before it (and goes with the session) or
+        fails ``NotFound``. On a SQLite file no byte of the user's text is left in the file,
+        its WAL or the search index when it returns; on PostgreSQL no row or index entry,
+        and VACUUM FULL removes the dead rows' bytes from the files (``vacuum(full=True)``).
+        ``dry_run``: only count.
+        """
+        from sessionkeeper.store.adk import agent_of_app
+
+        user = validate.any_user_id(user_id)
+        agent = validate.optional_label(agent_id, "agent_id")
+        now = utcnow()
+        record = None
+        if not dry_run:
+            record = ForgetRecord(uuid.uuid4().hex, user_hash(user), now)
+        plan = ForgetPlan(
+            user_id=user,
+            agent_id=agent,
+            adk_app=lambda app: agent is None or agent_of_app(app) == agent,
+            record=record,
+        )
+        done = await self._backend.forget_user(plan)
+        return ForgetReceipt(
+            **done.counts.counts(),
+            forget_id=None if record is None else record.forget_id,
+            user_hash=user_hash(user),
+            agent_id=agent,
+            forgotten_at=now,
+            dry_run=dry_run,
+            wal_truncated=done.wal_truncated,
+        )
 
     async def import_session(
         self, session: Session, items: Sequence[Message], *, replace: bool = False

@@ -435,3 +435,18 @@ def metadata_filter(value: Any) -> dict[str, Any] | None:
 
 
 _FILTER_KEY = re.compile(r'[^"\\\x00-\x1f\x7f]+')
+
+
+MAX_USER_ID = 256  # an ADK user id (any text); users set through the store are labels
+
+
+def any_user_id(value: Any, field: str = "user_id") -> str:
+    """A user id as sessions may carry it: a label, or an ADK user's id (any text without
+    NUL, 1-256 characters)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_USER_ID:
+        raise InvalidInput(
+            f"{field} is {len(value)} characters; the limit is {MAX_USER_ID}", field=field
+        )
+    return text(value, field)

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionkeeper.models import ApiKey, Message, Policy, SearchHit, Session, StatsCounts
+from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
 
@@ -119,7 +120,7 @@ class Backend(Protocol):
     async def schema_revision(self) -> str | None: ...
     async def migrate(self, target: str) -> tuple[str | None, str]: ...
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
-    async def vacuum(self) -> None: ...
+    async def vacuum(self, full: bool = False) -> None: ...
     async def reindex_search(self, analyser: str) -> int | None:
         """Rebuild the search index if another analyser (``terms.ANALYSER``) built it;
         the number of messages indexed, or None when it was current (or cannot be written
@@ -230,6 +231,11 @@ class Backend(Protocol):
         transaction whose statement re-checks the rule on every row it ends or deletes,
         under that row's lock (a session written meanwhile no longer matches); ``now`` is
         the ``ended_at`` of sessions ended. (session id, message count) of those taken."""
+
+    # ── forgetting a user ──────────────────────────────────────────────────
+    async def forget_user(self, plan: ForgetPlan) -> Forgotten:
+        """Delete the user's sessions with all their rows, user state and keys, and record
+        the forget; with ``plan.record`` None only count (``forgetting.py``)."""
 
 
 def stats_row(

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from sessionkeeper.errors import (
     Conflict,
 )
-from sessionkeeper.models import Message, Policy, SearchHit, Session
+from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import retention_sql
 from sessionkeeper.store.backends import statements as sql
@@ -39,6 +40,7 @@ from sessionkeeper.store.backends.base import (
     Tail,
     stats_row,
 )
+from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_conn import Connections
@@ -97,6 +99,7 @@ class PostgresBackend(Connections):
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
         tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
         self._delete_rows = q.delete_rows(tables)
+        self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
 
     @classmethod
@@ -151,12 +154,15 @@ class PostgresBackend(Connections):
                 # other way to release the lock.
                 pool.release(conn, reusable)
 
-    async def vacuum(self) -> None:
-        # Also merges the GIN pending list that slows searches after bursts of appends.
+    async def vacuum(self, full: bool = False) -> None:
+        # Also merges the GIN pending list that slows searches after bursts of appends. Every
+        # table a session's rows live in: deleted rows' bytes stay in the files until then.
+        tables = ", ".join(self._session_tables)
         async with self._conn(deadline=None) as conn:
             await conn.execute("SET statement_timeout = 0")
             try:
-                await conn.execute("VACUUM (ANALYZE) sessions, messages")
+                options = "FULL, ANALYZE" if full else "ANALYZE"
+                await conn.execute(f"VACUUM ({options}) {tables}")
             finally:
                 await conn.execute("RESET statement_timeout")
 
@@ -633,6 +639,23 @@ class PostgresBackend(Connections):
             # Rows writers held were skipped, not waited for: only an empty batch says done.
             if not rows:
                 return taken
+
+    # ── forgetting a user (forgetting.py, postgres_forget.py) ──────────────
+
+    async def forget_user(self, plan: ForgetPlan) -> Forgotten:
+        tables = (self.checkpoints.session_tables, self.adk.session_tables)
+        if plan.record is None:
+            async with self._transaction() as conn:
+                return Forgotten(await pg_forget.preview(conn, plan, *tables))
+        async with self._conn() as conn:
+            found = await pg_forget.found(conn, plan)
+        counts = ForgetCounts()
+        for ids in batches(found):  # one short transaction each: other writers go between
+            async with self._transaction() as conn:
+                counts += await pg_forget.delete_batch(conn, plan, ids, *tables, self.delete_rows)
+        async with self._transaction() as conn:
+            counts = await pg_forget.finish(conn, plan, *tables, self.delete_rows, counts)
+        return Forgotten(counts)
 
 
 async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:

@@ -35,15 +35,15 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict
-from sessionkeeper.models import Message, Policy, SearchHit, Session
+from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
-from sessionkeeper.store.backends import retention_sql, sqlite_index
+from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
     KeyRow,
@@ -54,6 +54,7 @@ from sessionkeeper.store.backends.base import (
     Tail,
     stats_row,
 )
+from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
 from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
@@ -234,7 +235,7 @@ class SqliteBackend(Runner):
         finally:
             lock.release()
 
-    async def vacuum(self) -> None:
+    async def vacuum(self, full: bool = False) -> None:
         def run(conn: sqlite3.Connection) -> None:
             # VACUUM may renumber the rowids the FTS5 index is keyed by: rebuild it after.
             conn.execute("VACUUM")
@@ -766,6 +767,32 @@ class SqliteBackend(Runner):
             taken += [(r[0], r[1]) for r in rows]
             if len(rows) < batch:
                 return taken
+
+    # ── forgetting a user (forgetting.py, sqlite_forget.py) ────────────────
+
+    async def forget_user(self, plan: ForgetPlan) -> Forgotten:
+        tables = (self.checkpoints.session_tables, self.adk.session_tables)
+        if plan.record is None:
+            return Forgotten(
+                await self._read(read_txn(lambda c: sqlite_forget.preview(c, plan, *tables)))
+            )
+
+        def batch(ids: list[str]) -> Callable[[sqlite3.Connection], ForgetCounts]:
+            return lambda c: sqlite_forget.delete_batch(c, plan, ids, *tables)
+
+        found = await self._read(lambda c: sqlite_forget.found(c, plan))
+        counts = ForgetCounts()
+        for ids in batches(found):  # one short transaction each: other writers go between
+            counts += await self._write(batch(ids))
+        # Its lock wait is bounded like any write; the index merge then takes what it takes.
+        done = counts
+        counts = await self._write(
+            lambda c: sqlite_forget.finish(c, plan, *tables, done), bounded=False
+        )
+        if self.cfg.memory:
+            return Forgotten(counts)
+        truncated = await self._wait(self._writer.submit(sqlite_forget.truncate_wal))
+        return Forgotten(counts, truncated)
 
 
 def _purge(

@@ -18,6 +18,8 @@
   BEGIN … COMMIT), so only a connection outside the store (a sqlite3 shell left in a
   transaction, a backup, a long report) can hold one for long; the WAL then grows by every
   write until it ends, and the writer logs a warning at WAL_WARN_BYTES and each doubling.
+- Writer connections run with ``secure_delete`` on: deleted content is overwritten with
+  zeros, so no byte of a deleted (or forgotten) row stays in the file's free space.
 - Errors are translated in one place: every touch of the driver (connecting, the PRAGMAs,
   every statement, on the writer, the readers and the calling thread alike) runs inside
   ``translating()``, whose ``translate`` turns sqlite3 failures into the store's errors:
@@ -160,7 +162,13 @@ def _connect(cfg: DatabaseConfig, busy_ms: int, *, writer: bool) -> sqlite3.Conn
             "synchronous=FULL",
             f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
         ]
-    if not writer:
+    if writer:
+        # Deleted and overwritten content is zeroed, freed pages too: a forgotten user leaves
+        # no bytes behind (sqlite_forget.py). Debian's SQLite has it on by default, others
+        # not. Cost, measured interleaved: an append +5% (median), batches and deletes
+        # within the noise.
+        pragmas.append("secure_delete=ON")
+    else:
         pragmas.append("query_only=ON")
     # Switching a new file to WAL takes an exclusive lock without consulting the busy
     # handler: several processes opening one new database at once retry it until the wait.
