@@ -150,6 +150,10 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "prune_old_sessions": lambda: store.prune_old_sessions(1, dry_run=True),
         "get_stats": lambda: store.get_stats(),
         "forget_user": lambda: store.forget_user("nobody"),
+        "set_policy": lambda: store.set_policy("a", delete_after="30d"),
+        "get_policies": lambda: store.get_policies(),
+        "delete_policy": lambda: store.delete_policy("a"),
+        "run_policies": lambda: store.run_policies(dry_run=True),
         "import_session": lambda: store.import_session(d.session, d.messages, replace=True),
         "import_session_stream": lambda: store.import_session_stream(
             d.session, iter(d.messages), replace=True
