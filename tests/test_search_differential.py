@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,8 +150,18 @@ EXPECTED = {
 }
 
 
-async def _search(url: str) -> dict[str, list[tuple[int, str]]]:
+async def _search(url: str, *, indexed: bool = True) -> dict[str, list[tuple[int, str]]]:
     store = await Store.open(url)
+    if not indexed:
+        # SQLite without its batches: every message stays noted, as when the store cannot
+        # index (read-only, another process's write lock), so the terms are matched in SQL.
+        backend: Any = store._backend
+        backend._writer._idle_work = None
+
+        async def never() -> None:
+            return None
+
+        backend._index_noted = never
     try:
         session = await store.create_session(session_id="diff")
         for text in CORPUS:
@@ -187,6 +198,7 @@ def test_same_hits_and_snippets_on_every_database(pg_database_url: str, tmp_path
     on = {
         "sqlite file": asyncio.run(_search(f"sqlite:///{tmp_path / 'diff.db'}")),
         "sqlite memory": asyncio.run(_search("sqlite://")),
+        "sqlite, not indexed yet": asyncio.run(_search("sqlite://", indexed=False)),
         "postgresql": asyncio.run(_search(pg_database_url)),
     }
     reference = on["sqlite file"]

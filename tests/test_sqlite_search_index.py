@@ -40,11 +40,13 @@ async def test_appends_are_noted_and_a_search_indexes_them(sqlite_url: str) -> N
         assert await _noted(store) == 5
         assert len(await store.search_messages("zebra")) == 5
         assert await _noted(store) == 0
-        # A listing filtered by search reads the index too.
+        # A listing filtered by search finds a noted message too (without indexing it).
         await store.add_message(s.session_id, "user", "a lonely okapi")
         assert [x.session_id for x in (await store.list_sessions(search="okapi")).items] == [
             s.session_id
         ]
+        assert await _noted(store) == 1
+        await store.search_messages("okapi")
         await _integrity(store)
 
 
@@ -111,3 +113,27 @@ async def test_another_process_finds_what_this_one_noted(tmp_path: Path) -> None
         await writer.add_message(s.session_id, "user", "shared narwhal")
         assert await _noted(writer) == 1
         assert [h.seq for h in await reader.search_messages("narwhal")] == [1]
+
+
+async def test_noted_messages_are_found_without_the_index(tmp_path: Path) -> None:
+    """A store that cannot index (read-only here; another process holding the write lock is
+    the same) finds the noted messages by their terms, and ranks them after indexed hits; a
+    search-filtered listing finds them without indexing anything."""
+    url = f"sqlite:///{tmp_path / 'noted.db'}"
+    async with await Store.open(url) as rw:
+        s = await rw.create_session(session_id="s1")
+        await rw.add_message("s1", "user", "an indexed capybara")
+        await rw.search_messages("capybara")  # indexes it
+        await rw.add_message("s1", "user", "a noted capybara, running")
+        await rw.add_message("s1", "user", "nothing to see")
+        assert await _noted(rw) == 2
+        listed = await rw.list_sessions(search="runs")  # stem of "running"
+        assert [x.session_id for x in listed.items] == [s.session_id]
+        assert await _noted(rw) == 2  # a listing indexes nothing
+        async with await Store.open(f"{url}?mode=ro") as ro:
+            hits = await ro.search_messages("capybara")
+            assert [h.seq for h in hits] == [1, 2]  # the indexed hit first
+            assert "<mark>capybara</mark>" in hits[1].snippet
+            assert [h.seq for h in await ro.search_messages('"noted capybara"')] == [2]
+            assert await ro.search_messages('"capybara noted"') == []
+            assert [h.seq for h in await ro.search_messages("capybara", limit=1)] == [1]

@@ -31,16 +31,18 @@ earlier versions); JSON as text. Futures from the threads are awaited with
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkeeper.errors import Conflict
+from sessionkeeper.errors import Conflict, Unavailable
 from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
@@ -70,7 +72,7 @@ from sessionkeeper.store.backends.statements import (
     SESSION_COLUMNS,
     sqlite_time,
 )
-from sessionkeeper.store.search import fts5_query, snippet, wanted
+from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
 
 if TYPE_CHECKING:
@@ -266,13 +268,18 @@ class SqliteBackend(Runner):
         return await self._write(rebuild, bounded=False)
 
     async def _index_noted(self) -> None:
-        """Index the messages appended since the last batch (any process's), so that a
-        search reads an index holding every acknowledged message. Opened read-only, the
-        store searches the index as the writers left it."""
+        """Index the messages noted since the last batch (any process's) before a search,
+        so that they are ranked with the rest. Only a try: opened read-only, or with another
+        process holding the write lock past INDEX_WAIT_S, the search goes on and finds the
+        noted messages by their terms instead (``sqlite_index.noted_matches``)."""
         if self.cfg.sqlite_params.get("mode") == "ro":
             return
-        if await self._read(lambda c: c.execute(sqlite_index.NOTED).fetchone(), inline=True):
-            await self._write(sqlite_index.index_pending)
+        if not await self._read(lambda c: c.execute(sqlite_index.NOTED).fetchone(), inline=True):
+            return
+        job = write_txn(sqlite_index.index_pending)
+        deadline = time.monotonic() + sqlite_index.INDEX_WAIT_S
+        with contextlib.suppress(Unavailable):
+            await self._wait(self._writer.submit(job, deadline))
 
     def _count_appended(self, n: int) -> None:
         """Every INDEX_BATCH appends, index them: a job of its own on the writer, queued
@@ -303,8 +310,6 @@ class SqliteBackend(Runner):
         return await self._read(read, inline=True)
 
     async def list_sessions(self, query: ListQuery) -> Listed:
-        if query.search is not None:
-            await self._index_noted()
         page_sql, count_sql, params, count_params = sql.listing(self.dialect, query)
 
         def read(conn: sqlite3.Connection) -> Listed:
@@ -521,35 +526,48 @@ class SqliteBackend(Runner):
         metadata: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
         marks = wanted(query)
+
+        def filtered(p: sql.Params) -> str:
+            where = ""
+            if session_id is not None:
+                where += f" AND m.session_id = {p(session_id)}"
+            if agent_ids is not None:
+                where += " AND " + p.one_of("s.agent_id", agent_ids)
+            for term in p.session_filters(user_ids, metadata, "s."):
+                where += f" AND {term}"
+            return where
+
         p = sql.Params(self.dialect)
         p(fts5_query(query))
         p(limit)
-        filters = ""
-        if session_id is not None:
-            filters += f" AND m.session_id = {p(session_id)}"
-        if agent_ids is not None:
-            filters += " AND " + p.one_of("s.agent_id", agent_ids)
-        for term in p.session_filters(user_ids, metadata, "s."):
-            filters += f" AND {term}"
-        stmt = _SEARCH.format(filters=filters)
+        stmt = _SEARCH.format(filters=filtered(p))
+        n = sql.Params(self.dialect)
+        noted = sqlite_index.NOTED_MATCHES.format(
+            match=n.noted_match(query_terms(query)), filters=filtered(n)
+        )
         await self._index_noted()
 
-        def read(conn: sqlite3.Connection) -> list[SearchHit]:
-            return [
-                SearchHit(
-                    session_id=r[0],
-                    seq=r[1],
-                    role=r[3],
-                    agent_id=r[4],
-                    snippet=snippet(r[7], marks),
-                    rank=float(r[2]),
-                    created_at=_utc(r[5]),
-                    session_title=r[6],
-                )
-                for r in conn.execute(stmt, p.values)
-            ]
+        def hit(r: Sequence[Any]) -> SearchHit:
+            return SearchHit(
+                session_id=r[0],
+                seq=r[1],
+                role=r[3],
+                agent_id=r[4],
+                snippet=snippet(r[7], marks),
+                rank=float(r[2]),
+                created_at=_utc(r[5]),
+                session_title=r[6],
+            )
 
-        return await self._read(read, budget=True)
+        def read(conn: sqlite3.Connection) -> list[SearchHit]:
+            # One snapshot: a message is either in the index or noted, never both.
+            rows = conn.execute(stmt, p.values).fetchall()
+            late = conn.execute(noted, n.values).fetchall()
+            if late:  # not indexed yet: ranked after the indexed hits, newest first
+                rows = (rows + sorted(late, key=lambda r: r[5], reverse=True))[:limit]
+            return [hit(r) for r in rows]
+
+        return await self._read(read_txn(read), budget=True)
 
     # ── set-wide work ──────────────────────────────────────────────────────
 

@@ -118,10 +118,25 @@ class Params:
                 "session_id IN (SELECT m.session_id FROM messages m "
                 f"WHERE m.tsv @@ {self(pg_query(query))}::tsquery)"
             )
+        # SQLite: the index, and the messages noted but not indexed yet (sqlite_index.py).
         return (
-            "session_id IN (SELECT m.session_id FROM messages_fts "
+            "(session_id IN (SELECT m.session_id FROM messages_fts "
             "JOIN messages m ON m.rowid = messages_fts.rowid "
-            f"WHERE messages_fts MATCH {self(fts5_query(query))})"
+            f"WHERE messages_fts MATCH {self(fts5_query(query))}) "
+            "OR session_id IN (SELECT m.session_id FROM messages_unindexed u "
+            "JOIN messages m ON m.rowid = u.message_rowid "
+            f"WHERE {self.noted_match(query_terms(query))}))"
+        )
+
+    def noted_match(self, parts: Sequence[Sequence[str]]) -> str:
+        """SQLite: a message ``m`` holds every part of a query (a phrase of terms: a run of
+        the message's terms, as the store's analyser gives them). For the few messages not
+        indexed yet; the index does this for the rest."""
+        if not parts:
+            return "0"
+        terms = "(' ' || sessionkeeper_terms(m.content) || ' ')"
+        return " AND ".join(
+            f"instr({terms}, {self(' ' + ' '.join(part) + ' ')}) > 0" for part in parts
         )
 
 
