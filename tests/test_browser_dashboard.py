@@ -70,10 +70,10 @@ def test_prune_days_export_and_a_link_to_one_transcript(
     expect(page.locator("#detail-link")).to_have_attribute("href", "/sessions?id=ops%3Adeploy")
     page.click("#detail-close")
     expect(page.locator("#detail")).to_be_hidden()
-    assert page.url == f"{base}/sessions"
+    expect(page).to_have_url(f"{base}/sessions")  # waits: the URL follows the page's state
     page.click(f"#rows tr[data-session-id='{sid}']")
     expect(page.locator("#detail-title")).to_have_text("Deploy notes")
-    assert page.url == f"{base}/sessions?id=ops%3Adeploy"
+    expect(page).to_have_url(f"{base}/sessions?id=ops%3Adeploy")
     page.reload()
     expect(page.locator("#detail-title")).to_have_text("Deploy notes")
 

@@ -614,35 +614,58 @@ def test_ghost_listing_leaves_out_langgraph_threads(cli: Invoke, file_db_url: st
 
 
 def test_prune_dry_run_lists_ids_titles_and_idle_times(
-    cli: Invoke, monkeypatch: pytest.MonkeyPatch
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch, file_db_url: str
 ) -> None:
     from sessionkeeper.cli import common
 
     old = as_json(cli("new", "--title", "old talk", "--json"))["session_id"]
     as_json(cli("add", "user", "hello", "--json"))
-    time.sleep(1.1)
     fresh = as_json(cli("new", "--title", "fresh", "--json"))["session_id"]
+    _age(file_db_url, old, hours=2)  # not a sleep: a slow machine must not age "fresh" too
+    hour = "60"
 
-    dry = as_json(cli("prune", "--max-age-minutes", str(1 / 60), "--dry-run", "--json"))
+    dry = as_json(cli("prune", "--max-age-minutes", hour, "--dry-run", "--json"))
     assert dry["dry_run"] is True and dry["session_ids"] == [old]
     assert dry["pruned_count"] == 1 and dry["message_count"] == 1
     (listed,) = dry["sessions"]
     assert (listed["session_id"], listed["title"], listed["message_count"]) == (old, "old talk", 1)
     assert listed["idle_minutes"] > 0
-    human = cli("prune", "--max-age-minutes", str(1 / 60), "--dry-run")
+    human = cli("prune", "--max-age-minutes", hour, "--dry-run")
     assert old in human.stdout and "old talk" in human.stdout and fresh not in human.stdout
     assert "Would prune 1 session (1 message)" in human.stdout
 
-    refused = cli("prune", "--max-age-minutes", str(1 / 60))
+    refused = cli("prune", "--max-age-minutes", hour)
     assert refused.exit_code == 2 and "add --yes" in refused.stderr
     assert as_json(cli("list", "--json"))["total"] == 2
 
     monkeypatch.setattr(common, "interactive", lambda: True)
-    assert cli("prune", "--max-age-minutes", str(1 / 60), input="n\n").exit_code == 1
+    assert cli("prune", "--max-age-minutes", hour, input="n\n").exit_code == 1
     assert as_json(cli("list", "--json"))["total"] == 2
-    done = as_json(cli("prune", "--max-age-minutes", str(1 / 60), "--yes", "--json"))
+    done = as_json(cli("prune", "--max-age-minutes", hour, "--yes", "--json"))
     assert done["session_ids"] == [old] and done["dry_run"] is False
     assert [s["session_id"] for s in as_json(cli("list", "--json"))["sessions"]] == [fresh]
+
+
+def _age(url: str, session_id: str, *, hours: float) -> None:
+    """Make a session look idle for ``hours`` (its updated_at and last_message_at)."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    import rawdb
+    from sessionkeeper.store.core import Store
+
+    async def run() -> None:
+        async with await Store.open(url) as store:
+            then = rawdb.when(store, datetime.now(UTC) - timedelta(hours=hours))
+            await rawdb.execute(
+                store,
+                "UPDATE sessions SET updated_at = ?, last_message_at = ? WHERE session_id = ?",
+                then,
+                then,
+                session_id,
+            )
+
+    asyncio.run(run())
 
 
 # ── ids never wrap ────────────────────────────────────────────────────────────
