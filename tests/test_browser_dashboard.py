@@ -71,9 +71,12 @@ def test_prune_days_export_and_a_link_to_one_transcript(
     page.click("#detail-close")
     expect(page.locator("#detail")).to_be_hidden()
     expect(page).to_have_url(f"{base}/sessions")  # waits: the URL follows the page's state
+    page.wait_for_load_state("networkidle")  # closing reloads the table: click the new rows
     page.click(f"#rows tr[data-session-id='{sid}']")
+    expect(page.locator("#detail")).to_be_visible()
+    # A loaded machine (the suite runs on two workers) can take seconds to answer.
+    expect(page).to_have_url(f"{base}/sessions?id=ops%3Adeploy", timeout=20_000)
     expect(page.locator("#detail-title")).to_have_text("Deploy notes")
-    expect(page).to_have_url(f"{base}/sessions?id=ops%3Adeploy")
     page.reload()
     expect(page.locator("#detail-title")).to_have_text("Deploy notes")
 
