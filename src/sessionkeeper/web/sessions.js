@@ -1,7 +1,8 @@
 /* The sessions dashboard: totals, per-agent counts, a searchable paginated table (filtered by
  * agent, user, status and metadata), a transcript view (with its own link, /sessions?id=…,
- * and an export), and the maintenance buttons (ghost purge; prune with a dry run first), shown
- * only to a key that may use them (GET /whoami). */
+ * and an export), the maintenance buttons (ghost purge; prune with a dry run first) and the
+ * retention policies (list, set, delete, preview a run, run), shown only to a key that may use
+ * them (GET /whoami). */
 "use strict";
 
 (() => {
@@ -10,7 +11,8 @@
   const PAGE = 20;
   const GHOST_MINUTES = 15;
   const MAX_DAYS = 36600;  // a century, as the server allows
-  const state = { offset: 0, total: 0, selected: null, pruneDays: null };
+  const MAX_MINUTES = 100 * 366 * 24 * 60;  // the same century in minutes
+  const state = { offset: 0, total: 0, selected: null, pruneDays: null, policies: [] };
 
   function notice(node, text, kind) {
     node.hidden = !text;
@@ -19,6 +21,7 @@
   }
   const say = (text, kind) => notice($("notice"), text, kind);
   const maintSay = (text, kind) => notice($("maint-result"), text, kind);
+  const policySay = (text, kind) => notice($("policy-result"), text, kind);
 
   /* ── stats ───────────────────────────────────────────────────────────── */
 
@@ -319,6 +322,191 @@
     } catch (err) { maintSay("Prune failed: " + err.message, "error"); }
   }
 
+  /* ── retention policies ──────────────────────────────────────────────── */
+
+  /* A policy spans every session of its agents (the default, every agent's): only an admin
+   * key (or the open API) may read or change them, so only then is the panel shown. */
+  async function showPolicies() {
+    const me = await SK.whoami();
+    const may = !!me && me.admin;
+    $("policies").hidden = !may;
+    $("policies").dataset.policies = String(may);  // decided (tests wait for it)
+    if (may) await loadPolicies();
+  }
+
+  const agentName = (agent) => agent === "*" ? "* (default)" : agent;
+
+  /* A policy's rules in words, in the order the server applies them. */
+  function ruleWords(p) {
+    const words = [];
+    if (p.end_idle_minutes !== null) {
+      words.push("end idle after " + plural(p.end_idle_minutes, "minute"));
+    }
+    if (p.delete_ended_days !== null) {
+      words.push("delete ended after " + plural(p.delete_ended_days, "day"));
+    }
+    if (p.delete_after_days !== null) {
+      words.push("delete after " + plural(p.delete_after_days, "day"));
+    }
+    return words.length ? words.join(" · ") : "keep every session (no rule)";
+  }
+
+  const RULE_WORDS = {
+    end_idle_after: ["end idle after", "end_idle_minutes", "minute"],
+    delete_ended_after: ["delete ended after", "delete_ended_days", "day"],
+    delete_after: ["delete after", "delete_after_days", "day"],
+  };
+
+  function editPolicy(p) {
+    $("policy-agent").value = p.agent_id;
+    $("policy-idle").value = p.end_idle_minutes === null ? "" : p.end_idle_minutes;
+    $("policy-ended").value = p.delete_ended_days === null ? "" : p.delete_ended_days;
+    $("policy-after").value = p.delete_after_days === null ? "" : p.delete_after_days;
+    $("policy-agent").focus();
+  }
+
+  async function loadPolicies() {
+    let list;
+    try { list = await api("/policies"); } catch (err) {
+      policySay("Could not load the retention policies: " + err.message, "error");
+      return;
+    }
+    state.policies = list.policies;
+    const box = clear($("policy-list"));
+    if (!list.policies.length) {
+      box.append(el("li", { class: "muted small",
+        text: "No policy: every session is kept until deleted." }));
+    }
+    for (const p of list.policies) {
+      box.append(el("li", { class: "policy", "data-agent-id": p.agent_id },
+        el("span", { class: "policy-agent", text: agentName(p.agent_id) }),
+        el("span", { class: "policy-rules-text", text: ruleWords(p) }),
+        el("span", { class: "muted small policy-when", title: fullTime(p.updated_at),
+          text: "updated " + when(p.updated_at) }),
+        el("span", { class: "policy-actions" },
+          el("button", { type: "button", class: "policy-edit", text: "Edit",
+            "aria-label": "Edit the policy of " + agentName(p.agent_id),
+            onclick: () => editPolicy(p) }),
+          el("button", { type: "button", class: "danger policy-delete", text: "Delete",
+            "aria-label": "Delete the policy of " + agentName(p.agent_id),
+            onclick: () => deletePolicy(p.agent_id) }))));
+    }
+  }
+
+  /* A rule's box: null (off) when empty, a whole number from 1 to max, or undefined (and the
+   * rule said) when anything else is typed. */
+  function ruleValue(id, what, max) {
+    const input = $(id);
+    const text = input.value.trim();
+    if (!text) {
+      input.setAttribute("aria-invalid", "false");
+      return null;
+    }
+    const n = Number(text);
+    const ok = /^[0-9]+$/.test(text) && n >= 1 && n <= max;
+    input.setAttribute("aria-invalid", String(!ok));
+    if (!ok) {
+      policySay(what + " must be a whole number from 1 to " + num(max) + ", or empty (off).",
+        "error");
+      return undefined;
+    }
+    return n;
+  }
+
+  async function savePolicy(event) {
+    event.preventDefault();
+    const agentBox = $("policy-agent");
+    const agent = agentBox.value.trim();
+    agentBox.setAttribute("aria-invalid", String(!agent));
+    if (!agent) {
+      policySay("Name the agent (or * for the default policy).", "error");
+      return;
+    }
+    const body = {
+      end_idle_minutes: ruleValue("policy-idle", "End idle after (minutes)", MAX_MINUTES),
+      delete_ended_days: ruleValue("policy-ended", "Delete ended after (days)", MAX_DAYS),
+      delete_after_days: ruleValue("policy-after", "Delete after (days)", MAX_DAYS),
+    };
+    if (Object.values(body).includes(undefined)) return;
+    const button = $("policy-save");
+    button.disabled = true;
+    try {
+      const p = await api("/policies/" + encodeURIComponent(agent), { method: "PUT", json: body });
+      policySay("Policy of " + agentName(p.agent_id) + " saved: " + ruleWords(p) + ".", "ok");
+      await loadPolicies();
+    } catch (err) {
+      if (err.body && err.body.field === "agent_id") agentBox.setAttribute("aria-invalid", "true");
+      policySay("Could not save the policy: " + err.message, "error");
+    } finally { button.disabled = false; }
+  }
+
+  async function deletePolicy(agent) {
+    const rest = agent === "*" ? "Agents without a policy of their own will keep every session."
+      : "The default policy (if any) applies to " + agent + " again.";
+    if (!window.confirm("Delete the retention policy of " + agentName(agent) + "? " + rest)) return;
+    try {
+      await api("/policies/" + encodeURIComponent(agent), { method: "DELETE" });
+      policySay("Policy of " + agentName(agent) + " deleted.", "ok");
+    } catch (err) {
+      policySay("Could not delete the policy: " + err.message, "error");
+    }
+    await loadPolicies();
+  }
+
+  /* What a run did, or would do: each rule of each policy with its count and session ids. */
+  function showRun(r) {
+    const box = clear($("policy-rules"));
+    box.hidden = !r.rules.length;
+    const byAgent = new Map((state.policies || []).map((p) => [p.agent_id, p]));
+    for (const rule of r.rules) {
+      const [words, field, unit] = RULE_WORDS[rule.rule] || [rule.rule, null, null];
+      const policy = byAgent.get(rule.agent_id);
+      const amount = policy && field && policy[field] !== null ? " " + plural(policy[field], unit)
+        : "";
+      const verb = rule.action === "end" ? (r.dry_run ? "would end" : "ended")
+        : (r.dry_run ? "would delete" : "deleted");
+      const ids = el("ul", { class: "policy-ids" });
+      for (const id of rule.session_ids) {
+        ids.append(el("li", {}, el("a", { href: "/sessions?id=" + encodeURIComponent(id),
+          text: id, onclick: (e) => { e.preventDefault(); showDetail(id); } })));
+      }
+      box.append(el("li", { class: "policy-rule", "data-agent-id": rule.agent_id,
+        "data-rule": rule.rule, "data-count": rule.count },
+        el("div", {}, el("strong", { text: agentName(rule.agent_id) }),
+          " · " + words + amount + ": " + verb + " " + plural(rule.count, "session") +
+          " (" + plural(rule.message_count, "message") + ")"),
+        rule.session_ids.length ? ids : null));
+    }
+  }
+
+  async function previewRun() {
+    try {
+      const r = await api("/policies/run?dry_run=true", { method: "POST" });
+      showRun(r);
+      policySay(r.rules.length
+        ? "A run now would end " + plural(r.ended_count, "session") + " and delete " +
+          plural(r.deleted_count, "session") + "."
+        : "No policy has a rule: a run would do nothing.",
+        r.deleted_count || r.ended_count ? "warn" : "ok");
+    } catch (err) { policySay("Preview failed: " + err.message, "error"); }
+  }
+
+  async function runNow() {
+    if (!window.confirm("Apply every retention policy now? Sessions they match are ended or " +
+      "deleted with all their messages.")) return;
+    const button = $("policy-run");
+    button.disabled = true;
+    try {
+      const r = await api("/policies/run", { method: "POST" });
+      showRun(r);
+      policySay("Ended " + plural(r.ended_count, "session") + ", deleted " +
+        plural(r.deleted_count, "session") + ".", "ok");
+      await refreshAll();
+    } catch (err) {
+      policySay("Run failed: " + err.message, "error");
+    } finally { button.disabled = false; }
+  }
+
   /* ── wiring ──────────────────────────────────────────────────────────── */
 
   let searchTimer = null;
@@ -348,10 +536,14 @@
   $("prune-check").addEventListener("click", pruneCheck);
   $("prune-confirm").addEventListener("click", pruneConfirm);
   $("prune-days").addEventListener("input", () => { $("prune-confirm").hidden = true; });
+  $("policy-form").addEventListener("submit", savePolicy);
+  $("policy-preview").addEventListener("click", previewRun);
+  $("policy-run").addEventListener("click", runNow);
   SK.wireKeyButton($("api-key"));
 
   SK.showModel($("model"));
   showMaintenance();
+  showPolicies();
   refreshAll();
   const wanted = new URLSearchParams(window.location.search).get("id");
   if (wanted) showDetail(wanted);
