@@ -37,7 +37,7 @@ _INDEX_NOTED = (
 NOTED_MATCHES = """
 SELECT m.session_id, m.seq, 0.0 AS rank, m.role, m.agent_id, m.created_at, s.title, m.content
 FROM messages_unindexed u
-JOIN messages m ON m.rowid = u.message_rowid
+CROSS JOIN messages m ON m.rowid = u.message_rowid  -- CROSS: the notes drive the join
 JOIN sessions s ON s.session_id = m.session_id
 WHERE {match} {filters}
 """

@@ -124,7 +124,7 @@ class Params:
             "JOIN messages m ON m.rowid = messages_fts.rowid "
             f"WHERE messages_fts MATCH {self(fts5_query(query))}) "
             "OR session_id IN (SELECT m.session_id FROM messages_unindexed u "
-            "JOIN messages m ON m.rowid = u.message_rowid "
+            "CROSS JOIN messages m ON m.rowid = u.message_rowid "  # the notes drive the join
             f"WHERE {self.noted_match(query_terms(query))}))"
         )
 
