@@ -24,7 +24,7 @@ MEDIUM_WORD = "plovermint"
 
 # The tables' columns in order, from their one description (store/schema.py); ``held_by``
 # keeps its default (0: no framework state, as for any plain session).
-SESSION_COLS = [column.name for column in schema.sessions.columns if column.name != "held_by"]
+SESSION_COLS = [c.name for c in schema.sessions.columns if c.name not in ("held_by", "user_id")]
 MESSAGE_COLS = [column.name for column in schema.messages.columns]
 
 # A typical chat turn, used by the write scenarios (same text for store and baseline).

@@ -157,11 +157,7 @@ async def _search(url: str, *, indexed: bool = True) -> dict[str, list[tuple[int
         # index (read-only, another process's write lock), so the terms are matched in SQL.
         backend: Any = store._backend
         backend._writer._idle_work = None
-
-        async def never() -> None:
-            return None
-
-        backend._index_noted = never
+        backend._index_soon = lambda: None
     try:
         session = await store.create_session(session_id="diff")
         for text in CORPUS:

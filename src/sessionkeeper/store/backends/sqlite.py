@@ -31,18 +31,16 @@ earlier versions); JSON as text. Futures from the threads are awaited with
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkeeper.errors import Conflict, Unavailable
+from sessionkeeper.errors import Conflict
 from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
@@ -97,15 +95,22 @@ _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The index's best hits, then the noted messages not indexed yet that match (their terms
+# compared in SQL: sqlite_index.NOTED_MATCHES), in one statement: one snapshot, in which a
+# message is either indexed or noted, never both. The last column says which.
 _SEARCH = """
-SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id, m.created_at,
-       s.title, m.content
-FROM messages_fts
-JOIN messages m ON m.rowid = messages_fts.rowid
-JOIN sessions s ON s.session_id = m.session_id
-WHERE messages_fts MATCH ?1 {filters}
-ORDER BY bm25(messages_fts), m.session_id, m.seq
-LIMIT ?2
+SELECT * FROM (
+    SELECT m.session_id, m.seq, -bm25(messages_fts) AS rank, m.role, m.agent_id,
+           m.created_at, s.title, m.content, 0 AS noted
+    FROM messages_fts
+    JOIN messages m ON m.rowid = messages_fts.rowid
+    JOIN sessions s ON s.session_id = m.session_id
+    WHERE messages_fts MATCH ?1 {filters}
+    ORDER BY bm25(messages_fts), m.session_id, m.seq
+    LIMIT ?2
+)
+UNION ALL
+{noted}
 """
 
 
@@ -187,6 +192,7 @@ class SqliteBackend(Runner):
     def __init__(self, cfg: DatabaseConfig) -> None:
         super().__init__(cfg, sqlite_index.index_pending)
         self._appended = 0  # messages appended since this process last indexed them
+        self._indexing: concurrent.futures.Future[int] | None = None  # the job under way
         self.checkpoints = SqliteCheckpoints(self)
         self.adk = SqliteAdk(self)
         # Rows keyed by session go with it by the foreign keys (ON DELETE CASCADE); a purge
@@ -267,19 +273,16 @@ class SqliteBackend(Runner):
 
         return await self._write(rebuild, bounded=False)
 
-    async def _index_noted(self) -> None:
-        """Index the messages noted since the last batch (any process's) before a search,
-        so that they are ranked with the rest. Only a try: opened read-only, or with another
-        process holding the write lock past INDEX_WAIT_S, the search goes on and finds the
-        noted messages by their terms instead (``sqlite_index.noted_matches``)."""
+    def _index_soon(self) -> None:
+        """Index what is noted, as a job of its own on the writer (one at a time; never on
+        a read-only store). Nothing waits for it: until it lands, searches find the noted
+        messages by their terms."""
         if self.cfg.sqlite_params.get("mode") == "ro":
             return
-        if not await self._read(lambda c: c.execute(sqlite_index.NOTED).fetchone(), inline=True):
+        if self._indexing is not None and not self._indexing.done():
             return
-        job = write_txn(sqlite_index.index_pending)
-        deadline = time.monotonic() + sqlite_index.INDEX_WAIT_S
-        with contextlib.suppress(Unavailable):
-            await self._wait(self._writer.submit(job, deadline))
+        self._indexing = self._writer.submit(write_txn(sqlite_index.index_pending))
+        self._indexing.add_done_callback(_log_failure)
 
     def _count_appended(self, n: int) -> None:
         """Every INDEX_BATCH appends, index them: a job of its own on the writer, queued
@@ -288,8 +291,7 @@ class SqliteBackend(Runner):
         if self._appended < sqlite_index.INDEX_BATCH:
             return
         self._appended = 0
-        job = self._writer.submit(write_txn(sqlite_index.index_pending))
-        job.add_done_callback(_log_failure)
+        self._index_soon()
 
     # ── sessions ────────────────────────────────────────────────────────────
 
@@ -540,12 +542,11 @@ class SqliteBackend(Runner):
         p = sql.Params(self.dialect)
         p(fts5_query(query))
         p(limit)
-        stmt = _SEARCH.format(filters=filtered(p))
-        n = sql.Params(self.dialect)
+        indexed = filtered(p)
         noted = sqlite_index.NOTED_MATCHES.format(
-            match=n.noted_match(query_terms(query)), filters=filtered(n)
+            match=p.noted_match(query_terms(query)), filters=filtered(p)
         )
-        await self._index_noted()
+        stmt = _SEARCH.format(filters=indexed, noted=noted)
 
         def hit(r: Sequence[Any]) -> SearchHit:
             return SearchHit(
@@ -559,15 +560,18 @@ class SqliteBackend(Runner):
                 session_title=r[6],
             )
 
-        def read(conn: sqlite3.Connection) -> list[SearchHit]:
-            # One snapshot: a message is either in the index or noted, never both.
-            rows = conn.execute(stmt, p.values).fetchall()
-            late = conn.execute(noted, n.values).fetchall()
+        def read(conn: sqlite3.Connection) -> tuple[list[SearchHit], bool]:
+            found = conn.execute(stmt, p.values).fetchall()
+            rows = [r for r in found if not r[8]]
+            late = [r for r in found if r[8]]
             if late:  # not indexed yet: ranked after the indexed hits, newest first
                 rows = (rows + sorted(late, key=lambda r: r[5], reverse=True))[:limit]
-            return [hit(r) for r in rows]
+            return [hit(r) for r in rows], bool(late)
 
-        return await self._read(read_txn(read), budget=True)
+        hits, late = await self._read(read, budget=True)
+        if late:
+            self._index_soon()  # so that the next searches rank them with the rest
+        return hits
 
     # ── set-wide work ──────────────────────────────────────────────────────
 

@@ -3,11 +3,11 @@
 An append's trigger only notes the message's rowid in ``messages_unindexed`` (migration
 0008: a B-tree insert of one integer). The noted messages go into the FTS5 index together,
 in one write transaction (``index_pending``):
-- before a search reads the index, if anything is noted, so that those messages are ranked
-  with the rest (a try: when the store is read-only or another process holds the write lock,
-  the search finds the noted messages by their terms, NOTED_MATCHES, and ranks them
-  last; a search-filtered listing always does so). Either way a search finds every
-  acknowledged message, any process's: the notes are in the database;
+- right after a search that found noted messages (a job on the writer; nothing waits for
+  it). A search reads the index and, in the same statement, the noted messages, matched by
+  their terms in SQL (NOTED_MATCHES) and ranked after the indexed hits; so does a
+  search-filtered listing. A search finds every acknowledged message, any process's (the
+  notes are in the database), on a read-only store or while another process writes too;
 - when the writer is idle (a second after the last write), with the WAL checkpoint;
 - once a process has appended INDEX_BATCH messages since it last indexed, as a job of its own
   on the writer, so that the notes stay few under a steady stream of appends.
@@ -21,13 +21,11 @@ from __future__ import annotations
 import sqlite3
 
 INDEX_BATCH = 1_000  # appends a process makes before it indexes them
-INDEX_WAIT_S = 0.2  # how long a search waits for the write lock to index what is noted
 
-NOTED = "SELECT 1 FROM messages_unindexed LIMIT 1"
 _INDEX_NOTED = (
     "INSERT INTO messages_fts(rowid, terms) "
     "SELECT m.rowid, sessionkeeper_terms(m.content) "
-    "FROM messages_unindexed u JOIN messages m ON m.rowid = u.message_rowid"
+    "FROM messages_unindexed u CROSS JOIN messages m ON m.rowid = u.message_rowid"
 )
 
 
@@ -35,7 +33,8 @@ _INDEX_NOTED = (
 # part of the query, a phrase of terms, is a run of the message's terms). Same columns as
 # the backend's search; rank 0 (after every indexed hit).
 NOTED_MATCHES = """
-SELECT m.session_id, m.seq, 0.0 AS rank, m.role, m.agent_id, m.created_at, s.title, m.content
+SELECT m.session_id, m.seq, 0.0 AS rank, m.role, m.agent_id, m.created_at, s.title, m.content,
+       1 AS noted
 FROM messages_unindexed u
 CROSS JOIN messages m ON m.rowid = u.message_rowid  -- CROSS: the notes drive the join
 JOIN sessions s ON s.session_id = m.session_id
