@@ -117,10 +117,14 @@ def _ascii_matches(content: str, wanted: frozenset[str]) -> list[tuple[int, int]
     term (a Porter stem keeps its word's start but for its last letters: happy → happi,
     possibility → possibl). Empty when none is found that way: the caller then looks at
     every word."""
+    lowered = content.lower()
     return [
         m.span()
-        for m in _candidates(wanted).finditer(content.lower())
-        if terms.ascii_term(m.group()) in wanted
+        for m in _candidates(wanted).finditer(lowered)
+        # A word's start, not the inside of one (checked here: a lookbehind in the pattern
+        # would cost the regex engine its literal-prefix scan).
+        if (m.start() == 0 or not lowered[m.start() - 1].isalnum())
+        and terms.ascii_term(m.group()) in wanted
     ]
 
 
@@ -129,7 +133,7 @@ def _candidates(wanted: frozenset[str]) -> re.Pattern[str]:
     starts = sorted({t[: max(1, len(t) - 2)] for t in wanted if t.isascii()}, key=len)
     if not starts:
         return re.compile(r"(?!)")
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, starts)) + r")[a-z0-9]*")
+    return re.compile(r"(?:" + "|".join(map(re.escape, starts)) + r")[a-z0-9]*")
 
 
 def _window(marked: str, words: int, lead: int) -> str:
