@@ -35,12 +35,13 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkeeper.errors import Conflict
+from sessionkeeper.errors import Conflict, Unavailable
 from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
@@ -272,6 +273,18 @@ class SqliteBackend(Runner):
             return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
         return await self._write(rebuild, bounded=False)
+
+    async def _index_now(self) -> bool:
+        """Index what is noted, waiting at most INDEX_WAIT_S for the write lock; whether it
+        was done (never on a read-only store; another process may hold the lock)."""
+        if self.cfg.sqlite_params.get("mode") == "ro":
+            return False
+        deadline = time.monotonic() + sqlite_index.INDEX_WAIT_S
+        try:
+            await self._wait(self._writer.submit(write_txn(sqlite_index.index_pending), deadline))
+        except Unavailable:
+            return False
+        return True
 
     def _index_soon(self) -> None:
         """Index what is noted, as a job of its own on the writer (one at a time; never on
@@ -569,8 +582,10 @@ class SqliteBackend(Runner):
             return [hit(r) for r in rows], bool(late)
 
         hits, late = await self._read(read, budget=True)
-        if late:
-            self._index_soon()  # so that the next searches rank them with the rest
+        if late and await self._index_now():
+            # Noted messages matched: indexed now, so that they are ranked with the rest
+            # (and this search answers as the next one will).
+            hits, late = await self._read(read, budget=True)
         return hits
 
     # ── set-wide work ──────────────────────────────────────────────────────

@@ -3,11 +3,13 @@
 An append's trigger only notes the message's rowid in ``messages_unindexed`` (migration
 0008: a B-tree insert of one integer). The noted messages go into the FTS5 index together,
 in one write transaction (``index_pending``):
-- right after a search that found noted messages (a job on the writer; nothing waits for
-  it). A search reads the index and, in the same statement, the noted messages, matched by
-  their terms in SQL (NOTED_MATCHES) and ranked after the indexed hits; so does a
-  search-filtered listing. A search finds every acknowledged message, any process's (the
-  notes are in the database), on a read-only store or while another process writes too;
+- when a search finds noted messages: a search reads the index and, in the same statement,
+  the noted messages, matched by their terms in SQL (NOTED_MATCHES); when some match, it
+  indexes what is noted (waiting at most INDEX_WAIT_S for the write lock) and reads again,
+  so they are ranked with the rest. Read-only, or with another process holding the lock,
+  it answers at once with them ranked after the indexed hits. A search-filtered listing
+  reads the notes the same way. So a search finds every acknowledged message, any
+  process's (the notes are in the database);
 - when the writer is idle (a second after the last write), with the WAL checkpoint;
 - once a process has appended INDEX_BATCH messages since it last indexed, as a job of its own
   on the writer, so that the notes stay few under a steady stream of appends.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 
 INDEX_BATCH = 1_000  # appends a process makes before it indexes them
+INDEX_WAIT_S = 0.2  # how long a search that found noted messages waits to index them
 
 _INDEX_NOTED = (
     "INSERT INTO messages_fts(rowid, terms) "
