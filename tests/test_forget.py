@@ -357,12 +357,12 @@ async def test_writers_during_a_forget(store: Store, monkeypatch: pytest.MonkeyP
 
 
 async def test_the_wal_is_reported_when_a_reader_holds_it(
-    file_db_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reader of another connection holding an old snapshot keeps the WAL from being
-    truncated: the receipt says so, and the writer truncates it when the reader is done."""
-    if not file_db_url.startswith("sqlite"):
-        pytest.skip("a SQLite WAL")
+    truncated: the receipt says so, and the writer truncates it when the reader is done.
+    (SQLite only: a WAL file is SQLite's.)"""
+    file_db_url = f"sqlite:///{tmp_path / 'wal.db'}"
     monkeypatch.setattr(sqlite_forget, "WAL_TRIES", 2)
     monkeypatch.setattr(sqlite_forget, "WAL_WAIT_MS", 20)
     store = await Store.open(file_db_url)
@@ -398,13 +398,15 @@ def test_sync_store_forgets(tmp_path: Path) -> None:
 
 
 async def test_postgresql_vacuum_full_takes_the_bytes_out_of_the_files(
-    file_db_url: str,
+    pg_database_url: str,
 ) -> None:
     """What the docs say of PostgreSQL, measured: after a forget the deleted rows' bytes are
     still in the table's file (dead tuples); a plain VACUUM leaves them in the freed space;
     ``vacuum(full=True)`` rewrites the table without them."""
-    if not file_db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's files")
+    from conftest import _reset_pg
+
+    file_db_url = pg_database_url
+    await _reset_pg(file_db_url)  # an empty database, as file_db_url gives
     store = await Store.open(file_db_url)
     try:
         for user, marker in ((U1, M1), (U2, M2)):
