@@ -158,6 +158,11 @@ async def _search(url: str, *, indexed: bool = True) -> dict[str, list[tuple[int
         backend: Any = store._backend
         backend._writer._idle_work = None
         backend._index_soon = lambda: None
+
+        async def cannot() -> bool:  # as when another process holds the write lock
+            return False
+
+        backend._index_now = cannot
     try:
         session = await store.create_session(session_id="diff")
         for text in CORPUS:
