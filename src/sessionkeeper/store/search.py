@@ -70,6 +70,7 @@ def pg_query(query: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def wanted(query: str) -> frozenset[str]:
     """The terms a snippet of ``query``'s hits marks."""
     return frozenset(t for part in query_terms(query) for t in part)
@@ -138,24 +139,53 @@ def _candidates(wanted: frozenset[str]) -> re.Pattern[str]:
 
 def _window(marked: str, words: int, lead: int) -> str:
     """Up to ``words`` words of ``marked`` (text with every match marked), from ``lead``
-    words before the first match."""
-    parts = marked.split()
-    # The part holding the first mark: the parts before the mark, less one if the mark is
-    # inside a part ("(<mark>x</mark>").
-    before = marked[: max(0, marked.find(MARK_START))]
-    first = len(before.split()) - (1 if before and not before[-1].isspace() else 0)
-    start = max(0, min(first - lead, len(parts) - words))
-    window = parts[start : start + words]
-    text = " ".join(window)
+    words before the first match, the words joined by single spaces."""
+    at = marked.find(MARK_START)
+    if _single_spaced(marked):  # most text: cut by offsets, no list of its words
+        count = marked.count(" ") + 1
+        if count <= words:
+            return marked
+        first = marked.count(" ", 0, max(0, at))  # the word holding the first mark
+        start = max(0, min(first - lead, count - words))
+        if start == count - words:  # the last words
+            begin = len(marked.rsplit(" ", words)[0]) + 1
+        else:
+            begin = at
+            for _ in range(first - start + 1 if start else 0):
+                begin = marked.rfind(" ", 0, begin)  # back to the space before a word
+            begin = begin + 1 if start else 0
+        text = marked[begin : _words_from(words).match(marked, begin).end()]  # type: ignore[union-attr]
+    else:
+        parts = marked.split()
+        count = len(parts)
+        if count <= words:
+            return " ".join(parts)
+        # The part holding the first mark: the parts before the mark, less one if the mark
+        # is inside a part ("(<mark>x</mark>").
+        before = marked[: max(0, at)]
+        first = len(before.split()) - (1 if before and not before[-1].isspace() else 0)
+        start = max(0, min(first - lead, count - words))
+        text = " ".join(parts[start : start + words])
     # A mark may span words (a phrase): keep every mark in the window balanced.
-    if text.find(MARK_END) != -1 and (
-        text.find(MARK_START) == -1 or text.find(MARK_END) < text.find(MARK_START)
-    ):
+    opened, closed = text.find(MARK_START), text.find(MARK_END)
+    if closed != -1 and (opened == -1 or closed < opened):
         text = MARK_START + text
     if text.count(MARK_START) > text.count(MARK_END):
         text += MARK_END
     if start > 0:
         text = "… " + text
-    if start + words < len(parts):
+    if start + words < count:
         text += " …"
     return text
+
+
+@functools.lru_cache(maxsize=8)
+def _words_from(words: int) -> re.Pattern[str]:
+    """Single-spaced text: ``words`` words from where the match starts."""
+    return re.compile(f"(?:[^ ]* ){{0,{words - 1}}}[^ ]*")
+
+
+def _single_spaced(text: str) -> bool:
+    """No whitespace but single spaces between words (``isprintable``: a space is the one
+    whitespace character that is printable), so ``split(" ")`` is ``split()``."""
+    return text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "

@@ -508,12 +508,15 @@ class Runner:
 
     @staticmethod
     def _inline_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-        with translating():
-            try:
-                return fn(conn)
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
+        # ``translating()`` written out: this is every inline read's path.
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                with translating():
                     conn.execute("ROLLBACK")
-                if is_busy(exc) or "interrupted" in str(exc):
-                    raise Busy from exc
-                raise
+            if is_busy(exc) or "interrupted" in str(exc):
+                raise Busy from exc
+            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
