@@ -307,9 +307,7 @@ class PgFormation:
 
     def wait_primary(self, other_than: str, timeout: float = 60) -> str:
         """Wait until another node is the writable primary; its name."""
-        self._wait(
-            lambda: self.primary() not in (None, other_than), timeout, "a promoted primary"
-        )
+        self._wait(lambda: self.primary() not in (None, other_than), timeout, "a promoted primary")
         found = self.primary()
         assert found is not None
         return found
