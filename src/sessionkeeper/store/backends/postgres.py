@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 from sessionkeeper.errors import (
     Conflict,
 )
-from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
+from sessionkeeper.models import (
+    DatabaseRole,
+    ForgetCounts,
+    Message,
+    Policy,
+    SearchHit,
+    Session,
+)
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
@@ -112,6 +119,15 @@ class PostgresBackend(Connections):
 
     async def ping(self) -> None:
         await self._run("fetchval", "SELECT 1")
+
+    async def role(self) -> DatabaseRole:
+        r = await self._run("fetchrow", q.ROLE)
+        return DatabaseRole(
+            "standby" if r[0] else "primary",
+            lag_seconds=None if r[1] is None else max(0.0, float(r[1])),
+            lag_bytes=None if r[2] is None else max(0, int(r[2])),
+            standbys=None if r[3] is None else int(r[3]),
+        )
 
     async def schema_revision(self) -> str | None:
         async with self._conn() as conn:
