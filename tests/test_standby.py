@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,3 +186,37 @@ def test_a_read_url_needs_postgresql() -> None:
         parse("postgresql://u@h/db?read_from=replica")
     with pytest.raises(InvalidInput, match="read_wait must be seconds"):
         parse("postgresql://u@h/db?read_wait=soon")
+
+
+def test_serve_reads_from_the_standby_named_by_the_environment(
+    schema: PgReplica, tmp_path: Path
+) -> None:
+    """``SESSIONKEEPER_READ_URL`` reaches ``serve``: its reads run on the standby (its
+    pg_stat_activity shows them), a client reads its own write at once, and /readyz reports
+    the primary it writes to and its standby."""
+    import httpx
+
+    from serving import served
+
+    env = {"SESSIONKEEPER_READ_URL": f"{schema.read_url}"}
+    with (
+        served(f"{schema.url}?read_wait=10", tmp_path, env=env) as server,
+        httpx.Client(base_url=server.base, trust_env=False, timeout=10) as http,
+    ):
+        if True:  # the body reads as one block with the server up
+            before = standby_backends(schema)
+            r = http.post("/api/engine/sessions", json={"agent_id": "serve-standby"})
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+            for n in range(3):
+                r = http.post(
+                    f"/api/engine/sessions/{sid}/messages",
+                    json={"role": "user", "content": f"served {n}"},
+                )
+                assert r.status_code == 201, r.text
+                r = http.get(f"/api/engine/sessions/{sid}/messages")
+                assert [m["content"] for m in r.json()["messages"]][-1] == f"served {n}"
+            assert standby_backends(schema) > before  # serve's read connection
+            ready = http.get("/readyz").json()
+            assert ready["replication"]["role"] == "primary"
+            assert ready["replication"]["standbys"] == 1
