@@ -220,3 +220,12 @@ def test_serve_reads_from_the_standby_named_by_the_environment(
             ready = http.get("/readyz").json()
             assert ready["replication"]["role"] == "primary"
             assert ready["replication"]["standbys"] == 1
+
+
+def test_a_multi_host_url_is_masked_whole() -> None:
+    from sessionkeeper.store.url import masked
+
+    assert (
+        masked("postgresql://app:secret@db1:5432,db2:5432/s?target_session_attrs=read-write")
+        == "postgresql://app:***@db1:5432,db2:5432/s?target_session_attrs=read-write"
+    )
