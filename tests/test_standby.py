@@ -176,12 +176,19 @@ async def test_role_and_maintenance_on_each_node(schema: PgReplica) -> None:
         await on_standby.close()
 
 
-def test_a_read_url_needs_postgresql() -> None:
+def test_a_read_url_needs_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionkeeper.errors import InvalidInput
     from sessionkeeper.store.url import parse
 
     with pytest.raises(InvalidInput, match="needs PostgreSQL"):
         parse("sqlite:///x.db", read_url="postgresql://u@h/db")
+    with pytest.raises(InvalidInput, match="must be a postgresql:// URL"):
+        parse("postgresql://u@h/db", read_url="sqlite:///x.db")
+    monkeypatch.setenv("SESSIONKEEPER_READ_URL", "postgresql://u@standby/db")
+    assert parse("postgresql://u@h/db").read_dsn == "postgresql://u@standby/db"
+    with pytest.raises(InvalidInput, match="SESSIONKEEPER_READ_URL"):
+        parse("sqlite:///x.db")  # set for another database: said, not ignored
+    monkeypatch.delenv("SESSIONKEEPER_READ_URL")
     with pytest.raises(InvalidInput, match="read_from must be one of"):
         parse("postgresql://u@h/db?read_from=replica")
     with pytest.raises(InvalidInput, match="read_wait must be seconds"):

@@ -116,18 +116,22 @@ def parse(url: str, *, timeout: float | None = None, **kwargs: Any) -> DatabaseC
         )
     scheme = url.split("://", 1)[0].lower()
     read_url = kwargs.pop("read_url", None)
+    if read_url is None:
+        import os
+
+        read_url = os.environ.get(READ_URL_ENV) or None
     if scheme in _SQLITE_SCHEMES:
         if kwargs:
             raise InvalidInput(f"unknown SQLite options: {', '.join(sorted(kwargs))}")
         if read_url:
-            raise InvalidInput("a read URL needs PostgreSQL (SQLite has no standbys)")
+            raise InvalidInput(
+                f"a read URL (read_url=, {READ_URL_ENV}) needs PostgreSQL: SQLite has no "
+                "standbys",
+                field="read_url",
+            )
         return _parse_sqlite(url, float(timeout))
     if scheme in _PG_SCHEMES:
         cfg = _parse_postgres(url, float(timeout), kwargs)
-        if read_url is None:
-            import os
-
-            read_url = os.environ.get(READ_URL_ENV) or None
         if read_url is not None:
             if not isinstance(read_url, str) or read_url.split("://", 1)[0].lower() not in (
                 _PG_SCHEMES
