@@ -125,8 +125,7 @@ def parse(url: str, *, timeout: float | None = None, **kwargs: Any) -> DatabaseC
             raise InvalidInput(f"unknown SQLite options: {', '.join(sorted(kwargs))}")
         if read_url:
             raise InvalidInput(
-                f"a read URL (read_url=, {READ_URL_ENV}) needs PostgreSQL: SQLite has no "
-                "standbys",
+                f"a read URL (read_url=, {READ_URL_ENV}) needs PostgreSQL: SQLite has no standbys",
                 field="read_url",
             )
         return _parse_sqlite(url, float(timeout))
