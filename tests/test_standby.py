@@ -236,3 +236,20 @@ def test_a_multi_host_url_is_masked_whole() -> None:
         masked("postgresql://app:secret@db1:5432,db2:5432/s?target_session_attrs=read-write")
         == "postgresql://app:***@db1:5432,db2:5432/s?target_session_attrs=read-write"
     )
+
+
+async def test_an_unreachable_standby_sends_reads_to_the_primary(schema: PgReplica) -> None:
+    from pgcluster import free_port
+
+    user, db = schema.primary.user.pw_name, schema.primary.database
+    nowhere = f"postgresql://{user}@127.0.0.1:{free_port()}/{db}"
+    store = await Store.open(schema.url, read_url=nowhere)
+    try:
+        sid = f"nowhere-{uuid.uuid4().hex[:8]}"
+        await store.create_session(session_id=sid, agent_id="nowhere")
+        await store.add_message(sid, "user", "still readable")
+        assert [m.content for m in await store.get_messages(sid)] == ["still readable"]
+        assert (await store.get_session(sid)).message_count == 1
+        assert (route(store).on_standby, route(store).on_primary) == (0, 2)
+    finally:
+        await store.close()
