@@ -5,7 +5,9 @@
   the standby (counted by its ``pg_stat_activity`` and the backend's route), writes never
   do (the read connections are read-only, and every write succeeds);
 - a store that writes and then reads sees its write, also while the standby lags (its
-  replay paused): the read waits ``read_wait`` and then reads from the primary;
+  replay paused): the read waits ``read_wait`` and then reads from the primary; a standby
+  that cannot be reached sends reads to the primary too;
+- ``SESSIONKEEPER_READ_URL`` reaches ``serve``;
 - ``Store.database_role`` and the maintenance jobs: a store on the standby reports
   ``standby`` and runs no job; the primary reports its standby.
 
