@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench install install-test browser clean docs
+.PHONY: run test test-failover lint bench install install-test browser failover-tools clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ run: $(RUN_STAMP)
 browser:
 	bash scripts/ensure-chromium.sh
 
+failover-tools:
+	bash scripts/ensure-pg-auto-failover.sh
+
 # Two workers (pytest-xdist), each file on one worker: most tests wait on fsync, PostgreSQL,
 # a subprocess or the browser, so two at once take ~60% of the serial time on 2 cores.
+# The failover test (~1 min, builds a pg_auto_failover formation) has its own target.
 test: $(TEST_STAMP) browser
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not failover"
+
+test-failover: $(TEST_STAMP) failover-tools
+	$(BIN)/pytest -q -rP -m failover
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench

@@ -483,9 +483,11 @@ def _supervise(argv: list[str]) -> int:
         if pid == postmaster.pid:
             status = os.waitstatus_to_exitcode(raw)
     if orphaned:
-        data = Path(cmd[cmd.index("-D") + 1])
+        # postgres -D DIR, or pg_autoctl … --pgdata DIR (tests/pgformation.py reuses this)
+        flag = "-D" if "-D" in cmd else "--pgdata"
+        data = Path(cmd[cmd.index(flag) + 1])
         remove_stale_shm(data)
-        if data.parent.name.startswith("sk-pgcluster-"):
+        if data.parent.name.startswith(("sk-pgcluster-", "sk-pgformation-")):
             shutil.rmtree(data.parent, ignore_errors=True)
     return status
 

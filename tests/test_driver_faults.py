@@ -126,6 +126,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
         "ping": lambda: store.ping(),
         "schema_revision": lambda: store.schema_revision(),
+        "database_role": lambda: store.database_role(),
         "vacuum": lambda: store.vacuum(),
         "job_lock": lambda: _job_lock(store),
         "create_session": lambda: store.create_session(title="new"),

@@ -63,7 +63,13 @@ async def test_readyz_ok_then_503_on_a_schema_mismatch(
 ) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "database": "ok", "schema": SCHEMA_REVISION}
+    body = r.json()
+    replication = body.pop("replication")
+    assert body == {"status": "ready", "database": "ok", "schema": SCHEMA_REVISION}
+    # A lone database (no standby): the primary, nothing behind it.
+    assert replication["role"] == "primary"
+    assert replication["lag_seconds"] in (None, 0), replication
+    assert replication["standbys"] in (None, 0), replication  # SQLite: None; PostgreSQL: 0
 
     await rawdb.execute(store, "UPDATE alembic_version SET version_num = '0000'")
     r = await client.get("/readyz")

@@ -229,6 +229,7 @@ def test_sync_and_async_give_identical_results(db_url: str) -> None:
             ("delete_ghost_sessions", (), {"older_than_minutes": 10**6}),
             ("schema_revision", (), {}),
             ("ping", (), {}),
+            ("database_role", (), {}),
             ("vacuum", (), {}),
             ("list_sessions", (), {"sort": "nope"}),
             ("search_messages", ("",), {}),

@@ -6,6 +6,9 @@ With several API replicas on one PostgreSQL every replica runs the loop, and eac
 guarded by ``Store.job_lock`` (a session-level advisory lock held on a connection of its own
 for the job's duration): the replica that gets the lock does the work, the others skip that
 round (``None``) instead of queueing to repeat it. On SQLite the lock is per process.
+Jobs run on the primary only: a replica whose database URL reaches a standby (read-only,
+``Store.database_role``) skips them the same way; after a failover, the replicas whose URL
+lists every node (``target_session_attrs=read-write``) write to the new primary.
 
 Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; the prune first
 runs one ``prune_interval`` after start-up, the retention policies one ``retention_interval``
@@ -114,8 +117,16 @@ class MaintenanceRunner:
 
     # ── one run of each job ────────────────────────────────────────────────
 
+    async def _on_primary(self) -> bool:
+        """Whether this store writes to a primary: a replica whose URL reaches a standby
+        (read-only) skips every job, as if another replica held it."""
+        return (await self.store.database_role()).role == "primary"
+
     async def purge_ghosts_once(self) -> int | None:
-        """Delete ghosts now; the count, or None when another replica holds the job."""
+        """Delete ghosts now; the count, or None when another replica holds the job (or
+        the database is a standby)."""
+        if not await self._on_primary():
+            return None
         async with self.store.job_lock(GHOST_JOB) as acquired:
             if not acquired:
                 return None
@@ -124,7 +135,10 @@ class MaintenanceRunner:
         return deleted
 
     async def prune_once(self) -> PruneResult | None:
-        """Prune idle sessions now; the result, or None when another replica holds the job."""
+        """Prune idle sessions now; the result, or None when another replica holds the job
+        (or the database is a standby)."""
+        if not await self._on_primary():
+            return None
         async with self.store.job_lock(PRUNE_JOB) as acquired:
             if not acquired:
                 return None
@@ -134,7 +148,9 @@ class MaintenanceRunner:
 
     async def run_policies_once(self) -> PolicyRun | None:
         """Apply the retention policies now; the run, or None when another replica holds
-        the job."""
+        the job (or the database is a standby)."""
+        if not await self._on_primary():
+            return None
         async with self.store.job_lock(RETENTION_JOB) as acquired:
             if not acquired:
                 return None

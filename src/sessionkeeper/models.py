@@ -147,6 +147,24 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseRole:
+    """Which node a store's connections reach, and how far replication is behind
+    (``Store.database_role``; /readyz shows it). SQLite is always a lone primary.
+
+    A primary reports its standbys: how many stream from it (None: not visible to this
+    user), and the slowest one's replay lag. A standby reports its own lag behind the
+    primary (0 when it has replayed all it received). Unknown stays None, never 0."""
+
+    role: Literal["primary", "standby"]
+    lag_seconds: float | None = None
+    lag_bytes: int | None = None
+    standbys: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class PruneResult:
     pruned_count: int
     message_count: int

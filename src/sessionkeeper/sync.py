@@ -95,6 +95,7 @@ class SyncStore:
 
     ping = _Blocking(Store.ping)
     schema_revision = _Blocking(Store.schema_revision)
+    database_role = _Blocking(Store.database_role)
     vacuum = _Blocking(Store.vacuum)
     create_session = _Blocking(Store.create_session)
     get_session = _Blocking(Store.get_session)

@@ -264,10 +264,23 @@ async def healthz_head() -> Response:
     return head_of(JSONResponse(await healthz()))
 
 
+class Replication(BaseModel):
+    """The node this replica writes to, as ``Store.database_role`` reports it."""
+
+    role: Literal["primary", "standby"]
+    lag_seconds: float | None = Field(
+        description="Standby: how far its replay is behind (0: all it received is "
+        "replayed). Primary: the slowest standby's replay lag. null: unknown or none."
+    )
+    lag_bytes: int | None = Field(description="WAL bytes not yet replayed (same reading).")
+    standbys: int | None = Field(description="Primary: standbys streaming from it.")
+
+
 class Ready(BaseModel):
     status: Literal["ready"]
     database: Literal["ok"]
     schema_: str = Field(alias="schema")
+    replication: Replication
 
 
 class NotReady(ErrorBody):
@@ -277,6 +290,7 @@ class NotReady(ErrorBody):
     database: str
     schema_: str | None = Field(alias="schema")
     expected_schema: str
+    replication: Replication | None = None
 
 
 @router.get(
@@ -285,20 +299,22 @@ class NotReady(ErrorBody):
         200: {"model": Ready, "description": "Ready."},
         503: {
             "model": NotReady,
-            "description": "The database is not answering, or its schema is not "
-            "the revision this version needs.",
+            "description": "The database is not answering, its schema is not "
+            "the revision this version needs, or the URL reaches a standby (read-only).",
         },
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers and its schema is the revision this version needs."""
+    """Readiness: the database answers, its schema is the revision this version needs, and
+    it takes writes. ``replication`` says which node the writes go to (``primary``; a URL
+    that reaches a ``standby`` is not ready) and how far replication is behind."""
     store: Store | None = getattr(request.app.state, "store", None)
     body: dict[str, Any] = {"database": "ok", "schema": None, "expected_schema": SCHEMA_REVISION}
     if store is None:
         return _not_ready(body, "unavailable", "the session store is not open yet", "not open")
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await store.ping()
+            role = await store.database_role()
             body["schema"] = await store.schema_revision()
     except (SessionkeeperError, TimeoutError) as exc:
         # The driver's message can name hosts and users: it goes to the log, not the body.
@@ -312,7 +328,17 @@ async def readyz(request: Request) -> JSONResponse:
             f"this version needs {SCHEMA_REVISION}: run `sessionkeeper db upgrade`"
         )
         return _not_ready(body, "schema_mismatch", detail, "ok")
-    return JSONResponse({"status": "ready", "database": "ok", "schema": body["schema"]})
+    replication = role.to_dict()
+    if role.role != "primary":
+        body["replication"] = replication
+        detail = (
+            "the database URL reaches a standby (read-only): name the primary, or list every "
+            "node with target_session_attrs=read-write"
+        )
+        return _not_ready(body, "read_only", detail, "ok")
+    return JSONResponse(
+        {"status": "ready", "database": "ok", "schema": body["schema"], "replication": replication}
+    )
 
 
 @router.head(

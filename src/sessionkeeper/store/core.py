@@ -31,6 +31,7 @@ from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
     MAX_PAGE_SIZE,
+    DatabaseRole,
     ForgetReceipt,
     Message,
     NewMessage,
@@ -216,6 +217,11 @@ class Store:
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query in time."""
         await self._backend.ping()
+
+    async def database_role(self) -> DatabaseRole:
+        """Which node this store writes to (``primary``, or ``standby`` when its URL reaches
+        a read-only node) and the replication lag (see ``DatabaseRole``)."""
+        return await self._backend.role()
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (None: no schema)."""

@@ -5,10 +5,20 @@ A store is opened from a URL plus explicit keyword arguments, nothing else. Acce
 - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite://`` or
   ``sqlite:///:memory:`` (in-memory, one connection). Query parameters ``mode`` (``ro``,
   ``rw``, ``rwc``) and ``cache`` (``shared``, ``private``) are passed to SQLite as a URI.
-- ``postgresql://user:password@host:port/database?…`` (also ``postgres://``). Query
-  parameters: ``sslmode`` (disable … verify-full), ``connect_timeout`` (seconds),
-  ``options`` (libpq form, e.g. ``-c search_path=tenant``), and any other parameter is a
-  server setting for every connection (``search_path=tenant``, ``application_name=x``).
+- ``postgresql://user:password@host:port/database?…`` (also ``postgres://``), or with
+  several hosts ``postgresql://user@h1:p1,h2:p2/database?target_session_attrs=read-write``
+  (libpq's multi-host form: each connection goes to the first host that is the primary,
+  so a replica follows a failover). Query parameters: ``sslmode`` (disable … verify-full),
+  ``target_session_attrs`` (any, primary, standby, read-write, read-only, prefer-standby),
+  ``connect_timeout`` (seconds), ``options`` (libpq form, e.g. ``-c search_path=tenant``),
+  ``read_from=standby`` (reads go to a standby of these hosts, see below), ``read_wait``
+  (seconds, see below), and any other parameter is a server setting for every connection
+  (``search_path=tenant``, ``application_name=x``).
+- Standby reads (PostgreSQL): a read URL (keyword ``read_url=`` or ``SESSIONKEEPER_READ_URL``),
+  or ``read_from=standby`` (the same hosts with ``target_session_attrs=prefer-standby``),
+  sends listings, searches, gets and windows to a standby. Writes never go there. A read
+  that follows a write of the same store waits up to ``read_wait`` seconds (default 0.5)
+  for the standby to replay it, else reads from the primary (``postgres_reads.py``).
 - The SQLAlchemy async forms ``sqlite+aiosqlite://`` and ``postgresql+asyncpg://`` are
   read as the plain ones, so URLs written for earlier versions keep working.
 
@@ -27,6 +37,9 @@ from sessionkeeper.errors import InvalidInput
 
 DEFAULT_TIMEOUT_S = 10.0
 TIMEOUT_ENV = "SESSIONKEEPER_DB_TIMEOUT"
+READ_URL_ENV = "SESSIONKEEPER_READ_URL"
+DEFAULT_READ_WAIT_S = 0.5
+READ_FROM = ("primary", "standby")
 MAX_TIMEOUT_S = 3600.0
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
@@ -50,6 +63,10 @@ class DatabaseConfig:
     server_settings: dict[str, str] = field(default_factory=dict)
     connect_timeout: float | None = None
     connect_kwargs: dict[str, Any] = field(default_factory=dict)
+    # PostgreSQL standby reads: the DSN reads go to ("": reads stay on ``dsn``) and how long
+    # a read waits for that standby to replay this store's last write
+    read_dsn: str = ""
+    read_wait: float = DEFAULT_READ_WAIT_S
 
     @property
     def memory(self) -> bool:
@@ -98,12 +115,32 @@ def parse(url: str, *, timeout: float | None = None, **kwargs: Any) -> DatabaseC
             field="timeout",
         )
     scheme = url.split("://", 1)[0].lower()
+    read_url = kwargs.pop("read_url", None)
+    if read_url is None:
+        import os
+
+        read_url = os.environ.get(READ_URL_ENV) or None
     if scheme in _SQLITE_SCHEMES:
         if kwargs:
             raise InvalidInput(f"unknown SQLite options: {', '.join(sorted(kwargs))}")
+        if read_url:
+            raise InvalidInput(
+                f"a read URL (read_url=, {READ_URL_ENV}) needs PostgreSQL: SQLite has no standbys",
+                field="read_url",
+            )
         return _parse_sqlite(url, float(timeout))
     if scheme in _PG_SCHEMES:
-        return _parse_postgres(url, float(timeout), kwargs)
+        cfg = _parse_postgres(url, float(timeout), kwargs)
+        if read_url is not None:
+            if not isinstance(read_url, str) or read_url.split("://", 1)[0].lower() not in (
+                _PG_SCHEMES
+            ):
+                raise InvalidInput(
+                    f"the read URL must be a postgresql:// URL, got {masked(str(read_url))!r}",
+                    field="read_url",
+                )
+            cfg.read_dsn = _parse_postgres(read_url, float(timeout), {}).dsn
+        return cfg
     raise InvalidInput(
         f"unsupported database {scheme!r}: use sqlite:///path or postgresql://user@host/db"
     )
@@ -158,9 +195,28 @@ def _parse_postgres(url: str, timeout: float, kwargs: dict[str, Any]) -> Databas
     settings: dict[str, str] = {}
     client: list[tuple[str, str]] = []
     connect_timeout: float | None = None
+    read_from = "primary"
+    read_wait = DEFAULT_READ_WAIT_S
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key in _PG_CLIENT_PARAMS:
             client.append((key, value))
+        elif key == "read_from":
+            if value not in READ_FROM:
+                raise InvalidInput(
+                    f"read_from must be one of {', '.join(READ_FROM)}, got {value!r}",
+                    field="read_from",
+                )
+            read_from = value
+        elif key == "read_wait":
+            try:
+                read_wait = float(value)
+            except ValueError:
+                read_wait = -1.0
+            if not 0 <= read_wait <= MAX_TIMEOUT_S:
+                raise InvalidInput(
+                    f"read_wait must be seconds from 0 to {MAX_TIMEOUT_S:g}, got {value!r}",
+                    field="read_wait",
+                )
         elif key == "connect_timeout":
             try:
                 connect_timeout = float(value)
@@ -171,6 +227,11 @@ def _parse_postgres(url: str, timeout: float, kwargs: dict[str, Any]) -> Databas
         else:
             settings[key] = value
     dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(client), ""))
+    read_dsn = ""
+    if read_from == "standby":  # the same hosts, a standby first (the primary if none is up)
+        attrs = [(k, v) for k, v in client if k != "target_session_attrs"]
+        attrs.append(("target_session_attrs", "prefer-standby"))
+        read_dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(attrs), ""))
     connect_kwargs = dict(kwargs)
     connect_args = connect_kwargs.pop("connect_args", None) or {}
     connect_kwargs = {**connect_args, **connect_kwargs}
@@ -186,6 +247,8 @@ def _parse_postgres(url: str, timeout: float, kwargs: dict[str, Any]) -> Databas
         server_settings=settings,
         connect_timeout=connect_timeout,
         connect_kwargs=connect_kwargs,
+        read_dsn=read_dsn,
+        read_wait=read_wait,
     )
 
 
@@ -195,13 +258,11 @@ def masked(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # host[:port] as written: a multi-host URL (h1:p1,h2:p2) has no single port to parse
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -31,7 +31,15 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sessionkeeper.models import ApiKey, Message, Policy, SearchHit, Session, StatsCounts
+from sessionkeeper.models import (
+    ApiKey,
+    DatabaseRole,
+    Message,
+    Policy,
+    SearchHit,
+    Session,
+    StatsCounts,
+)
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
@@ -117,6 +125,10 @@ class Backend(Protocol):
 
     # ── the database itself ────────────────────────────────────────────────
     async def ping(self) -> None: ...
+    async def role(self) -> DatabaseRole:
+        """Which node the (write) connections reach, and the replication lag."""
+        ...
+
     async def schema_revision(self) -> str | None: ...
     async def migrate(self, target: str) -> tuple[str | None, str]: ...
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...

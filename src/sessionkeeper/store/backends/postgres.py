@@ -9,6 +9,9 @@
 - **A session's rows go with it by this backend's hand** (``delete_rows``): no foreign key
   references ``sessions`` (migration 0007), so deleting a ghost costs what a plain DELETE
   costs. The session row is deleted first; every writer takes its lock first.
+- **Reads may go to a standby** (a read URL or ``read_from=standby``): listings, searches,
+  gets and windows take their connection from ``_reading()``, which ``postgres_reads.py``
+  routes (read-your-writes per store); everything else runs on the primary.
 - **Connections, deadlines and errors**: ``postgres_conn.py`` (per event loop, bounded,
   translated once by ``postgres_pool.translating``). No asyncpg exception leaves the backend.
 """
@@ -18,14 +21,22 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.errors import (
     Conflict,
 )
-from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
+from sessionkeeper.models import (
+    DatabaseRole,
+    ForgetCounts,
+    Message,
+    Policy,
+    SearchHit,
+    Session,
+)
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
@@ -45,6 +56,7 @@ from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
+from sessionkeeper.store.backends.postgres_reads import ReadRoute
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet, wanted
 from sessionkeeper.store.terms import tsvector
@@ -101,6 +113,25 @@ class PostgresBackend(Connections):
         self._delete_rows = q.delete_rows(tables)
         self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
+        # Standby reads (postgres_reads.py): their own connections, read-only even where
+        # prefer-standby lands on the primary.
+        self._reads: ReadRoute | None = None
+        if cfg.read_dsn:
+            settings = {**cfg.server_settings, "default_transaction_read_only": "on"}
+            standby = Connections(
+                replace(cfg, dsn=cfg.read_dsn, read_dsn="", server_settings=settings)
+            )
+            self._reads = ReadRoute(self, standby, cfg.read_wait)
+
+    def _reading(self) -> AbstractAsyncContextManager[Any]:
+        """A connection for a listing, search, get or window: the standby's when there is
+        one that has replayed this store's writes, else the primary's."""
+        return self._conn(counted=False) if self._reads is None else self._reads.reading()
+
+    async def close(self) -> None:
+        if self._reads is not None:
+            await self._reads.close()
+        await super().close()
 
     @classmethod
     async def open(cls, cfg: DatabaseConfig) -> PostgresBackend:
@@ -112,6 +143,15 @@ class PostgresBackend(Connections):
 
     async def ping(self) -> None:
         await self._run("fetchval", "SELECT 1")
+
+    async def role(self) -> DatabaseRole:
+        r = await self._run("fetchrow", q.ROLE)
+        return DatabaseRole(
+            "standby" if r[0] else "primary",
+            lag_seconds=None if r[1] is None else max(0.0, float(r[1])),
+            lag_bytes=None if r[2] is None else max(0, int(r[2])),
+            standbys=None if r[3] is None else int(r[3]),
+        )
 
     async def schema_revision(self) -> str | None:
         async with self._conn() as conn:
@@ -204,14 +244,17 @@ class PostgresBackend(Connections):
             raise Conflict(f"session {s.session_id!r} already exists") from None
 
     async def get_session(self, session_id: str) -> Session | None:
-        r = await self._run(
-            "fetchrow", f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
-        )
+        stmt = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
+        if self._reads is None:
+            r = await self._run("fetchrow", stmt, session_id)
+        else:
+            async with self._reads.reading() as conn:
+                r = await conn.fetchrow(stmt, session_id)
         return None if r is None else _session(r)
 
     async def list_sessions(self, query: ListQuery) -> Listed:
         page_sql, count_sql, params, count_params = sql.listing(self.dialect, query)
-        async with self._conn() as conn:
+        async with self._reading() as conn:
             rows = await conn.fetch(page_sql, *params)
             total = None
             if count_sql is not None:
@@ -318,7 +361,7 @@ class PostgresBackend(Connections):
             after_seq=after_seq,
             newest_first=newest_first,
         )
-        async with self._conn() as conn:
+        async with self._reading() as conn:
             rows = await conn.fetch(stmt, *params)
             # Only an empty answer needs the lookup that tells "no such session".
             if not rows and not await _exists(conn, session_id):
@@ -381,7 +424,7 @@ class PostgresBackend(Connections):
 
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
         base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1"
-        async with self._conn() as conn:
+        async with self._reading() as conn:
             counts = await conn.fetchrow(
                 "SELECT message_count, token_count FROM sessions WHERE session_id = $1",
                 session_id,
@@ -441,7 +484,11 @@ class PostgresBackend(Connections):
                 + " AND ".join(session_terms)
                 + ")"
             )
-        rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
+        if self._reads is None:
+            rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
+        else:
+            async with self._reads.reading() as conn:
+                rows = await conn.fetch(q.SEARCH.format(filters=filters), *p.values)
         return [
             SearchHit(
                 session_id=r[0],

@@ -87,6 +87,11 @@ class Connections:
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
         self._pools_lock = threading.Lock()
         self._closed = False
+        # Uses finished so far (``_run``, ``_conn``, ``_transaction``): a read on a standby
+        # compares it with what it last synchronised to, to know whether this store may have
+        # written since (``postgres_reads.py``). Counted when a use ends, so a write that has
+        # returned is always in it.
+        self.uses = 0
 
     async def connect(self) -> Any:
         """A new connection with the store's settings (also what migrations run on)."""
@@ -140,9 +145,12 @@ class Connections:
                 pool.terminate()
 
     @asynccontextmanager
-    async def _conn(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
+    async def _conn(
+        self, *, deadline: float | None = -1.0, counted: bool = True
+    ) -> AsyncIterator[Any]:
         """A connection for single statements (each its own transaction), within the
-        deadline. Several statements that must commit together: ``_transaction``."""
+        deadline. Several statements that must commit together: ``_transaction``.
+        ``counted=False``: left out of ``uses`` (for statements that write nothing)."""
         limit = self.timeout if deadline == -1.0 else deadline
         pool = self._pool()
         conn = None
@@ -159,6 +167,7 @@ class Connections:
             finally:
                 if conn is not None:
                     pool.release(conn, reusable)
+                self.uses += counted
 
     @asynccontextmanager
     async def _transaction(self, *, deadline: float | None = -1.0) -> AsyncIterator[Any]:
@@ -206,6 +215,7 @@ class Connections:
             finally:
                 if conn is not None:
                     pool.release(conn, reusable)  # not reusable: terminated
+                self.uses += 1
 
     async def _roll_back(self, conn: Any, end: float | None, step: float | None) -> bool:
         """ROLLBACK within what is left until ``end`` and within ``step``; whether it did.
@@ -243,3 +253,4 @@ class Connections:
             finally:
                 if conn is not None:
                     pool.release(conn, reusable)
+                self.uses += 1

@@ -6,6 +6,27 @@ from collections.abc import Sequence
 
 from sessionkeeper.store.backends.statements import GHOST, MESSAGE_COLUMNS, SESSION_COLUMNS
 
+# Which node this is and how far replication is behind (models.DatabaseRole). A standby
+# measures its own replay (0 once it has replayed all it received: an idle primary sends
+# nothing, and now() - last replay would grow without any lag); a primary reports the
+# slowest of its standbys. pg_stat_replication's LSNs and lags are NULL to a user without
+# pg_read_all_stats: unknown, never 0. The primary's branch is not evaluated on a standby
+# (pg_current_wal_lsn() refuses to run during recovery).
+ROLE = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN
+            CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
+                 THEN 0
+                 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END
+       ELSE (SELECT extract(epoch FROM max(replay_lag)) FROM pg_stat_replication) END,
+       CASE WHEN pg_is_in_recovery() THEN
+            pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+       ELSE (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))
+             FROM pg_stat_replication) END,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+       ELSE (SELECT count(*) FROM pg_stat_replication) END
+"""
+
 APPEND = """
 WITH bump AS (
     UPDATE sessions

@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict, Unavailable
-from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
+from sessionkeeper.models import DatabaseRole, ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
 from sessionkeeper.store.backends import statements as sql
@@ -221,6 +221,9 @@ class SqliteBackend(Runner):
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone(), inline=True)
+
+    async def role(self) -> DatabaseRole:
+        return DatabaseRole("primary")  # one file, no replication
 
     async def schema_revision(self) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:
