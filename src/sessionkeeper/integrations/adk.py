@@ -68,7 +68,12 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 if TYPE_CHECKING:
     from sessionkeeper import Store
 
-__all__ = ["SESSION_TYPE", "SessionkeeperSessionService"]
+__all__ = [
+    "MEMORY_TYPE",
+    "SESSION_TYPE",
+    "SessionkeeperMemoryService",
+    "SessionkeeperSessionService",
+]
 
 
 class SessionkeeperSessionService(Bound, BaseSessionService):
@@ -237,3 +242,10 @@ def _message(event: Event) -> tuple[NewMessage, str | None]:
         metadata=keep_whole(EVENT_KEY, whole),
     )
     return message, auto_title(text) if role == "user" else None
+
+
+# The memory service lives in its own module; imported here so both services come from one.
+from sessionkeeper.integrations.adk_memory import (  # noqa: E402
+    MEMORY_TYPE,
+    SessionkeeperMemoryService,
+)
