@@ -69,13 +69,10 @@ async def session_with(
 # ── in a Runner, with ADK's memory tools ────────────────────────────────────
 
 
-async def run_turn(
-    runner: Runner, user: str, session_id: str, text: str
-) -> list[Event]:
+async def run_turn(runner: Runner, user: str, session_id: str, text: str) -> list[Event]:
     message = types.Content(role="user", parts=[types.Part(text=text)])
     return [
-        e
-        async for e in runner.run_async(user_id=user, session_id=session_id, new_message=message)
+        e async for e in runner.run_async(user_id=user, session_id=session_id, new_message=message)
     ]
 
 
@@ -170,7 +167,9 @@ async def test_search_finds_the_planted_fact_and_nothing_of_another_user(
     ) == ["My favourite colour is red."]
     for query in ["orange", "red"]:
         assert (await memory.search_memory(app_name=APP, user_id="ada", query=query)).memories == []
-    assert (await memory.search_memory(app_name=APP, user_id="carol", query="colour")).memories == []
+    assert (
+        await memory.search_memory(app_name=APP, user_id="carol", query="colour")
+    ).memories == []
 
 
 async def test_a_sentence_finds_the_memory_matching_most_words(
@@ -204,7 +203,9 @@ async def test_max_results_bounds_a_search(sk_store: Store) -> None:
     await memory.add_events_to_memory(
         app_name=APP, user_id="ada", events=[event(f"note {i} about apples") for i in range(8)]
     )
-    assert len((await memory.search_memory(app_name=APP, user_id="ada", query="apples")).memories) == 3
+    assert (
+        len((await memory.search_memory(app_name=APP, user_id="ada", query="apples")).memories) == 3
+    )
     with pytest.raises(InvalidInput):
         SessionkeeperMemoryService(sk_store, max_results=0)
 
@@ -245,9 +246,7 @@ async def test_events_without_text_are_not_memories(memory: SessionkeeperMemoryS
         content=types.Content(role="model", parts=[types.Part(text="secret plan", thought=True)]),
     )
     state = Event(invocation_id="i", author="user", actions=EventActions(state_delta={"a": 1}))
-    await memory.add_events_to_memory(
-        app_name=APP, user_id="ada", events=[call, thought, state]
-    )
+    await memory.add_events_to_memory(app_name=APP, user_id="ada", events=[call, thought, state])
     assert (await memory.store.list_sessions(session_type=MEMORY_TYPE)).items == []
     assert (await memory.search_memory(app_name=APP, user_id="ada", query="secret")).memories == []
 
@@ -340,7 +339,9 @@ async def test_forgetting_the_user_forgets_their_memory(
     await memory.add_events_to_memory(app_name=APP, user_id="bob", events=[event(FACT)])
     await memory.store.forget_user("ada")
     assert (await memory.search_memory(app_name=APP, user_id="ada", query="teal")).memories == []
-    assert len((await memory.search_memory(app_name=APP, user_id="bob", query="teal")).memories) == 1
+    assert (
+        len((await memory.search_memory(app_name=APP, user_id="bob", query="teal")).memories) == 1
+    )
 
 
 async def test_from_url_opens_and_closes_its_store(file_db_url: str) -> None:

@@ -179,8 +179,10 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
         """Store these events (a delta: the ones already in memory are skipped).
         ``custom_metadata`` has no keys this service uses."""
         scope = _scope(app_name, user_id)
-        binding = self._binding(scope, "session", session_id) if session_id else (
-            self._binding(scope, "events", None)
+        binding = (
+            self._binding(scope, "session", session_id)
+            if session_id
+            else (self._binding(scope, "events", None))
         )
         await finish(self._add(binding, list(events), set()))
 
@@ -234,9 +236,7 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
 
     async def _add(self, binding: SessionBinding, events: list[Event], rewound: set[str]) -> None:
         adk_session = binding.metadata.get(SESSION_KEY) if binding.metadata else None
-        rows = [
-            (e.id, row) for e in events if (row := _event_message(e, adk_session)) is not None
-        ]
+        rows = [(e.id, row) for e in events if (row := _event_message(e, adk_session)) is not None]
         if not rows and not rewound:
             return
         stored, forgotten = await _stored_events(binding)
