@@ -10,6 +10,9 @@ by the store's search, memory as ordinary sessions (listed, forgotten with the u
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from google.adk.agents.llm_agent import LlmAgent
@@ -350,4 +353,27 @@ async def test_from_url_opens_and_closes_its_store(file_db_url: str) -> None:
     async with SessionkeeperMemoryService.from_url(file_db_url) as memory:
         assert texts(await memory.search_memory(app_name=APP, user_id="ada", query="Miso")) == [
             FACT
+        ]
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Google ADK memory", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(code)
+    for _ in range(2):  # a second run starts the demo afresh
+        out = subprocess.run(
+            [sys.executable, "example.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        lines = out.stdout.splitlines()
+        assert lines == [
+            "monday assistant > Nothing recalled.",
+            "friday assistant > I recall: user: My cat is called Miso.",
+            "['assistant: I recall: user: My cat is called Miso.', 'user: My cat is called Miso.']",
+            "0 memories of another user",
         ]
