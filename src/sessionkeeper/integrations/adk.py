@@ -27,6 +27,9 @@ What differs from ADK's own services:
   state) and pruned like any other. Each event is a message: its text as content
   (searchable), the event whole in metadata. Deleting the store session deletes the ADK
   session and its state.
+
+``SessionkeeperMemoryService``, ADK's memory service over the store's search, is defined in
+``adk_memory.py`` and imported from here too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from sessionkeeper.integrations._common import (
     keep_whole,
     missing_framework,
 )
+from sessionkeeper.integrations.adk_memory import MEMORY_TYPE, SessionkeeperMemoryService
 from sessionkeeper.models import LABEL_RE, NewMessage
 from sessionkeeper.store import validate
 from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkView, Scopes
@@ -242,10 +246,3 @@ def _message(event: Event) -> tuple[NewMessage, str | None]:
         metadata=keep_whole(EVENT_KEY, whole),
     )
     return message, auto_title(text) if role == "user" else None
-
-
-# The memory service lives in its own module; imported here so both services come from one.
-from sessionkeeper.integrations.adk_memory import (  # noqa: E402
-    MEMORY_TYPE,
-    SessionkeeperMemoryService,
-)
