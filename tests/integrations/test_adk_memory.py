@@ -9,6 +9,7 @@ by the store's search, memory as ordinary sessions (listed, forgotten with the u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -377,3 +378,21 @@ def test_readme_example_runs(tmp_path: Path) -> None:
             "['assistant: I recall: user: My cat is called Miso.', 'user: My cat is called Miso.']",
             "0 memories of another user",
         ]
+
+
+async def test_an_event_added_by_writers_at_once_is_stored_once(
+    memory: SessionkeeperMemoryService,
+) -> None:
+    fact = event(FACT)
+
+    async def add() -> None:
+        await memory.add_events_to_memory(
+            app_name=APP, user_id="ada", session_id="s1", events=[fact]
+        )
+
+    await asyncio.gather(add(), add(), add())
+    found = await memory.search_memory(app_name=APP, user_id="ada", query="teal")
+    assert texts(found) == [FACT]
+    # each writer saw the others' copies and deleted all but the first
+    stored = await memory.store.list_sessions(session_type=MEMORY_TYPE)
+    assert [s.message_count for s in stored.items] == [1]

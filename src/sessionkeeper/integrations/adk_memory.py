@@ -24,8 +24,11 @@ How memory is searched: with the store's full-text search (the same terms on SQL
 PostgreSQL), scoped to the app and user. ADK hands ``search_memory`` whole sentences (the
 ``preload_memory`` tool passes the user's message), while the store's search requires every
 word: so each distinct word of the query is searched (the first ``MAX_QUERY_WORDS``), and the
-memories matching the most words come first, then the better ranked, then the newer; an event
-stored twice (two processes adding one session at once) is returned once.
+memories matching the most words come first, then the better ranked, then the newer.
+
+Writers adding one session at once (two processes, two tasks) may each append the same new
+events; each then sees the others' copies and deletes all but the first (``_append_once``),
+and a search returns an event once even meanwhile.
 
 A user id must be one the store's sessions can carry (1-64 characters of ``A-Z a-z 0-9 . _ :
 @ / + -``; the session service takes any text): otherwise ``InvalidInput``, rather than memory
@@ -204,16 +207,16 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
         binding = self._binding(scope, "entries", None)
 
         async def add() -> None:
-            known, forgotten = await _known_ids(binding, ENTRY_KEY)
-            fresh, seen = [], set(known | forgotten)
+            stored = await _stored(binding, ENTRY_KEY)
+            seen = {entry_id for entry_id, _ in stored} | await _forgotten(binding)
+            fresh = []
             for entry, row in zip(memories, rows, strict=True):
                 if entry.id and entry.id in seen:
                     continue
                 if entry.id:
                     seen.add(entry.id)
                 fresh.append(row)
-            if fresh:
-                await binding.append(fresh, None)
+            await _append_once(binding, fresh, stored, ENTRY_KEY)
 
         await finish(add())
 
@@ -239,19 +242,18 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
         rows = [(e.id, row) for e in events if (row := _event_message(e, adk_session)) is not None]
         if not rows and not rewound:
             return
-        stored, forgotten = await _stored_events(binding)
+        stored = await _stored(binding, EVENT_KEY)
         store = await binding.store()
         for seq in sorted(seq for event_id, seq in stored if event_id in rewound):
             with suppress(NotFound):  # deleted meanwhile
                 await store.delete_message(binding.session_id, seq)
-        skip = {event_id for event_id, _ in stored} | forgotten
+        skip = {event_id for event_id, _ in stored} | await _forgotten(binding)
         fresh = []
         for event_id, row in rows:
             if event_id not in skip:
                 skip.add(event_id)
                 fresh.append(row)
-        if fresh:
-            await binding.append(fresh, None)
+        await _append_once(binding, fresh, stored, EVENT_KEY)
 
     # ── searching ───────────────────────────────────────────────────────────
 
@@ -493,27 +495,43 @@ async def _message(store: Store, session_id: str, seq: int) -> Message | None:
     return found[0] if found and found[0].seq == seq else None
 
 
-async def _stored_events(binding: SessionBinding) -> tuple[list[tuple[str, int]], set[str]]:
-    """(event id, seq) of the events in a memory session, and its forgotten event ids."""
-    messages = await binding.all()
-    stored = [
-        (event["id"], m.seq)
-        for m in messages
-        if isinstance(event := read_whole(m.metadata, EVENT_KEY), dict)
-        and isinstance(event.get("id"), str)
-    ]
-    return stored, await _forgotten(binding)
-
-
-async def _known_ids(binding: SessionBinding, key: str) -> tuple[set[str], set[str]]:
-    messages = await binding.all()
-    known = {
-        whole["id"]
-        for m in messages
+async def _stored(binding: SessionBinding, key: str) -> list[tuple[str, int]]:
+    """(origin id, seq) of the memories in a memory session, in seq order: the id of the
+    event (``key`` EVENT_KEY) or of the entry (ENTRY_KEY) each message holds."""
+    return [
+        (whole["id"], m.seq)
+        for m in await binding.all()
         if isinstance(whole := read_whole(m.metadata, key), dict)
         and isinstance(whole.get("id"), str)
-    }
-    return known, await _forgotten(binding)
+    ]
+
+
+async def _append_once(
+    binding: SessionBinding,
+    rows: list[dict[str, Any]],
+    stored: list[tuple[str, int]],
+    key: str,
+) -> None:
+    """Append ``rows`` (in one transaction) to a memory session read as ``stored``.
+
+    A writer that appended meanwhile (two processes, or two tasks, adding one session at
+    once) may have stored the same events: then the session's seqs do not follow on from what
+    was read, and every copy but the first of each is deleted. Seqs are given in commit
+    order, so every writer keeps the same, first, copy."""
+    if not rows:
+        return
+    added = await binding.append(rows, None)
+    last = max((seq for _, seq in stored), default=0)
+    if not added or added[0].seq == last + 1:
+        return
+    store = await binding.store()
+    first: set[str] = set()
+    for origin, seq in await _stored(binding, key):
+        if origin not in first:
+            first.add(origin)
+            continue
+        with suppress(NotFound):  # another writer deleted it
+            await store.delete_message(binding.session_id, seq)
 
 
 async def _forgotten(binding: SessionBinding) -> set[str]:
