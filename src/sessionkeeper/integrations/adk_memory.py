@@ -88,6 +88,7 @@ FORGOTTEN_KEY = "adk_memory_forgotten"  # session metadata: event ids delete_mem
 ENTRY_KEY = "adk_memory_entry"  # message metadata: a MemoryEntry of add_memory, whole
 MAX_RESULTS = 10  # as ADK's InMemoryMemoryService
 MAX_QUERY_WORDS = 32
+WORD_HITS = 30  # the least a query word's search reads (see __init__)
 _WORD = re.compile(r"\w+")
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 _MAX_WORD = 1000  # the store's longest query
@@ -143,6 +144,10 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
                 f"max_results is {max_results}; the limit is {MAX_PAGE_SIZE}",
                 field="max_results",
             )
+        # Hits read per query word: enough that a memory matching several words is in each
+        # word's list (a common word's list is long; the rare words carry the match), few
+        # enough that common words do not cost a hundred snippets each.
+        self._word_hits = min(MAX_PAGE_SIZE, max(WORD_HITS, 3 * self.max_results))
 
     @classmethod
     @asynccontextmanager
@@ -274,7 +279,7 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
             *(
                 store.search_messages(
                     word,
-                    limit=MAX_PAGE_SIZE,
+                    limit=self._word_hits,
                     agent_id=scope.agent_id,
                     user_id=scope.user_id,
                     metadata={APP_KEY: scope.app_name},
@@ -297,18 +302,22 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
         )
         memories: list[MemoryEntry] = []
         seen: set[tuple[str, str]] = set()
-        for session_id, seq in ranked:
-            message = await _message(store, session_id, seq)
-            entry = None if message is None else _memory(message)
-            if entry is None:
-                continue
-            key = (session_id, str(entry.custom_metadata.get("event_id") or entry.id))
-            if key in seen:
-                continue
-            seen.add(key)
-            memories.append(entry)
-            if len(memories) == self.max_results:
-                break
+        # Read the best max_results at once; more only where some were copies or are gone.
+        for start in range(0, len(ranked), self.max_results):
+            chunk = ranked[start : start + self.max_results]
+            messages = await asyncio.gather(*(_message(store, sid, seq) for sid, seq in chunk))
+            for message in messages:
+                entry = None if message is None else _memory(message)
+                if entry is None or message is None:
+                    continue
+                origin = entry.custom_metadata.get("event_id") or entry.id
+                key = (message.session_id, str(origin))
+                if key in seen:
+                    continue
+                seen.add(key)
+                memories.append(entry)
+                if len(memories) == self.max_results:
+                    return SearchMemoryResponse(memories=memories)
         return SearchMemoryResponse(memories=memories)
 
     # ── deleting ────────────────────────────────────────────────────────────
