@@ -27,6 +27,8 @@ SECTIONS = {  # README heading → the extra its example needs
     "LangChain": "langchain",
     "LangGraph": "langgraph",
     "Google ADK": "adk",
+    "Google ADK memory": "adk",
+    "Pydantic AI": "pydantic-ai",
 }
 
 

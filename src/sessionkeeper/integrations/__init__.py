@@ -8,7 +8,10 @@
   ``AsyncSessionkeeperSaver``, LangGraph ``BaseCheckpointSaver``s whose threads are sessions
   (``pip install 'sessionkeeper[langgraph]'``).
 - :mod:`sessionkeeper.integrations.adk` — ``SessionkeeperSessionService``, a Google ADK
-  ``BaseSessionService`` (``pip install 'sessionkeeper[adk]'``).
+  ``BaseSessionService``, and ``SessionkeeperMemoryService``, a ``BaseMemoryService`` over the
+  store's search (``adk_memory.py``) (``pip install 'sessionkeeper[adk]'``).
+- :mod:`sessionkeeper.integrations.pydantic_ai` — ``SessionkeeperMessageHistory``, a Pydantic
+  AI message history (``pip install 'sessionkeeper[pydantic-ai]'``).
 
 Each class derives from ``_binding.Bound`` (its Store, given or opened from a URL) and follows
 one ``from_url`` rule: ``from_url([session_id,] url, *, <the constructor's own options>,

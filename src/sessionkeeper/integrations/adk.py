@@ -27,6 +27,9 @@ What differs from ADK's own services:
   state) and pruned like any other. Each event is a message: its text as content
   (searchable), the event whole in metadata. Deleting the store session deletes the ADK
   session and its state.
+
+``SessionkeeperMemoryService``, ADK's memory service over the store's search, is defined in
+``adk_memory.py`` and imported from here too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from sessionkeeper.integrations._common import (
     keep_whole,
     missing_framework,
 )
+from sessionkeeper.integrations.adk_memory import MEMORY_TYPE, SessionkeeperMemoryService
 from sessionkeeper.models import LABEL_RE, NewMessage
 from sessionkeeper.store import validate
 from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkView, Scopes
@@ -68,7 +72,12 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 if TYPE_CHECKING:
     from sessionkeeper import Store
 
-__all__ = ["SESSION_TYPE", "SessionkeeperSessionService"]
+__all__ = [
+    "MEMORY_TYPE",
+    "SESSION_TYPE",
+    "SessionkeeperMemoryService",
+    "SessionkeeperSessionService",
+]
 
 
 class SessionkeeperSessionService(Bound, BaseSessionService):
