@@ -117,15 +117,20 @@ def output_key(item: Mapping[str, Any]) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def item_row(item: Mapping[str, Any], count: Callable[[str], int]) -> dict[str, Any]:
-    """The store message for one input item: role, content, metadata (the item whole), and
-    ``token_count`` only when the content is an excerpt (``count`` of the whole text)."""
+def item_row(
+    item: Mapping[str, Any],
+    count: Callable[[str], int],
+    more: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The store message for one input item: role, content, metadata (the item whole, with
+    ``more`` beside it), and ``token_count`` only when the content is an excerpt (``count``
+    of the whole text)."""
     if not isinstance(item, Mapping):
         raise TypeError(f"session items must be dicts (TResponseInputItem), got {type(item)!r}")
     role = item_role(item)
     text = item_text(item)
     content, clipped = excerpt(text)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(more or {})
     if item.get("type") == "function_call" and isinstance(item.get("call_id"), str):
         function = {"name": item.get("name"), "arguments": item.get("arguments")}
         extra["tool_calls"] = [{"id": item["call_id"], "type": "function", "function": function}]
