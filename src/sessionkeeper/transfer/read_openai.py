@@ -37,10 +37,7 @@ SESSION_TYPE = (
 )
 SESSIONS = "agent_sessions"
 MESSAGES = "agent_messages"
-KIND_NAMES = {
-    "openai-sqlite": "OpenAI Agents SQLiteSession",
-    "openai-sqlalchemy": "OpenAI Agents SQLAlchemySession",
-}
+WHAT = "an OpenAI Agents SDK session database (SQLiteSession, SQLAlchemySession)"
 
 _STRUCTURE_FIELDS = ("message_type", "user_turn_number", "branch_turn_number", "tool_name")
 _USAGE_FIELDS = (
@@ -68,10 +65,9 @@ class OpenAIImport:
     @classmethod
     async def open(cls, kind: str, source: Source, *, agent: str) -> OpenAIImport:
         try:
-            what = KIND_NAMES[kind]
-            await require_table(source, SESSIONS, {"session_id", "created_at", "updated_at"}, what)
+            await require_table(source, SESSIONS, {"session_id", "created_at", "updated_at"}, WHAT)
             await require_table(
-                source, MESSAGES, {"id", "session_id", "message_data", "created_at"}, what
+                source, MESSAGES, {"id", "session_id", "message_data", "created_at"}, WHAT
             )
             advanced = "message_structure" in await source.tables()
         except BaseException:

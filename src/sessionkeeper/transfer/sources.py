@@ -195,15 +195,16 @@ async def open_url(url: str) -> Source:
     raise InvalidInput(f"unsupported source URL {_safe_url(url)}: use sqlite:/// or postgresql://")
 
 
-async def require_table(source: Source, table: str, columns: set[str], kind: str) -> None:
-    """Refuse a source that lacks ``table`` or any of its ``columns``: not that kind."""
+async def require_table(source: Source, table: str, columns: set[str], what: str) -> None:
+    """Refuse a source that lacks ``table`` or any of its ``columns``: not ``what`` (e.g.
+    "an OpenAI Agents SDK session database")."""
     if table not in await source.tables():
-        raise InvalidInput(f"{source.label} has no table {table!r}: not a {kind} database")
+        raise InvalidInput(f"{source.label} has no table {table!r}: not {what}")
     missing = columns - await source.columns(table)
     if missing:
         raise InvalidInput(
-            f"{source.label}: table {table!r} lacks {', '.join(sorted(missing))}: "
-            f"not a {kind} table"
+            f"{source.label}: table {table!r} has no column {', '.join(sorted(missing))}: "
+            f"not {what}"
         )
 
 

@@ -1,0 +1,278 @@
+"""``import --from KIND``: other stores' databases, written by their own classes, imported.
+
+Every kind: the source database is made by the source library itself (the Agents SDK's
+``SQLiteSession`` / ``AdvancedSQLiteSession`` / ``SQLAlchemySession``, langchain-postgres'
+``PostgresChatMessageHistory`` …), imported into SQLite file, SQLite memory and PostgreSQL,
+and read back through the matching sessionkeeper integration: what it returns must equal what
+the source class returns, session by session; a second import adds nothing; a bad source is
+a clear error and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clitools import as_json, isolate_user, make_invoke
+from conftest import _admin, _pg_url_for
+from sessionkeeper.errors import InvalidInput, NotFound
+from sessionkeeper.store.core import Store
+from sessionkeeper.transfer.foreign import open_reader
+from sessionkeeper.transfer.imports import ImportSummary, run_foreign_import
+
+LONG = "long " * 25_000  # 125,000 characters: more than a message may hold
+
+
+def openai_conversations() -> dict[str, list[list[dict[str, Any]]]]:
+    """Sessions → batches of input items (each batch one add_items), every item kind."""
+    return {
+        "conv-1": [
+            [{"role": "user", "content": "Hello there, what is the weather in Zürich?"}],
+            [
+                {
+                    "type": "reasoning",
+                    "id": "rs_1",
+                    "summary": [{"type": "summary_text", "text": "look it up"}],
+                },
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_1",
+                    "name": "weather",
+                    "arguments": '{"city": "Zürich", "scale": 1e+16}',
+                    "status": "completed",
+                },
+                {"type": "function_call_output", "call_id": "call_1", "output": "sunny, -0.0 °C"},
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "Sunny 🌞", "annotations": []}],
+                },
+            ],
+        ],
+        "conv two / with spaces": [[{"role": "user", "content": "an id we cannot keep"}]],
+        "long": [
+            [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "input_text", "text": LONG}]},
+                {"role": "assistant", "content": "ok", "extra": {"n": 1.5e-7, "big": 2**70}},
+            ]
+        ],
+    }
+
+
+async def make_sqlite_session_db(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """A database written by the SDK's own SQLiteSession; returns get_items() per session."""
+    from agents import SQLiteSession
+
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for sid, batches in openai_conversations().items():
+        session = SQLiteSession(sid, str(path))
+        for batch in batches:
+            await session.add_items(batch)  # type: ignore[arg-type]
+        seen[sid] = list(await session.get_items())  # type: ignore[arg-type]
+        session.close()
+    return seen
+
+
+async def make_advanced_db(path: Path) -> tuple[dict[str, list[Any]], str]:
+    """A database written by AdvancedSQLiteSession, with a branch: items per (session,
+    branch) and the branch's name."""
+    from agents.extensions.memory import AdvancedSQLiteSession
+
+    adv = AdvancedSQLiteSession(session_id="adv", db_path=str(path), create_tables=True)
+    await adv.add_items([{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}])
+    await adv.add_items([{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}])
+    branch = await adv.create_branch_from_turn(2)
+    await adv.add_items([{"role": "user", "content": "q2, asked again"}])
+    main = list(await adv.get_items(branch_id="main"))
+    alt = list(await adv.get_items(branch_id=branch))
+    adv.close()
+    plain = AdvancedSQLiteSession(session_id="adv2", db_path=str(path), create_tables=True)
+    await plain.add_items([{"role": "user", "content": "just one"}])
+    fresh = AdvancedSQLiteSession(session_id="adv", db_path=str(path))
+    main_fresh = list(await fresh.get_items())  # what a new instance reads: main
+    fresh.close()
+    assert main_fresh == main
+    two = list(await plain.get_items())
+    plain.close()
+    return {"adv": main, f"adv:branch:{branch}": alt, "adv2": two}, branch
+
+
+async def import_from(store: Store, kind: str, source: str, **options: Any) -> ImportSummary:
+    reader = await open_reader(kind, source, **options)
+    try:
+        return await run_foreign_import(store, reader)
+    finally:
+        await reader.close()
+
+
+async def openai_items(store: Store, session_id: str) -> list[Any]:
+    from sessionkeeper.integrations.openai_agents import SessionkeeperSession
+
+    return list(await SessionkeeperSession(session_id, store=store).get_items())
+
+
+def stored_id(source_id: str, kind: str = "openai") -> str:
+    from sessionkeeper.transfer.records import database_id
+
+    return database_id(source_id, kind)
+
+
+# ── OpenAI Agents SDK ─────────────────────────────────────────────────────────
+
+
+async def test_openai_sqlite_session_imported_exactly(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "agents.db"
+    expected = await make_sqlite_session_db(source)
+    summary = await import_from(store, "openai-sqlite", str(source))
+    assert summary.failed == []
+    assert len(summary.imported) == 3
+    for sid, items in expected.items():
+        assert await openai_items(store, stored_id(sid)) == items, sid
+    # what the store made of them: ordinary sessions, searchable, with provenance
+    first = await store.get_session("conv-1")
+    assert first.session_type == "openai-agents"
+    assert first.title == "Hello there, what is the weather in Zürich?"
+    assert first.metadata["imported_from"] == {"kind": "openai-sqlite", "source_id": "conv-1"}
+    hashed = await store.get_session(stored_id("conv two / with spaces"))
+    assert hashed.metadata["imported_from"]["source_id"] == "conv two / with spaces"
+    hits = await store.search_messages("Zürich")
+    assert {h.session_id for h in hits} == {"conv-1"}
+    # the long item: an excerpt as content, the whole item kept, its full token count
+    long_messages = await store.get_messages(stored_id("long"))
+    assert len(long_messages[1].content) == 100_000
+    assert long_messages[1].token_count > 20_000
+    # a second import adds nothing
+    again = await import_from(store, "openai-sqlite", str(source))
+    assert again.imported == [] and len(again.skipped) == 3 and again.failed == []
+    assert (await store.get_stats()).total_messages == sum(len(v) for v in expected.values())
+
+
+async def test_openai_advanced_session_branches(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "advanced.db"
+    expected, branch = await make_advanced_db(source)
+    summary = await import_from(store, "openai-sqlite", str(source))
+    assert summary.failed == [] and len(summary.imported) == 3
+    for sid, items in expected.items():
+        assert await openai_items(store, stored_id(sid)) == items, sid
+    main = await store.get_session("adv")
+    assert [u["user_turn_number"] for u in main.metadata.get("openai_turn_usage", [])] in (
+        [],
+        [1, 2],
+    )
+    alt = await store.get_session(stored_id(f"adv:branch:{branch}"))
+    assert alt.metadata["openai_branch"] == {"session_id": "adv", "branch_id": branch}
+    message = (await store.get_messages("adv"))[2]
+    assert message.metadata["openai_structure"]["user_turn_number"] == 2
+    again = await import_from(store, "openai-sqlite", str(source))
+    assert again.imported == [] and len(again.skipped) == 3
+
+
+@pytest.fixture
+async def source_pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database to hold a source store's tables (the server the store
+    fixtures use: when it is not usable they skip, or fail under CI, before this runs)."""
+    name = f"sk_src_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    yield _pg_url_for(name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def check_openai_sqlalchemy(store: Store, url: str) -> None:
+    from agents.extensions.memory import SQLAlchemySession
+
+    expected: dict[str, list[Any]] = {}
+    for sid, batches in openai_conversations().items():
+        session = SQLAlchemySession.from_url(sid, url=url, create_tables=True)
+        for batch in batches:
+            await session.add_items(batch)  # type: ignore[arg-type]
+        expected[sid] = list(await session.get_items())
+        await session.engine.dispose()
+    summary = await import_from(store, "openai-sqlalchemy", url)
+    assert summary.failed == [] and len(summary.imported) == 3
+    for sid, items in expected.items():
+        assert await openai_items(store, stored_id(sid)) == items, sid
+    again = await import_from(store, "openai-sqlalchemy", url)
+    assert again.imported == [] and len(again.skipped) == 3
+
+
+async def test_openai_sqlalchemy_session_on_sqlite(store: Store, tmp_path: Path) -> None:
+    await check_openai_sqlalchemy(store, f"sqlite+aiosqlite:///{tmp_path / 'sa.db'}")
+
+
+async def test_openai_sqlalchemy_session_on_postgresql(store: Store, source_pg_url: str) -> None:
+    url = source_pg_url.replace("postgresql://", "postgresql+asyncpg://")
+    await check_openai_sqlalchemy(store, url)
+
+
+# ── bad sources ───────────────────────────────────────────────────────────────
+
+
+async def test_bad_sources_are_clear_errors_and_write_nothing(store: Store, tmp_path: Path) -> None:
+    missing = tmp_path / "absent.db"
+    with pytest.raises(NotFound, match="no such file"):
+        await open_reader("openai-sqlite", str(missing))
+    assert not missing.exists()  # never created by looking
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, just some text\n" * 100)
+    with pytest.raises(InvalidInput, match="not a SQLite database"):
+        await open_reader("openai-sqlite", str(text))
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE agent_sessions (session_id TEXT, created_at, updated_at)")
+    with pytest.raises(InvalidInput, match="no table 'agent_messages'"):
+        await open_reader("openai-sqlite", str(other))
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE agent_messages (id INTEGER, session_id TEXT)")
+    with pytest.raises(InvalidInput, match="has no column created_at, message_data"):
+        await open_reader("openai-sqlite", str(other))
+    with pytest.raises(InvalidInput, match="unknown --from kind"):
+        await open_reader("openai", str(other))
+    with pytest.raises(InvalidInput, match="needs --table"):
+        await open_reader("langchain-postgres", "postgresql://127.0.0.1/x")
+    with pytest.raises(InvalidInput, match="in-memory"):
+        await open_reader("openai-sqlalchemy", "sqlite+aiosqlite:///:memory:")
+    assert (await store.list_sessions()).total == 0
+
+
+def test_cli_import_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command: --dry-run counts, the import, a re-run adding 0 (as JSON), and a bad
+    source that exits with an error and does not even create the database file."""
+    isolate_user(tmp_path, monkeypatch)
+    source = tmp_path / "agents.db"
+    expected = asyncio.run(make_sqlite_session_db(source))
+    db = tmp_path / "store.db"
+    invoke = make_invoke(f"sqlite:///{db}")
+    args = ("import", "--from", "openai-sqlite", str(source))
+    assert as_json(invoke(*args, "--dry-run", "--json")) == {
+        "format": "openai-sqlite",
+        "source": str(source),
+        "dry_run": True,
+        "sessions": 3,
+        "messages": sum(len(v) for v in expected.values()),
+    }
+    assert not db.exists()
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "Imported 3 sessions" in first.stdout
+    second = as_json(invoke(*args, "--json"))
+    assert (second["imported_count"], second["skipped_count"]) == (0, 3)
+    other = tmp_path / "fresh.db"
+    bad = invoke(
+        "import", "--from", "openai-sqlite", str(tmp_path / "nope.db"), db=f"sqlite:///{other}"
+    )
+    assert bad.exit_code != 0
+    assert "no such file" in bad.stderr
+    assert not other.exists()
+    wrong = invoke("import", "--from", "openai-sqlite", str(db))  # our own store: not that kind
+    assert wrong.exit_code != 0
+    assert "no table 'agent_sessions'" in wrong.stderr
