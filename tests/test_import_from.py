@@ -276,3 +276,68 @@ def test_cli_import_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     wrong = invoke("import", "--from", "openai-sqlite", str(db))  # our own store: not that kind
     assert wrong.exit_code != 0
     assert "no table 'agent_sessions'" in wrong.stderr
+
+
+# ── LangChain (langchain-postgres) ───────────────────────────────────────────
+
+
+def langchain_histories() -> dict[str, list[Any]]:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    call = {"name": "weather", "args": {"city": "Zürich", "n": 1.5e-7}, "id": "call_1"}
+    return {
+        str(uuid.UUID(int=1)): [
+            SystemMessage(content="be brief"),
+            HumanMessage(content="What is the weather in Zürich?", id="h1"),
+            AIMessage(
+                content="",
+                tool_calls=[{**call, "type": "tool_call"}],
+                usage_metadata={"input_tokens": 10, "output_tokens": 3, "total_tokens": 13},
+                response_metadata={"model_name": "m"},
+            ),
+            ToolMessage(content="sunny", tool_call_id="call_1", name="weather"),
+            AIMessage(content=[{"type": "text", "text": "Sunny 🌞"}], additional_kwargs={"x": 1}),
+        ],
+        str(uuid.UUID(int=2)): [HumanMessage(content=LONG), AIMessage(content="ok")],
+    }
+
+
+async def test_langchain_postgres_history(store: Store, source_pg_url: str) -> None:
+    import psycopg
+    from langchain_postgres import PostgresChatMessageHistory
+
+    from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
+
+    table = "chat_history"
+    expected: dict[str, list[Any]] = {}
+    conn = psycopg.connect(source_pg_url)
+    try:
+        PostgresChatMessageHistory.create_tables(conn, table)
+        for sid, messages in langchain_histories().items():
+            history = PostgresChatMessageHistory(table, sid, sync_connection=conn)
+            history.add_messages(messages[:2])
+            history.add_messages(messages[2:])
+            expected[sid] = history.messages
+    finally:
+        conn.close()
+    summary = await import_from(store, "langchain-postgres", source_pg_url, table=table)
+    assert summary.failed == [] and len(summary.imported) == 2
+    for sid, messages in expected.items():
+        ours = SessionkeeperChatMessageHistory(sid, store=store)
+        assert await ours.aget_messages() == messages, sid
+    first = await store.get_session(str(uuid.UUID(int=1)))
+    assert first.session_type == "langchain"
+    assert first.title == "What is the weather in Zürich?"
+    assert [m.role for m in await store.get_messages(first.session_id)] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    again = await import_from(store, "langchain-postgres", source_pg_url, table=table)
+    assert again.imported == [] and len(again.skipped) == 2
+    with pytest.raises(InvalidInput, match="no table 'nope'"):
+        await open_reader("langchain-postgres", source_pg_url, table="nope")
+    with pytest.raises(NotFound, match="no such database"):
+        await open_reader("langchain-postgres", source_pg_url + "_absent", table=table)

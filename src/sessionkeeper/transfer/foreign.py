@@ -78,5 +78,6 @@ async def open_reader(
         from sessionkeeper.transfer import read_langchain, sources
 
         src = await sources.open_url(source)
-        return await read_langchain.LangchainImport.open(src, table, agent=agent)
+        reader: ForeignReader = await read_langchain.LangchainImport.open(src, table, agent=agent)
+        return reader
     raise InvalidInput(f"--from {kind} is not available yet")
