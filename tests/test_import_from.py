@@ -341,3 +341,109 @@ async def test_langchain_postgres_history(store: Store, source_pg_url: str) -> N
         await open_reader("langchain-postgres", source_pg_url, table="nope")
     with pytest.raises(NotFound, match="no such database"):
         await open_reader("langchain-postgres", source_pg_url + "_absent", table=table)
+
+
+# ── LangGraph checkpointers ───────────────────────────────────────────────────
+
+
+def langgraph_graph(checkpointer: Any, replies: list[str]) -> Any:
+    """chatbot → approval (interrupts when the reply asks to confirm: a pending write)."""
+    from langchain_core.language_models import FakeListChatModel
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.types import interrupt
+
+    model = FakeListChatModel(responses=replies)
+
+    def chatbot(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def approval(state: MessagesState) -> dict[str, Any]:
+        last = state["messages"][-1]
+        if "confirm" not in str(last.content):
+            return {}
+        decision = interrupt({"question": "Book it?", "draft": last.content})
+        return {"messages": [AIMessage(content=f"Booked: {decision}")]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chatbot", chatbot)
+    graph.add_node("approval", approval)
+    graph.add_edge(START, "chatbot")
+    graph.add_edge("chatbot", "approval")
+    graph.add_edge("approval", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+async def run_threads(saver: Any) -> None:
+    """Thread t1: two turns, the second interrupted (pending); t2: one turn with a resume."""
+    from langgraph.types import Command
+
+    g1 = langgraph_graph(saver, ["Hello, Zürich!", "I can book that: please confirm."])
+    t1 = {"configurable": {"thread_id": "t1"}}
+    await g1.ainvoke({"messages": [("user", "Hi there")]}, t1)
+    await g1.ainvoke({"messages": [("user", "Book me a trip")]}, t1)
+    g2 = langgraph_graph(saver, ["please confirm the order"])
+    t2 = {"configurable": {"thread_id": "t2"}}
+    await g2.ainvoke({"messages": [("user", "Order pizza")]}, t2)
+    await g2.ainvoke(Command(resume="yes"), t2)
+
+
+async def checkpoint_history(saver: Any, thread_id: str) -> list[tuple[Any, ...]]:
+    """What a saver's ``alist`` gives for a thread, comparable across savers."""
+    return [
+        (t.config, t.checkpoint, t.metadata, t.parent_config, t.pending_writes)
+        async for t in saver.alist({"configurable": {"thread_id": thread_id}})
+    ]
+
+
+async def check_langgraph(store: Store, kind: str, source: str, source_saver: Any) -> None:
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver
+
+    expected = {t: await checkpoint_history(source_saver, t) for t in ("t1", "t2")}
+    states = {
+        t: await langgraph_graph(source_saver, []).aget_state({"configurable": {"thread_id": t}})
+        for t in ("t1", "t2")
+    }
+    summary = await import_from(store, kind, source)
+    assert summary.failed == [] and sorted(summary.imported) == ["t1", "t2"]
+    ours = AsyncSessionkeeperSaver(store)
+    for thread_id, history in expected.items():
+        assert await checkpoint_history(ours, thread_id) == history, thread_id
+        state = await langgraph_graph(ours, []).aget_state(
+            {"configurable": {"thread_id": thread_id}}
+        )
+        assert state.values == states[thread_id].values
+        assert state.next == states[thread_id].next
+        assert state.config == states[thread_id].config
+        assert [i.value for i in state.interrupts] == [
+            i.value for i in states[thread_id].interrupts
+        ]
+    t1 = await store.get_session("t1")
+    assert t1.session_type == "langgraph" and t1.title == "Hi there"
+    assert [m.content for m in await store.get_messages("t1")] == [
+        "Hi there",
+        "Hello, Zürich!",
+        "Book me a trip",
+        "I can book that: please confirm.",
+    ]
+    assert t1.metadata["imported_from"] == {"kind": kind, "source_id": "t1"}
+    again = await import_from(store, kind, source)
+    assert again.imported == [] and len(again.skipped) == 2
+
+
+async def test_langgraph_sqlite_threads(store: Store, tmp_path: Path) -> None:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = tmp_path / "graph.db"
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await run_threads(saver)
+        await check_langgraph(store, "langgraph-sqlite", str(path), saver)
+
+
+async def test_langgraph_postgres_threads(store: Store, source_pg_url: str) -> None:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with AsyncPostgresSaver.from_conn_string(source_pg_url) as saver:
+        await saver.setup()
+        await run_threads(saver)
+        await check_langgraph(store, "langgraph-postgres", source_pg_url, saver)

@@ -80,4 +80,12 @@ async def open_reader(
         src = await sources.open_url(source)
         reader: ForeignReader = await read_langchain.LangchainImport.open(src, table, agent=agent)
         return reader
+    if kind in ("langgraph-sqlite", "langgraph-postgres"):
+        from sessionkeeper.transfer import read_langgraph, sources
+
+        src = await (
+            sources.open_file(source) if kind == "langgraph-sqlite" else sources.open_url(source)
+        )
+        graph: ForeignReader = await read_langgraph.LangGraphImport.open(kind, src, agent=agent)
+        return graph
     raise InvalidInput(f"--from {kind} is not available yet")

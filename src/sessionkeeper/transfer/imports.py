@@ -10,6 +10,7 @@ No Typer here: the CLI drives these functions and draws the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from sessionkeeper.models import Session
 from sessionkeeper.transfer.read_aria import AriaSessionImport, aria_current
 from sessionkeeper.transfer.read_jsonl import count_sessions, read_jsonl
 from sessionkeeper.transfer.read_openclaw import OpenClawImport
-from sessionkeeper.transfer.records import Failed, Item, Parsed, Skipped, Streamed
+from sessionkeeper.transfer.records import Failed, Item, Parsed, Replayed, Skipped, Streamed
 
 if TYPE_CHECKING:
     from sessionkeeper.store.core import Store
@@ -179,6 +180,8 @@ async def _take(
         summary.skipped.append(
             {"session_id": item.session_id, "source": item.source, "reason": item.reason}
         )
+    elif isinstance(item, Replayed):
+        await _replay(store, summary, item, replace)
     else:
         sid = item.session.session_id
         summary.warnings += [f"{sid}: {w}" for w in item.warnings]
@@ -203,6 +206,33 @@ async def _take(
     if progress is not None:
         session = getattr(item, "session", None)
         progress(session.session_id if isinstance(session, Session) else item.source)
+
+
+async def _replay(store: Store, summary: ImportSummary, item: Replayed, replace: bool) -> None:
+    """Write a ``Replayed`` session: skipped when it exists (unless ``replace``: deleted
+    first), removed again when its writing fails, so a session is imported whole or not."""
+    sid = item.session_id
+    if await store.session_exists(sid):
+        if not replace:
+            summary.skipped.append(
+                {
+                    "session_id": sid,
+                    "source": item.source,
+                    "reason": "already in the database (use --replace to overwrite)",
+                }
+            )
+            return
+        await store.delete_session(sid)
+    try:
+        messages = await item.write(store)
+    except SessionkeeperError as exc:
+        with contextlib.suppress(NotFound):
+            await store.delete_session(sid)
+        summary.failed.append({"session_id": sid, "source": item.source, "error": exc.message})
+        return
+    summary.warnings += [f"{sid}: {w}" for w in item.warnings]
+    summary.imported.append(sid)
+    summary.messages += messages
 
 
 async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:
