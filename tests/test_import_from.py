@@ -447,3 +447,118 @@ async def test_langgraph_postgres_threads(store: Store, source_pg_url: str) -> N
         await saver.setup()
         await run_threads(saver)
         await check_langgraph(store, "langgraph-postgres", source_pg_url, saver)
+
+
+# ── Google ADK (DatabaseSessionService) ───────────────────────────────────────
+
+
+async def fill_adk(service: Any) -> None:
+    """Two users of one app and another app: state in every scope, text, a function call
+    and its response with a state delta, binary data, actions."""
+    from google.adk.events.event import Event
+    from google.adk.events.event_actions import EventActions
+    from google.genai import types
+
+    s1 = await service.create_session(
+        app_name="travel",
+        user_id="ada",
+        session_id="trip-1",
+        state={"plan": "Oslo", "app:currency": "NOK", "user:name": "Ada"},
+    )
+    events = [
+        Event(
+            invocation_id="i1",
+            author="user",
+            content=types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")]),
+        ),
+        Event(
+            invocation_id="i1",
+            author="planner",
+            content=types.Content(
+                role="model",
+                parts=[types.Part.from_function_call(name="weather", args={"city": "Oslo"})],
+            ),
+        ),
+        Event(
+            invocation_id="i1",
+            author="planner",
+            content=types.Content(
+                role="user",
+                parts=[types.Part.from_function_response(name="weather", response={"t": -3.5})],
+            ),
+            actions=EventActions(state_delta={"last_city": "Oslo", "user:visits": 1}),
+        ),
+        Event(
+            invocation_id="i2",
+            author="user",
+            content=types.Content(
+                role="user",
+                parts=[types.Part.from_bytes(data=b"\x00\xffimg", mime_type="image/png")],
+            ),
+            actions=EventActions(artifact_delta={"file": 0}, escalate=True),
+        ),
+    ]
+    for event in events:
+        await service.append_event(s1, event)
+    s2 = await service.create_session(app_name="travel", user_id="bob", session_id="a b/c")
+    await service.append_event(
+        s2,
+        Event(
+            invocation_id="j",
+            author="user",
+            content=types.Content(role="user", parts=[types.Part(text="hello from Bob")]),
+            actions=EventActions(state_delta={"app:season": "winter"}),
+        ),
+    )
+    await service.create_session(app_name="other app", user_id="ada", session_id="empty")
+
+
+ADK_KEYS = [("travel", "ada", "trip-1"), ("travel", "bob", "a b/c"), ("other app", "ada", "empty")]
+
+
+async def check_adk(store: Store, url: str) -> None:
+    from google.adk.sessions import DatabaseSessionService
+
+    from sessionkeeper.integrations.adk import SessionkeeperSessionService
+
+    source = DatabaseSessionService(db_url=url)
+    await fill_adk(source)
+    expected = {}
+    for app, user, sid in ADK_KEYS:
+        expected[(app, user, sid)] = await source.get_session(
+            app_name=app, user_id=user, session_id=sid
+        )
+    user_states = {
+        u: await source.get_user_state(app_name="travel", user_id=u) for u in ("ada", "bob")
+    }
+    await source.close()
+    summary = await import_from(store, "adk", url)
+    assert summary.failed == [] and len(summary.imported) == 3
+    assert summary.messages == 5
+    ours = SessionkeeperSessionService(store)
+    for (app, user, sid), theirs in expected.items():
+        mine = await ours.get_session(app_name=app, user_id=user, session_id=sid)
+        assert mine is not None and theirs is not None
+        assert mine.events == theirs.events, sid
+        assert mine.state == theirs.state, sid
+        assert (mine.app_name, mine.user_id, mine.id) == (app, user, sid)
+    for u, state in user_states.items():
+        assert await ours.get_user_state(app_name="travel", user_id=u) == state
+    trip = await store.get_session("trip-1")
+    assert trip.session_type == "adk" and trip.title == "Weather in Oslo?"
+    assert [m.role for m in await store.get_messages("trip-1")] == [
+        "user",
+        "assistant",
+        "tool",
+        "user",
+    ]
+    again = await import_from(store, "adk", url)
+    assert again.imported == [] and len(again.skipped) == 3
+
+
+async def test_adk_database_on_sqlite(store: Store, tmp_path: Path) -> None:
+    await check_adk(store, f"sqlite+aiosqlite:///{tmp_path / 'adk.db'}")
+
+
+async def test_adk_database_on_postgresql(store: Store, source_pg_url: str) -> None:
+    await check_adk(store, source_pg_url.replace("postgresql://", "postgresql+asyncpg://"))

@@ -64,6 +64,8 @@ async def open_reader(
         raise InvalidInput(f"unknown --from kind {kind!r}: use {', '.join(FOREIGN_KINDS)}")
     if table is not None and kind != "langchain-postgres":
         raise InvalidInput("--table is for --from langchain-postgres only")
+    if kind == "adk" and agent is not None:
+        raise InvalidInput("--agent does not apply to --from adk: an ADK session's agent is its app")
     agent = agent or "main"
     if kind in ("openai-sqlite", "openai-sqlalchemy"):
         from sessionkeeper.transfer import read_openai, sources
@@ -88,4 +90,7 @@ async def open_reader(
         )
         graph: ForeignReader = await read_langgraph.LangGraphImport.open(kind, src, agent=agent)
         return graph
-    raise InvalidInput(f"--from {kind} is not available yet")
+    from sessionkeeper.transfer import read_adk, sources
+
+    adk: ForeignReader = await read_adk.AdkImport.open(await sources.open_url(source))
+    return adk

@@ -212,7 +212,14 @@ async def _replay(store: Store, summary: ImportSummary, item: Replayed, replace:
     """Write a ``Replayed`` session: skipped when it exists (unless ``replace``: deleted
     first), removed again when its writing fails, so a session is imported whole or not."""
     sid = item.session_id
-    if await store.session_exists(sid):
+
+    async def remove(store: Store) -> object:
+        await store.delete_session(sid)
+        return None
+
+    exists = item.exists or (lambda store: store.session_exists(sid))
+    drop = item.remove or remove
+    if await exists(store):
         if not replace:
             summary.skipped.append(
                 {
@@ -222,12 +229,12 @@ async def _replay(store: Store, summary: ImportSummary, item: Replayed, replace:
                 }
             )
             return
-        await store.delete_session(sid)
+        await drop(store)
     try:
         messages = await item.write(store)
     except SessionkeeperError as exc:
         with contextlib.suppress(NotFound):
-            await store.delete_session(sid)
+            await drop(store)
         summary.failed.append({"session_id": sid, "source": item.source, "error": exc.message})
         return
     summary.warnings += [f"{sid}: {w}" for w in item.warnings]

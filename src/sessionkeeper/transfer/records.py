@@ -235,6 +235,10 @@ class Replayed:
     write: Callable[[Any], Awaitable[int]]
     source: str
     warnings: list[str] = field(default_factory=list)
+    # Whether it is there already, and how to remove it (default: the store session
+    # ``session_id``); an integration that keys its sessions otherwise (ADK) says its own.
+    exists: Callable[[Any], Awaitable[bool]] | None = None
+    remove: Callable[[Any], Awaitable[object]] | None = None
 
 
 Item = Parsed | Streamed | Failed | Skipped | Replayed
