@@ -13,20 +13,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clitools import as_json, isolate_user, make_invoke
-from conftest import _admin, _pg_url_for
+from conftest import _admin, _pg_url_for, _reset_pg
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.store.core import Store
 from sessionkeeper.transfer.foreign import open_reader
 from sessionkeeper.transfer.imports import ImportSummary, run_foreign_import
 
-LONG = "long " * 25_000  # 125,000 characters: more than a message may hold
+LONG = "long " * 20_001  # 100,005 characters: more than a message may hold
 
 
 def openai_conversations() -> dict[str, list[list[dict[str, Any]]]]:
@@ -177,14 +177,21 @@ async def test_openai_advanced_session_branches(store: Store, tmp_path: Path) ->
     assert again.imported == [] and len(again.skipped) == 3
 
 
-@pytest.fixture
-async def source_pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database to hold a source store's tables (the server the store
-    fixtures use: when it is not usable they skip, or fail under CI, before this runs)."""
+@pytest.fixture(scope="session")
+def source_pg_database(pg_database_url: str) -> Iterator[str]:
+    """A PostgreSQL database beside the store's, for a source store's tables (created once a
+    run: after ``pg_database_url``, which skips or fails loudly when PostgreSQL is absent)."""
     name = f"sk_src_{uuid.uuid4().hex[:10]}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     yield _pg_url_for(name)
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def source_pg_url(source_pg_database: str) -> str:
+    """The source database, emptied."""
+    await _reset_pg(source_pg_database)
+    return source_pg_database
 
 
 async def check_openai_sqlalchemy(store: Store, url: str) -> None:
