@@ -11,6 +11,7 @@ a clear error and writes nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -569,3 +570,55 @@ async def test_adk_database_on_sqlite(store: Store, tmp_path: Path) -> None:
 
 async def test_adk_database_on_postgresql(store: Store, source_pg_url: str) -> None:
     await check_adk(store, source_pg_url.replace("postgresql://", "postgresql+asyncpg://"))
+
+
+def test_cli_progress_bar_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, an import of many sessions draws Rich's progress bar (on stderr)."""
+    import sys
+
+    import pexpect
+
+    from clitools import subprocess_env
+
+    env = subprocess_env(isolate_user(tmp_path, monkeypatch), TERM="xterm", COLUMNS="100")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    source = tmp_path / "many.db"
+    with sqlite3.connect(source) as conn:  # the SDK's schema, filled in bulk
+        conn.execute(
+            "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, "
+            "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+            "updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
+        )
+        conn.execute(
+            "CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT,"
+            " message_data TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
+        )
+        for n in range(400):
+            conn.execute("INSERT INTO agent_sessions (session_id) VALUES (?)", (f"s{n}",))
+            item = json.dumps({"role": "user", "content": f"message {n}"})
+            conn.executemany(
+                "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                [(f"s{n}", item)] * 5,
+            )
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "sessionkeeper",
+            "--db",
+            f"sqlite:///{tmp_path / 'store.db'}",
+            "import",
+            "--from",
+            "openai-sqlite",
+            str(source),
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    output = child.before or ""
+    assert child.exitstatus == 0, output
+    assert "Importing openai-sqlite" in output
+    assert "Imported 400 sessions (2000 messages)" in output
