@@ -622,3 +622,47 @@ def test_cli_progress_bar_on_a_terminal(tmp_path: Path, monkeypatch: pytest.Monk
     assert child.exitstatus == 0, output
     assert "Importing openai-sqlite" in output
     assert "Imported 400 sessions (2000 messages)" in output
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Import from other stores" commands that need no server, as written."""
+    import re
+    import subprocess
+    import sys
+
+    from clitools import subprocess_env
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n#### Import from other stores\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    commands = [
+        line.split("#", 1)[0].split()
+        for line in block.group(1).splitlines()
+        if "--from openai-sqlite" in line
+    ]
+    assert len(commands) == 3
+    expected = asyncio.run(make_sqlite_session_db(tmp_path / "agents.db"))
+    env = subprocess_env(
+        isolate_user(tmp_path, monkeypatch),
+        SESSIONKEEPER_DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"),
+    )
+    outputs = []
+    for argv in commands:
+        assert argv[0] == "sessionkeeper"
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionkeeper", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(" ".join(done.stdout.split()))
+    messages = sum(len(v) for v in expected.values())
+    assert f"Would import 3 sessions ({messages} messages)" in outputs[0]
+    assert f"Imported 3 sessions ({messages} messages)" in outputs[1]
+    assert "Imported 0 sessions (0 messages)" in outputs[2] and "skipped 3" in outputs[2]
