@@ -214,7 +214,8 @@ def _import_foreign(
     the store is, so a bad source changes nothing, not even an absent database file."""
     import asyncio
 
-    from sessionkeeper.transfer.foreign import Counts, open_reader
+    from sessionkeeper.transfer.foreign import open_reader
+    from sessionkeeper.transfer.foreign_reader import Counts
     from sessionkeeper.transfer.imports import run_foreign_import
 
     async def survey() -> tuple[str, Counts]:

@@ -13,14 +13,8 @@ rewrites it). The source's identity is also kept in the session's metadata under
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
-
 from sessionkeeper.errors import InvalidInput
-from sessionkeeper.transfer.records import Item
-
-Count = Callable[[str], int]
+from sessionkeeper.transfer.foreign_reader import ForeignReader
 
 FOREIGN_KINDS = (
     "openai-sqlite",
@@ -30,29 +24,6 @@ FOREIGN_KINDS = (
     "langgraph-postgres",
     "adk",
 )
-
-
-@dataclass
-class Counts:
-    """What a source holds: conversations, and the rows each becomes (``--dry-run``)."""
-
-    sessions: int = 0
-    messages: int = 0
-    other: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, int]:
-        return {"sessions": self.sessions, "messages": self.messages, **self.other}
-
-
-class ForeignReader(Protocol):
-    kind: str
-    label: str
-
-    async def count(self) -> Counts: ...
-
-    def items(self, count: Count) -> AsyncIterator[Item]: ...
-
-    async def close(self) -> None: ...
 
 
 async def open_reader(
@@ -65,7 +36,9 @@ async def open_reader(
     if table is not None and kind != "langchain-postgres":
         raise InvalidInput("--table is for --from langchain-postgres only")
     if kind == "adk" and agent is not None:
-        raise InvalidInput("--agent does not apply to --from adk: an ADK session's agent is its app")
+        raise InvalidInput(
+            "--agent does not apply to --from adk: an ADK session's agent is its app"
+        )
     agent = agent or "main"
     if kind in ("openai-sqlite", "openai-sqlalchemy"):
         from sessionkeeper.transfer import read_openai, sources

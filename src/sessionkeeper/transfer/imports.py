@@ -27,7 +27,7 @@ from sessionkeeper.transfer.records import Failed, Item, Parsed, Replayed, Skipp
 
 if TYPE_CHECKING:
     from sessionkeeper.store.core import Store
-    from sessionkeeper.transfer.foreign import ForeignReader
+    from sessionkeeper.transfer.foreign_reader import ForeignReader
 
 IMPORT_FORMATS = ("jsonl", "openclaw", "aria-session")
 

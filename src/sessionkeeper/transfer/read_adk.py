@@ -26,7 +26,7 @@ from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.integrations._common import auto_title, excerpt, keep_whole
 from sessionkeeper.models import LABEL_RE, NewMessage
 from sessionkeeper.store.adk import EVENT_KEY, AdkKey, Scopes
-from sessionkeeper.transfer.foreign import Count, Counts
+from sessionkeeper.transfer.foreign_reader import Count, Counts
 from sessionkeeper.transfer.records import Failed, Item, Replayed
 from sessionkeeper.transfer.sources import Source, require_table, to_time
 

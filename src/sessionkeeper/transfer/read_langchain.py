@@ -18,7 +18,7 @@ from typing import Any
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.integrations._common import auto_title, missing_framework
 from sessionkeeper.models import Message, Session
-from sessionkeeper.transfer.foreign import Count, Counts
+from sessionkeeper.transfer.foreign_reader import Count, Counts
 from sessionkeeper.transfer.records import Failed, Item, Parsed, database_id
 from sessionkeeper.transfer.sources import Source, quoted, require_table, to_time
 

@@ -28,7 +28,7 @@ from typing import Any
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
 from sessionkeeper.integrations._common import missing_framework
 from sessionkeeper.models import SESSION_ID_RE
-from sessionkeeper.transfer.foreign import Count, Counts
+from sessionkeeper.transfer.foreign_reader import Count, Counts
 from sessionkeeper.transfer.records import Failed, Item, Replayed
 from sessionkeeper.transfer.sources import Row, Source, require_table
 

@@ -28,7 +28,7 @@ from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.integrations._common import auto_title
 from sessionkeeper.integrations.openai_items import item_row
 from sessionkeeper.models import Message, Session
-from sessionkeeper.transfer.foreign import Count, Counts
+from sessionkeeper.transfer.foreign_reader import Count, Counts
 from sessionkeeper.transfer.records import Failed, Item, Parsed, database_id
 from sessionkeeper.transfer.sources import Row, Source, require_table, to_time
 
