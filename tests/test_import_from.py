@@ -84,6 +84,22 @@ async def make_sqlite_session_db(path: Path) -> dict[str, list[dict[str, Any]]]:
     return seen
 
 
+async def add_unreadable_row(path: Path, session_id: str) -> list[Any]:
+    """A row the SDK skips on read (not JSON) in ``session_id``; its get_items() after."""
+    from agents import SQLiteSession
+
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+            (session_id, "{truncated"),
+        )
+    conn.close()
+    session = SQLiteSession(session_id, str(path))
+    items = list(await session.get_items())
+    session.close()
+    return items
+
+
 async def make_advanced_db(path: Path) -> tuple[dict[str, list[Any]], str]:
     """A database written by AdvancedSQLiteSession, with a branch: items per (session,
     branch) and the branch's name."""
@@ -134,9 +150,16 @@ def stored_id(source_id: str, kind: str = "openai") -> str:
 async def test_openai_sqlite_session_imported_exactly(store: Store, tmp_path: Path) -> None:
     source = tmp_path / "agents.db"
     expected = await make_sqlite_session_db(source)
+    expected["long"] = await add_unreadable_row(source, "long")
     summary = await import_from(store, "openai-sqlite", str(source))
     assert summary.failed == []
     assert len(summary.imported) == 3
+    assert summary.warnings == [
+        "long: 1 row(s) that are not a JSON item (the SDK skips them) kept in metadata "
+        "openai_unreadable"
+    ]
+    kept = (await store.get_session("long")).metadata["openai_unreadable"]
+    assert [row["message_data"] for row in kept] == ["{truncated"]
     for sid, items in expected.items():
         assert await openai_items(store, stored_id(sid)) == items, sid
     # what the store made of them: ordinary sessions, searchable, with provenance
@@ -155,7 +178,8 @@ async def test_openai_sqlite_session_imported_exactly(store: Store, tmp_path: Pa
     # a second import adds nothing
     again = await import_from(store, "openai-sqlite", str(source))
     assert again.imported == [] and len(again.skipped) == 3 and again.failed == []
-    assert (await store.get_stats()).total_messages == sum(len(v) for v in expected.values())
+    stats = await store.get_stats()
+    assert stats.total_messages == sum(len(v) for v in expected.values())
 
 
 async def test_openai_advanced_session_branches(store: Store, tmp_path: Path) -> None:
@@ -666,3 +690,58 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert f"Would import 3 sessions ({messages} messages)" in outputs[0]
     assert f"Imported 3 sessions ({messages} messages)" in outputs[1]
     assert "Imported 0 sessions (0 messages)" in outputs[2] and "skipped 3" in outputs[2]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("openai-sqlite", "no table 'agent_sessions'"),
+        ("langgraph-sqlite", "no table 'checkpoints': not a LangGraph SqliteSaver database"),
+        (
+            "adk",
+            "table 'sessions' has no column app_name, id, state, update_time: "
+            "not a Google ADK DatabaseSessionService database",
+        ),
+        ("openai-sqlalchemy", "no table 'agent_sessions'"),
+    ],
+)
+async def test_a_database_of_another_kind_is_refused(
+    store: Store, tmp_path: Path, kind: str, message: str
+) -> None:
+    """Each reader refuses a real database that is not its kind (here: a sessionkeeper
+    store with sessions) and writes nothing."""
+    other = tmp_path / "sessionkeeper.db"
+    mine = await Store.open(f"sqlite:///{other}")
+    await mine.create_session(session_id="not-a-source")
+    await mine.close()
+    url_kinds = ("adk", "openai-sqlalchemy")
+    source = f"sqlite:///{other}" if kind in url_kinds else str(other)
+    with pytest.raises(InvalidInput, match=message):
+        await open_reader(kind, source)
+    assert (await store.list_sessions()).total == 0
+
+
+async def test_postgres_sources_of_another_kind_are_refused(
+    store: Store, source_pg_url: str
+) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(source_pg_url)
+    await conn.execute("CREATE TABLE checkpoints (thread_id text, checkpoint_ns text)")
+    await conn.execute(
+        "CREATE TABLE events (id text, app_name text, user_id text, session_id text, actions bytea)"
+    )
+    await conn.execute(
+        "CREATE TABLE sessions (app_name text, user_id text, id text, state text,"
+        " update_time timestamp)"
+    )
+    await conn.close()
+    with pytest.raises(InvalidInput, match="'checkpoints' has no column checkpoint, checkpoint_id"):
+        await open_reader("langgraph-postgres", source_pg_url)
+    with pytest.raises(InvalidInput, match="ADK's old v0 schema"):
+        await open_reader("adk", source_pg_url.replace("postgresql://", "postgresql+asyncpg://"))
+    with pytest.raises(InvalidInput, match="no table 'agent_sessions'"):
+        await open_reader("openai-sqlalchemy", source_pg_url)
+    with pytest.raises(InvalidInput, match="no table 'history'"):
+        await open_reader("langchain-postgres", source_pg_url, table="history")
+    assert (await store.list_sessions()).total == 0
