@@ -167,6 +167,10 @@ def import_(
     Exit code 1 when some sessions failed (the others are imported).
     """
     if from_ is not None:
+        if fmt is not None:
+            from sessionkeeper.errors import InvalidInput
+
+            raise InvalidInput("give --format (a file import) or --from (another store), not both")
         _import_foreign(from_, source, table, agent, replace, dry_run, as_json)
         return
     from sessionkeeper.errors import InvalidInput
