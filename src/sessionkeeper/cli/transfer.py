@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -109,7 +109,13 @@ def export(
 
 @app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="A JSONL file ('-' for stdin) or a directory.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A JSONL file ('-' for stdin) or a directory; with --from, the other "
+            "store's database file or URL."
+        ),
+    ],
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -119,30 +125,60 @@ def import_(
             "default: guessed from the source.",
         ),
     ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="KIND",
+            help="Import from another store's database: openai-sqlite FILE, "
+            "openai-sqlalchemy URL, langchain-postgres URL (with --table), "
+            "langgraph-sqlite FILE, langgraph-postgres URL, adk URL.",
+        ),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", help="--from langchain-postgres: the history table."),
+    ] = None,
     agent: Annotated[
         str | None,
         typer.Option(
             "--agent",
             "-a",
-            help="jsonl/openclaw: import only this agent; aria-session: the agent to use "
-            "(default main).",
+            help="jsonl/openclaw: import only this agent; aria-session and --from: the agent "
+            "to use (default main).",
         ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite sessions that already exist.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="--from: count what the source holds, import nothing."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import sessions (JSONL, OpenClaw, aria-session).
+    """Import sessions (JSONL, OpenClaw, aria-session, or another store's database).
 
-    Sources: a sessionkeeper JSONL export, an OpenClaw agents root, an aria-session cache.
-    Existing sessions are skipped (idempotent) unless --replace.
+    Sources: a sessionkeeper JSONL export, an OpenClaw agents root, an aria-session cache;
+    with --from KIND, the database of another session store (OpenAI Agents SDK, LangChain
+    Postgres, LangGraph checkpointers, Google ADK), read directly. Existing sessions are
+    skipped (idempotent: a re-run adds nothing) unless --replace.
 
     Exit code 1 when some sessions failed (the others are imported).
     """
+    if from_ is not None:
+        if fmt is not None:
+            from sessionkeeper.errors import InvalidInput
+
+            raise InvalidInput("give --format (a file import) or --from (another store), not both")
+        _import_foreign(from_, source, table, agent, replace, dry_run, as_json)
+        return
+    from sessionkeeper.errors import InvalidInput
     from sessionkeeper.transfer.imports import plan_import, run_import
 
-    plan = plan_import(source, fmt, agent=agent)
+    if table is not None or dry_run:
+        raise InvalidInput("--table and --dry-run go with --from")
+    plan = plan_import(Path(source), fmt, agent=agent)
     show_progress = (
         not as_json
         and sys.stderr.isatty()
@@ -152,16 +188,75 @@ def import_(
     async def go(store: Store) -> ImportSummary:
         if not show_progress:
             return await run_import(store, plan, replace=replace)
-        from rich.progress import MofNCompleteColumn, Progress
-
-        columns = [*Progress.get_default_columns(), MofNCompleteColumn()]
-        with Progress(*columns, console=out.err_console(), transient=True) as bar:
-            task = bar.add_task(f"Importing {plan.format}", total=plan.total)
-            return await run_import(
-                store, plan, replace=replace, progress=lambda _name: bar.advance(task)
-            )
+        with _progress_bar(f"Importing {plan.format}", plan.total) as advance:
+            return await run_import(store, plan, replace=replace, progress=advance)
 
     summary = common.run(go, create=True)
+    _finish(summary, as_json)
+
+
+@contextlib.contextmanager
+def _progress_bar(title: str, total: int | None) -> Iterator[Callable[[str], None]]:
+    from rich.progress import MofNCompleteColumn, Progress
+
+    columns = [*Progress.get_default_columns(), MofNCompleteColumn()]
+    with Progress(*columns, console=out.err_console(), transient=True) as bar:
+        task = bar.add_task(title, total=total)
+        yield lambda _name: bar.advance(task)
+
+
+def _import_foreign(
+    kind: str,
+    source: str,
+    table: str | None,
+    agent: str | None,
+    replace: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """``import --from KIND SOURCE``: the source is opened and checked (and counted) before
+    the store is, so a bad source changes nothing, not even an absent database file."""
+    import asyncio
+
+    from sessionkeeper.transfer.foreign import open_reader
+    from sessionkeeper.transfer.foreign_reader import Counts
+    from sessionkeeper.transfer.imports import run_foreign_import
+
+    async def survey() -> tuple[str, Counts]:
+        reader = await open_reader(kind, source, table=table, agent=agent)
+        try:
+            return reader.label, await reader.count()
+        finally:
+            await reader.close()
+
+    label, counts = asyncio.run(survey())
+    if dry_run:
+        if as_json:
+            out.emit_json({"format": kind, "source": label, "dry_run": True, **counts.to_dict()})
+        else:
+            extra = "".join(f", {n} {k.replace('_', ' ')}" for k, n in counts.other.items())
+            out.plain(
+                f"Would import {out.plural(counts.sessions, 'session')} "
+                f"({out.plural(counts.messages, 'message')}{extra}) from {label} [{kind}]; "
+                "sessions already in the database are skipped"
+            )
+        return
+    show_progress = not as_json and sys.stderr.isatty() and counts.sessions >= PROGRESS_MIN_ITEMS
+
+    async def go(store: Store) -> ImportSummary:
+        reader = await open_reader(kind, source, table=table, agent=agent)
+        try:
+            if not show_progress:
+                return await run_foreign_import(store, reader, replace=replace)
+            with _progress_bar(f"Importing {kind}", counts.sessions) as advance:
+                return await run_foreign_import(store, reader, replace=replace, progress=advance)
+        finally:
+            await reader.close()
+
+    _finish(common.run(go, create=True), as_json)
+
+
+def _finish(summary: ImportSummary, as_json: bool) -> None:
     if summary.current and common.current_id(required=False) is None:
         common.remember(summary.current)
     if as_json:

@@ -30,7 +30,7 @@ chat-style ``tool_calls`` / ``tool_call_id`` in metadata, so ``max_tokens`` wind
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.bridge import run_blocking, run_read
@@ -100,6 +100,13 @@ def message_text(message: BaseMessage) -> str:
 
 
 def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
+    """The store message for a LangChain message (see the module docstring)."""
+    return message_row(message, lambda text: count_tokens(store, text))
+
+
+def message_row(message: BaseMessage, count: Callable[[str], int]) -> dict[str, Any]:
+    """``to_row`` with the tokens of an excerpted text counted by ``count`` (no Store
+    needed: the importer of langchain-postgres tables uses it)."""
     if not isinstance(message, BaseMessage):
         raise TypeError(f"expected a LangChain BaseMessage, got {type(message)!r}")
     role = message_role(message)
@@ -126,7 +133,7 @@ def to_row(store: Store, message: BaseMessage) -> dict[str, Any]:
     metadata = keep_whole("message", message_to_dict(message), extra)
     row: dict[str, Any] = {"role": role, "content": content, "metadata": metadata}
     if clipped:
-        row["token_count"] = count_tokens(store, text)
+        row["token_count"] = count(text)
     return row
 
 

@@ -34,11 +34,17 @@ from sessionkeeper.integrations._binding import BoundSession, StoreSource
 from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
     count_tokens,
-    excerpt,
     finish,
-    keep_whole,
     missing_framework,
     read_whole,
+)
+from sessionkeeper.integrations.openai_items import (
+    call_key,
+    is_output,
+    item_role,
+    item_row,
+    item_text,
+    output_key,
 )
 
 try:
@@ -56,132 +62,10 @@ __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 
 SESSION_TYPE = "openai-agents"
 
-_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
-# Output items whose type does not end in "_output".
-_OUTPUT_TYPES = frozenset({"mcp_approval_response"})
-# Fields that hold no searchable text (ids, opaque or binary payloads).
-_OPAQUE = frozenset(
-    {"id", "type", "status", "encrypted_content", "result", "image_url", "file_data", "file_id"}
-)
-_PART_LABELS = {"input_image": "[image]", "input_audio": "[audio]"}
-
-
-def _is_output(item: Mapping[str, Any]) -> bool:
-    kind = item.get("type")
-    return isinstance(kind, str) and (kind.endswith("_output") or kind in _OUTPUT_TYPES)
-
-
-def item_role(item: Mapping[str, Any]) -> str:
-    """The store role of an input item: user | system | assistant | tool."""
-    role = item.get("role")
-    if isinstance(role, str) and role in _ROLES:
-        return _ROLES[role]
-    return "tool" if _is_output(item) else "assistant"
-
-
-def _parts_text(parts: Iterable[Any]) -> str:
-    pieces: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            pieces.append(part)
-        elif isinstance(part, Mapping):
-            for key in ("text", "refusal"):
-                value = part.get(key)
-                if isinstance(value, str):
-                    pieces.append(value)
-                    break
-            else:
-                kind = part.get("type")
-                if kind == "input_file":
-                    name = part.get("filename")
-                    pieces.append(f"[file {name}]" if isinstance(name, str) else "[file]")
-                elif isinstance(kind, str) and kind in _PART_LABELS:
-                    pieces.append(_PART_LABELS[kind])
-    return "\n".join(pieces)
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return _parts_text(value)
-    return ""
-
-
-def _leaves(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        if value:
-            out.append(value)
-    elif isinstance(value, Mapping):
-        for key, child in value.items():
-            if key not in _OPAQUE:
-                _leaves(child, out)
-    elif isinstance(value, list):
-        for child in value:
-            _leaves(child, out)
-
-
-def item_text(item: Mapping[str, Any]) -> str:
-    """The searchable text of an input item: what a reader (or the model) would read in it."""
-    if "content" in item and item.get("type") in (None, "message"):
-        return _value_text(item.get("content"))
-    kind = item.get("type")
-    if kind in ("function_call", "custom_tool_call"):
-        arguments = item.get("arguments", item.get("input", ""))
-        return f"{item.get('name', '')}({arguments if isinstance(arguments, str) else ''})"
-    if kind == "reasoning":
-        return "\n".join(
-            text for key in ("summary", "content") if (text := _value_text(item.get(key)))
-        )
-    if _is_output(item) and "output" in item:
-        output = item.get("output")
-        text = _value_text(output)
-        if text or isinstance(output, str | list):
-            return text
-    leaves: list[str] = []
-    _leaves(item, leaves)
-    return "\n".join(leaves)
-
-
-def _call_key(item: Mapping[str, Any]) -> str | None:
-    """What ties a call to its output: the call's ``call_id`` (an MCP approval request's id)."""
-    call_id = item.get("call_id")
-    if isinstance(call_id, str):
-        return call_id
-    if item.get("type") == "mcp_approval_request" and isinstance(item.get("id"), str):
-        return cast(str, item["id"])
-    return None
-
-
-def _output_key(item: Mapping[str, Any]) -> str | None:
-    key = item.get("call_id", item.get("approval_request_id"))
-    return key if isinstance(key, str) else None
-
 
 def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
     """The store message for one input item (see the module docstring)."""
-    if not isinstance(item, Mapping):
-        raise TypeError(f"session items must be dicts (TResponseInputItem), got {type(item)!r}")
-    data = cast(Mapping[str, Any], item)
-    role = item_role(data)
-    text = item_text(data)
-    content, clipped = excerpt(text)
-    extra: dict[str, Any] = {}
-    if data.get("type") == "function_call" and isinstance(data.get("call_id"), str):
-        function = {"name": data.get("name"), "arguments": data.get("arguments")}
-        extra["tool_calls"] = [{"id": data["call_id"], "type": "function", "function": function}]
-    elif role == "tool" and (key := _output_key(data)) is not None:
-        extra["tool_call_id"] = key
-    if clipped:
-        extra["excerpt"] = True
-    row: dict[str, Any] = {
-        "role": role,
-        "content": content,
-        "metadata": keep_whole("item", item, extra),
-    }
-    if clipped:
-        row["token_count"] = count_tokens(store, text)
-    return row
+    return item_row(cast(Mapping[str, Any], item), lambda text: count_tokens(store, text))
 
 
 def to_item(message: Message) -> TResponseInputItem:
@@ -379,9 +263,9 @@ class SessionkeeperSession(BoundSession):
             unit_cost += message.token_count + MESSAGE_OVERHEAD_TOKENS
             if used + unit_cost > max_tokens:
                 return _items_oldest_first(taken)
-            if _is_output(item) and (key := _output_key(item)) is not None:
+            if is_output(item) and (key := output_key(item)) is not None:
                 waiting.add(key)
-            elif (key := _call_key(item)) is not None:
+            elif (key := call_key(item)) is not None:
                 waiting.discard(key)
         if unit and used + unit_cost <= max_tokens:
             taken.extend(unit)  # includes outputs whose call is gone: the SDK drops those

@@ -3,12 +3,14 @@
 ``plan_import`` picks the reader for a path (``read_jsonl``, ``read_openclaw``, ``read_aria``);
 ``run_import`` writes every session it yields through ``Store.import_session`` (rows verbatim:
 seq, timestamps, token counts as given; idempotent by session id, an existing session is
-skipped unless ``replace``). One bad session never stops the others.
+skipped unless ``replace``); ``run_foreign_import`` does the same for another store's database
+(``foreign.py``). One bad session never stops the others.
 No Typer here: the CLI drives these functions and draws the progress bar.
 """
 
 from __future__ import annotations
 
+import contextlib
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +23,11 @@ from sessionkeeper.models import Session
 from sessionkeeper.transfer.read_aria import AriaSessionImport, aria_current
 from sessionkeeper.transfer.read_jsonl import count_sessions, read_jsonl
 from sessionkeeper.transfer.read_openclaw import OpenClawImport
-from sessionkeeper.transfer.records import Failed, Item, Parsed, Skipped, Streamed
+from sessionkeeper.transfer.records import Failed, Item, Parsed, Replayed, Skipped, Streamed
 
 if TYPE_CHECKING:
     from sessionkeeper.store.core import Store
+    from sessionkeeper.transfer.foreign_reader import ForeignReader
 
 IMPORT_FORMATS = ("jsonl", "openclaw", "aria-session")
 
@@ -141,43 +144,102 @@ async def run_import(
     """Write every session of ``plan``; one bad session never stops the others."""
     summary = ImportSummary(format=plan.format, source=str(plan.path))
     for item in plan.items(store.tokenizer.count):
-        if isinstance(item, Failed):
-            summary.failed.append(
-                {"session_id": item.session_id, "source": item.source, "error": item.error}
-            )
-        elif isinstance(item, Skipped):
-            summary.skipped.append(
-                {"session_id": item.session_id, "source": item.source, "reason": item.reason}
-            )
-        else:
-            sid = item.session.session_id
-            summary.warnings += [f"{sid}: {w}" for w in item.warnings]
-            try:
-                done = await _write(store, item, replace)
-            except SessionkeeperError as exc:
-                summary.failed.append(
-                    {"session_id": sid, "source": item.source, "error": exc.message}
-                )
-            else:
-                if done:
-                    summary.imported.append(sid)
-                    summary.messages += (
-                        item.message_count if isinstance(item, Streamed) else len(item.messages)
-                    )
-                else:
-                    summary.skipped.append(
-                        {
-                            "session_id": sid,
-                            "source": item.source,
-                            "reason": "already in the database (use --replace to overwrite)",
-                        }
-                    )
-        if progress is not None:
-            session = getattr(item, "session", None)
-            progress(session.session_id if isinstance(session, Session) else item.source)
+        await _take(store, summary, item, replace, progress)
     if plan.format == "aria-session":
         summary.current = aria_current(plan.path)
     return summary
+
+
+async def run_foreign_import(
+    store: Store,
+    reader: ForeignReader,
+    *,
+    replace: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ImportSummary:
+    """``run_import`` for another store's database (``import --from KIND``)."""
+    summary = ImportSummary(format=reader.kind, source=reader.label)
+    async for item in reader.items(store.tokenizer.count):
+        await _take(store, summary, item, replace, progress)
+    return summary
+
+
+async def _take(
+    store: Store,
+    summary: ImportSummary,
+    item: Item,
+    replace: bool,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Write one item (or record why not) in ``summary``."""
+    if isinstance(item, Failed):
+        summary.failed.append(
+            {"session_id": item.session_id, "source": item.source, "error": item.error}
+        )
+    elif isinstance(item, Skipped):
+        summary.skipped.append(
+            {"session_id": item.session_id, "source": item.source, "reason": item.reason}
+        )
+    elif isinstance(item, Replayed):
+        await _replay(store, summary, item, replace)
+    else:
+        sid = item.session.session_id
+        summary.warnings += [f"{sid}: {w}" for w in item.warnings]
+        try:
+            done = await _write(store, item, replace)
+        except SessionkeeperError as exc:
+            summary.failed.append({"session_id": sid, "source": item.source, "error": exc.message})
+        else:
+            if done:
+                summary.imported.append(sid)
+                summary.messages += (
+                    item.message_count if isinstance(item, Streamed) else len(item.messages)
+                )
+            else:
+                summary.skipped.append(
+                    {
+                        "session_id": sid,
+                        "source": item.source,
+                        "reason": "already in the database (use --replace to overwrite)",
+                    }
+                )
+    if progress is not None:
+        session = getattr(item, "session", None)
+        progress(session.session_id if isinstance(session, Session) else item.source)
+
+
+async def _replay(store: Store, summary: ImportSummary, item: Replayed, replace: bool) -> None:
+    """Write a ``Replayed`` session: skipped when it exists (unless ``replace``: deleted
+    first), removed again when its writing fails, so a session is imported whole or not."""
+    sid = item.session_id
+
+    async def remove(store: Store) -> object:
+        await store.delete_session(sid)
+        return None
+
+    exists = item.exists or (lambda store: store.session_exists(sid))
+    drop = item.remove or remove
+    if await exists(store):
+        if not replace:
+            summary.skipped.append(
+                {
+                    "session_id": sid,
+                    "source": item.source,
+                    "reason": "already in the database (use --replace to overwrite)",
+                }
+            )
+            return
+        await drop(store)
+    try:
+        messages = await item.write(store)
+    except SessionkeeperError as exc:
+        with contextlib.suppress(NotFound):
+            await drop(store)
+        summary.failed.append({"session_id": sid, "source": item.source, "error": exc.message})
+        return
+    summary.warnings += [f"{sid}: {w}" for w in item.warnings]
+    summary.imported.append(sid)
+    summary.messages += messages
 
 
 async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:

@@ -15,15 +15,16 @@ separators carry no spaces, non-ASCII is written as is, timestamps are ISO 8601 
 microseconds, and sessions come in (created_at, session_id) order. The header's counts are
 those of the message lines that follow it.
 
-Every reader (``read_jsonl``, ``read_openclaw``, ``read_aria``) yields ``Item``s: a session
-``Parsed`` whole or ``Streamed`` in two passes, or one ``Failed`` / ``Skipped``.
+Every reader (``read_jsonl``, ``read_openclaw``, ``read_aria``, and the ``--from`` readers)
+yields ``Item``s: a session ``Parsed`` whole, ``Streamed`` in two passes or ``Replayed``
+through an integration, or one ``Failed`` / ``Skipped``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -223,4 +224,21 @@ class Streamed:
     warnings: list[str] = field(default_factory=list)
 
 
-Item = Parsed | Streamed | Failed | Skipped
+@dataclass
+class Replayed:
+    """A session written by replaying it through an integration (a LangGraph thread's
+    checkpoints through the saver, an ADK session's events through the service), because the
+    integration's own tables hold more than messages. ``write(store)`` writes it all and
+    returns its message count; the importer deletes what it wrote if it fails midway."""
+
+    session_id: str
+    write: Callable[[Any], Awaitable[int]]
+    source: str
+    warnings: list[str] = field(default_factory=list)
+    # Whether it is there already, and how to remove it (default: the store session
+    # ``session_id``); an integration that keys its sessions otherwise (ADK) says its own.
+    exists: Callable[[Any], Awaitable[bool]] | None = None
+    remove: Callable[[Any], Awaitable[object]] | None = None
+
+
+Item = Parsed | Streamed | Failed | Skipped | Replayed

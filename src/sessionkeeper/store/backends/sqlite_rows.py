@@ -20,7 +20,19 @@ def message_params(
 ) -> tuple[Any, ...]:
     """INSERT_MESSAGE's values for a validated message row (or a Message); a row without a
     time takes ``default_time`` (already SQLite text)."""
-    v = m if isinstance(m, dict) else m.to_dict() | {"created_at": m.created_at}
+    if isinstance(m, Message):  # read as it is: asdict would copy (and drop a Checked's JSON)
+        return (
+            session_id,
+            seq,
+            m.role,
+            m.content,
+            m.agent_id,
+            m.model,
+            m.token_count,
+            json_text(m.metadata) if m.metadata else None,
+            sqlite_time(m.created_at) if m.created_at is not None else default_time,
+        )
+    v = m
     created = v["created_at"]
     return (
         session_id,
