@@ -16,30 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from pgadmin import PG_ADMIN_URL, _admin, _pg_url_for, _reset_pg
 from pgcluster import ClusterUnavailable, PgCluster
 from sessionkeeper.store.core import Store
 
-PG_ADMIN_URL = os.environ.get(
-    "SESSIONKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _pg_url_for(database: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    url = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +65,6 @@ def file_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     url: str = request.getfixturevalue("pg_database_url")
     asyncio.run(_reset_pg(url))
     yield url
-
-
-async def _reset_pg(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from clitools import as_json, isolate_user, make_invoke
-from conftest import _admin, _pg_url_for, _reset_pg
+from pgadmin import _admin, _pg_url_for, _reset_pg
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.store.core import Store
 from sessionkeeper.transfer.foreign import open_reader
