@@ -568,9 +568,12 @@ class Store:
         user_id: str | None = None,
         user_ids: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]:
         """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``), scoped
-        like ``list_sessions`` (agents, users, session metadata)."""
+        like ``list_sessions`` (agents, users, session metadata); ``created_after`` /
+        ``created_before`` keep the messages written in that time (both exclusive)."""
         query = fts.check_query(query)
         validate.limit(limit, MAX_PAGE_SIZE)
         if session_id is not None:
@@ -578,6 +581,8 @@ class Store:
         agents = validate.agent_scope(agent_id, agent_ids)
         users = validate.user_scope(user_id, user_ids)
         wanted = validate.metadata_filter(metadata)
+        after = _aware_or_none(created_after, "created_after")
+        before = _aware_or_none(created_before, "created_before")
         if agents == [] or users == [] or not fts.query_terms(query):
             return []
         return await self._backend.search(
@@ -587,6 +592,8 @@ class Store:
             agent_ids=agents,
             user_ids=users,
             metadata=wanted,
+            created_after=after,
+            created_before=before,
         )
 
     async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:

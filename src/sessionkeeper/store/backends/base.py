@@ -176,6 +176,8 @@ class Backend(Protocol):
         agent_ids: list[str] | None,
         user_ids: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]: ...
 
     # ── set-wide work ──────────────────────────────────────────────────────

@@ -421,6 +421,8 @@ class PostgresBackend(Connections):
         agent_ids: list[str] | None,
         user_ids: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]:
         marks = wanted(query)
         p = sql.Params(self.dialect)
@@ -441,6 +443,10 @@ class PostgresBackend(Connections):
                 + " AND ".join(session_terms)
                 + ")"
             )
+        if created_after is not None:
+            filters += f" AND m.created_at > {p.time(created_after)}"
+        if created_before is not None:
+            filters += f" AND m.created_at < {p.time(created_before)}"
         rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
         return [
             SearchHit(

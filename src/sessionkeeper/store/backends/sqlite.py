@@ -539,6 +539,8 @@ class SqliteBackend(Runner):
         agent_ids: list[str] | None,
         user_ids: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]:
         marks = wanted(query)
 
@@ -550,6 +552,10 @@ class SqliteBackend(Runner):
                 where += " AND " + p.one_of("s.agent_id", agent_ids)
             for term in p.session_filters(user_ids, metadata, "s."):
                 where += f" AND {term}"
+            if created_after is not None:
+                where += f" AND m.created_at > {p.time(created_after)}"
+            if created_before is not None:
+                where += f" AND m.created_at < {p.time(created_before)}"
             return where
 
         p = sql.Params(self.dialect)
