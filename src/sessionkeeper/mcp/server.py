@@ -15,10 +15,11 @@ the server log)``, logged with its traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -44,6 +45,7 @@ from sessionkeeper.models import MAX_MESSAGE_LENGTH, MAX_MESSAGES_PAGE, MAX_PAGE
 logger = logging.getLogger(__name__)
 
 Resolve = Callable[[Context], Awaitable[Caller]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 INSTRUCTIONS = (
     "Your past conversations, kept by sessionkeeper. Use recall to bring back what was said "
@@ -138,6 +140,16 @@ def _validation_body(exc: ValidationError) -> dict[str, Any]:
     return error_body(InvalidInput.code, detail, field=first["field"], errors=problems)
 
 
+def _tool(server: MCPServer[Any], annotations: ToolAnnotations) -> Callable[[F], F]:
+    """Register a tool, its description the function's docstring without its indentation."""
+
+    def register(fn: F) -> F:
+        server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=annotations)
+        return fn
+
+    return register
+
+
 def build_server(resolve: Resolve, *, allow_writes: bool = False) -> SessionkeeperMCP:
     server = SessionkeeperMCP(
         name="sessionkeeper",
@@ -146,7 +158,7 @@ def build_server(resolve: Resolve, *, allow_writes: bool = False) -> Sessionkeep
         log_level="WARNING",
     )
 
-    @server.tool(annotations=READ_ONLY)
+    @_tool(server, READ_ONLY)
     async def search_sessions(
         query: Query,
         ctx: Context,
@@ -173,7 +185,7 @@ def build_server(resolve: Resolve, *, allow_writes: bool = False) -> Sessionkeep
             limit=limit,
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @_tool(server, READ_ONLY)
     async def list_sessions(
         ctx: Context,
         agent_id: AgentFilter = None,
@@ -219,7 +231,7 @@ def build_server(resolve: Resolve, *, allow_writes: bool = False) -> Sessionkeep
             cursor=cursor,
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @_tool(server, READ_ONLY)
     async def read_session(
         session_id: Annotated[
             str, documented(SESSION_ID_SCHEMA, "The session's id (from a hit or a listing).")
@@ -252,7 +264,7 @@ def build_server(resolve: Resolve, *, allow_writes: bool = False) -> Sessionkeep
             await resolve(ctx), session_id, last=last, max_tokens=max_tokens
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @_tool(server, READ_ONLY)
     async def recall(
         query: Query,
         ctx: Context,
@@ -303,7 +315,7 @@ def build_server(resolve: Resolve, *, allow_writes: bool = False) -> Sessionkeep
 
     if allow_writes:
 
-        @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
+        @_tool(server, ToolAnnotations(read_only_hint=False, destructive_hint=False))
         async def remember(
             note: Annotated[
                 str,
