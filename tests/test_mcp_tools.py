@@ -178,3 +178,25 @@ async def test_remember_appends_to_one_memory_session_per_user(store: Store) -> 
     with pytest.raises(InvalidInput):
         await tools.remember(Caller(store, ADMIN), "x" * 100_001)
     assert (await store.get_session(first["session_id"])).message_count == 2
+
+
+async def test_get_message_ranges_reads_several_sessions_at_once(store: Store) -> None:
+    a = await store.create_session()
+    b = await store.create_session()
+    await store.add_messages(a.session_id, [NewMessage("user", f"a{i}") for i in range(1, 7)])
+    await store.add_messages(b.session_id, [NewMessage("user", f"b{i}") for i in range(1, 4)])
+    await store.delete_message(a.session_id, 3)
+    got = await store.get_message_ranges(
+        [(b.session_id, 2, 9), (a.session_id, 2, 4), ("no-such", 1, 5), (a.session_id, 6, 6)]
+    )
+    keys = [(m.session_id, m.seq) for m in got]
+    assert keys == sorted(keys)  # by session, then seq
+    assert [m.content for m in got if m.session_id == a.session_id] == ["a2", "a4", "a6"]
+    assert [m.content for m in got if m.session_id == b.session_id] == ["b2", "b3"]
+    assert await store.get_message_ranges([]) == []
+    with pytest.raises(InvalidInput, match="last must be an integer from 4"):
+        await store.get_message_ranges([(a.session_id, 4, 2)])
+    with pytest.raises(InvalidInput, match="the ranges span 501 seqs, more than 500"):
+        await store.get_message_ranges([(a.session_id, 1, 501)])
+    with pytest.raises(InvalidInput, match="at most 100 ranges, got 101"):
+        await store.get_message_ranges([(a.session_id, 1, 1)] * 101)

@@ -14,19 +14,19 @@ model reads the question with its answer. Then:
   keeps its hits and the neighbours nearest them that fit (``complete: false``); one whose
   hits alone do not fit is left out and counted in ``omitted``. Nothing is cut silently.
 
-Cost: one search plus one read per passage, the reads of a round run together (at most
-``limit`` passages are read per round; a round is repeated only for what duplicates left).
+Cost: one search and one read (``Store.get_message_ranges``: every candidate passage's
+messages in one statement, by primary key); more reads only when the candidates span more
+than a read may (500 seqs).
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sessionkeeper.mcp.tools import Caller, message_dict
-from sessionkeeper.models import MAX_PAGE_SIZE, Message, SearchHit
+from sessionkeeper.models import MAX_MESSAGES_PAGE, MAX_PAGE_SIZE, Message, SearchHit
 from sessionkeeper.store import validate
 from sessionkeeper.store.window import cost
 
@@ -87,14 +87,35 @@ def _key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-async def _read(caller: Caller, passage: Passage) -> None:
-    after = passage.first - 1
-    messages = await caller.store.get_messages(
-        passage.session_id,
-        after_seq=after if after > 0 else None,
-        limit=passage.last - passage.first + 1,
-    )
-    passage.messages = [m for m in messages if m.seq <= passage.last]
+def _reads(passages: list[Passage]) -> list[list[tuple[str, int, int]]]:
+    """The passages' seq ranges, cut into reads the Store allows (100 ranges, 500 seqs)."""
+    reads: list[list[tuple[str, int, int]]] = [[]]
+    span = 0
+    for passage in passages:
+        first = passage.first
+        while first <= passage.last:
+            last = min(passage.last, first + MAX_MESSAGES_PAGE - 1)
+            if span + last - first + 1 > MAX_MESSAGES_PAGE or len(reads[-1]) == MAX_PAGE_SIZE:
+                reads.append([])
+                span = 0
+            reads[-1].append((passage.session_id, first, last))
+            span += last - first + 1
+            first = last + 1
+    return reads
+
+
+async def _read(caller: Caller, passages: list[Passage]) -> None:
+    """Fill in the passages' messages: one read, unless they span more than a read may."""
+    by_session: dict[str, list[Message]] = {}
+    for ranges in _reads(passages):
+        for message in await caller.store.get_message_ranges(ranges):
+            by_session.setdefault(message.session_id, []).append(message)
+    for passage in passages:
+        passage.messages = [
+            m
+            for m in by_session.get(passage.session_id, ())
+            if passage.first <= m.seq <= passage.last
+        ]
 
 
 def _fit(passage: Passage, room: int) -> list[Message] | None:
@@ -147,33 +168,34 @@ async def recall(
     seen: set[str] = set()
     chosen: list[dict[str, Any]] = []
     used = duplicates = omitted = 0
-    while candidates and len(chosen) < limit:
-        batch, candidates = candidates[: limit - len(chosen)], candidates[limit - len(chosen) :]
-        await asyncio.gather(*(_read(caller, p) for p in batch))
-        for passage in batch:
-            keys = {_key(m.content) for m in passage.messages if m.seq in passage.hits}
-            if not keys:
-                continue  # its hits were deleted since the search
-            if keys <= seen:
-                duplicates += 1
-                continue
-            seen |= keys
-            kept = _fit(passage, max_tokens - used)
-            if kept is None:
-                omitted += 1
-                continue
-            used += sum(cost(m) for m in kept)
-            chosen.append(
-                {
-                    "session_id": passage.session_id,
-                    "title": passage.title,
-                    "agent_id": passage.agent_id,
-                    "rank": passage.rank,
-                    "hit_seqs": sorted(passage.hits),
-                    "complete": len(kept) == len(passage.messages),
-                    "messages": [{**message_dict(m), "hit": m.seq in passage.hits} for m in kept],
-                }
-            )
+    # Every candidate's messages at once: which are duplicates is known only once read.
+    await _read(caller, candidates)
+    for passage in candidates:
+        if len(chosen) == limit:
+            break
+        keys = {_key(m.content) for m in passage.messages if m.seq in passage.hits}
+        if not keys:
+            continue  # its hits were deleted since the search
+        if keys <= seen:
+            duplicates += 1
+            continue
+        seen |= keys
+        kept = _fit(passage, max_tokens - used)
+        if kept is None:
+            omitted += 1
+            continue
+        used += sum(cost(m) for m in kept)
+        chosen.append(
+            {
+                "session_id": passage.session_id,
+                "title": passage.title,
+                "agent_id": passage.agent_id,
+                "rank": passage.rank,
+                "hit_seqs": sorted(passage.hits),
+                "complete": len(kept) == len(passage.messages),
+                "messages": [{**message_dict(m), "hit": m.seq in passage.hits} for m in kept],
+            }
+        )
     return {
         "query": query,
         "passages": chosen,

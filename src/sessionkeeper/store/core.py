@@ -503,6 +503,29 @@ class Store:
             found.reverse()
         return found
 
+    async def get_message_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
+        """The messages of several sessions by seq range, ``(session_id, first, last)`` with
+        both ends included, in one read: ordered by session id, then seq. A range of a
+        session that does not exist (or no longer has those messages) gives nothing: this
+        reads passages around search hits (the MCP server's recall), which a delete may
+        have overtaken. At most 100 ranges and 500 messages' worth of seqs."""
+        if len(ranges) > MAX_PAGE_SIZE:
+            raise InvalidInput(f"at most {MAX_PAGE_SIZE} ranges, got {len(ranges)}", field="ranges")
+        checked: list[tuple[str, int, int]] = []
+        for session_id, first, last in ranges:
+            validate.session_id(session_id)
+            validate.bounded_int(first, "first", 1)
+            validate.bounded_int(last, "last", first)
+            checked.append((session_id, first, last))
+        span = sum(last - first + 1 for _, first, last in checked)
+        if span > MAX_MESSAGES_PAGE:
+            raise InvalidInput(
+                f"the ranges span {span} seqs, more than {MAX_MESSAGES_PAGE}", field="ranges"
+            )
+        if not checked:
+            return []
+        return await self._backend.read_ranges(checked)
+
     async def _message_metadata(
         self, session_id: str, *, last: int
     ) -> list[tuple[int, dict[str, Any]]]:

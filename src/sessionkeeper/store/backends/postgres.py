@@ -325,6 +325,11 @@ class PostgresBackend(Connections):
                 return None
         return [_message(r) for r in rows]
 
+    async def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
+        stmt, params = sql.message_ranges(self.dialect, ranges)
+        rows = await self._run("fetch", stmt, *params)
+        return [_message(r) for r in rows]
+
     async def message_metadata(
         self, session_id: str, last: int
     ) -> list[tuple[int, dict[str, Any]]] | None:

@@ -434,6 +434,14 @@ class SqliteBackend(Runner):
 
         return await self._read(read, inline=True)
 
+    async def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
+        stmt, params = sql.message_ranges(self.dialect, ranges)
+
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            return [_message(r) for r in conn.execute(stmt, params).fetchall()]
+
+        return await self._read(read, inline=True)
+
     async def message_metadata(
         self, session_id: str, last: int
     ) -> list[tuple[int, dict[str, Any]]] | None:
