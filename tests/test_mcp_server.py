@@ -5,6 +5,7 @@ stdio (a subprocess), and ``/mcp`` on a real ``serve`` (tests/serving.py) with s
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -169,3 +170,26 @@ async def test_http_without_writes_has_no_remember(file_db_url: str, tmp_path: P
             result = await session.call_tool("remember", {"note": "x"})
             assert result.is_error
             assert result.content[0].text == "Unknown tool: remember"  # type: ignore[union-attr]
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## MCP server\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_DATABASE_URL"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1] / "src")
+    for _ in range(2):  # the second run plants the note again: recall still gives it once
+        out = subprocess.run(
+            [sys.executable, "example.py"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert out.stdout.splitlines() == [
+            f"assistant {READ_TOOLS}",
+            "Kyoto trip | My passport number ends in 4417.",
+        ], out.stderr
