@@ -107,6 +107,7 @@ class SyncStore:
     add_message = _Blocking(Store.add_message)
     add_messages = _Blocking(Store.add_messages)
     get_messages = _Blocking(Store.get_messages)
+    get_message_ranges = _Blocking(Store.get_message_ranges)
     delete_message = _Blocking(Store.delete_message)
     pop_message = _Blocking(Store.pop_message)
     clear_messages = _Blocking(Store.clear_messages)

@@ -14,6 +14,7 @@ when the server was started with writes allowed (``serve --mcp-writes`` or
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,15 +52,34 @@ class McpEndpoint:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """For the app's lifespan: the SDK's session manager and its task group. A new one
-        each time (a manager runs once), so an app's lifespan may run again."""
+        each time (a manager runs once), so an app's lifespan may run again. The manager's
+        task group lives in a task of its own: a lifespan may be entered and left in
+        different tasks (pytest fixtures do), which an anyio task group refuses."""
         # The Starlette app this returns is not used (the route is ours): it builds the
         # session manager. On a loopback host the SDK also refuses other Host headers (DNS
         # rebinding protection).
         self.server.streamable_http_app(
             streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=self.host
         )
-        async with self.server.session_manager.run():
+        manager = self.server.session_manager
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def run() -> None:
+            async with manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(run(), name="sessionkeeper-mcp")
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            await task  # it failed to start: its exception
+        try:
             yield
+        finally:
+            stop.set()
+            await task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
