@@ -180,23 +180,27 @@ async def test_remember_appends_to_one_memory_session_per_user(store: Store) -> 
     assert (await store.get_session(first["session_id"])).message_count == 2
 
 
-async def test_get_message_ranges_reads_several_sessions_at_once(store: Store) -> None:
-    a = await store.create_session()
-    b = await store.create_session()
-    await store.add_messages(a.session_id, [NewMessage("user", f"a{i}") for i in range(1, 7)])
-    await store.add_messages(b.session_id, [NewMessage("user", f"b{i}") for i in range(1, 4)])
-    await store.delete_message(a.session_id, 3)
-    got = await store.get_message_ranges(
-        [(b.session_id, 2, 9), (a.session_id, 2, 4), ("no-such", 1, 5), (a.session_id, 6, 6)]
+async def test_search_with_neighbours_gives_the_hits_and_their_surroundings(store: Store) -> None:
+    a = await store.create_session(agent_id="A")
+    b = await store.create_session(agent_id="B")
+    await store.add_messages(
+        a.session_id,
+        [NewMessage("user", t) for t in ("a1", "a2 heron", "a3", "a4", "a5 heron", "a6")],
     )
-    keys = [(m.session_id, m.seq) for m in got]
-    assert keys == sorted(keys)  # by session, then seq
-    assert [m.content for m in got if m.session_id == a.session_id] == ["a2", "a4", "a6"]
-    assert [m.content for m in got if m.session_id == b.session_id] == ["b2", "b3"]
-    assert await store.get_message_ranges([]) == []
-    with pytest.raises(InvalidInput, match="last must be an integer from 4"):
-        await store.get_message_ranges([(a.session_id, 4, 2)])
-    with pytest.raises(InvalidInput, match="the ranges span 501 seqs, more than 500"):
-        await store.get_message_ranges([(a.session_id, 1, 501)])
-    with pytest.raises(InvalidInput, match="at most 100 ranges, got 101"):
-        await store.get_message_ranges([(a.session_id, 1, 1)] * 101)
+    await store.add_messages(b.session_id, [NewMessage("user", t) for t in ("heron b1", "b2")])
+    await store.delete_message(a.session_id, 4)
+    plain = await store.search_messages("heron")
+    hits, messages = await store.search_with_neighbours("heron", context=1)
+    assert [(h.session_id, h.seq, h.snippet) for h in hits] == [
+        (h.session_id, h.seq, h.snippet) for h in plain
+    ]
+    got = sorted((m.session_id, m.seq) for m in messages)
+    assert len(got) == len(set(got))  # each message once, though a3 neighbours two hits
+    assert [seq for sid, seq in got if sid == a.session_id] == [1, 2, 3, 5, 6]
+    assert [seq for sid, seq in got if sid == b.session_id] == [1, 2]
+    scoped, around = await store.search_with_neighbours("heron", context=0, agent_ids=["B"])
+    assert [(h.session_id, h.seq) for h in scoped] == [(b.session_id, 1)]
+    assert [(m.session_id, m.seq, m.content) for m in around] == [(b.session_id, 1, "heron b1")]
+    assert await store.search_with_neighbours("nothing-matches-this") == ([], [])
+    with pytest.raises(InvalidInput, match="context must be an integer from 0 to 10, got 11"):
+        await store.search_with_neighbours("heron", context=11)

@@ -14,9 +14,9 @@ model reads the question with its answer. Then:
   keeps its hits and the neighbours nearest them that fit (``complete: false``); one whose
   hits alone do not fit is left out and counted in ``omitted``. Nothing is cut silently.
 
-Cost: one search and one read (``Store.get_message_ranges``: every candidate passage's
-messages in one statement, by primary key); more reads only when the candidates span more
-than a read may (500 seqs).
+Cost: about one search: ``Store.search_with_neighbours`` gives the hits and the messages
+around them together (one statement on PostgreSQL: the search fenced in a CTE, each hit's
+neighbours read by the primary key; on SQLite a second read on the loop, by the key).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from datetime import datetime
 from typing import Any
 
 from sessionkeeper.mcp.tools import Caller, message_dict
-from sessionkeeper.models import MAX_MESSAGES_PAGE, MAX_PAGE_SIZE, Message, SearchHit
+from sessionkeeper.models import MAX_PAGE_SIZE, Message, SearchHit
 from sessionkeeper.store import validate
+from sessionkeeper.store.core import MAX_CONTEXT
 from sessionkeeper.store.window import cost
 
 MAX_PASSAGES = 20
-MAX_CONTEXT = 10
 MAX_RECALL_TOKENS = 100_000
 HITS_PER_PASSAGE = 4  # search hits read per wanted passage (merges and duplicates use some)
 
@@ -87,29 +87,10 @@ def _key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _reads(passages: list[Passage]) -> list[list[tuple[str, int, int]]]:
-    """The passages' seq ranges, cut into reads the Store allows (100 ranges, 500 seqs)."""
-    reads: list[list[tuple[str, int, int]]] = [[]]
-    span = 0
-    for passage in passages:
-        first = passage.first
-        while first <= passage.last:
-            last = min(passage.last, first + MAX_MESSAGES_PAGE - 1)
-            if span + last - first + 1 > MAX_MESSAGES_PAGE or len(reads[-1]) == MAX_PAGE_SIZE:
-                reads.append([])
-                span = 0
-            reads[-1].append((passage.session_id, first, last))
-            span += last - first + 1
-            first = last + 1
-    return reads
-
-
-async def _read(caller: Caller, passages: list[Passage]) -> None:
-    """Fill in the passages' messages: one read, unless they span more than a read may."""
+def _fill(passages: list[Passage], messages: list[Message]) -> None:
     by_session: dict[str, list[Message]] = {}
-    for ranges in _reads(passages):
-        for message in await caller.store.get_message_ranges(ranges):
-            by_session.setdefault(message.session_id, []).append(message)
+    for message in sorted(messages, key=lambda m: m.seq):
+        by_session.setdefault(message.session_id, []).append(message)
     for passage in passages:
         passage.messages = [
             m
@@ -154,8 +135,9 @@ async def recall(
     validate.bounded_int(max_tokens, "max_tokens", 1, MAX_RECALL_TOKENS)
     validate.bounded_int(context, "context", 0, MAX_CONTEXT)
     validate.limit(limit, MAX_PASSAGES)
-    hits = await caller.store.search_messages(
+    hits, messages = await caller.store.search_with_neighbours(
         query,
+        context=context,
         limit=min(MAX_PAGE_SIZE, limit * HITS_PER_PASSAGE),
         agent_id=agent_id,
         agent_ids=caller.principal.scope,
@@ -165,11 +147,11 @@ async def recall(
         created_before=created_before,
     )
     candidates = group(hits, context)
+    # Every candidate's messages came with the hits: duplicates are known only once read.
+    _fill(candidates, messages)
     seen: set[str] = set()
     chosen: list[dict[str, Any]] = []
     used = duplicates = omitted = 0
-    # Every candidate's messages at once: which are duplicates is known only once read.
-    await _read(caller, candidates)
     for passage in candidates:
         if len(chosen) == limit:
             break

@@ -75,6 +75,9 @@ T = TypeVar("T")
 _parts_lock = threading.Lock()
 
 
+MAX_CONTEXT = 10  # neighbours each side of a hit in search_with_neighbours
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -503,29 +506,6 @@ class Store:
             found.reverse()
         return found
 
-    async def get_message_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
-        """The messages of several sessions by seq range, ``(session_id, first, last)`` with
-        both ends included, in one read: ordered by session id, then seq. A range of a
-        session that does not exist (or no longer has those messages) gives nothing: this
-        reads passages around search hits (the MCP server's recall), which a delete may
-        have overtaken. At most 100 ranges and 500 messages' worth of seqs."""
-        if len(ranges) > MAX_PAGE_SIZE:
-            raise InvalidInput(f"at most {MAX_PAGE_SIZE} ranges, got {len(ranges)}", field="ranges")
-        checked: list[tuple[str, int, int]] = []
-        for session_id, first, last in ranges:
-            validate.session_id(session_id)
-            validate.bounded_int(first, "first", 1)
-            validate.bounded_int(last, "last", first)
-            checked.append((session_id, first, last))
-        span = sum(last - first + 1 for _, first, last in checked)
-        if span > MAX_MESSAGES_PAGE:
-            raise InvalidInput(
-                f"the ranges span {span} seqs, more than {MAX_MESSAGES_PAGE}", field="ranges"
-            )
-        if not checked:
-            return []
-        return await self._backend.read_ranges(checked)
-
     async def _message_metadata(
         self, session_id: str, *, last: int
     ) -> list[tuple[int, dict[str, Any]]]:
@@ -612,6 +592,45 @@ class Store:
             query,
             limit=limit,
             session_id=session_id,
+            agent_ids=agents,
+            user_ids=users,
+            metadata=wanted,
+            created_after=after,
+            created_before=before,
+        )
+
+    async def search_with_neighbours(
+        self,
+        query: str,
+        *,
+        context: int = 1,
+        limit: int = 20,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        """``search_messages``'s hits (the same, in the same order), and the messages up to
+        ``context`` positions before and after each hit (the hits included, each message
+        once, in no particular order): passages around the hits for about the cost of the
+        search (one statement on PostgreSQL). ``context`` is 0 to 10."""
+        query = fts.check_query(query)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        validate.bounded_int(context, "context", 0, MAX_CONTEXT)
+        agents = validate.agent_scope(agent_id, agent_ids)
+        users = validate.user_scope(user_id, user_ids)
+        wanted = validate.metadata_filter(metadata)
+        after = _aware_or_none(created_after, "created_after")
+        before = _aware_or_none(created_before, "created_before")
+        if agents == [] or users == [] or not fts.query_terms(query):
+            return [], []
+        return await self._backend.search_around(
+            query,
+            context=context,
+            limit=limit,
             agent_ids=agents,
             user_ids=users,
             metadata=wanted,

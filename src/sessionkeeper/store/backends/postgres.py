@@ -65,6 +65,19 @@ def _message(r: Any) -> Message:
     return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
 
 
+def _hit(r: Any, marks: Any) -> SearchHit:
+    return SearchHit(
+        session_id=r[0],
+        seq=r[1],
+        role=r[3],
+        agent_id=r[4],
+        snippet=snippet(r[7], marks),
+        rank=float(r[2]),
+        created_at=r[5],
+        session_title=r[6],
+    )
+
+
 def _key(r: Any) -> KeyRow:
     # Positional: KEY_COLUMNS are KeyRow's fields, in order.
     return KeyRow(
@@ -325,11 +338,6 @@ class PostgresBackend(Connections):
                 return None
         return [_message(r) for r in rows]
 
-    async def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
-        stmt, params = sql.message_ranges(self.dialect, ranges)
-        rows = await self._run("fetch", stmt, *params)
-        return [_message(r) for r in rows]
-
     async def message_metadata(
         self, session_id: str, last: int
     ) -> list[tuple[int, dict[str, Any]]] | None:
@@ -417,19 +425,17 @@ class PostgresBackend(Connections):
                 before = chunk[-1][1]
         return tail
 
-    async def search(
+    def _search(
         self,
         query: str,
-        *,
         limit: int,
         session_id: str | None,
         agent_ids: list[str] | None,
-        user_ids: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> list[SearchHit]:
-        marks = wanted(query)
+        user_ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> tuple[str, sql.Params]:
         p = sql.Params(self.dialect)
         p(pg_query(query))
         p(limit)
@@ -452,20 +458,55 @@ class PostgresBackend(Connections):
             filters += f" AND m.created_at > {p.time(created_after)}"
         if created_before is not None:
             filters += f" AND m.created_at < {p.time(created_before)}"
-        rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
-        return [
-            SearchHit(
-                session_id=r[0],
-                seq=r[1],
-                role=r[3],
-                agent_id=r[4],
-                snippet=snippet(r[7], marks),
-                rank=float(r[2]),
-                created_at=r[5],
-                session_title=r[6],
-            )
-            for r in rows
-        ]
+        return q.SEARCH.format(filters=filters), p
+
+    async def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[SearchHit]:
+        marks = wanted(query)
+        stmt, p = self._search(
+            query, limit, session_id, agent_ids, user_ids, metadata, created_after, created_before
+        )
+        rows = await self._run("fetch", stmt, *p.values)
+        return [_hit(r, marks) for r in rows]
+
+    async def search_around(
+        self,
+        query: str,
+        *,
+        context: int,
+        limit: int,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        marks = wanted(query)
+        stmt, p = self._search(
+            query, limit, None, agent_ids, user_ids, metadata, created_after, created_before
+        )
+        # One statement, so one round trip as for the search alone: the hits fenced as
+        # the search computes them, each with its neighbours read by the primary key.
+        around = q.SEARCH_AROUND.format(search=stmt, k=p(context))
+        rows = await self._run("fetch", around, *p.values)
+        hits: list[SearchHit] = []
+        messages: dict[tuple[str, int], Message] = {}
+        for r in rows:
+            if not hits or (hits[-1].session_id, hits[-1].seq) != (r[0], r[1]):
+                hits.append(_hit(r, marks))
+            if r[8] is not None:
+                messages.setdefault((r[8], r[9]), _message(tuple(r)[8:]))
+        return hits, list(messages.values())
 
     # ── set-wide work ──────────────────────────────────────────────────────
 

@@ -434,14 +434,6 @@ class SqliteBackend(Runner):
 
         return await self._read(read, inline=True)
 
-    async def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[Message]:
-        stmt, params = sql.message_ranges(self.dialect, ranges)
-
-        def read(conn: sqlite3.Connection) -> list[Message]:
-            return [_message(r) for r in conn.execute(stmt, params).fetchall()]
-
-        return await self._read(read, inline=True)
-
     async def message_metadata(
         self, session_id: str, last: int
     ) -> list[tuple[int, dict[str, Any]]] | None:
@@ -601,6 +593,41 @@ class SqliteBackend(Runner):
             # (and this search answers as the next one will).
             hits, late = await self._read(read, budget=True)
         return hits
+
+    async def search_around(
+        self,
+        query: str,
+        *,
+        context: int,
+        limit: int,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        hits = await self.search(
+            query,
+            limit=limit,
+            session_id=None,
+            agent_ids=agent_ids,
+            user_ids=user_ids,
+            metadata=metadata,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        if not hits:
+            return hits, []
+        # The neighbours in one more statement, on the loop (no thread hop: a read by the
+        # primary key, as fast as the hop itself).
+        ranges = [(h.session_id, max(1, h.seq - context), h.seq + context) for h in hits]
+        stmt, params = sql.message_ranges(self.dialect, ranges)
+
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            return [_message(r) for r in conn.execute(stmt, params).fetchall()]
+
+        found = {(m.session_id, m.seq): m for m in await self._read(read, inline=True)}
+        return hits, list(found.values())
 
     # ── set-wide work ──────────────────────────────────────────────────────
 
