@@ -610,7 +610,7 @@ class SqliteBackend(Runner):
             if around is None or not hits:
                 return []
             ranges = [(h.session_id, max(1, h.seq - around), h.seq + around) for h in hits]
-            stmt, params = sql.message_ranges(self.dialect, ranges)
+            stmt, params = sql.message_ranges(ranges)
             found = {}
             for r in conn.execute(stmt, params).fetchall():
                 found[(r[0], r[1])] = r

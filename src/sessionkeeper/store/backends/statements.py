@@ -215,16 +215,10 @@ def messages_page(
     return sql, p.values
 
 
-def message_ranges(dialect: str, ranges: Sequence[tuple[str, int, int]]) -> tuple[str, list[Any]]:
-    """The messages of (session_id, first seq, last seq) ranges, by session then seq: one
-    statement, each range read by the primary key (the ranges drive the join)."""
-    if dialect == "postgresql":
-        sql = (
-            f"SELECT {MESSAGE_COLUMNS} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-            "AS r(sid, lo, hi) JOIN messages ON session_id = r.sid AND seq BETWEEN r.lo AND r.hi "
-            "ORDER BY session_id, seq"
-        )
-        return sql, [[r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]]
+def message_ranges(ranges: Sequence[tuple[str, int, int]]) -> tuple[str, list[Any]]:
+    """SQLite: the messages of (session_id, first seq, last seq) ranges, by session then seq;
+    each range read by the primary key (the ranges drive the join). PostgreSQL reads them
+    inside its search statement (``postgres_sql.SEARCH_AROUND``)."""
     rows = ", ".join("(?, ?, ?)" for _ in ranges)
     sql = (
         f"WITH r(sid, lo, hi) AS (VALUES {rows}) SELECT {MESSAGE_COLUMNS} FROM r "
