@@ -145,6 +145,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "pop_message": lambda: store.pop_message(sid),
         "clear_messages": lambda: store.clear_messages(sid),
         "search_messages": lambda: store.search_messages("hello"),
+        "search_with_neighbours": lambda: store.search_with_neighbours("hello"),
         "context_window": lambda: store.context_window(sid, 1000),
         "delete_ghost_sessions": lambda: store.delete_ghost_sessions(0),
         "ghost_sessions": lambda: store.ghost_sessions(0),

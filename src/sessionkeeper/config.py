@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = 120.0
     max_context_tokens: int = Field(default=8000, gt=0)
 
+    # The MCP server at /mcp: whether its writing tool (remember) is served.
+    mcp_writes: bool = False
+
     log_level: str = "info"
 
     @field_validator("retention")

@@ -112,6 +112,7 @@ class SyncStore:
     pop_message = _Blocking(Store.pop_message)
     clear_messages = _Blocking(Store.clear_messages)
     search_messages = _Blocking(Store.search_messages)
+    search_with_neighbours = _Blocking(Store.search_with_neighbours)
     context_window = _Blocking(Store.context_window)
     ghost_sessions = _Blocking(Store.ghost_sessions)
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)

@@ -13,7 +13,8 @@ An app whose lifespan never runs (tests inject the Store and call it through htt
 transport) makes the open/closed decision lazily, on its first request without a key.
 
 ``app.state``: settings, store, auth (``Authenticator``), metrics (``Metrics``), maintenance
-(the runner, if started) and maintenance_task.
+(the runner, if started), maintenance_task and mcp (the ``/mcp`` endpoint, whose SDK session
+manager runs in the lifespan).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 app.state.store = opened
             await app.state.auth.startup(app.state.store)
             await apply_configured_policies(app.state.store, settings)
+            await stack.enter_async_context(app.state.mcp.running())
             if settings.maintenance:
                 runner = MaintenanceRunner.from_settings(
                     app.state.store, settings, listener=ScheduleListener(app.state.metrics)
@@ -93,6 +95,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_chat(app, settings)  # POST /api/engine/chat/stream (SSE), GET …/chat/model
     install_pages(app)  # /chat, /sessions, /static: public; their API calls carry the key
     install_docs(app)  # /docs, /redoc and their files: public, offline
+    # /mcp: the MCP server (streamable HTTP), the same keys and scopes. Imported here: the
+    # mcp SDK is heavy, and only a server needs it.
+    from sessionkeeper.mcp.http import install_mcp
+
+    app.state.mcp = install_mcp(app, host=settings.host, allow_writes=settings.mcp_writes)
     return app
 
 

@@ -13,10 +13,10 @@ routing, for every HTTP request:
 Then, for a request with a body (a ``Content-Length`` above 0, or a ``Transfer-Encoding``;
 requests without one pass through untouched):
 
-1. Under ``/api/engine`` the API key is checked from the headers alone (``api/auth.py``); a
-   request it refuses is answered (401, 403, 503) without reading a byte of the body. The
-   caller is left in the scope (``PRINCIPAL_SCOPE_KEY``) for ``get_principal``, so the key is
-   verified once per request.
+1. Under ``/api/engine`` and at ``/mcp`` the API key is checked from the headers alone
+   (``api/auth.py``); a request it refuses is answered (401, 403, 503) without reading a
+   byte of the body. The caller is left in the scope (``PRINCIPAL_SCOPE_KEY``) for
+   ``get_principal`` (and ``mcp/http.py``), so the key is verified once per request.
 2. A ``Content-Length`` above the limit is answered 413 before the body is read.
 3. A body of unannounced length (chunked) is counted as it arrives: the read that passes the
    limit fails with 413 at once, so no more than the limit is ever handed to the app. Nothing
@@ -50,6 +50,7 @@ from sessionkeeper.api.errors import error_body, error_response
 from sessionkeeper.errors import SessionkeeperError, TooLarge
 
 API_PREFIX = "/api/engine"
+MCP_PATH = "/mcp"  # the MCP server (mcp/http.py): the same keys
 SETTING = "SESSIONKEEPER_MAX_BODY_SIZE"
 # The request line plus headers, as h11 (the HTTP parser ``serve`` runs) limits them.
 MAX_HEAD_SIZE = 16 * 1024
@@ -131,12 +132,13 @@ def content_length(headers: Headers) -> int | None:
 
 
 def is_protected(scope: Scope) -> bool:
-    """Whether the path is the API's (every route under ``/api/engine`` needs a caller)."""
+    """Whether the path is the API's (every route under ``/api/engine`` needs a caller, and
+    so does the MCP server at ``/mcp``)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
-    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+    return path in (API_PREFIX, MCP_PATH) or path.startswith(API_PREFIX + "/")
 
 
 class _CountedReceive:

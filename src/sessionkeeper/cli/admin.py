@@ -308,8 +308,16 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    mcp_writes: Annotated[
+        bool,
+        typer.Option(
+            "--mcp-writes",
+            help="Serve the MCP server's writing tool (remember) at /mcp "
+            "(default $SESSIONKEEPER_MCP_WRITES, else off).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the REST API, chat page and dashboard.
+    """Run the REST API, chat page, dashboard and the MCP server at /mcp.
 
     The maintenance loop (ghost purge, prune) runs inside the server. The URL is printed
     once the server is listening. A missing SQLite database is created, with its directory.
@@ -321,6 +329,8 @@ def serve(
         if not 1 <= port <= 65_535:
             raise InvalidInput(f"--port must be from 1 to 65535, got {port}", field="port")
         overrides["port"] = port
+    if mcp_writes:
+        overrides["mcp_writes"] = True
     cfg = common.settings(**overrides)
     if not 1 <= cfg.port <= 65_535:
         raise InvalidInput(f"SESSIONKEEPER_PORT must be from 1 to 65535, got {cfg.port}")

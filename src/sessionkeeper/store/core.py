@@ -76,6 +76,9 @@ T = TypeVar("T")
 _parts_lock = threading.Lock()
 
 
+MAX_CONTEXT = 10  # neighbours each side of a hit in search_with_neighbours
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -574,9 +577,12 @@ class Store:
         user_id: str | None = None,
         user_ids: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]:
         """Ranked full-text hits with highlighted snippets (``<mark>…</mark>``), scoped
-        like ``list_sessions`` (agents, users, session metadata)."""
+        like ``list_sessions`` (agents, users, session metadata); ``created_after`` /
+        ``created_before`` keep the messages written in that time (both exclusive)."""
         query = fts.check_query(query)
         validate.limit(limit, MAX_PAGE_SIZE)
         if session_id is not None:
@@ -584,6 +590,8 @@ class Store:
         agents = validate.agent_scope(agent_id, agent_ids)
         users = validate.user_scope(user_id, user_ids)
         wanted = validate.metadata_filter(metadata)
+        after = _aware_or_none(created_after, "created_after")
+        before = _aware_or_none(created_before, "created_before")
         if agents == [] or users == [] or not fts.query_terms(query):
             return []
         return await self._backend.search(
@@ -593,6 +601,47 @@ class Store:
             agent_ids=agents,
             user_ids=users,
             metadata=wanted,
+            created_after=after,
+            created_before=before,
+        )
+
+    async def search_with_neighbours(
+        self,
+        query: str,
+        *,
+        context: int = 1,
+        limit: int = 20,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        """``search_messages``'s hits (the same, in the same order), and the messages up to
+        ``context`` positions before and after each hit (the hits included, each message
+        once, in no particular order): passages around the hits for about the cost of the
+        search (one statement on PostgreSQL). ``context`` is 0 to 10."""
+        query = fts.check_query(query)
+        validate.limit(limit, MAX_PAGE_SIZE)
+        validate.bounded_int(context, "context", 0, MAX_CONTEXT)
+        agents = validate.agent_scope(agent_id, agent_ids)
+        users = validate.user_scope(user_id, user_ids)
+        wanted = validate.metadata_filter(metadata)
+        after = _aware_or_none(created_after, "created_after")
+        before = _aware_or_none(created_before, "created_before")
+        if agents == [] or users == [] or not fts.query_terms(query):
+            return [], []
+        return await self._backend.search_around(
+            query,
+            context=context,
+            limit=limit,
+            agent_ids=agents,
+            user_ids=users,
+            metadata=wanted,
+            created_after=after,
+            created_before=before,
         )
 
     async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:

@@ -188,7 +188,24 @@ class Backend(Protocol):
         agent_ids: list[str] | None,
         user_ids: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]: ...
+    async def search_around(
+        self,
+        query: str,
+        *,
+        context: int,
+        limit: int,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        """``search``'s hits, and the messages up to ``context`` positions around each (each
+        message once): what recall reads, at the cost of about one search."""
+        ...
 
     # ── set-wide work ──────────────────────────────────────────────────────
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int: ...

@@ -77,6 +77,19 @@ def _message(r: Any) -> Message:
     return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
 
 
+def _hit(r: Any, marks: Any) -> SearchHit:
+    return SearchHit(
+        session_id=r[0],
+        seq=r[1],
+        role=r[3],
+        agent_id=r[4],
+        snippet=snippet(r[7], marks),
+        rank=float(r[2]),
+        created_at=r[5],
+        session_title=r[6],
+    )
+
+
 def _key(r: Any) -> KeyRow:
     # Positional: KEY_COLUMNS are KeyRow's fields, in order.
     return KeyRow(
@@ -245,12 +258,8 @@ class PostgresBackend(Connections):
 
     async def get_session(self, session_id: str) -> Session | None:
         stmt = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
-        if self._reads is None:
-            r = await self._run("fetchrow", stmt, session_id)
-        else:
-            async with self._reads.reading() as conn:
-                r = await conn.fetchrow(stmt, session_id)
-        return None if r is None else _session(r)
+        rows = await self._read_rows(stmt, session_id)
+        return _session(rows[0]) if rows else None
 
     async def list_sessions(self, query: ListQuery) -> Listed:
         page_sql, count_sql, params, count_params = sql.listing(self.dialect, query)
@@ -455,17 +464,17 @@ class PostgresBackend(Connections):
                 before = chunk[-1][1]
         return tail
 
-    async def search(
+    def _search(
         self,
         query: str,
-        *,
         limit: int,
         session_id: str | None,
         agent_ids: list[str] | None,
-        user_ids: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        marks = wanted(query)
+        user_ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> tuple[str, sql.Params]:
         p = sql.Params(self.dialect)
         p(pg_query(query))
         p(limit)
@@ -484,24 +493,67 @@ class PostgresBackend(Connections):
                 + " AND ".join(session_terms)
                 + ")"
             )
+        if created_after is not None:
+            filters += f" AND m.created_at > {p.time(created_after)}"
+        if created_before is not None:
+            filters += f" AND m.created_at < {p.time(created_before)}"
+        return q.SEARCH.format(filters=filters), p
+
+    async def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[SearchHit]:
+        marks = wanted(query)
+        stmt, p = self._search(
+            query, limit, session_id, agent_ids, user_ids, metadata, created_after, created_before
+        )
+        rows = await self._read_rows(stmt, *p.values)
+        return [_hit(r, marks) for r in rows]
+
+    async def search_around(
+        self,
+        query: str,
+        *,
+        context: int,
+        limit: int,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        marks = wanted(query)
+        stmt, p = self._search(
+            query, limit, None, agent_ids, user_ids, metadata, created_after, created_before
+        )
+        # One statement, so one round trip as for the search alone: the hits fenced as
+        # the search computes them, each with its neighbours read by the primary key.
+        around = q.SEARCH_AROUND.format(search=stmt, k=p(context))
+        rows = await self._read_rows(around, *p.values)
+        hits: list[SearchHit] = []
+        messages: dict[tuple[str, int], Message] = {}
+        for r in rows:
+            if not hits or (hits[-1].session_id, hits[-1].seq) != (r[0], r[1]):
+                hits.append(_hit(r, marks))
+            if r[8] is not None:
+                messages.setdefault((r[8], r[9]), _message(tuple(r)[8:]))
+        return hits, list(messages.values())
+
+    async def _read_rows(self, stmt: str, *values: Any) -> list[Any]:
+        """A one-statement read: the hot path's own connection handling on the primary, or
+        the read route (a standby, or the primary after a write it has not replayed)."""
         if self._reads is None:
-            rows = await self._run("fetch", q.SEARCH.format(filters=filters), *p.values)
-        else:
-            async with self._reads.reading() as conn:
-                rows = await conn.fetch(q.SEARCH.format(filters=filters), *p.values)
-        return [
-            SearchHit(
-                session_id=r[0],
-                seq=r[1],
-                role=r[3],
-                agent_id=r[4],
-                snippet=snippet(r[7], marks),
-                rank=float(r[2]),
-                created_at=r[5],
-                session_title=r[6],
-            )
-            for r in rows
-        ]
+            return list(await self._run("fetch", stmt, *values))
+        async with self._reads.reading() as conn:
+            return list(await conn.fetch(stmt, *values))
 
     # ── set-wide work ──────────────────────────────────────────────────────
 

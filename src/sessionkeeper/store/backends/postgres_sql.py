@@ -80,6 +80,23 @@ ORDER BY rank DESC, m.session_id, m.seq
 LIMIT $2
 """
 
+# The search's hits (fenced: computed as the search alone computes them), each with the
+# messages up to {k} positions around it, read by the primary key; hits in the search's order.
+SEARCH_AROUND = (
+    """
+WITH h AS MATERIALIZED ({search})
+SELECT h.session_id, h.seq, h.rank, h.role, h.agent_id, h.created_at, h.title, h.content,
+       n.*
+FROM h LEFT JOIN LATERAL (
+    SELECT """
+    + MESSAGE_COLUMNS
+    + """ FROM messages
+    WHERE session_id = h.session_id AND seq BETWEEN h.seq - {k} AND h.seq + {k}
+) n ON true
+ORDER BY h.rank DESC, h.session_id, h.seq, n.seq
+"""
+)
+
 
 # A purge batch is a plain DELETE of a range of the partial index ix_sessions_ghosts
 # (exactly the ghosts, by created_at): the ghost rule reads the row alone and no foreign key

@@ -551,7 +551,36 @@ class SqliteBackend(Runner):
         agent_ids: list[str] | None,
         user_ids: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[SearchHit]:
+        hits, _ = await self._search(
+            query,
+            limit,
+            None,
+            session_id,
+            agent_ids,
+            user_ids,
+            metadata,
+            created_after,
+            created_before,
+        )
+        return hits
+
+    async def _search(
+        self,
+        query: str,
+        limit: int,
+        around: int | None,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        """The hits, and with ``around`` the messages up to that many positions around each,
+        read in the same call on the same connection (one snapshot, no second hand-over)."""
         marks = wanted(query)
 
         def filtered(p: sql.Params) -> str:
@@ -562,6 +591,10 @@ class SqliteBackend(Runner):
                 where += " AND " + p.one_of("s.agent_id", agent_ids)
             for term in p.session_filters(user_ids, metadata, "s."):
                 where += f" AND {term}"
+            if created_after is not None:
+                where += f" AND m.created_at > {p.time(created_after)}"
+            if created_before is not None:
+                where += f" AND m.created_at < {p.time(created_before)}"
             return where
 
         p = sql.Params(self.dialect)
@@ -575,20 +608,55 @@ class SqliteBackend(Runner):
             # snippet, rank, created_at, session_title.
             return SearchHit(r[0], r[1], r[3], r[4], snippet(r[7], marks), r[2], _utc(r[5]), r[6])
 
-        def read(conn: sqlite3.Connection) -> tuple[list[SearchHit], bool]:
+        def neighbours(conn: sqlite3.Connection, hits: list[SearchHit]) -> list[Message]:
+            if around is None or not hits:
+                return []
+            ranges = [(h.session_id, max(1, h.seq - around), h.seq + around) for h in hits]
+            stmt, params = sql.message_ranges(ranges)
+            found = {}
+            for r in conn.execute(stmt, params).fetchall():
+                found[(r[0], r[1])] = r
+            return [_message(r) for r in found.values()]
+
+        def read(conn: sqlite3.Connection) -> tuple[list[SearchHit], list[Message], bool]:
             found = conn.execute(stmt, p.values).fetchall()
             rows = [r for r in found if not r[8]]
             late = [r for r in found if r[8]]
             if late:  # not indexed yet: ranked after the indexed hits, newest first
                 rows = (rows + sorted(late, key=lambda r: r[5], reverse=True))[:limit]
-            return [hit(r) for r in rows], bool(late)
+            hits = [hit(r) for r in rows]
+            return hits, neighbours(conn, hits), bool(late)
 
-        hits, late = await self._read(read, budget=True)
+        hits, messages, late = await self._read(read, budget=True)
         if late and await self._index_now():
             # Noted messages matched: indexed now, so that they are ranked with the rest
             # (and this search answers as the next one will).
-            hits, late = await self._read(read, budget=True)
-        return hits
+            hits, messages, late = await self._read(read, budget=True)
+        return hits, messages
+
+    async def search_around(
+        self,
+        query: str,
+        *,
+        context: int,
+        limit: int,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[SearchHit], list[Message]]:
+        return await self._search(
+            query,
+            limit,
+            context,
+            None,
+            agent_ids,
+            user_ids,
+            metadata,
+            created_after,
+            created_before,
+        )
 
     # ── set-wide work ──────────────────────────────────────────────────────
 

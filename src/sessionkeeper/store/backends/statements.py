@@ -215,6 +215,19 @@ def messages_page(
     return sql, p.values
 
 
+def message_ranges(ranges: Sequence[tuple[str, int, int]]) -> tuple[str, list[Any]]:
+    """SQLite: the messages of (session_id, first seq, last seq) ranges, by session then seq;
+    each range read by the primary key (the ranges drive the join). PostgreSQL reads them
+    inside its search statement (``postgres_sql.SEARCH_AROUND``)."""
+    rows = ", ".join("(?, ?, ?)" for _ in ranges)
+    sql = (
+        f"WITH r(sid, lo, hi) AS (VALUES {rows}) SELECT {MESSAGE_COLUMNS} FROM r "
+        "CROSS JOIN messages ON session_id = r.sid AND seq BETWEEN r.lo AND r.hi "
+        "ORDER BY session_id, seq"
+    )
+    return sql, [value for r in ranges for value in r]
+
+
 def stats(
     dialect: str,
     ghost_cutoff: datetime,
