@@ -56,7 +56,21 @@ if TYPE_CHECKING:
 
 def _session(r: Any) -> Session:
     return Session(
-        r[0], r[1], r[2], r[3], r[4], dict(r[5] or {}), r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        dict(r[5] or {}),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
     )
 
 
@@ -216,7 +230,7 @@ class PostgresBackend(Connections):
             total = None
             if count_sql is not None:
                 total = int(await conn.fetchval(count_sql, *count_params))
-        return Listed([_session(r) for r in rows], [r[13] for r in rows], total)
+        return Listed([_session(r) for r in rows], [r[-1] for r in rows], total)
 
     async def update_session(
         self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
@@ -680,6 +694,8 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         count,
         tokens,
         s.user_id,
+        s.parent_session_id,
+        s.fork_seq,
         last_seq,
     )
 

@@ -94,7 +94,7 @@ _MESSAGE_METADATA = (
 )
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The index's best hits, then the noted messages not indexed yet that match (their terms
 # compared in SQL: sqlite_index.NOTED_MATCHES), in one statement: one snapshot, in which a
@@ -155,6 +155,8 @@ def _session(r: Sequence[Any]) -> Session:
         r[10],
         r[11],
         r[12],
+        r[13],
+        r[14],
     )
 
 
@@ -332,7 +334,7 @@ class SqliteBackend(Runner):
             total = None
             if count_sql is not None:
                 total = int(conn.execute(count_sql, count_params).fetchone()[0])
-            keys = [r[13] if query.sort == "title" else _time(r[13]) for r in rows]
+            keys = [r[-1] if query.sort == "title" else _time(r[-1]) for r in rows]
             return Listed([_session(r) for r in rows], keys, total)
 
         return await self._read(read_txn(read), budget=True)
@@ -869,6 +871,8 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         count,
         tokens,
         s.user_id,
+        s.parent_session_id,
+        s.fork_seq,
         last_seq,
     )
 
