@@ -27,11 +27,13 @@ from sessionkeeper.errors import (
 )
 from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import lineage_sql, retention_sql
 from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
-from sessionkeeper.store.backends import retention_sql
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
+    Forked,
+    ForkSpec,
     KeyRow,
     Listed,
     ListQuery,
@@ -98,6 +100,12 @@ def lock_key(name: str) -> int:
     """A stable 32-bit advisory-lock key for a job name (the same in every process)."""
     return zlib.crc32(f"sessionkeeper:{name}".encode())
 
+
+_LAST_SEQ = "SELECT last_seq FROM sessions WHERE session_id = $1"
+_FORK_SESSION = lineage_sql.fork_session("postgresql")
+_BRANCH_SESSION = lineage_sql.branch_session("postgresql")
+_COPY_MESSAGES = lineage_sql.copy_messages("postgresql")
+_REWOUND = lineage_sql.rewound("postgresql")
 
 REINDEX_BATCH = 2_000  # messages re-analysed per statement when the analyser changed
 
@@ -469,6 +477,64 @@ class PostgresBackend(Connections):
             )
             for r in rows
         ]
+
+    # ── lineage (lineage_sql.py) ───────────────────────────────────────────
+
+    async def fork_session(self, spec: ForkSpec) -> Forked | None:
+        try:
+            async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
+                # One snapshot for the whole fork: an append (its counters and its message
+                # commit together) is wholly in it or not at all, and no writer waits on it.
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                last = await conn.fetchval(_LAST_SEQ, spec.source_id)
+                if last is None:
+                    return None
+                at = last if spec.at_seq is None else spec.at_seq
+                if at > last:
+                    return Forked(last)
+                await conn.execute(
+                    _FORK_SESSION,
+                    spec.source_id,
+                    spec.new_id,
+                    spec.title,
+                    spec.metadata,
+                    spec.now,
+                    at,
+                )
+                await conn.execute(_COPY_MESSAGES, spec.source_id, spec.new_id, at)
+                return Forked(last, _session(await conn.fetchrow(lineage_sql.GET, spec.new_id)))
+        except Conflict:
+            raise Conflict(f"session {spec.new_id!r} already exists") from None
+
+    async def rewind_session(
+        self, session_id: str, to_seq: int, branch_id: str, now: datetime
+    ) -> Forked | None:
+        try:
+            async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
+                # The row lock first, as every writer of the session takes it.
+                last = await conn.fetchval(f"{_LAST_SEQ} FOR UPDATE", session_id)
+                if last is None:
+                    return None
+                if to_seq > last:
+                    return Forked(last)
+                branch, dropped = None, 0
+                if await conn.fetchval(lineage_sql.TAIL_EXISTS, session_id, to_seq):
+                    await conn.execute(_BRANCH_SESSION, session_id, branch_id, now, to_seq)
+                    await conn.execute(_COPY_MESSAGES, session_id, branch_id, to_seq)
+                    moved = await conn.execute(lineage_sql.MOVE_TAIL, session_id, branch_id, to_seq)
+                    dropped = int(moved.split()[-1])
+                    branch = _session(await conn.fetchrow(lineage_sql.GET, branch_id))
+                row = await conn.fetchrow(_REWOUND, session_id, to_seq, now)
+                return Forked(last, _session(row), branch, dropped)
+        except Conflict:
+            raise Conflict(f"session {branch_id!r} already exists") from None
+
+    async def children(self, session_id: str) -> list[Session] | None:
+        async with self._conn() as conn:
+            rows = await conn.fetch(lineage_sql.CHILDREN, session_id)
+            if not rows and not await _exists(conn, session_id):
+                return None
+        return [_session(r) for r in rows]
 
     # ── set-wide work ──────────────────────────────────────────────────────
 
