@@ -21,7 +21,18 @@ from typer import _click as click
 from typer._click.types import StringParamType
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, asking, common, forget, fs, keys, policy, sessions, transfer
+from sessionkeeper.cli import (
+    admin,
+    asking,
+    common,
+    forget,
+    fs,
+    keys,
+    lineage,
+    policy,
+    sessions,
+    transfer,
+)
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
@@ -172,6 +183,7 @@ def root(
 
 
 app.add_typer(sessions.app)
+app.add_typer(lineage.app)
 app.add_typer(asking.app)
 app.add_typer(admin.app)
 app.add_typer(forget.app)
