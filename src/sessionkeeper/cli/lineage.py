@@ -32,11 +32,11 @@ def fork(
     session_id: Annotated[
         str | None, typer.Argument(help="Session to fork (default: the current session).")
     ] = None,
-    at: Annotated[
+    at_seq: Annotated[
         int | None,
         typer.Option("--at", metavar="SEQ", help="Keep messages 1..SEQ (default: all)."),
     ] = None,
-    new_id: Annotated[
+    new_session_id: Annotated[
         str | None, typer.Option("--id", help="The new session's id (default: generated).")
     ] = None,
     title: Annotated[
@@ -50,7 +50,7 @@ def fork(
     with common.current_must_exist(chosen):
         session: Session = common.run(
             lambda store: store.fork_session(
-                chosen.session_id, at_seq=at, new_session_id=new_id, title=title
+                chosen.session_id, at_seq=at_seq, new_session_id=new_session_id, title=title
             )
         )
     common.remember(session.session_id)
