@@ -646,6 +646,9 @@ class Store:
         it, the fork holds exactly a prefix of it (appends it did not see continue in the
         source only). Its next message takes seq ``fork_seq + 1``. A fork is an ordinary
         session of its own (its messages are copies): deleting either leaves the other.
+        A LangGraph thread forks with its checkpoints (as ``checkpoints.copy_thread``), in
+        the same transaction; a Google ADK session is refused (InvalidInput, nothing
+        written).
         """
         validate.session_id(session_id)
         spec = ForkSpec(
@@ -663,6 +666,8 @@ class Store:
         forked = await self._backend.fork_session(spec)
         if forked is None:
             raise _not_found(session_id)
+        if forked.adk:
+            raise _adk_refused(session_id, "forked")
         if forked.session is None:
             raise InvalidInput(
                 f"at_seq {at_seq} is past the last message of session {session_id!r} "
@@ -678,6 +683,8 @@ class Store:
         whole conversation as it was before the rewind (the first ``to_seq`` messages
         copied, the rest the originals). To undo, switch to the branch. When nothing comes
         after ``to_seq`` there is no branch. One transaction under the session row's lock.
+        A LangGraph thread's branch gets a copy of its checkpoints (the session keeps its
+        own); a Google ADK session is refused (InvalidInput, nothing written).
         """
         validate.session_id(session_id)
         validate.seq(to_seq, "to_seq")
@@ -686,6 +693,8 @@ class Store:
         )
         if done is None:
             raise _not_found(session_id)
+        if done.adk:
+            raise _adk_refused(session_id, "rewound")
         if done.session is None:
             raise InvalidInput(
                 f"to_seq {to_seq} is past the last message of session {session_id!r} "
@@ -897,6 +906,14 @@ async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     if found is not None and not upgrade:
         raise SchemaMismatch(migrate.older_message(found))
     await backend.migrate("head")
+
+
+def _adk_refused(session_id: str, what: str) -> InvalidInput:
+    return InvalidInput(
+        f"session {session_id!r} is a Google ADK session: ADK sessions cannot be {what} "
+        "yet (their state would have to be recomputed from the events kept)",
+        field="session_id",
+    )
 
 
 def _appended(session_id: str, seq: int, row: dict[str, Any]) -> Message:

@@ -11,6 +11,10 @@ every read of every fork pay for the walk instead.
   metadata, time (and on PostgreSQL the search vector, so no text is analysed again).
 - The new session's row is written from the source's row and the copied range's totals in
   one ``INSERT … SELECT``, so the counters equal the rows from the start.
+- A LangGraph thread forks with its checkpoints, as ``copy_thread`` copies them (the same
+  transaction and snapshot as its messages, which its checkpoint writes commit with).
+  Google ADK sessions are refused for now (``ADK``): a copy would need a new ADK key and
+  state recomputed from the events kept.
 - A rewind copies the kept prefix into the branch and *moves* the dropped tail there
   (``UPDATE … SET session_id``): the tail rows are the originals (on SQLite the same rowids,
   so the search index needs no work), and the branch is the whole conversation before the
@@ -21,6 +25,7 @@ Placeholders are PostgreSQL's ``$n``; SQLite takes the same numbers as ``?n`` (`
 
 from __future__ import annotations
 
+from sessionkeeper.store.backends.frameworks import checkpoints_base
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
 
 # $1 source, $2 new id, $3 title (NULL: the source's), $4 metadata (NULL: the source's),
@@ -73,6 +78,22 @@ CHILDREN = (
 )
 
 GET = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
+
+
+# Whether a session is a Google ADK one (its key row, with or without state).
+ADK = "SELECT 1 FROM adk_sessions WHERE session_id = $1"
+
+# The source's checkpoints (LangGraph), each table's rows under the new session id ($2).
+COPY_CHECKPOINTS = tuple(
+    f"INSERT INTO {table} (session_id, {rest}) SELECT $2, {rest} FROM {table} WHERE session_id = $1"
+    for table, rest in checkpoints_base.COPIED
+)
+# The copy holds checkpoints when the source does: its bit of held_by goes with them.
+_HOLD = checkpoints_base.HOLDER_BIT
+HELD = (
+    f"UPDATE sessions SET held_by = held_by | (SELECT held_by & {_HOLD} FROM sessions "
+    "WHERE session_id = $1) WHERE session_id = $2 RETURNING held_by"
+)
 
 
 def for_dialect(stmt: str, dialect: str) -> str:

@@ -492,6 +492,8 @@ class PostgresBackend(Connections):
                 at = last if spec.at_seq is None else spec.at_seq
                 if at > last:
                     return Forked(last)
+                if await conn.fetchval(lineage_sql.ADK, spec.source_id):
+                    return Forked(last, adk=True)
                 await conn.execute(
                     _FORK_SESSION,
                     spec.source_id,
@@ -502,6 +504,7 @@ class PostgresBackend(Connections):
                     at,
                 )
                 await conn.execute(_COPY_MESSAGES, spec.source_id, spec.new_id, at)
+                await _copy_framework_rows(conn, spec.source_id, spec.new_id)
                 return Forked(last, _session(await conn.fetchrow(lineage_sql.GET, spec.new_id)))
         except Conflict:
             raise Conflict(f"session {spec.new_id!r} already exists") from None
@@ -517,10 +520,13 @@ class PostgresBackend(Connections):
                     return None
                 if to_seq > last:
                     return Forked(last)
+                if await conn.fetchval(lineage_sql.ADK, session_id):
+                    return Forked(last, adk=True)
                 branch, dropped = None, 0
                 if await conn.fetchval(lineage_sql.TAIL_EXISTS, session_id, to_seq):
                     await conn.execute(_BRANCH_SESSION, session_id, branch_id, now, to_seq)
                     await conn.execute(_COPY_MESSAGES, session_id, branch_id, to_seq)
+                    await _copy_framework_rows(conn, session_id, branch_id)
                     moved = await conn.execute(lineage_sql.MOVE_TAIL, session_id, branch_id, to_seq)
                     dropped = int(moved.split()[-1])
                     branch = _session(await conn.fetchrow(lineage_sql.GET, branch_id))
@@ -742,6 +748,13 @@ async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:
     suffix = " FOR UPDATE" if lock else ""
     found = await conn.fetchval(f"SELECT 1 FROM sessions WHERE session_id = $1{suffix}", session_id)
     return found is not None
+
+
+async def _copy_framework_rows(conn: Any, source: str, target: str) -> None:
+    """A fork's (or branch's) copy of the source's LangGraph checkpoints, if it has any."""
+    if await conn.fetchval(lineage_sql.HELD, source, target):
+        for stmt in lineage_sql.COPY_CHECKPOINTS:
+            await conn.execute(stmt, source, target)
 
 
 def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:

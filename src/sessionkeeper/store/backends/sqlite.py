@@ -104,6 +104,9 @@ _BRANCH_SESSION = lineage_sql.branch_session("sqlite")
 _COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
 _MOVE_TAIL = lineage_sql.for_dialect(lineage_sql.MOVE_TAIL, "sqlite")
 _REWOUND = lineage_sql.rewound("sqlite")
+_ADK = lineage_sql.for_dialect(lineage_sql.ADK, "sqlite")
+_HELD = lineage_sql.for_dialect(lineage_sql.HELD, "sqlite")
+_COPY_CHECKPOINTS = [lineage_sql.for_dialect(c, "sqlite") for c in lineage_sql.COPY_CHECKPOINTS]
 _TAIL_EXISTS = lineage_sql.for_dialect(lineage_sql.TAIL_EXISTS, "sqlite")
 _CHILDREN = lineage_sql.for_dialect(lineage_sql.CHILDREN, "sqlite")
 _GET = lineage_sql.for_dialect(lineage_sql.GET, "sqlite")
@@ -616,9 +619,12 @@ class SqliteBackend(Runner):
             at = last if spec.at_seq is None else spec.at_seq
             if at > last:
                 return Forked(last)
+            if conn.execute(_ADK, (spec.source_id,)).fetchone() is not None:
+                return Forked(last, adk=True)
             values = (spec.source_id, spec.new_id, spec.title, meta, stamp, at)
             conn.execute(_FORK_SESSION, values)
             conn.execute(_COPY_MESSAGES, (spec.source_id, spec.new_id, at))
+            _copy_framework_rows(conn, spec.source_id, spec.new_id)
             return Forked(last, _session(conn.execute(_GET, (spec.new_id,)).fetchone()))
 
         try:
@@ -641,10 +647,13 @@ class SqliteBackend(Runner):
             last = int(found[0])
             if to_seq > last:
                 return Forked(last)
+            if conn.execute(_ADK, (session_id,)).fetchone() is not None:
+                return Forked(last, adk=True)
             branch, dropped = None, 0
             if conn.execute(_TAIL_EXISTS, (session_id, to_seq)).fetchone() is not None:
                 conn.execute(_BRANCH_SESSION, (session_id, branch_id, stamp, to_seq))
                 conn.execute(_COPY_MESSAGES, (session_id, branch_id, to_seq))
+                _copy_framework_rows(conn, session_id, branch_id)
                 # The tail's rows move (same rowids: the search index is still right).
                 dropped = conn.execute(_MOVE_TAIL, (session_id, branch_id, to_seq)).rowcount
                 branch = _session(conn.execute(_GET, (branch_id,)).fetchone())
@@ -953,6 +962,13 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         s.fork_seq,
         last_seq,
     )
+
+
+def _copy_framework_rows(conn: sqlite3.Connection, source: str, target: str) -> None:
+    """A fork's (or branch's) copy of the source's LangGraph checkpoints, if it has any."""
+    if conn.execute(_HELD, (source, target)).fetchone()[0]:
+        for stmt in _COPY_CHECKPOINTS:
+            conn.execute(stmt, (source, target))
 
 
 def _make_room(conn: sqlite3.Connection, session_id: str, replace: bool) -> bool:
