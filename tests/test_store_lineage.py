@@ -315,3 +315,23 @@ async def test_lineage_survives_export_rows(store: Store) -> None:
         2,
     )
     assert listed[source].parent_session_id is None and listed[source].fork_seq is None
+
+
+async def test_lineage_round_trips_through_the_jsonl_header(store: Store) -> None:
+    import json
+
+    from sessionkeeper.transfer.records import session_from_record, session_record
+
+    source = await conversation(store, 6)
+    fork = await store.fork_session(source, at_seq=3, new_session_id="exported")
+    record = json.loads(json.dumps(session_record(fork)))
+    assert (record["parent_session_id"], record["fork_seq"]) == (source, 3)
+    items = await all_messages(store, "exported")
+    await store.delete_session("exported")
+    assert await store.import_session(session_from_record(record), items)
+    back = await store.get_session("exported")
+    assert (back.parent_session_id, back.fork_seq, back.message_count) == (source, 3, 3)
+    assert [s.session_id for s in await store.list_branches(source)] == ["exported"]
+    bad = {**record, "session_id": "bad-lineage", "fork_seq": -2}
+    with pytest.raises(InvalidInput, match="fork_seq"):
+        await store.import_session(session_from_record(bad), [])
