@@ -47,6 +47,8 @@ if TYPE_CHECKING:
         SearchHit,
         Session,
         Stats,
+        Usage,
+        UsageTotals,
         Window,
     )
     from sessionkeeper.store.core import Store
@@ -79,6 +81,8 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "Usage",
+    "UsageTotals",
     "Window",
     "open_store",
 ]
@@ -114,6 +118,8 @@ _HOMES = {
             "SearchHit",
             "Session",
             "Stats",
+            "Usage",
+            "UsageTotals",
             "Window",
         ),
         "sessionkeeper.models",

@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from sessionkeeper.models import Message
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
+from sessionkeeper.store.backends.statements import (
+    MESSAGE_READ,
+    sqlite_time,
+    usage_values,
+)
 from sessionkeeper.store.validate import json_text
 
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Every column, usage too (NULLs when the message has none: binding them costs nothing).
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_READ}) VALUES ({', '.join(['?'] * 15)})"
 
 
 def message_params(
@@ -20,7 +25,10 @@ def message_params(
 ) -> tuple[Any, ...]:
     """INSERT_MESSAGE's values for a validated message row (or a Message); a row without a
     time takes ``default_time`` (already SQLite text)."""
-    v = m if isinstance(m, dict) else m.to_dict() | {"created_at": m.created_at}
+    if isinstance(m, dict):
+        v, usage = m, m.get("usage")
+    else:
+        v, usage = m.to_dict() | {"created_at": m.created_at}, m.usage
     created = v["created_at"]
     return (
         session_id,
@@ -32,4 +40,5 @@ def message_params(
         v["token_count"],
         json_text(v["metadata"]) if v["metadata"] else None,
         sqlite_time(created) if created is not None else default_time,
+        *usage_values(usage),
     )
