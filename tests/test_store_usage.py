@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from sessionkeeper import NewMessage, Usage
 from sessionkeeper.errors import InvalidInput, NotFound
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.usage import price_source
+from sessionkeeper.transfer.export import export_sessions
+from sessionkeeper.transfer.imports import plan_import, run_import
 
 RUNS = [  # three runs with known usage, as a model reported them
     Usage(input_tokens=1200, output_tokens=300, cached_tokens=200, reasoning_tokens=50),
@@ -185,3 +190,37 @@ async def test_bad_usage_is_refused_and_changes_nothing(
     assert [m.content for m in await store.get_messages("bad")] == ["kept"]
     assert (await store.get_messages("bad"))[0].usage is None
     assert (await store.get_usage("bad")).messages == 0
+
+
+async def test_usage_round_trips_through_jsonl_export_and_import(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.create_session(session_id="orig", agent_id="exporter")
+    await store.add_message("orig", "user", "q")
+    await store.add_message("orig", "assistant", "a", model="gpt-4o", usage=RUNS[0])
+    await store.add_message("orig", "assistant", "b", usage={"input_tokens": 7})  # no model
+    buffer = io.StringIO()
+    await export_sessions(store, buffer, session_ids=["orig"])
+    text = buffer.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert "usage" not in lines[1]  # a message without usage: the line as before
+    assert lines[2]["usage"] == {**RUNS[0].to_dict(), "model": "gpt-4o"}
+    assert lines[3]["usage"]["model"] is None
+    before = await store.get_usage("orig")
+    await store.delete_session("orig")
+    path = tmp_path / "orig.jsonl"
+    path.write_text(text, encoding="utf-8")
+    summary = await run_import(store, plan_import(path))
+    assert summary.failed == [] and summary.imported
+    after = await store.get_usage("orig")
+    assert after.by_model == before.by_model
+    again = io.StringIO()
+    await export_sessions(store, again, session_ids=["orig"])
+    assert again.getvalue() == text
+    # A bad usage in a file fails that session, naming it.
+    lines[2]["usage"]["cached_tokens"] = 10**6
+    bad = tmp_path / "bad.jsonl"
+    lines[0]["session_id"] = "bad"
+    bad.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = await run_import(store, plan_import(bad))
+    assert len(result.failed) == 1 and "cached_tokens" in str(result.failed[0])
