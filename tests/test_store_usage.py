@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -224,3 +228,43 @@ async def test_usage_round_trips_through_jsonl_export_and_import(
     bad.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     result = await run_import(store, plan_import(bad))
     assert len(result.failed) == 1 and "cached_tokens" in str(result.failed[0])
+
+
+def test_the_readme_example_runs_and_prints_what_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Usage and cost\n", 1)[1].split("\n## ", 1)[0]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, "no Python example under ## Usage and cost"
+    monkeypatch.chdir(tmp_path)  # its database is sqlite:///usage.db, here
+    done = subprocess.run(
+        [sys.executable, "-c", found.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "3451 535 5"
+    # The amounts are today's genai-prices; the README shows them for 0.2.5.
+    expected = _expected_cost("gpt-4o", [RUNS_README[1], RUNS_README[2]]) + _expected_cost(
+        "gpt-4o-mini", [Usage(1)]
+    )
+    cost, status, unknown = lines[1].split(" ", 2)
+    assert (Decimal(cost), status, unknown) == (expected, "partial", "['our-own-model']")
+    assert lines[2].startswith(price_source() + " ")
+    assert [line.rsplit(" ", 1)[0] for line in lines[3:6]] == [
+        "gpt-4o 2",
+        "gpt-4o-mini 1",
+        "our-own-model 1",
+    ]
+    assert lines[5].endswith(" None") and Decimal(lines[6]) == expected
+
+
+RUNS_README = [  # the README example's usage
+    Usage(input_tokens=1200, output_tokens=300, cached_tokens=200),
+    Usage(input_tokens=2500, output_tokens=410, requests=2),
+    Usage(input_tokens=900, output_tokens=120, reasoning_tokens=100),
+]
