@@ -221,3 +221,38 @@ async def test_langchain_odd_usage_never_loses_the_message(sk_store: Store, valu
     object.__setattr__(message, "usage_metadata", value)
     await history.aadd_messages([message])
     assert [m.content for m in await sk_store.get_messages("lc-odd")] == ["kept"]
+
+
+# ── LangGraph (its messages are mirrored as the session's) ───────────────────
+
+
+async def test_langgraph_mirrored_ai_messages_keep_their_usage(sk_store: Store) -> None:
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver
+
+    def chatbot(state: MessagesState) -> dict[str, Any]:
+        n = len(state["messages"])
+        reply = AIMessage(
+            content=f"reply {n}",
+            usage_metadata={"input_tokens": 10 * n, "output_tokens": 3, "total_tokens": 10 * n + 3},
+            response_metadata={"model_name": "gpt-4o-mini"},
+        )
+        return {"messages": [reply]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chatbot", chatbot)
+    graph.add_edge(START, "chatbot")
+    graph.add_edge("chatbot", END)
+    app = graph.compile(checkpointer=AsyncSessionkeeperSaver(sk_store))
+    thread = {"configurable": {"thread_id": "lg"}}
+    for text in ("a", "b"):
+        await app.ainvoke({"messages": [HumanMessage(content=text)]}, thread)
+    stored = await sk_store.get_messages("lg")
+    assert [m.usage for m in stored] == [
+        None,
+        Usage(10, 3, model="gpt-4o-mini"),
+        None,
+        Usage(30, 3, model="gpt-4o-mini"),
+    ]
+    assert (await sk_store.get_usage("lg")).input_tokens == 40
