@@ -20,6 +20,9 @@ Behaviour is set by keyword options (also changeable later on ``fake.options``):
   OpenAI-style error body (``error_message``).
 * ``abort_after``: stream this many content chunks, then drop the connection mid-stream.
 * ``delay``: seconds to sleep before each streamed chunk.
+* ``usage``: the OpenAI ``usage`` object to report (default: prompt and completion tokens
+  of 0): in a non-streaming answer, and in a streamed one as a last chunk with no choices
+  when the request asks for it (``stream_options.include_usage``), as OpenAI does.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class FakeLLMOptions:
     error_message: str = "the fake model is failing on purpose"
     abort_after: int | None = None
     delay: float = 0.0
+    usage: dict[str, Any] | None = None
 
 
 def default_reply(messages: list[dict[str, Any]]) -> str:
@@ -144,7 +148,8 @@ class FakeLLM:
                             "finish_reason": "stop",
                         }
                     ],
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    "usage": opts.usage
+                    or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 },
             )
             return
@@ -173,6 +178,12 @@ class FakeLLM:
                 await asyncio.sleep(opts.delay)
             await event({"content": piece})
         await event({}, "stop")
+        if (req.get("stream_options") or {}).get("include_usage"):
+            usage = opts.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+            last = {"id": cid, "object": "chat.completion.chunk", "created": created}
+            last |= {"model": model, "choices": [], "usage": usage}
+            data = f"data: {json.dumps(last)}\n\n".encode()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -12,11 +12,14 @@ from sessionkeeper.api import schemas
 from sessionkeeper.models import (
     ApiKey,
     Message,
+    ModelUsage,
     PruneResult,
     SearchHit,
     Session,
     Stats,
     StatsCounts,
+    Usage,
+    UsageTotals,
     Window,
 )
 from sessionkeeper.store import schema
@@ -32,7 +35,6 @@ def names(cls: type) -> list[str]:
     ("columns", "row", "table"),
     [
         (statements.SESSION_COLUMNS, Session, "sessions"),
-        (statements.MESSAGE_COLUMNS, Message, "messages"),
         (statements.KEY_COLUMNS, KeyRow, "api_keys"),
     ],
 )
@@ -41,6 +43,19 @@ def test_column_lists_are_the_fields_and_the_table_has_them(
 ) -> None:
     assert columns.split(", ") == names(row)
     assert set(names(row)) <= set(schema.metadata.tables[table].columns.keys())
+
+
+def test_a_message_read_whole_is_its_columns_and_its_usage() -> None:
+    """A message's usage is six columns (Usage's fields; its model is ``usage_model``) after
+    the columns every message is written with; MESSAGE_READ rows build a whole Message."""
+    assert names(Message)[-1] == "usage"
+    assert statements.MESSAGE_COLUMNS.split(", ") == names(Message)[:-1]
+    read = statements.MESSAGE_READ.split(", ")
+    assert read[statements.USAGE_AT :] == list(statements.USAGE_COLUMN_NAMES)
+    assert [c.replace("usage_model", "model") for c in statements.USAGE_COLUMN_NAMES] == names(
+        Usage
+    )
+    assert set(read) <= set(schema.metadata.tables["messages"].columns.keys())
 
 
 def test_key_row_is_the_key_and_its_digest() -> None:
@@ -62,11 +77,17 @@ def test_stats_are_the_counts_and_their_thresholds() -> None:
         (schemas.MessagePublic, Message),
         (schemas.SearchHitPublic, SearchHit),
         (schemas.WindowPublic, Window),
-        (schemas.StatsPublic, Stats),
+        (schemas.UsagePublic, Usage),
     ],
 )
 def test_public_models_have_the_fields(model: type[schemas.BaseModel], row: type) -> None:
     assert list(model.model_fields) == names(row)
+
+
+def test_stats_and_usage_public_add_their_fields() -> None:
+    assert list(schemas.StatsPublic.model_fields) == [*names(Stats), "usage"]
+    assert list(schemas.UsageTotalsPublic.model_fields) == [*names(UsageTotals), "total_tokens"]
+    assert list(schemas.ModelUsagePublic.model_fields) == [*names(ModelUsage), "total_tokens"]
 
 
 def test_prune_public_adds_its_status() -> None:

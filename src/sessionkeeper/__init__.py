@@ -49,6 +49,8 @@ if TYPE_CHECKING:
         SearchHit,
         Session,
         Stats,
+        Usage,
+        UsageTotals,
         Window,
     )
     from sessionkeeper.store.core import Store
@@ -83,6 +85,8 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "Usage",
+    "UsageTotals",
     "Window",
     "open_store",
 ]
@@ -120,6 +124,8 @@ _HOMES = {
             "SearchHit",
             "Session",
             "Stats",
+            "Usage",
+            "UsageTotals",
             "Window",
         ),
         "sessionkeeper.models",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 MAX_MESSAGE_LENGTH = 100_000
@@ -73,6 +74,33 @@ SESSION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Session))
 
 
 @dataclass(slots=True)
+class Usage:
+    """What producing a message cost: the tokens a model call (or a run of calls) reported.
+
+    As the providers count them: ``input_tokens`` include ``cached_tokens`` (the part read
+    from the provider's prompt cache) and ``output_tokens`` include ``reasoning_tokens``.
+    ``model`` is the priced model (None: the message's own ``model``)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    requests: int = 1
+    model: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The usage columns of a message row, in Usage's field order (migration 0012).
+USAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Usage))
+
+
+@dataclass(slots=True)
 class Message:
     session_id: str
     seq: int
@@ -83,6 +111,7 @@ class Message:
     token_count: int
     metadata: dict[str, Any]
     created_at: datetime
+    usage: Usage | None = None  # what producing it cost, when recorded (issue 19)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,6 +130,7 @@ class NewMessage:
     metadata: dict[str, Any] | None = None
     token_count: int | None = None
     created_at: datetime | None = None
+    usage: Usage | dict[str, Any] | None = None  # see Usage; a dict holds Usage's fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,3 +404,79 @@ class Rewind:
             "to_seq": self.to_seq,
             "dropped_messages": self.dropped_messages,
         }
+# ── usage and cost (store/usage.py) ─────────────────────────────────────────
+
+CostStatus = Literal["known", "partial", "unknown"]
+
+
+def _money(value: Decimal | None) -> str:
+    # Exact decimal text: a JSON number would round sums of small prices.
+    return "unknown" if value is None else format(value.normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """The usage recorded under one model, and what it cost (None: the price table does not
+    know the model, so its cost is unknown, never 0)."""
+
+    model: str | None
+    messages: int  # messages carrying usage
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    provider: str | None = None  # the price table's provider of the model
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_tokens"] = self.total_tokens
+        data["cost_usd"] = _money(self.cost_usd)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Usage totals over a session, or over the sessions of agents / users, by model.
+
+    ``cost_usd`` is the sum of the priced models; ``cost_status`` says whether that is all of
+    it: ``known`` (every model priced, or no usage at all), ``partial`` (some models unknown:
+    ``unknown_models``; the sum covers the others), ``unknown`` (no model could be priced:
+    ``cost_usd`` is None, never 0). Prices are those of ``price_source`` at ``priced_at``.
+    """
+
+    session_id: str | None  # the session totalled (None: a scope of sessions)
+    agent_ids: list[str] | None  # the scope (None: every agent)
+    user_ids: list[str] | None  # the scope (None: every user)
+    messages: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    cost_status: CostStatus
+    unknown_models: list[str | None]
+    by_model: list[ModelUsage]
+    price_source: str  # the price table, with its version ("genai-prices 0.2.5")
+    priced_at: datetime
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(UsageTotals)}
+        data["total_tokens"] = self.total_tokens
+        data["cost_usd"] = _money(self.cost_usd)
+        data["by_model"] = [m.to_dict() for m in self.by_model]
+        data["unknown_models"] = list(self.unknown_models)
+        data["priced_at"] = _iso(self.priced_at)
+        for key in ("agent_ids", "user_ids"):
+            data[key] = None if data[key] is None else list(data[key])
+        return data

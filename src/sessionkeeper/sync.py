@@ -118,6 +118,10 @@ class SyncStore:
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
     prune_old_sessions = _Blocking(Store.prune_old_sessions)
     get_stats = _Blocking(Store.get_stats)
+    # usage and cost
+    set_usage = _Blocking(Store.set_usage)
+    get_usage = _Blocking(Store.get_usage)
+    usage_totals = _Blocking(Store.usage_totals)
     import_session = _Blocking(Store.import_session)
     import_session_stream = _Blocking(Store.import_session_stream)
     # lineage

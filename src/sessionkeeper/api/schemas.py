@@ -64,8 +64,11 @@ from sessionkeeper.models import (
     SearchHit,
     Session,
     Stats,
+    Usage,
+    UsageTotals,
     Window,
 )
+from sessionkeeper.models import ModelUsage as ModelUsageRow
 from sessionkeeper.store.validate import MAX_DAYS, MAX_INT, MAX_MINUTES, MAX_USER_ID
 
 Timestamp = Annotated[
@@ -359,6 +362,25 @@ class Deleted(BaseModel):
 # ── messages ────────────────────────────────────────────────────────────────
 
 
+UsageCount = Annotated[JsonInt, documented({"type": "integer", "minimum": 0, "maximum": MAX_INT})]
+
+
+class UsageCreate(BaseModel):
+    """What producing the message cost, as the model reported it: ``input_tokens`` include
+    ``cached_tokens``, ``output_tokens`` include ``reasoning_tokens``."""
+
+    model_config = _STRICT
+
+    input_tokens: UsageCount = 0
+    output_tokens: UsageCount = 0
+    cached_tokens: UsageCount = 0
+    reasoning_tokens: UsageCount = 0
+    requests: UsageCount = 1
+    model: ModelName | None = Field(
+        None, description="The priced model (default: the message's model)."
+    )
+
+
 class MessageCreate(BaseModel):
     model_config = _STRICT
 
@@ -368,6 +390,7 @@ class MessageCreate(BaseModel):
     model: ModelName | None = None
     metadata: Metadata | None = Field(None, description=METADATA_DESCRIPTION)
     token_count: TokenCount | None = None
+    usage: UsageCreate | None = None
 
 
 class MessageBatchCreate(BaseModel):
@@ -393,8 +416,10 @@ MessageBody = Annotated[
 
 
 if TYPE_CHECKING:
+    UsagePublic = _Public
     MessagePublic = _Public
 else:
+    UsagePublic = public_model(Usage)  # before Message: its ``usage`` field takes this model
     MessagePublic = public_model(Message)
 
 
@@ -430,10 +455,47 @@ class SearchResult(BaseModel):
     query: str
 
 
+COST_DESCRIPTION = (
+    'US dollars as exact decimal text, or "unknown" when the price table does not know the '
+    "model (never 0 for an unknown model)."
+)
+
 if TYPE_CHECKING:
+    ModelUsagePublic = _Public
+    UsageTotalsPublic = _Public
     StatsPublic = _Public
 else:
-    StatsPublic = public_model(Stats)
+    ModelUsagePublic = public_model(
+        ModelUsageRow,
+        "ModelUsagePublic",
+        cost_usd=(str, Field(description=COST_DESCRIPTION)),
+        total_tokens=(int, Field(description="input_tokens + output_tokens")),
+    )
+    UsageTotalsPublic = public_model(
+        UsageTotals,
+        cost_usd=(
+            str,
+            Field(
+                description=COST_DESCRIPTION + " With cost_status partial: the sum of the "
+                "models priced (unknown_models lists the others)."
+            ),
+        ),
+        total_tokens=(int, Field(description="input_tokens + output_tokens")),
+        price_source=(str, Field(description="The price table and its version.")),
+        priced_at=(Timestamp, Field(description="The time whose prices were used.")),
+    )
+    StatsPublic = public_model(
+        Stats,
+        usage=(
+            UsageTotalsPublic | None,
+            Field(None, description="Usage and cost over the same sessions (usage=true)."),
+        ),
+    )
+
+
+def usage_public(totals: UsageTotals) -> UsageTotalsPublic:
+    """The response body of usage totals (cost as exact decimal text or "unknown")."""
+    return UsageTotalsPublic.model_validate(totals.to_dict())
 
 
 class GhostPurge(BaseModel):

@@ -6,7 +6,9 @@
 Every failure to get an answer — no connection, a non-2xx status, a stream cut short,
 garbage on the wire — is raised as :class:`sessionkeeper.errors.Unavailable`. A failure
 mid-stream is raised only after the pieces already received were yielded, so a caller
-can keep the partial text.
+can keep the partial text. Asked for usage (``on_usage``), it requests the final usage chunk
+(``stream_options.include_usage``) and reports it (``usage_of``: tokens, cached and
+reasoning tokens, the model the server names).
 
 ``EchoClient`` is the built-in model used when no server is configured: it answers at
 once, offline, and says plainly that it is an echo.
@@ -15,16 +17,44 @@ once, offline, and says plainly that it is an echo.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import httpx
 
 from sessionkeeper.errors import Unavailable
+from sessionkeeper.models import Usage
 
 DEFAULT_MODEL = "gpt-4o-mini"
 _ERROR_TEXT_LIMIT = 500
+
+
+UsageSink = Callable[[Usage], None]
+
+
+def usage_of(report: Any, model: str | None) -> Usage | None:
+    """The usage of an OpenAI-style ``usage`` object (``prompt_tokens``,
+    ``completion_tokens`` and their details), or None when it is not one."""
+    if not isinstance(report, dict):
+        return None
+
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    prompt = report.get("prompt_tokens_details")
+    completion = report.get("completion_tokens_details")
+    inp, out = count(report.get("prompt_tokens")), count(report.get("completion_tokens"))
+    cached = count(prompt.get("cached_tokens")) if isinstance(prompt, dict) else 0
+    reasoning = count(completion.get("reasoning_tokens")) if isinstance(completion, dict) else 0
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        cached_tokens=min(cached, inp),
+        reasoning_tokens=min(reasoning, out),
+        requests=1,
+        model=model if isinstance(model, str) and 0 < len(model) <= 128 else None,
+    )
 
 
 class LLMClient(Protocol):
@@ -33,8 +63,11 @@ class LLMClient(Protocol):
     model: str
     is_echo: bool
 
-    def stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
-        """Yield the reply in pieces (an async generator in every implementation)."""
+    def stream(
+        self, messages: list[dict[str, Any]], *, on_usage: UsageSink | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the reply in pieces (an async generator in every implementation);
+        ``on_usage`` gets the usage the model server reports, if it reports any."""
         ...
 
     async def complete(self, messages: list[dict[str, Any]]) -> str:
@@ -99,8 +132,13 @@ class OpenAIChatClient:
             headers=headers, timeout=httpx.Timeout(timeout), transport=transport
         )
 
-    async def stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
-        body = {"model": self.model, "messages": messages, "stream": True}
+    async def stream(
+        self, messages: list[dict[str, Any]], *, on_usage: UsageSink | None = None
+    ) -> AsyncIterator[str]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+        if on_usage is not None:
+            # OpenAI's servers (and vLLM, Ollama, llama.cpp…) then end with a usage chunk.
+            body["stream_options"] = {"include_usage": True}
         finished = False
         try:
             async with self._http.stream("POST", self.url, json=body) as resp:
@@ -119,7 +157,7 @@ class OpenAIChatClient:
                     if data == "[DONE]":
                         finished = True
                         break
-                    for piece, done in self._parse_chunk(data):
+                    for piece, done in self._parse_chunk(data, on_usage):
                         finished = finished or done
                         if piece:
                             yield piece
@@ -129,8 +167,9 @@ class OpenAIChatClient:
         if not finished:
             raise Unavailable(f"model server {self.url} ended the stream before finishing")
 
-    def _parse_chunk(self, data: str) -> list[tuple[str, bool]]:
-        """(content piece, finished?) for each choice of one SSE ``data:`` payload."""
+    def _parse_chunk(self, data: str, on_usage: UsageSink | None) -> list[tuple[str, bool]]:
+        """(content piece, finished?) for each choice of one SSE ``data:`` payload; a usage
+        report goes to ``on_usage``."""
         try:
             chunk = json.loads(data)
         except ValueError as exc:
@@ -139,6 +178,8 @@ class OpenAIChatClient:
             raise Unavailable(f"model server sent malformed data: {_truncate(data)}")
         if "error" in chunk:
             raise Unavailable(f"model server error: {_truncate(_error_text(data))}")
+        if on_usage is not None and (usage := usage_of(chunk.get("usage"), chunk.get("model"))):
+            on_usage(usage)
         out: list[tuple[str, bool]] = []
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -180,7 +221,10 @@ class EchoClient:
         n = len(messages)
         return f"{self.label} You said: {said} (context: {n} message{'s' if n != 1 else ''})"
 
-    async def stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[dict[str, Any]], *, on_usage: UsageSink | None = None
+    ) -> AsyncIterator[str]:
+        # No model ran: no usage to report.
         words = self.reply(messages).split(" ")
         for i, word in enumerate(words):
             yield word if i == len(words) - 1 else word + " "

@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ import anyio
 
 from sessionkeeper.chat.llm import LLMClient
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, SessionkeeperError
-from sessionkeeper.models import Message, Session, Window
+from sessionkeeper.models import Message, Session, Usage, Window
 from sessionkeeper.store import validate
 from sessionkeeper.store.core import Store
 from sessionkeeper.store.window import MESSAGE_OVERHEAD_TOKENS
@@ -130,6 +130,8 @@ class ChatTurn:
     replaces: Message | None = None
     # Called once the assistant reply (or a kept partial) is stored, e.g. to count it.
     on_reply_stored: Callable[[Message], None] | None = None
+    # What the model server reported the call cost (stored on the reply).
+    reported: list[Usage] = field(default_factory=list)
     # The system prompt this turn stored before the user message (None: none stored).
     system_message: Message | None = None
     # Take the turn's messages back when the model gives no text at all (see withdraw()).
@@ -175,7 +177,7 @@ class ChatTurn:
         )
         pieces: list[str] = []
         error: str | None = None
-        stream = self.llm.stream(self.prompt)
+        stream = self.llm.stream(self.prompt, on_usage=self.reported.append)
         try:
             async for piece in stream:
                 pieces.append(piece)
@@ -263,6 +265,7 @@ class ChatTurn:
             agent_id=self.session.agent_id,
             model=self.llm.model,
             metadata=metadata,
+            usage=self.reported[-1] if self.reported else None,
         )
         if self.on_reply_stored is not None:
             self.on_reply_stored(reply)

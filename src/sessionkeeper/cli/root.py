@@ -33,6 +33,7 @@ from sessionkeeper.cli import (
     policy,
     sessions,
     transfer,
+    usage,
 )
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
@@ -187,6 +188,7 @@ app.add_typer(sessions.app)
 app.add_typer(lineage.app)
 app.add_typer(asking.app)
 app.add_typer(admin.app)
+app.add_typer(usage.app)
 app.add_typer(forget.app)
 app.add_typer(mcp.app)
 app.add_typer(transfer.app)

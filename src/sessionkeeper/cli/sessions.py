@@ -18,7 +18,7 @@ from sessionkeeper.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
-    from sessionkeeper.models import Message, Page, Session
+    from sessionkeeper.models import Message, Page, Session, UsageTotals
 
 app = typer.Typer()
 
@@ -47,7 +47,11 @@ def _session_rows(sessions: list[Session], current: str | None) -> list[list[Any
     ]
 
 
-def _print_session(session: Session, title: str | None = None) -> None:
+def _print_session(
+    session: Session, title: str | None = None, usage: UsageTotals | None = None
+) -> None:
+    from sessionkeeper.cli.usage import usage_fields
+
     out.print_fields(
         title,
         [
@@ -67,7 +71,8 @@ def _print_session(session: Session, title: str | None = None) -> None:
             [("forked from", f"{session.parent_session_id} at #{session.fork_seq}")]
             if session.parent_session_id
             else []
-        ),
+        )
+        + (usage_fields(usage) if usage is not None else []),
     )
 
 
@@ -76,6 +81,9 @@ def _print_message(message: Message) -> None:
 
     style = _ROLE_STYLE.get(message.role, "bold yellow")
     extra = f" · {message.model}" if message.model else ""
+    if message.usage is not None:
+        u = message.usage
+        extra += f" · {u.input_tokens:,} in / {u.output_tokens:,} out"
     out.say(
         f"\n[{style}]{message.role.capitalize()}[/] "
         f"[dim]#{message.seq} · {out.when(message.created_at)}{escape(extra)}[/]"
@@ -165,16 +173,21 @@ def list_(
     cursor: Annotated[
         str | None, typer.Option(help="Continue after a page (its next_cursor).")
     ] = None,
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Add each session's usage and cost.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List sessions, newest activity first (alias: ls).
 
     * marks the current session. Ids are never cut or wrapped: on a narrow terminal the
-    other columns are shortened or left out (--json has everything).
+    other columns are shortened or left out (--json has everything). --long adds the
+    tokens and cost recorded on each session's messages ("unknown" for unpriced models).
     """
     metadata = common.parse_meta(meta)
-    page: Page[Session] = common.run(
-        lambda store: store.list_sessions(
+
+    async def work(store: Store) -> tuple[Page[Session], list[UsageTotals]]:
+        page = await store.list_sessions(
             agent_id=agent,
             user_id=user,
             metadata=metadata,
@@ -187,12 +200,18 @@ def list_(
             offset=offset,
             cursor=cursor,
         )
-    )
+        usage = [await store.get_usage(s.session_id) for s in page.items] if long else []
+        return page, usage
+
+    page, usage = common.run(work)
     current_sid = common.current_id(required=False)
     if as_json:
+        listed = [s.to_dict() for s in page.items]
+        for item, totals in zip(listed, usage, strict=False):
+            item["usage"] = totals.to_dict()
         out.emit_json(
             {
-                "sessions": [s.to_dict() for s in page.items],
+                "sessions": listed,
                 "total": page.total,
                 "limit": page.limit,
                 "offset": page.offset,
@@ -204,14 +223,22 @@ def list_(
         return
     shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "0"
     caption = f"{shown} of {page.total} (* = current)"
+    columns = ["", "id", "agent", "user", "type", "status", "title", "msgs", "tokens", "updated"]
+    rows = _session_rows(page.items, current_sid)
+    if long:
+        from sessionkeeper.cli.usage import cost_text, tokens_text
+
+        columns += ["usage", "cost"]
+        for row, totals in zip(rows, usage, strict=True):
+            row += [tokens_text(totals), cost_text(totals) if totals.messages else ""]
     out.print_table(
         "Sessions",
-        ["", "id", "agent", "user", "type", "status", "title", "msgs", "tokens", "updated"],
-        _session_rows(page.items, current_sid),
+        columns,
+        rows,
         caption=caption,
         keep=("id",),
         squeeze=("title", "agent", "user"),
-        drop=("tokens", "type", "user", "status", "msgs"),
+        drop=("tokens", "type", "user", "status", "msgs", "usage"),
     )
     if page.next_cursor:  # one line at any width, to be copied whole
         out.unwrapped(f"next page: --cursor {page.next_cursor}")
@@ -229,20 +256,27 @@ def show(
     chosen = common.target(session_id)
     sid = chosen.session_id
 
-    async def work(store: Store) -> tuple[Session, list[Message]]:
+    async def work(store: Store) -> tuple[Session, UsageTotals, list[Message]]:
         from sessionkeeper.transfer.export import all_messages
 
         session = await store.get_session(sid)
+        usage = await store.get_usage(sid)
         if last is not None:
-            return session, await store.get_messages(sid, last=last)
-        return session, await all_messages(store, sid)
+            return session, usage, await store.get_messages(sid, last=last)
+        return session, usage, await all_messages(store, sid)
 
     with common.current_must_exist(chosen):
-        session, messages = common.run(work)
+        session, usage, messages = common.run(work)
     if as_json:
-        out.emit_json({"session": session.to_dict(), "messages": [m.to_dict() for m in messages]})
+        out.emit_json(
+            {
+                "session": session.to_dict(),
+                "messages": [m.to_dict() for m in messages],
+                "usage": usage.to_dict(),
+            }
+        )
         return
-    _print_session(session, f"Session {session.session_id}")
+    _print_session(session, f"Session {session.session_id}", usage)
     for message in messages:
         _print_message(message)
     if last is not None and len(messages) < session.message_count:

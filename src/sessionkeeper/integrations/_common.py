@@ -7,6 +7,7 @@
   started, never "cancelled, outcome unknown".
 - Text helpers: the auto-title rule of the chat, and the excerpt kept as message content when
   an object's text is longer than a message may be (the object itself is kept whole).
+- :func:`reported_usage`: the usage a framework reported, as the store's ``Usage``.
 - :func:`keep_whole` / :func:`read_whole`: a framework object in message metadata, exactly.
   PostgreSQL keeps metadata as jsonb, whose numbers are ``numeric``: a float Python writes in
   exponent form (``1e+16``) would come back as an int and ``-0.0`` as ``0.0``, and a
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import InvalidInput, TooLarge
-from sessionkeeper.models import MAX_MESSAGE_LENGTH
+from sessionkeeper.models import MAX_MESSAGE_LENGTH, Usage
 from sessionkeeper.store import validate
 
 if TYPE_CHECKING:
@@ -147,3 +148,34 @@ async def finish(awaitable: Awaitable[T]) -> T:
             task.exception()  # retrieved, so the loop reports no "exception never retrieved"
         raise cancelled
     return task.result()
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return min(value, validate.MAX_INT)
+
+
+def reported_usage(
+    *,
+    input_tokens: Any,
+    output_tokens: Any,
+    cached_tokens: Any = 0,
+    reasoning_tokens: Any = 0,
+    requests: Any = 1,
+    model: Any = None,
+) -> Usage:
+    """The store's ``Usage`` of what a framework reported, made valid rather than refused
+    (a framework's odd count must not lose the message it came with): counts that are not
+    non-negative integers are 0, the parts stay within their wholes, a model name the store
+    could not keep is left out."""
+    inp, out = _count(input_tokens), _count(output_tokens)
+    name = model if isinstance(model, str) and 0 < len(model) <= 128 else None
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        cached_tokens=min(_count(cached_tokens), inp),
+        reasoning_tokens=min(_count(reasoning_tokens), out),
+        requests=_count(requests),
+        model=name if name is None or "\x00" not in name else None,
+    )

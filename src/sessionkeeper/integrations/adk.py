@@ -48,9 +48,10 @@ from sessionkeeper.integrations._common import (
     finish,
     keep_whole,
     missing_framework,
+    reported_usage,
 )
 from sessionkeeper.integrations.adk_memory import MEMORY_TYPE, SessionkeeperMemoryService
-from sessionkeeper.models import LABEL_RE, NewMessage
+from sessionkeeper.models import LABEL_RE, NewMessage, Usage
 from sessionkeeper.store import validate
 from sessionkeeper.store.adk import EVENT_KEY, SESSION_TYPE, AdkKey, AdkView, Scopes
 
@@ -215,6 +216,23 @@ def _session(view: AdkView, events: list[Event], prefixed: dict[str, Any] | None
     )
 
 
+def _usage(event: Event) -> Usage | None:
+    """What the model call that produced an event cost (Gemini's ``usage_metadata``): the
+    prompt (with tool-use prompt) tokens as input, candidates and thoughts as output (both
+    are billed as output), cached content tokens, with the event's ``model_version``."""
+    meta = event.usage_metadata
+    if meta is None:
+        return None
+    thoughts = meta.thoughts_token_count or 0
+    return reported_usage(
+        input_tokens=(meta.prompt_token_count or 0) + (meta.tool_use_prompt_token_count or 0),
+        output_tokens=(meta.candidates_token_count or 0) + thoughts,
+        cached_tokens=meta.cached_content_token_count or 0,
+        reasoning_tokens=thoughts,
+        model=event.model_version,
+    )
+
+
 def _message(event: Event) -> tuple[NewMessage, str | None]:
     """The message an event is stored as, and the title its text gives a session (a user's
     text only). The event itself is kept whole in metadata."""
@@ -244,5 +262,6 @@ def _message(event: Event) -> tuple[NewMessage, str | None]:
         content=content,
         agent_id=event.author if role != "user" and LABEL_RE.fullmatch(event.author) else None,
         metadata=keep_whole(EVENT_KEY, whole),
+        usage=_usage(event),
     )
     return message, auto_title(text) if role == "user" else None

@@ -24,7 +24,8 @@ kwargs, response metadata, usage); the content is its text (for a tool-calling A
 without text, the calls written as ``name({"arg": …})``); roles are user (human), assistant
 (ai), system, tool (tool and function). AI tool calls and tool results also carry the
 chat-style ``tool_calls`` / ``tool_call_id`` in metadata, so ``max_tokens`` windows (the store's
-``context_window``) never split a call from its results.
+``context_window``) never split a call from its results. An AI message's ``usage_metadata``
+is also recorded as the message's usage (``Store.get_usage``: tokens and cost).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from sessionkeeper.integrations._common import (
     keep_whole,
     missing_framework,
     read_whole,
+    reported_usage,
 )
+from sessionkeeper.models import Usage
 
 try:
     from langchain_core.chat_history import BaseChatMessageHistory
@@ -134,7 +137,28 @@ def message_row(message: BaseMessage, count: Callable[[str], int]) -> dict[str, 
     row: dict[str, Any] = {"role": role, "content": content, "metadata": metadata}
     if clipped:
         row["token_count"] = count(text)
+    usage = message_usage(message)
+    if usage is not None:
+        row["usage"] = usage
     return row
+
+
+def message_usage(message: BaseMessage) -> Usage | None:
+    """The usage an AI message reports (``usage_metadata``: input and output tokens, cache
+    reads, reasoning), with the model its ``response_metadata`` names; None without one."""
+    reported = getattr(message, "usage_metadata", None)
+    if not isinstance(reported, Mapping):
+        return None
+    inputs = reported.get("input_token_details") or {}
+    outputs = reported.get("output_token_details") or {}
+    meta = getattr(message, "response_metadata", None) or {}
+    return reported_usage(
+        input_tokens=reported.get("input_tokens"),
+        output_tokens=reported.get("output_tokens"),
+        cached_tokens=inputs.get("cache_read", 0) if isinstance(inputs, Mapping) else 0,
+        reasoning_tokens=outputs.get("reasoning", 0) if isinstance(outputs, Mapping) else 0,
+        model=meta.get("model_name", meta.get("model")) if isinstance(meta, Mapping) else None,
+    )
 
 
 def to_message(stored: Message) -> BaseMessage:

@@ -20,6 +20,11 @@ message of an ordinary store session (``session_type="openai-agents"``):
   ``tool_calls`` / ``tool_call_id`` in metadata, so the store's own context windows and the chat
   keep a call with its result.
 
+Usage (as ``AdvancedSQLiteSession``): ``store_run_usage(result)`` records a run's usage for
+the current user turn, on that turn's user message (a later call for the same turn replaces
+it), priced as the run's last agent's model; ``get_session_usage`` and ``get_turn_usage``
+read it back in the SDK's shapes, and ``Store.get_usage`` gives its cost.
+
 Order is the store's seq, never a timestamp. ``add_items`` is one transaction; ``pop_item`` and
 ``clear_session`` are single atomic store operations (two concurrent pops get different
 items); the three run to their end even when the caller is cancelled.
@@ -27,6 +32,7 @@ items); the three run to their end even when the caller is cancelled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,6 +43,7 @@ from sessionkeeper.integrations._common import (
     finish,
     missing_framework,
     read_whole,
+    reported_usage,
 )
 from sessionkeeper.integrations.openai_items import (
     call_key,
@@ -46,6 +53,7 @@ from sessionkeeper.integrations.openai_items import (
     item_text,
     output_key,
 )
+from sessionkeeper.models import Usage
 
 try:
     from agents.items import TResponseInputItem
@@ -55,12 +63,15 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise missing_framework("The OpenAI Agents SDK (openai-agents)", "openai-agents", exc) from exc
 
 if TYPE_CHECKING:
+    from agents.result import RunResultBase
+
     from sessionkeeper import Store
     from sessionkeeper.models import Message
 
 __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 
 SESSION_TYPE = "openai-agents"
+logger = logging.getLogger(__name__)
 
 
 def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
@@ -231,6 +242,60 @@ class SessionkeeperSession(BoundSession):
         """Remove every item. The store session stays (empty, still listed) and usable."""
         await finish(self._binding.clear())
 
+    # ── usage (AdvancedSQLiteSession's methods) ────────────────────────────────
+
+    async def store_run_usage(self, result: RunResultBase) -> None:
+        """Record a run's usage for the current user turn (call it after ``Runner.run``).
+
+        It is kept on the turn's user message (as the SDK keeps one usage row per user
+        turn: a second call for the same turn replaces the first). Without a user turn
+        nothing is recorded. Like the SDK, a failure is logged, not raised."""
+        try:
+            usage = run_usage(result)
+            if usage is None:
+                return
+            store = await self._binding.store()
+            turns = await self._user_turns()
+            if not turns:
+                return
+            await finish(store.set_usage(self.session_id, turns[-1].seq, usage))
+        except Exception:
+            logger.exception("could not store the run usage of session %s", self.session_id)
+
+    async def get_session_usage(self, branch_id: str | None = None) -> dict[str, int] | None:
+        """Cumulative usage of the session: requests, input, output and total tokens, and
+        the number of turns with usage; None when none is recorded. ``branch_id``: accepted
+        for the SDK's signature; this session's usage is read."""
+        usage = [m.usage for m in await self._user_turns() if m.usage is not None]
+        if not usage:
+            return None
+        return {
+            "requests": sum(u.requests for u in usage),
+            "input_tokens": sum(u.input_tokens for u in usage),
+            "output_tokens": sum(u.output_tokens for u in usage),
+            "total_tokens": sum(u.total_tokens for u in usage),
+            "total_turns": len(usage),
+        }
+
+    async def get_turn_usage(
+        self, user_turn_number: int | None = None, branch_id: str | None = None
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """Usage by user turn (1-based), with the SDK's token details: one turn's as a
+        dict ({} when none), or every turn with usage, in order, as a list."""
+        turns = [
+            _turn_usage(n, m.usage)
+            for n, m in enumerate(await self._user_turns(), start=1)
+            if m.usage is not None
+        ]
+        if user_turn_number is None:
+            return turns
+        found = next((t for t in turns if t["user_turn_number"] == user_turn_number), None)
+        return {k: v for k, v in found.items() if k != "user_turn_number"} if found else {}
+
+    async def _user_turns(self) -> list[Message]:
+        """The user messages that open the turns, in order (turn n is the n-th)."""
+        return [m for m in await self._binding.all() if m.role == "user"]
+
     # ── beyond the protocol ──────────────────────────────────────────────────
 
     async def get_items_within(self, max_tokens: int) -> list[TResponseInputItem]:
@@ -270,6 +335,37 @@ class SessionkeeperSession(BoundSession):
         if unit and used + unit_cost <= max_tokens:
             taken.extend(unit)  # includes outputs whose call is gone: the SDK drops those
         return _items_oldest_first(taken)
+
+
+def run_usage(result: RunResultBase) -> Usage | None:
+    """The store's Usage of a run's usage (``result.context_wrapper.usage``), priced as the
+    model of the run's last agent when that is named (a string)."""
+    usage = result.context_wrapper.usage
+    if usage is None:
+        return None
+    inputs = getattr(usage, "input_tokens_details", None)
+    outputs = getattr(usage, "output_tokens_details", None)
+    agent = getattr(result, "last_agent", None)
+    return reported_usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=getattr(inputs, "cached_tokens", 0) or 0,
+        reasoning_tokens=getattr(outputs, "reasoning_tokens", 0) or 0,
+        requests=usage.requests,
+        model=getattr(agent, "model", None),
+    )
+
+
+def _turn_usage(turn: int, usage: Usage) -> dict[str, Any]:
+    return {
+        "user_turn_number": turn,
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
 
 
 def _items_oldest_first(newest_first: list[Message]) -> list[TResponseInputItem]:

@@ -43,6 +43,8 @@ from sessionkeeper.models import (
     SearchHit,
     Session,
     Stats,
+    Usage,
+    UsageTotals,
     Window,
 )
 from sessionkeeper.store import cursor as cursor_codec
@@ -55,6 +57,7 @@ from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.revision import SCHEMA_REVISION
 from sessionkeeper.store.terms import ANALYSER
 from sessionkeeper.store.url import DatabaseConfig, masked, parse
+from sessionkeeper.store.usage import totals as priced_totals
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -450,13 +453,16 @@ class Store:
         metadata: dict[str, Any] | None = None,
         token_count: int | None = None,
         created_at: datetime | None = None,
+        usage: Usage | dict[str, Any] | None = None,
     ) -> Message:
         """Append one message; its seq is the session's next. Raises TooLarge over 100,000
-        characters (nothing is stored) and NotFound for an unknown session."""
+        characters (nothing is stored) and NotFound for an unknown session. ``usage``: what
+        producing it cost (see ``Usage``; its model defaults to ``model``)."""
         validate.session_id(session_id)
         now = utcnow()
         row = self._prepare(
-            NewMessage(role, content, agent_id, model, metadata, token_count, created_at), now
+            NewMessage(role, content, agent_id, model, metadata, token_count, created_at, usage),
+            now,
         )
         seqs = await self._backend.append(session_id, [row], now)
         if seqs is None:
@@ -555,6 +561,53 @@ class Store:
         if not exists:
             raise _not_found(session_id)
         return message
+
+    # ── usage and cost (store/usage.py) ──────────────────────────────────────
+
+    async def set_usage(
+        self, session_id: str, seq: int, usage: Usage | dict[str, Any] | None
+    ) -> Message:
+        """Record (replace; None: remove) what producing message ``seq`` cost, for usage
+        reported after the message was stored (an agent run's total, say). The usage's model
+        defaults to the message's."""
+        validate.session_id(session_id)
+        validate.seq(seq, "seq")
+        checked = validate.usage(usage)
+        exists, message = await self._backend.set_usage(session_id, seq, checked)
+        if not exists:
+            raise _not_found(session_id)
+        if message is None:
+            raise NotFound(f"message {seq} not found in session {session_id!r}")
+        return message
+
+    async def get_usage(self, session_id: str) -> UsageTotals:
+        """The usage recorded on a session's messages, by model, and what it cost (one
+        indexed query; cost from ``genai-prices``, "unknown" for models it does not know)."""
+        validate.session_id(session_id)
+        rows = await self._backend.usage_totals(session_id, None, None)
+        if rows is None:
+            raise _not_found(session_id)
+        return priced_totals(rows, utcnow(), session_id=session_id)
+
+    async def usage_totals(
+        self,
+        *,
+        agent_id: str | None = None,
+        agent_ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+    ) -> UsageTotals:
+        """Usage and cost over the sessions of an agent (``agent_id``) or a scope of agents
+        (``agent_ids``; None: every agent), and of ``user_id`` / ``user_ids`` (None: every
+        user): the filters of ``get_stats``."""
+        scope = validate.agent_scope(agent_id, agent_ids)
+        if scope is not None:
+            scope = [validate.label(a, "agent_ids") for a in scope]
+        users = validate.user_scope(user_id, user_ids)
+        rows: list[tuple[Any, ...]] = []
+        if scope != []:
+            rows = await self._backend.usage_totals(None, scope, users) or []
+        return priced_totals(rows, utcnow(), agent_ids=scope, user_ids=users)
 
     async def clear_messages(self, session_id: str) -> int:
         """Delete every message of a session, keeping the session; returns how many.

@@ -163,8 +163,30 @@ messages = Table(
     Column("token_count", Integer, nullable=False, server_default="0"),
     Column("metadata", _json()),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Usage (migration 0012): what producing the message cost; ``requests`` is NULL exactly
+    # when there is none. Its own model (the priced one) may differ from ``model``.
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("reasoning_tokens", Integer),
+    Column("requests", Integer),
+    Column("usage_model", String(128)),
     PrimaryKeyConstraint("session_id", "seq", name="pk_messages"),
     _session_fk(),
+    # Usage totals read this alone (it holds every column they sum), and only the messages
+    # that carry usage are in it.
+    Index(
+        "ix_messages_usage",
+        "session_id",
+        "usage_model",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "requests",
+        postgresql_where=text("requests IS NOT NULL"),
+        sqlite_where=text("requests IS NOT NULL"),
+    ),
 )
 
 # Which analyser (``store/terms.py``) built the search index: one row, written by the store

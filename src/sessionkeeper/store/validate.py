@@ -20,7 +20,9 @@ from sessionkeeper.models import (
     SESSION_ID_RE,
     SORT_FIELDS,
     STATUSES,
+    USAGE_FIELDS,
     NewMessage,
+    Usage,
 )
 
 # What both databases hold: PostgreSQL ``integer`` columns (seq, token counts) and text
@@ -339,6 +341,41 @@ def model(value: Any) -> str | None:
     return text(value, "model")
 
 
+def usage(value: Any, message_model: str | None = None) -> Usage | None:
+    """A message's usage (a Usage or a dict of its fields), checked whole: counts are integers
+    a PostgreSQL ``integer`` holds, cached within input and reasoning within output tokens.
+    Its model defaults to the message's (``message_model``)."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(USAGE_FIELDS)
+        if unknown:
+            raise InvalidInput(
+                f"unknown usage fields: {', '.join(sorted(map(str, unknown)))} "
+                f"(known: {', '.join(USAGE_FIELDS)})",
+                field="usage",
+            )
+        value = Usage(**value)
+    elif not isinstance(value, Usage):
+        raise InvalidInput(
+            f"usage must be an object of {', '.join(USAGE_FIELDS)}, got {type(value).__name__}",
+            field="usage",
+        )
+    counts = {f: bounded_int(getattr(value, f), f"usage.{f}", 0) for f in USAGE_FIELDS[:-1]}
+    if counts["cached_tokens"] > counts["input_tokens"]:
+        raise InvalidInput(
+            "usage.cached_tokens must not exceed usage.input_tokens (they are part of them)",
+            field="usage.cached_tokens",
+        )
+    if counts["reasoning_tokens"] > counts["output_tokens"]:
+        raise InvalidInput(
+            "usage.reasoning_tokens must not exceed usage.output_tokens (they are part of them)",
+            field="usage.reasoning_tokens",
+        )
+    priced = model(value.model) if value.model is not None else message_model
+    return Usage(**counts, model=priced)
+
+
 def agent_scope(agent_id: str | None, agent_ids: Sequence[str] | None) -> list[str] | None:
     """One agent and/or a scope of agents → the agents to look in (None: all)."""
     if agent_id is None and agent_ids is None:
@@ -369,14 +406,16 @@ def message_row(
         bounded_int(tokens, "token_count", 0)
     if message.created_at is not None:
         aware(message.created_at, "created_at")
+    produced_by = model(message.model)
     return {
         "role": role(message.role),
         "content": body,
         "agent_id": optional_label(message.agent_id, "agent_id"),
-        "model": model(message.model),
+        "model": produced_by,
         "token_count": tokens,
         "metadata": message_metadata(message.metadata),
         "created_at": message.created_at,
+        "usage": usage(message.usage, produced_by),
     }
 
 

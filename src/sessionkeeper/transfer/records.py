@@ -4,7 +4,7 @@ JSONL format (one JSON object per line, UTF-8, ``\\n`` line ends)::
 
     {"type":"session","session_id":…,"agent_id":…,…,"token_count":…}     ← Session.to_dict()
     {"type":"message","seq":1,"role":"user","content":…,"timestamp":…,"model":…,
-     "token_count":…,"metadata":{…},"agent_id":…}
+     "token_count":…,"metadata":{…},"agent_id":…[,"usage":{…}]}
     … the session's messages in seq order, then the next session's header …
 
 Byte-for-byte stability is the point of the format: export → import into an empty database →
@@ -13,7 +13,9 @@ session header follows ``Session``'s fields, ``models.SESSION_FIELDS``), nested 
 are sorted (PostgreSQL jsonb reorders keys, SQLite keeps them: sorting makes the two agree),
 separators carry no spaces, non-ASCII is written as is, timestamps are ISO 8601 in UTC with
 microseconds, and sessions come in (created_at, session_id) order. The header's counts are
-those of the message lines that follow it.
+those of the message lines that follow it. A message's ``usage`` (``Usage``'s fields) is the
+last field, present only when the message has one, so files of messages without usage read
+and write exactly as before.
 
 Every reader (``read_jsonl``, ``read_openclaw``, ``read_aria``, and the ``--from`` readers)
 yields ``Item``s: a session ``Parsed`` whole, ``Streamed`` in two passes or ``Replayed``
@@ -30,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput
-from sessionkeeper.models import SESSION_FIELDS, SESSION_ID_RE, Message, Session
+from sessionkeeper.models import SESSION_FIELDS, SESSION_ID_RE, Message, Session, Usage
+from sessionkeeper.store import validate
 
 MESSAGE_FIELDS = (
     "seq",
@@ -71,7 +74,10 @@ def message_record(message: Message) -> dict[str, Any]:
     data = message.to_dict()
     data["timestamp"] = data.pop("created_at")
     data["metadata"] = canonical(data["metadata"])
-    return {"type": "message", **{name: data[name] for name in MESSAGE_FIELDS}}
+    record = {"type": "message", **{name: data[name] for name in MESSAGE_FIELDS}}
+    if message.usage is not None:
+        record["usage"] = message.usage.to_dict()
+    return record
 
 
 def parse_time(value: Any, what: str) -> datetime:
@@ -179,7 +185,15 @@ def message_from_record(
         ),
         metadata=_dict(record, "metadata", what),
         created_at=session.created_at if stamp is None else parse_time(stamp, f"{what} timestamp"),
+        usage=_usage(record, what),
     )
+
+
+def _usage(record: dict[str, Any], what: str) -> Usage | None:
+    try:
+        return validate.usage(record.get("usage"))  # its model as written (None stays None)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.message}", **exc.details) from None
 
 
 # ── what a reader yields ──────────────────────────────────────────────────────

@@ -55,8 +55,10 @@ from sessionkeeper.api.schemas import (
     SortOrder,
     StatsPublic,
     Status,
+    UsageTotalsPublic,
     WindowPublic,
     documented,
+    usage_public,
 )
 from sessionkeeper.errors import InvalidInput
 from sessionkeeper.models import (
@@ -267,6 +269,9 @@ async def get_stats(
         float,
         Query(ge=0, le=MAX_DAYS, allow_inf_nan=False, description="Stale: idle this long."),
     ] = 30,
+    usage: Annotated[
+        bool, Query(description="Add usage and cost totals over the same sessions.")
+    ] = False,
 ) -> StatsPublic:
     """Counts over the sessions the caller may see."""
     stats = await store.get_stats(
@@ -276,7 +281,13 @@ async def get_stats(
         ghost_minutes=ghost_minutes,
         stale_days=stale_days,
     )
-    return StatsPublic.of(stats)
+    body = StatsPublic.of(stats)
+    if usage:
+        totals = await store.usage_totals(
+            agent_ids=principal.scope, user_id=user_id, user_ids=principal.user_scope
+        )
+        body.usage = usage_public(totals)  # type: ignore[attr-defined]
+    return body
 
 
 @router.get("/search", responses=error_responses(401, 422), openapi_extra=METADATA_PARAMETER)
@@ -409,6 +420,13 @@ async def delete_message(
 ) -> MessagePublic:
     """Delete one message (its seq is never reused); the session's counters follow."""
     return MessagePublic.of(await store.delete_message(session_id, seq))
+
+
+@router.get(SESSION + "/usage", responses=error_responses(401, 404, 422))
+async def get_usage(session_id: VisibleSessionId, store: StoreDep) -> UsageTotalsPublic:
+    """Usage recorded on the session's messages, by model, and what it cost (prices from
+    genai-prices; "unknown" for a model it does not know, "partial" for a mix)."""
+    return usage_public(await store.get_usage(session_id))
 
 
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "markdown": "text/markdown"}  # + charset

@@ -39,6 +39,7 @@ from sessionkeeper.models import (
     SearchHit,
     Session,
     StatsCounts,
+    Usage,
 )
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
@@ -81,6 +82,10 @@ class Listed:
 
 # What ``Backend.stats`` returns: ``Stats`` without the thresholds the Store adds.
 StatsRow = StatsCounts
+
+# What ``Backend.usage_totals`` returns, one row per model (``statements.usage_totals``):
+# (model, messages, requests, input, output, cached, reasoning tokens).
+UsageRows = list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,17 @@ class Backend(Protocol):
         same lock as the delete (nothing is deleted otherwise)."""
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
+    async def set_usage(
+        self, session_id: str, seq: int, usage: Usage | None
+    ) -> tuple[bool, Message | None]:
+        """Set (None: clear) the usage of message ``seq``; (session exists, the message)."""
+
+    async def usage_totals(
+        self, session_id: str | None, agent_ids: list[str] | None, user_ids: list[str] | None
+    ) -> UsageRows | None:
+        """Usage by model of ``session_id`` (None: no such session), or of the sessions of
+        ``agent_ids`` and ``user_ids`` (None: all)."""
+
     async def read_tail(self, session_id: str, room_after_head: int) -> Tail | None: ...
     async def search(
         self,

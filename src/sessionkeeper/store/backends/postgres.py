@@ -36,6 +36,7 @@ from sessionkeeper.models import (
     Policy,
     SearchHit,
     Session,
+    Usage,
 )
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import lineage_sql, retention_sql
@@ -51,6 +52,7 @@ from sessionkeeper.store.backends.base import (
     RuleScope,
     StatsRow,
     Tail,
+    UsageRows,
     stats_row,
 )
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
@@ -59,7 +61,13 @@ from sessionkeeper.store.backends.frameworks.postgres_checkpoints import Postgre
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
 from sessionkeeper.store.backends.postgres_reads import ReadRoute
-from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.backends.statements import (
+    KEY_COLUMNS,
+    MESSAGE_READ,
+    SESSION_COLUMNS,
+    usage_of,
+    usage_values,
+)
 from sessionkeeper.store.search import pg_query, snippet, wanted
 from sessionkeeper.store.terms import tsvector
 from sessionkeeper.store.url import DatabaseConfig
@@ -89,8 +97,8 @@ def _session(r: Any) -> Session:
 
 
 def _message(r: Any) -> Message:
-    # Positional: MESSAGE_COLUMNS are Message's fields, in order.
-    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
+    # Positional: MESSAGE_READ are Message's fields, in order (usage: its six columns).
+    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
 
 
 def _hit(r: Any, marks: Any) -> SearchHit:
@@ -338,11 +346,12 @@ class PostgresBackend(Connections):
     async def append(
         self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
     ) -> list[int] | None:
+        used = any(r.get("usage") is not None for r in rows)
         if len(rows) == 1:
             r = rows[0]
             seq = await self._run(
                 "fetchval",
-                q.APPEND,
+                q.APPEND_USAGE if used else q.APPEND,
                 session_id,
                 r["role"],
                 r["content"],
@@ -353,11 +362,16 @@ class PostgresBackend(Connections):
                 r["created_at"],
                 now,
                 tsvector(r["content"]),
+                *(usage_values(r.get("usage")) if used else ()),
             )
             return None if seq is None else [seq]
+        usage: list[list[Any]] = []
+        if used:
+            values = [usage_values(r.get("usage")) for r in rows]
+            usage = [[v[i] for v in values] for i in range(len(values[0]))]
         found = await self._run(
             "fetch",
-            q.APPEND_MANY,
+            q.APPEND_MANY_USAGE if used else q.APPEND_MANY,
             session_id,
             len(rows),
             sum(r["token_count"] for r in rows),
@@ -370,6 +384,7 @@ class PostgresBackend(Connections):
             [r["metadata"] for r in rows],
             [r["created_at"] for r in rows],
             [tsvector(r["content"]) for r in rows],
+            *usage,
         )
         return sorted(r[0] for r in found) if found else None
 
@@ -424,8 +439,7 @@ class PostgresBackend(Connections):
                     return True, None
                 seq = newest
             row = await conn.fetchrow(
-                f"DELETE FROM messages WHERE session_id = $1 AND seq = $2 "
-                f"RETURNING {MESSAGE_COLUMNS}",
+                f"DELETE FROM messages WHERE session_id = $1 AND seq = $2 RETURNING {MESSAGE_READ}",
                 session_id,
                 seq,
             )
@@ -439,6 +453,26 @@ class PostgresBackend(Connections):
                 now,
             )
         return True, _message(row)
+
+    async def set_usage(
+        self, session_id: str, seq: int, usage: Usage | None
+    ) -> tuple[bool, Message | None]:
+        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(stmt, *params)
+            if row is None:
+                return await _exists(conn, session_id), None
+        return True, _message(row)
+
+    async def usage_totals(
+        self, session_id: str | None, agent_ids: list[str] | None, user_ids: list[str] | None
+    ) -> UsageRows | None:
+        stmt, params = sql.usage_totals(self.dialect, session_id, agent_ids, user_ids)
+        async with self._conn() as conn:
+            rows = await conn.fetch(stmt, *params)
+            if not rows and session_id is not None and not await _exists(conn, session_id):
+                return None
+        return [tuple(r) for r in rows]
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         async with self._transaction() as conn:
@@ -454,7 +488,7 @@ class PostgresBackend(Connections):
         return int(status.split()[-1])
 
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
-        base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1"
+        base = f"SELECT {MESSAGE_READ} FROM messages WHERE session_id = $1"
         async with self._reading() as conn:
             counts = await conn.fetchrow(
                 "SELECT message_count, token_count FROM sessions WHERE session_id = $1",
@@ -890,6 +924,7 @@ def _import_message(s: Session, m: Message) -> tuple[Any, ...]:
         m.metadata or None,
         m.created_at,
         tsvector(m.content),
+        *usage_values(m.usage),
     )
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sessionkeeper.store.backends.statements import GHOST, MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.backends.statements import (
+    GHOST,
+    MESSAGE_COLUMNS,
+    MESSAGE_READ,
+    SESSION_COLUMNS,
+    USAGE_COLUMN_NAMES,
+    USAGE_COLUMNS,
+)
 
 # Which node this is and how far replication is behind (models.DatabaseRole). A standby
 # measures its own replay (0 once it has replayed all it received: an idle primary sends
@@ -60,6 +67,30 @@ FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10
 RETURNING seq
 """
 
+# The same appends for messages carrying usage (its six columns after the others'
+# parameters): messages without usage keep the statements above, with no NULLs to send.
+APPEND_USAGE = APPEND.replace("created_at, tsv)", f"created_at, tsv, {USAGE_COLUMNS})").replace(
+    "$10::tsvector FROM bump", "$10::tsvector, $11, $12, $13, $14, $15, $16 FROM bump"
+)
+APPEND_MANY_USAGE = (
+    APPEND_MANY.replace("created_at, tsv)", f"created_at, tsv, {USAGE_COLUMNS})")
+    .replace(
+        "t.metadata, t.created_at, t.tsv::tsvector",
+        "t.metadata, t.created_at, t.tsv::tsvector, "
+        + ", ".join(f"t.{c}" for c in USAGE_COLUMN_NAMES),
+    )
+    .replace(
+        "$11::timestamptz[], $12::text[])",
+        "$11::timestamptz[], $12::text[], $13::int[], $14::int[], $15::int[], $16::int[], "
+        "$17::int[], $18::text[])",
+    )
+    .replace(
+        "created_at,\n                          tsv, n)",
+        "created_at,\n                          tsv, " + USAGE_COLUMNS + ", n)",
+    )
+)
+assert APPEND_USAGE != APPEND and APPEND_MANY_USAGE.count("usage_model") == 3
+
 MESSAGE_METADATA = (
     "SELECT seq, metadata FROM messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
 )
@@ -89,7 +120,7 @@ SELECT h.session_id, h.seq, h.rank, h.role, h.agent_id, h.created_at, h.title, h
        n.*
 FROM h LEFT JOIN LATERAL (
     SELECT """
-    + MESSAGE_COLUMNS
+    + MESSAGE_READ
     + """ FROM messages
     WHERE session_id = h.session_id AND seq BETWEEN h.seq - {k} AND h.seq + {k}
 ) n ON true
@@ -176,6 +207,6 @@ INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 """
 INSERT_MESSAGE = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector)
+INSERT INTO messages ({MESSAGE_COLUMNS}, tsv, {USAGE_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector, $11, $12, $13, $14, $15, $16)
 """

@@ -43,7 +43,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict, Unavailable
-from sessionkeeper.models import DatabaseRole, ForgetCounts, Message, Policy, SearchHit, Session
+from sessionkeeper.models import (
+    DatabaseRole,
+    ForgetCounts,
+    Message,
+    Policy,
+    SearchHit,
+    Session,
+    Usage,
+)
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import lineage_sql, retention_sql, sqlite_forget, sqlite_index
 from sessionkeeper.store.backends import statements as sql
@@ -56,6 +64,7 @@ from sessionkeeper.store.backends.base import (
     RuleScope,
     StatsRow,
     Tail,
+    UsageRows,
     stats_row,
 )
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
@@ -70,9 +79,10 @@ from sessionkeeper.store.backends.sqlite_threads import (
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
-    MESSAGE_COLUMNS,
+    MESSAGE_READ,
     SESSION_COLUMNS,
     sqlite_time,
+    usage_of,
 )
 from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
@@ -194,6 +204,7 @@ def _message(r: Sequence[Any]) -> Message:
         r[6],
         json.loads(r[7]) if r[7] else {},
         _utc(r[8]),
+        usage_of(r),
     )
 
 
@@ -493,7 +504,7 @@ class SqliteBackend(Runner):
             if target is not None:
                 row = conn.execute(
                     f"DELETE FROM messages WHERE session_id = ? AND seq = ? "
-                    f"RETURNING {MESSAGE_COLUMNS}",
+                    f"RETURNING {MESSAGE_READ}",
                     (session_id, target),
                 ).fetchone()
             if row is None:
@@ -506,6 +517,35 @@ class SqliteBackend(Runner):
             return True, _message(row)
 
         return await self._write(write)
+
+    async def set_usage(
+        self, session_id: str, seq: int, usage: Usage | None
+    ) -> tuple[bool, Message | None]:
+        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage)
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, Message | None]:
+            row = conn.execute(stmt, params).fetchone()
+            if row is None:
+                return _exists(conn, session_id), None
+            return True, _message(row)
+
+        return await self._write(write)
+
+    async def usage_totals(
+        self,
+        session_id: str | None,
+        agent_ids: list[str] | None,
+        user_ids: list[str] | None,
+    ) -> UsageRows | None:
+        stmt, params = sql.usage_totals(self.dialect, session_id, agent_ids, user_ids)
+
+        def read(conn: sqlite3.Connection) -> UsageRows | None:
+            rows = conn.execute(stmt, params).fetchall()
+            if not rows and session_id is not None and not _exists(conn, session_id):
+                return None
+            return [tuple(r) for r in rows]
+
+        return await self._read(read_txn(read))
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         stamp = sqlite_time(now)
@@ -524,7 +564,7 @@ class SqliteBackend(Runner):
         return await self._write(write)
 
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
-        base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?"
+        base = f"SELECT {MESSAGE_READ} FROM messages WHERE session_id = ?"
 
         def read(conn: sqlite3.Connection) -> Tail | None:
             counts = conn.execute(

@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from sessionkeeper.models import Message
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
+from sessionkeeper.store.backends.statements import (
+    MESSAGE_READ,
+    sqlite_time,
+    usage_values,
+)
 from sessionkeeper.store.validate import json_text
 
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Every column, usage too (NULLs when the message has none: binding them costs nothing).
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_READ}) VALUES ({', '.join(['?'] * 15)})"
 
 
 def message_params(
@@ -31,8 +36,9 @@ def message_params(
             m.token_count,
             json_text(m.metadata) if m.metadata else None,
             sqlite_time(m.created_at) if m.created_at is not None else default_time,
+            *usage_values(m.usage),
         )
-    v = m
+    v, usage = m, m.get("usage")
     created = v["created_at"]
     return (
         session_id,
@@ -44,4 +50,5 @@ def message_params(
         v["token_count"],
         json_text(v["metadata"]) if v["metadata"] else None,
         sqlite_time(created) if created is not None else default_time,
+        *usage_values(usage),
     )

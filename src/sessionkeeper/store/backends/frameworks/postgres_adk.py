@@ -32,7 +32,12 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     page_of,
 )
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.backends.statements import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    USAGE_COLUMNS,
+    usage_values,
+)
 from sessionkeeper.store.terms import tsvector
 
 _KEY = "app_name = $1 AND user_id = $2 AND adk_id = $3"
@@ -66,9 +71,9 @@ bump AS (
     FROM a WHERE s.session_id = a.session_id
     RETURNING s.session_id, s.last_seq
 ), msg AS (
-    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv, {USAGE_COLUMNS})
     SELECT bump.session_id, bump.last_seq, $7, $8, $9, $10, $11, $12::jsonb, $13,
-           $16::tsvector
+           $16::tsvector, $17, $18, $19, $20, $21, $22
     FROM bump
 ), touched AS (
     UPDATE adk_sessions x SET update_time = $14
@@ -250,6 +255,7 @@ class PostgresAdk:
                 append.update_time,
                 _held(append.session_delta),
                 tsvector(m["content"]),
+                *usage_values(m.get("usage")),
             )
             if bumped is None:
                 return False

@@ -45,7 +45,12 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
     load_ranges,
 )
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
+from sessionkeeper.store.backends.statements import (
+    MESSAGE_COLUMNS,
+    MESSAGE_READ,
+    USAGE_COLUMNS,
+    usage_values,
+)
 from sessionkeeper.store.terms import tsvector
 
 _MAINTENANCE_S = 60.0
@@ -60,13 +65,16 @@ WITH bump AS (
     WHERE session_id = $1
     RETURNING last_seq
 ), mirrored AS (
-    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+    INSERT INTO messages ({MESSAGE_COLUMNS}, tsv, {USAGE_COLUMNS})
     SELECT $1, bump.last_seq - $3 + t.n, t.role, t.content, t.agent_id, t.model,
-           t.token_count, t.metadata, COALESCE(t.created_at, $2), t.tsv::tsvector
+           t.token_count, t.metadata, COALESCE(t.created_at, $2), t.tsv::tsvector,
+           t.u_in, t.u_out, t.u_cached, t.u_reasoning, t.u_requests, t.u_model
     FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-                      $10::jsonb[], $11::timestamptz[], $31::text[])
+                      $10::jsonb[], $11::timestamptz[], $31::text[], $32::int[], $33::int[],
+                      $34::int[], $35::int[], $36::int[], $37::text[])
          WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata,
-                              created_at, tsv, n)
+                              created_at, tsv, u_in, u_out, u_cached, u_reasoning,
+                              u_requests, u_model, n)
 ), items AS (
     INSERT INTO lg_channel_items (session_id, {ITEM_REST})
     SELECT $1, $12::text, t.* FROM bump,
@@ -159,8 +167,8 @@ UPDATE sessions SET held_by = CASE WHEN {HELD.format(sid="$1")} THEN held_by | {
 WHERE session_id = $1
 """
 COPY_MESSAGES = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
-SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")}, tsv FROM messages WHERE session_id = $2
+INSERT INTO messages ({MESSAGE_READ}, tsv)
+SELECT $1, {MESSAGE_READ.removeprefix("session_id, ")}, tsv FROM messages WHERE session_id = $2
 """
 
 
@@ -215,6 +223,7 @@ class PostgresCheckpoints:
                 json.dumps(row.channels),
                 row.run_id,
                 [tsvector(m["content"]) for m in messages],
+                *_usage_arrays(messages),
             )
         if last is None:
             return None
@@ -579,3 +588,9 @@ async def _collect_garbage(conn: Any, sid: str) -> None:
             sid,
             *(list(column) for column in zip(*gone, strict=True)),
         )
+
+
+def _usage_arrays(messages: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The mirrored messages' usage columns, one array per column (migration 0012)."""
+    values = [usage_values(m.get("usage")) for m in messages]
+    return [[v[i] for v in values] for i in range(len(usage_values(None)))]
