@@ -42,7 +42,7 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
 )
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
-from sessionkeeper.store.backends.statements import sqlite_time
+from sessionkeeper.store.backends.statements import MESSAGE_READ, sqlite_time
 
 # The same counters an append keeps (backends/sqlite.py): seq from last_seq, under the lock.
 # Every write marks the session as holding checkpoints (HOLDER_BIT).
