@@ -46,6 +46,7 @@ from sessionkeeper.store.backends.frameworks.postgres_checkpoints import Postgre
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
+from sessionkeeper.store.idempotency import Claim, Recorded
 from sessionkeeper.store.search import pg_query, snippet, wanted
 from sessionkeeper.store.terms import tsvector
 from sessionkeeper.store.url import DatabaseConfig
@@ -193,15 +194,26 @@ class PostgresBackend(Connections):
 
     # ── sessions ────────────────────────────────────────────────────────────
 
-    async def insert_session(self, s: Session) -> None:
+    async def insert_session(self, s: Session, claim: Claim | None = None) -> Recorded | None:
         try:
-            await self._run(
-                "execute",
-                q.INSERT_SESSION,
+            if claim is None:
+                await self._run("execute", q.INSERT_SESSION, *_session_row(s, 0, 0, 0))
+                return None
+            made = await self._run(
+                "fetchval",
+                q.INSERT_SESSION_KEYED,
                 *_session_row(s, 0, 0, 0),
+                claim.key,
+                claim.fingerprint,
             )
         except Conflict:
             raise Conflict(f"session {s.session_id!r} already exists") from None
+        if made is not None:
+            return None
+        found = await self._run("fetchrow", q.RECORDED_CREATE, s.agent_id, claim.key)
+        if found is None:  # deleted by the TTL between the two statements: write it now
+            return await self.insert_session(s, claim)
+        return Recorded(*found)
 
     async def get_session(self, session_id: str) -> Session | None:
         r = await self._run(
@@ -262,8 +274,14 @@ class PostgresBackend(Connections):
     # ── messages ────────────────────────────────────────────────────────────
 
     async def append(
-        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> list[int] | None:
+        self,
+        session_id: str,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        claim: Claim | None = None,
+    ) -> list[int] | Recorded | None:
+        if claim is not None:
+            return await self._append_keyed(session_id, rows, now, claim)
         if len(rows) == 1:
             r = rows[0]
             seq = await self._run(
@@ -298,6 +316,70 @@ class PostgresBackend(Connections):
             [tsvector(r["content"]) for r in rows],
         )
         return sorted(r[0] for r in found) if found else None
+
+    async def _append_keyed(
+        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime, claim: Claim
+    ) -> list[int] | Recorded | None:
+        """The keyed append (``postgres_sql.APPEND_KEYED``): written with its key row, or
+        what the key's first write recorded, or None (no such session)."""
+        try:
+            if len(rows) == 1:
+                r = rows[0]
+                found = await self._run(
+                    "fetch",
+                    q.APPEND_KEYED,
+                    session_id,
+                    r["role"],
+                    r["content"],
+                    r["agent_id"],
+                    r["model"],
+                    r["token_count"],
+                    r["metadata"],
+                    r["created_at"],
+                    now,
+                    tsvector(r["content"]),
+                    claim.key,
+                    claim.fingerprint,
+                )
+            else:
+                found = await self._run(
+                    "fetch",
+                    q.APPEND_MANY_KEYED,
+                    session_id,
+                    len(rows),
+                    sum(r["token_count"] for r in rows),
+                    now,
+                    [r["role"] for r in rows],
+                    [r["content"] for r in rows],
+                    [r["agent_id"] for r in rows],
+                    [r["model"] for r in rows],
+                    [r["token_count"] for r in rows],
+                    [r["metadata"] for r in rows],
+                    [r["created_at"] for r in rows],
+                    [tsvector(r["content"]) for r in rows],
+                    claim.key,
+                    claim.fingerprint,
+                )
+            if found:
+                return sorted(r[0] for r in found)
+        except Conflict:
+            # The same key, committed by a send that held the session row first.
+            recorded = await self._run("fetchrow", q.RECORDED_APPEND, session_id, claim.key)
+            if recorded is None:
+                raise
+            return Recorded(*recorded)
+        # Nothing written: the key was there, or the session was not.
+        recorded = await self._run("fetchrow", q.RECORDED_APPEND, session_id, claim.key)
+        return None if recorded is None else Recorded(*recorded)
+
+    async def expire_idempotency_keys(self, cutoff: datetime, batch: int) -> int:
+        deleted = 0
+        while True:  # one short statement per batch
+            status = await self._run("execute", q.EXPIRE_KEYS, cutoff, batch)
+            count = int(status.split()[-1])
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def get_messages(
         self,

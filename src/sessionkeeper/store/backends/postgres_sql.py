@@ -141,3 +141,92 @@ INSERT_MESSAGE = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector)
 """
+
+# ── idempotency keys (store/idempotency.py) ─────────────────────────────────
+# A keyed append is still one statement: the bump skips a session whose key row exists (the
+# common retry: nothing is written, the caller looks the key up), and the key row is
+# inserted in the same statement as the message. Two sends of one key at once: the second
+# waits for the session row's lock, and when the first commits its key insert meets the
+# first's key row: a unique violation aborts the whole statement (message included), and the
+# caller looks the key up. ($11: the key, $12: the fingerprint.)
+_NOT_KEYED = """
+      AND NOT EXISTS (SELECT 1 FROM idempotency_keys
+                      WHERE session_id = $1 AND kind = 'append' AND idem_key = $11)"""
+
+APPEND_KEYED = f"""
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + 1, message_count = message_count + 1,
+        token_count = token_count + $6, updated_at = $9, last_message_at = $9
+    WHERE session_id = $1{_NOT_KEYED}
+    RETURNING last_seq
+), msg AS (
+    INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count,
+                          metadata, created_at, tsv)
+    SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8, $10::tsvector FROM bump
+    RETURNING seq
+), k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq,
+                                  seq_count, created_at)
+    SELECT $1, 'append', $11, $12, last_seq, 1, $9 FROM bump
+)
+SELECT seq FROM msg
+"""
+
+# $13: the key, $14: the fingerprint (after APPEND_MANY's twelve).
+APPEND_MANY_KEYED = f"""
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + $2, message_count = message_count + $2,
+        token_count = token_count + $3, updated_at = $4, last_message_at = $4
+    WHERE session_id = $1{_NOT_KEYED.replace("$11", "$13")}
+    RETURNING last_seq
+), msg AS (
+    INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count,
+                          metadata, created_at, tsv)
+    SELECT $1, bump.last_seq - $2 + t.n, t.role, t.content, t.agent_id, t.model,
+           t.token_count, t.metadata, t.created_at, t.tsv::tsvector
+    FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+                      $10::jsonb[], $11::timestamptz[], $12::text[])
+         WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata,
+                              created_at, tsv, n)
+    RETURNING seq
+), k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq,
+                                  seq_count, created_at)
+    SELECT $1, 'append', $13, $14, last_seq - $2 + 1, $2, $4 FROM bump
+)
+SELECT seq FROM msg
+"""
+
+RECORDED_APPEND = """
+SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys
+WHERE session_id = $1 AND kind = 'append' AND idem_key = $2
+"""
+
+# A keyed create: the key row first (ON CONFLICT waits for a create of the same key in
+# flight, then does nothing), the session only if the key row was written. ($15: the key,
+# $16: the fingerprint, after INSERT_SESSION's fourteen.)
+INSERT_SESSION_KEYED = f"""
+WITH k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, agent_id, fingerprint,
+                                  seq_count, created_at)
+    VALUES ($1, 'create', $15, $2, $16, 0, $7)
+    ON CONFLICT (agent_id, idem_key) WHERE kind = 'create' DO NOTHING
+    RETURNING 1
+)
+INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE EXISTS (SELECT 1 FROM k)
+RETURNING 1
+"""
+
+RECORDED_CREATE = """
+SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys
+WHERE agent_id = $1 AND idem_key = $2 AND kind = 'create'
+"""
+
+# Keys past their TTL, a bounded batch per statement (by ix_idempotency_keys_created_at).
+EXPIRE_KEYS = """
+DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))
+"""

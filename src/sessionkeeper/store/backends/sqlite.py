@@ -71,6 +71,7 @@ from sessionkeeper.store.backends.statements import (
     SESSION_COLUMNS,
     sqlite_time,
 )
+from sessionkeeper.store.idempotency import Claim, Recorded
 from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
 
@@ -95,6 +96,24 @@ _MESSAGE_METADATA = (
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Idempotency keys (store/idempotency.py): looked up and written inside the write's own
+# transaction, under the write lock.
+_RECORDED_APPEND = (
+    "SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys "
+    "WHERE session_id = ? AND kind = 'append' AND idem_key = ?"
+)
+_RECORDED_CREATE = (
+    "SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys "
+    "WHERE agent_id = ? AND idem_key = ? AND kind = 'create'"
+)
+_CLAIM = (
+    "INSERT INTO idempotency_keys (session_id, kind, idem_key, agent_id, fingerprint, "
+    "first_seq, seq_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EXPIRE_KEYS = (
+    "DELETE FROM idempotency_keys WHERE rowid IN "
+    "(SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
 )
 # The index's best hits, then the noted messages not indexed yet that match (their terms
 # compared in SQL: sqlite_index.NOTED_MATCHES), in one statement: one snapshot, in which a
@@ -308,10 +327,34 @@ class SqliteBackend(Runner):
 
     # ── sessions ────────────────────────────────────────────────────────────
 
-    async def insert_session(self, s: Session) -> None:
+    async def insert_session(self, s: Session, claim: Claim | None = None) -> Recorded | None:
         params = _session_row(s, 0, 0, 0)
+        stamp = params[6]
+
+        def write(conn: sqlite3.Connection) -> Recorded | None:
+            if claim is not None:
+                # Under the write lock: a create of the same key in flight has committed.
+                found = conn.execute(_RECORDED_CREATE, (s.agent_id, claim.key)).fetchone()
+                if found is not None:
+                    return Recorded(*found)
+                conn.execute(
+                    _CLAIM,
+                    (
+                        s.session_id,
+                        "create",
+                        claim.key,
+                        s.agent_id,
+                        claim.fingerprint,
+                        None,
+                        0,
+                        stamp,
+                    ),
+                )
+            conn.execute(_INSERT_SESSION, params)
+            return None
+
         try:
-            await self._write(lambda c: c.execute(_INSERT_SESSION, params))
+            return await self._write(write)
         except Conflict:
             raise Conflict(f"session {s.session_id!r} already exists") from None
 
@@ -382,13 +425,22 @@ class SqliteBackend(Runner):
     # ── messages ────────────────────────────────────────────────────────────
 
     async def append(
-        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> list[int] | None:
+        self,
+        session_id: str,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        claim: Claim | None = None,
+    ) -> list[int] | Recorded | None:
         stamp = sqlite_time(now)
         n = len(rows)
         tokens = sum(r["token_count"] for r in rows)
 
-        def write(conn: sqlite3.Connection) -> list[int] | None:
+        def write(conn: sqlite3.Connection) -> list[int] | Recorded | None:
+            if claim is not None:
+                # Under the write lock, so a send of the same key in flight has committed.
+                found = conn.execute(_RECORDED_APPEND, (session_id, claim.key)).fetchone()
+                if found is not None:
+                    return Recorded(*found)
             bumped = conn.execute(_APPEND_BUMP, (n, n, tokens, stamp, stamp, session_id)).fetchone()
             if bumped is None:
                 return None
@@ -398,12 +450,26 @@ class SqliteBackend(Runner):
                 conn.execute(INSERT_MESSAGE, params[0])
             else:
                 conn.executemany(INSERT_MESSAGE, params)
+            if claim is not None:
+                conn.execute(
+                    _CLAIM,
+                    (session_id, "append", claim.key, None, claim.fingerprint, first, n, stamp),
+                )
             return list(range(first, first + n))
 
         seqs = await self._write(write)
-        if seqs is not None:
+        if isinstance(seqs, list):
             self._count_appended(n)
         return seqs
+
+    async def expire_idempotency_keys(self, cutoff: datetime, batch: int) -> int:
+        stamp = sqlite_time(cutoff)
+        deleted = 0
+        while True:  # one short write transaction per batch: appends interleave
+            count = await self._write(lambda c: c.execute(_EXPIRE_KEYS, (stamp, batch)).rowcount)
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def get_messages(
         self,
