@@ -134,24 +134,41 @@ async def test_eight_concurrent_keyed_creates_make_one_session(store: Store) -> 
     assert (await store.list_sessions()).total == 1
 
 
-async def test_a_retry_after_the_session_was_deleted_is_not_found(store: Store) -> None:
+async def test_a_key_lives_as_long_as_what_it_made(store: Store) -> None:
+    """Deleting a message, clearing or deleting the session frees the keys of what went: the
+    same request with such a key is a new write (a framework that pops or clears and then
+    sends the same ids again stores them)."""
     sid = (await store.create_session(idempotency_key="c")).session_id
-    await store.add_message(sid, "user", "x", idempotency_key="m")
+    first = await store.add_message(sid, "user", "x", idempotency_key="m")
+    batch = await store.add_messages(
+        sid, [NewMessage("user", "a"), NewMessage("user", "b")], idempotency_key="b"
+    )
+    kept = await store.add_message(sid, "user", "kept", idempotency_key="kept")
+    await store.delete_message(sid, first.seq)
+    await store.delete_message(sid, batch[1].seq)  # one message of a batch frees its key
+    again = await store.add_message(sid, "user", "x", idempotency_key="m")
+    assert again.seq == kept.seq + 1
+    rebatched = await store.add_messages(
+        sid, [NewMessage("user", "a"), NewMessage("user", "b")], idempotency_key="b"
+    )
+    assert [m.seq for m in rebatched] == [again.seq + 1, again.seq + 2]
+    assert (await store.add_message(sid, "user", "kept", idempotency_key="kept")) == kept
+    await store.clear_messages(sid)
+    assert (await store.add_message(sid, "user", "kept", idempotency_key="kept")).seq > kept.seq
+    assert len(await store.get_messages(sid)) == 1
     await store.delete_session(sid)
-    with pytest.raises(NotFound, match="no longer exists"):
-        await store.add_message(sid, "user", "x", idempotency_key="m")
+    assert await _count(store, "SELECT count(*) FROM idempotency_keys") == 0
+    # The create's key went with its session: the same create makes a new one.
+    assert (await store.create_session(idempotency_key="c")).session_id != sid
+
+
+async def test_a_key_left_by_a_purged_ghost_answers_not_found(store: Store) -> None:
+    made = await store.create_session(idempotency_key="c")
+    assert await store.delete_ghost_sessions(0) == 1
     with pytest.raises(NotFound, match="no longer exists"):
         await store.create_session(idempotency_key="c")
-    assert (await store.list_sessions()).total == 0
-
-
-async def test_a_retry_after_its_message_was_deleted_answers_the_first_seq(store: Store) -> None:
-    sid = (await store.create_session()).session_id
-    first = await store.add_message(sid, "user", "x", idempotency_key="m")
-    await store.delete_message(sid, first.seq)
-    again = await store.add_message(sid, "user", "x", idempotency_key="m")
-    assert again.seq == first.seq
-    assert await store.get_messages(sid) == []
+    assert await store.delete_expired_idempotency_keys(0) == 1
+    assert (await store.create_session(idempotency_key="c")).session_id != made.session_id
 
 
 async def test_unkeyed_writes_write_no_key_rows(store: Store) -> None:

@@ -14,8 +14,10 @@ the retry finds the key, and the Store answers what the first write stored.
   the store, a generated session id) are not part of it, as a retry cannot repeat them.
 - Keys are kept at least ``DEFAULT_TTL`` (24 h; the maintenance loop deletes older ones,
   ``SESSIONKEEPER_IDEMPOTENCY_TTL_HOURS``). A key is honoured until it is deleted.
-- A key outlives its session: a retry after the session was deleted is NotFound, never a
-  second write into a new session.
+- A key lives as long as what it made: deleting a message, clearing a session or deleting
+  a session deletes the keys of what went (a later write with such a key is a new write).
+  A create's key goes with its session; a key left by a session that went another way (a
+  ghost purge) answers NotFound until the TTL deletes it.
 """
 
 from __future__ import annotations

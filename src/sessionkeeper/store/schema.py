@@ -189,9 +189,10 @@ forgotten_users = Table(
 # Idempotency keys of writes (store/idempotency.py, migration 0013): one row per keyed write,
 # written in the write's own transaction. An append's key is scoped by its session (the
 # primary key starts with session_id, as every key of a session's rows); a create's by its
-# agent (``uq_idempotency_keys_create``). No foreign key: a key outlives its session (a
-# retry after a delete is NotFound, never a new write); the maintenance loop deletes keys
-# older than the TTL by ``ix_idempotency_keys_created_at``.
+# agent (``uq_idempotency_keys_create``). A key lives as long as what it made: its rows go
+# with its session (as every table keyed by session), and deleting a message or clearing
+# the session deletes their keys; the maintenance loop deletes keys older than the TTL by
+# ``ix_idempotency_keys_created_at``.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -213,6 +214,7 @@ idempotency_keys = Table(
         sqlite_where=text("kind = 'create'"),
     ),
     Index("ix_idempotency_keys_created_at", "created_at"),
+    _session_fk(),
 )
 
 # API keys for the REST service. Only a SHA-256 of the secret is stored: keys are 256-bit

@@ -98,7 +98,12 @@ class PostgresBackend(Connections):
         self.adk = PostgresAdk(self, self.delete_rows)
         # Rows keyed by session, besides the session row. No foreign key deletes them (their
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
-        tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
+        tables = (
+            "messages",
+            "idempotency_keys",
+            *self.checkpoints.session_tables,
+            *self.adk.session_tables,
+        )
         self._delete_rows = q.delete_rows(tables)
         self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
@@ -446,6 +451,7 @@ class PostgresBackend(Connections):
                 row[6],
                 now,
             )
+            await conn.execute(q.FREE_KEY_OF_SEQ, session_id, seq)
         return True, _message(row)
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
@@ -453,6 +459,7 @@ class PostgresBackend(Connections):
             if not await _exists(conn, session_id, lock=True):
                 return None
             status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
+            await conn.execute(q.FREE_KEYS, session_id)
             await conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = $2 "
                 "WHERE session_id = $1",

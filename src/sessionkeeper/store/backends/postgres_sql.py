@@ -230,3 +230,12 @@ EXPIRE_KEYS = """
 DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))
 """
+
+# A key stands for its messages while they exist: deleting one of them (FREE_KEY_OF_SEQ: $2
+# the seq) or clearing the session (FREE_KEYS) frees the key, so a later write with it is a
+# new write. (A session's deletion takes its keys with its other rows: delete_rows.)
+FREE_KEY_OF_SEQ = """
+DELETE FROM idempotency_keys
+WHERE session_id = $1 AND kind = 'append' AND first_seq <= $2 AND first_seq + seq_count > $2
+"""
+FREE_KEYS = "DELETE FROM idempotency_keys WHERE session_id = $1 AND kind = 'append'"

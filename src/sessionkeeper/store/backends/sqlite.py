@@ -111,6 +111,13 @@ _CLAIM = (
     "INSERT INTO idempotency_keys (session_id, kind, idem_key, agent_id, fingerprint, "
     "first_seq, seq_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# A key stands for its messages while they exist (postgres_sql.FREE_KEY_OF_SEQ says why);
+# a session's deletion takes its keys by the foreign key.
+_FREE_KEY_OF_SEQ = (
+    "DELETE FROM idempotency_keys WHERE session_id = ?1 AND kind = 'append' "
+    "AND first_seq <= ?2 AND first_seq + seq_count > ?2"
+)
+_FREE_KEYS = "DELETE FROM idempotency_keys WHERE session_id = ? AND kind = 'append'"
 _EXPIRE_KEYS = (
     "DELETE FROM idempotency_keys WHERE rowid IN "
     "(SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
@@ -337,20 +344,10 @@ class SqliteBackend(Runner):
                 found = conn.execute(_RECORDED_CREATE, (s.agent_id, claim.key)).fetchone()
                 if found is not None:
                     return Recorded(*found)
-                conn.execute(
-                    _CLAIM,
-                    (
-                        s.session_id,
-                        "create",
-                        claim.key,
-                        s.agent_id,
-                        claim.fingerprint,
-                        None,
-                        0,
-                        stamp,
-                    ),
-                )
             conn.execute(_INSERT_SESSION, params)
+            if claim is not None:  # after its session: the foreign key
+                claimed = (s.session_id, "create", claim.key, s.agent_id, claim.fingerprint)
+                conn.execute(_CLAIM, (*claimed, None, 0, stamp))
             return None
 
         try:
@@ -541,6 +538,7 @@ class SqliteBackend(Runner):
                 "token_count = token_count - ?, updated_at = ? WHERE session_id = ?",
                 (row[6], stamp, session_id),
             )
+            conn.execute(_FREE_KEY_OF_SEQ, (session_id, target))
             return True, _message(row)
 
         return await self._write(write)
@@ -552,6 +550,7 @@ class SqliteBackend(Runner):
             if not _exists(conn, session_id):
                 return None
             gone = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            conn.execute(_FREE_KEYS, (session_id,))
             conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = ? "
                 "WHERE session_id = ?",

@@ -4,8 +4,9 @@ One row per keyed write (``store/idempotency.py``), written in the same transact
 write: the scope (an append's session; a create's agent, ``uq_idempotency_keys_create``),
 the key, a SHA-256 fingerprint of the request and what the write got (the first seq and
 how many messages; a create's session id). ``ix_idempotency_keys_created_at`` serves the
-maintenance loop's deletion of keys past their TTL. No foreign key: a key outlives its
-session, so a retry after the session is deleted finds the key and answers NotFound.
+maintenance loop's deletion of keys past their TTL. A key's rows go with its session, as
+every table keyed by session: by a foreign key on SQLite, by the backend's hand on
+PostgreSQL (no foreign key references ``sessions`` there: migration 0007).
 
 Revision ID: 0013
 Revises: 0009
@@ -23,6 +24,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    session_fk = (
+        [sa.ForeignKeyConstraint(["session_id"], ["sessions.session_id"], ondelete="CASCADE")]
+        if op.get_bind().dialect.name == "sqlite"
+        else []
+    )
     op.create_table(
         "idempotency_keys",
         sa.Column("session_id", sa.String(128), nullable=False),
@@ -34,6 +40,7 @@ def upgrade() -> None:
         sa.Column("seq_count", sa.Integer, nullable=False, server_default="0"),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "kind", "idem_key", name="pk_idempotency_keys"),
+        *session_fk,
     )
     op.create_index(
         "uq_idempotency_keys_create",
