@@ -37,6 +37,7 @@ from sessionkeeper.integrations._common import (
     excerpt,
     finish,
     keep_whole,
+    key_from_ids,
     missing_framework,
     read_whole,
 )
@@ -156,6 +157,10 @@ def _call_key(item: Mapping[str, Any]) -> str | None:
 def _output_key(item: Mapping[str, Any]) -> str | None:
     key = item.get("call_id", item.get("approval_request_id"))
     return key if isinstance(key, str) else None
+
+
+def _item_id(item: TResponseInputItem) -> Any:
+    return item.get("id") if isinstance(item, Mapping) else None
 
 
 def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
@@ -336,7 +341,10 @@ class SessionkeeperSession(BoundSession):
             return
         store = await self._binding.store()
         rows = [to_row(store, item) for item in items]
-        await finish(self._binding.append(rows, _first_user_text(items)))
+        # Keyed by the items' ids when every item has one (model output does; user input
+        # usually not): the SDK's retry of the same items stores nothing.
+        key = key_from_ids("openai-agents", [_item_id(item) for item in items])
+        await finish(self._binding.append(rows, _first_user_text(items), key))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when there is none), atomically."""
