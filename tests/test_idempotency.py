@@ -9,7 +9,10 @@ past their TTL are deleted by the maintenance job.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +197,20 @@ async def test_maintenance_deletes_keys_past_their_ttl(store: Store) -> None:
     assert (await store.add_message(sid, "user", "x", idempotency_key="old")).seq == 3
     with pytest.raises(InvalidInput, match="older_than_hours"):
         await store.delete_expired_idempotency_keys(-1)
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Idempotent writes (safe retries)", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(code)
+    out = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "already used for a different request" in out.stdout
+    assert out.stdout.rstrip().endswith("1 message")
