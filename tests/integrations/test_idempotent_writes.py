@@ -85,3 +85,31 @@ async def test_agents_sdk_items_with_ids_added_twice_are_stored_once(sk_store: S
     await session.pop_item()
     await session.add_items(output[1:])
     assert await session.get_items() == output
+
+
+async def test_langgraph_checkpoint_put_repeated_mirrors_no_message_twice(sk_store: Store) -> None:
+    """A put retried after it landed (its reply lost), by a saver that has never seen the
+    thread: the checkpoint is stored by its id, its list items are found numbered already,
+    and no message is mirrored twice. No key needed."""
+    from langchain_core.language_models import FakeListChatModel
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver
+
+    model = FakeListChatModel(responses=["hello back"])
+    graph = StateGraph(MessagesState)
+    graph.add_node("chatbot", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_edge(START, "chatbot")
+    saver = AsyncSessionkeeperSaver(sk_store)
+    thread = {"configurable": {"thread_id": "lg-idem"}}
+    await graph.compile(checkpointer=saver).ainvoke({"messages": [HumanMessage("hi")]}, thread)
+    before = await sk_store.get_messages("lg-idem", limit=500)
+    assert [m.content for m in before] == ["hi", "hello back"]
+    latest = await saver.aget_tuple(thread)
+    assert latest is not None and latest.parent_config is not None
+    fresh = AsyncSessionkeeperSaver(sk_store)
+    versions = latest.checkpoint["channel_versions"]
+    await fresh.aput(latest.parent_config, latest.checkpoint, latest.metadata, versions)
+    assert await sk_store.get_messages("lg-idem", limit=500) == before
+    again = await fresh.aget_tuple(thread)
+    assert again is not None and again.checkpoint == latest.checkpoint
