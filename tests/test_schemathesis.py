@@ -16,7 +16,10 @@ Two settings differ from schemathesis's defaults, each for a reason the document
   ``list_sessions`` (a ``cursor`` must be one the same listing made, and not be given with
   ``offset``), ``context_window`` (``reserve`` must leave room in ``max_tokens``, and the
   system prompt must fit) and ``chat_stream`` (the message must fit the context budget).
-  Each such 422 names its field, as tests/test_api.py checks.
+  Each such 422 names its field, as tests/test_api.py checks. So may ``create_session`` and
+  ``add_messages``: an ``Idempotency-Key`` sent before with another body is 422
+  ``idempotency_key_reused`` (the IETF Idempotency-Key draft's status; schemathesis reuses
+  short keys such as ``0`` across bodies), as tests/test_api_idempotency.py checks.
 
 On failure the message carries schemathesis's summary and the end of the server's log.
 """
@@ -42,7 +45,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
                      "428", "429", "5xx"]
 
 [[operations]]
-include-operation-id = ["list_sessions", "context_window", "chat_stream"]
+include-operation-id = ["list_sessions", "context_window", "chat_stream", "create_session",
+                        "add_messages"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409",
                                                      "422", "429", "5xx"]
 """

@@ -23,7 +23,7 @@ from fastapi import Depends, Header, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sessionkeeper.api.principal import Principal
-from sessionkeeper.api.schemas import SessionIdText
+from sessionkeeper.api.schemas import SessionIdText, documented
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden, NotFound, Unavailable
 from sessionkeeper.models import Session
@@ -120,9 +120,15 @@ VisibleSession = Annotated[Session, Depends(visible_session)]
 VisibleSessionId = Annotated[str, Depends(visible_session_id)]
 
 
+# What the Store accepts (store/idempotency.py), bare or quoted; an HTTP header value has no
+# leading or trailing space, so a bare key starts and ends with a visible character.
+IDEMPOTENCY_KEY_PATTERN = r'^([!-~]([ -~]{0,253}[!-~])?|"[ -~]{1,255}")$'
+
+
 def idempotency_key(
     key: Annotated[
         str | None,
+        documented({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}),
         Header(
             alias="Idempotency-Key",
             description=(
