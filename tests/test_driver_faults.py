@@ -129,7 +129,8 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "database_role": lambda: store.database_role(),
         "vacuum": lambda: store.vacuum(),
         "job_lock": lambda: _job_lock(store),
-        "create_session": lambda: store.create_session(title="new"),
+        # Keyed (issue 18): the keyed paths are the ones with more than one statement.
+        "create_session": lambda: store.create_session(title="new", idempotency_key="c"),
         "session_exists": lambda: store.session_exists(sid),
         "get_session": lambda: store.get_session(sid),
         "list_sessions": lambda: store.list_sessions(search="faults"),
@@ -139,7 +140,9 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "find_by_aria_session_id": lambda: store.find_by_aria_session_id("aria-1"),
         "iter_sessions": lambda: _drain(store.iter_sessions()),
         "add_message": lambda: store.add_message(sid, "user", "more"),
-        "add_messages": lambda: store.add_messages(sid, [NewMessage("user", "a")] * 2),
+        "add_messages": lambda: store.add_messages(
+            sid, [NewMessage("user", "a")] * 2, idempotency_key="m"
+        ),
         "get_messages": lambda: store.get_messages(sid, last=5),
         "delete_message": lambda: store.delete_message(sid, 1),
         "pop_message": lambda: store.pop_message(sid),
@@ -148,6 +151,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "search_with_neighbours": lambda: store.search_with_neighbours("hello"),
         "context_window": lambda: store.context_window(sid, 1000),
         "delete_ghost_sessions": lambda: store.delete_ghost_sessions(0),
+        "delete_expired_idempotency_keys": lambda: store.delete_expired_idempotency_keys(0),
         "ghost_sessions": lambda: store.ghost_sessions(0),
         "prune_old_sessions": lambda: store.prune_old_sessions(1, dry_run=True),
         "get_stats": lambda: store.get_stats(),

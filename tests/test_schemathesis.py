@@ -18,7 +18,10 @@ Two settings differ from schemathesis's defaults, each for a reason the document
   system prompt must fit), ``chat_stream`` (the message must fit the context budget) and
   ``fork_session`` / ``rewind_session`` (``at_seq`` / ``to_seq`` must not be past the
   session's last message).
-  Each such 422 names its field, as tests/test_api.py checks.
+  Each such 422 names its field, as tests/test_api.py checks. So may ``create_session`` and
+  ``add_messages``: an ``Idempotency-Key`` sent before with another body is 422
+  ``idempotency_key_reused`` (the IETF Idempotency-Key draft's status; schemathesis reuses
+  short keys such as ``0`` across bodies), as tests/test_api_idempotency.py checks.
 
 On failure the message carries schemathesis's summary and the end of the server's log.
 """
@@ -45,7 +48,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 [[operations]]
 include-operation-id = ["list_sessions", "context_window", "chat_stream", "fork_session",
-                        "rewind_session"]
+                        "rewind_session", "create_session", "add_messages"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409",
                                                      "422", "429", "5xx"]
 """

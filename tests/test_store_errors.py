@@ -410,32 +410,30 @@ async def test_pg_frozen_server_answers_unavailable_within_the_timeout(
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: on PostgreSQL an append answered Unavailable (client deadline passed while the "
-        "server was frozen) still commits when the server resumes: the statement was "
-        "already in the socket and nothing bounds it server-side (statement_timeout starts "
-        "when the server runs it). A client that retries the 503 stores the message twice. "
-        "SQLite guarantees the opposite (commit 0282d40)"
-    ),
-)
-async def test_pg_append_answered_unavailable_is_not_stored_later(
+async def test_pg_append_answered_unavailable_then_retried_with_its_key_is_stored_once(
     frozen_pg: tuple[_FreezableProxy, str], pg_database_url: str
 ) -> None:
+    """An append answered Unavailable (the client's deadline passed while the server was
+    frozen) may still commit when the server resumes: its bytes were already in the socket.
+    A client that retries with its idempotency key finds the first write, never a second
+    (issue 18: this was an expected failure while retries had no key)."""
     proxy, url = frozen_pg
     store = await Store.open(url, timeout=1)
     try:
         sid = (await store.create_session()).session_id
         # One append first: the statement is then prepared on the connection, so the frozen
         # append's bytes are the whole request (bind + execute), as on a warm server.
-        await store.add_message(sid, "user", "acknowledged")
+        await store.add_message(sid, "user", "acknowledged", idempotency_key="k-0")
         proxy.freeze()
-        exc, took = await _timed(store.add_message(sid, "user", "answered 503"))
+        exc, took = await _timed(
+            store.add_message(sid, "user", "answered 503", idempotency_key="k-1")
+        )
         assert isinstance(exc, Unavailable), repr(exc)
         assert took < 2.0
         proxy.thaw()
-        await asyncio.sleep(0.5)  # the server gets the held bytes now
+        await asyncio.sleep(0.5)  # the server gets the held bytes now, and commits them
+        retried = await store.add_message(sid, "user", "answered 503", idempotency_key="k-1")
+        assert retried.seq == 2
     finally:
         proxy.thaw()
         await store.close()
@@ -444,7 +442,7 @@ async def test_pg_append_answered_unavailable_is_not_stored_later(
         contents = [m.content for m in await direct.get_messages(sid)]
     finally:
         await direct.close()
-    assert contents == ["acknowledged"], "a write the caller was told failed was stored"
+    assert contents == ["acknowledged", "answered 503"], "a retried write was stored twice"
 
 
 # ── values the databases refuse: InvalidInput naming the field, nothing written ──

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # stay); the loop applies every policy each retention_interval_minutes.
     retention: dict[str, Any] | None = None
     retention_interval_minutes: float = Field(default=10.0, gt=0)
+    # Idempotency keys (store/idempotency.py) are kept this long, then deleted by the loop.
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
 
     # OpenAI-compatible model server; none configured means the offline echo model.
     llm_base_url: str | None = None

@@ -73,3 +73,10 @@ class DatabaseError(SessionkeeperError):
     """
 
     code = "database_error"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An idempotency key sent again with a different request: the key already stands for
+    another write (REST 422, as the IETF Idempotency-Key draft says), so nothing is written."""
+
+    code = "idempotency_key_reused"

@@ -1,5 +1,5 @@
-"""Background maintenance: the ghost purge, the idle-session prune and the retention
-policies, on a schedule.
+"""Background maintenance: the ghost purge, the idle-session prune, the retention policies
+and the deletion of expired idempotency keys, on a schedule.
 
 One ``MaintenanceRunner`` per process (the API's lifespan starts ``run()`` as a task it owns).
 With several API replicas on one PostgreSQL every replica runs the loop, and each job is
@@ -13,7 +13,8 @@ lists every node (``target_session_attrs=read-write``) write to the new primary.
 Schedule: the ghost purge runs at start-up and then every ``ghost_interval``; the prune first
 runs one ``prune_interval`` after start-up, the retention policies one ``retention_interval``
 after (``apply_configured_policies`` writes the policies of the settings at start-up, before
-the loop). Each next run is measured from the end of the
+the loop). Idempotency keys older than ``idempotency_ttl_hours`` (default 24) are deleted on
+the ghost purge's interval (``store/idempotency.py``). Each next run is measured from the end of the
 previous one, so a slow job never piles up runs. A failing job is logged and retried on its
 next turn; only cancellation stops the loop.
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 GHOST_JOB = "ghost-purge"
 PRUNE_JOB = "prune"
 RETENTION_JOB = "retention"
+IDEMPOTENCY_JOB = "idempotency-keys"
 
 T = TypeVar("T")
 
@@ -86,10 +88,13 @@ class MaintenanceRunner:
         prune_interval_hours: float = 6,
         prune_days: float = 30,
         retention_interval_minutes: float = 10,
+        idempotency_ttl_hours: float = 24,
         listener: MaintenanceListener | None = None,
     ) -> None:
         if min(ghost_interval_minutes, prune_interval_hours, retention_interval_minutes) <= 0:
             raise ValueError("maintenance intervals must be positive")
+        if idempotency_ttl_hours <= 0:
+            raise ValueError("the idempotency key TTL must be positive")
         self.store = store
         self.ghost_interval_seconds = ghost_interval_minutes * 60
         self.prune_interval_seconds = prune_interval_hours * 3600
@@ -99,6 +104,8 @@ class MaintenanceRunner:
         self.ghosts = JobStatus("ghost_purge")
         self.prune = JobStatus("prune")
         self.retention = JobStatus("retention")
+        self.idempotency_ttl_hours = idempotency_ttl_hours
+        self.idempotency = JobStatus("idempotency_keys")
         self.listener = listener
 
     @classmethod
@@ -112,6 +119,7 @@ class MaintenanceRunner:
             prune_interval_hours=settings.prune_interval_hours,
             prune_days=settings.prune_days,
             retention_interval_minutes=settings.retention_interval_minutes,
+            idempotency_ttl_hours=settings.idempotency_ttl_hours,
             listener=listener,
         )
 
@@ -158,6 +166,14 @@ class MaintenanceRunner:
         self._tell(lambda listener: listener.policies_run(result))
         return result
 
+    async def expire_idempotency_keys_once(self) -> int | None:
+        """Delete idempotency keys past the TTL now; the count, or None when another replica
+        holds the job."""
+        async with self.store.job_lock(IDEMPOTENCY_JOB) as acquired:
+            if not acquired:
+                return None
+            return await self.store.delete_expired_idempotency_keys(self.idempotency_ttl_hours)
+
     def _tell(self, event: Callable[[MaintenanceListener], None]) -> None:
         if self.listener is None:
             return
@@ -186,6 +202,9 @@ class MaintenanceRunner:
         while True:
             if clock() >= next_ghosts:
                 await self._guarded(self.ghosts, self.purge_ghosts_once, _describe_ghosts)
+                await self._guarded(
+                    self.idempotency, self.expire_idempotency_keys_once, _describe_keys
+                )
                 next_ghosts = clock() + self.ghost_interval_seconds
             if clock() >= next_prune:
                 await self._guarded(self.prune, self.prune_once, _describe_prune)
@@ -228,6 +247,12 @@ def _describe_ghosts(deleted: int) -> str:
     if not deleted:
         return ""
     return f"ghost purge deleted {deleted} empty session{'s' if deleted != 1 else ''}"
+
+
+def _describe_keys(deleted: int) -> str:
+    if not deleted:
+        return ""
+    return f"deleted {deleted} expired idempotency key{'s' if deleted != 1 else ''}"
 
 
 def _describe_prune(result: PruneResult) -> str:

@@ -116,6 +116,7 @@ class SyncStore:
     context_window = _Blocking(Store.context_window)
     ghost_sessions = _Blocking(Store.ghost_sessions)
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
+    delete_expired_idempotency_keys = _Blocking(Store.delete_expired_idempotency_keys)
     prune_old_sessions = _Blocking(Store.prune_old_sessions)
     get_stats = _Blocking(Store.get_stats)
     # usage and cost

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Path, Request, Security
+from fastapi import Depends, Header, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sessionkeeper.api.principal import Principal
-from sessionkeeper.api.schemas import SessionIdText
+from sessionkeeper.api.schemas import SessionIdText, documented
 from sessionkeeper.config import Settings
 from sessionkeeper.errors import Forbidden, NotFound, Unavailable
 from sessionkeeper.models import Session
@@ -118,3 +118,36 @@ async def visible_session_id(
 
 VisibleSession = Annotated[Session, Depends(visible_session)]
 VisibleSessionId = Annotated[str, Depends(visible_session_id)]
+
+
+# What the Store accepts (store/idempotency.py), bare or quoted; an HTTP header value has no
+# leading or trailing space, so a bare key starts and ends with a visible character.
+IDEMPOTENCY_KEY_PATTERN = r'^([!-~]([ -~]{0,253}[!-~])?|"[ -~]{1,255}")$'
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        documented({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}),
+        Header(
+            alias="Idempotency-Key",
+            description=(
+                "Makes the write safe to retry (IETF draft-ietf-httpapi-idempotency-key-header, "
+                "as Stripe uses it): 1-255 printable ASCII characters, bare or as a quoted "
+                'string (`"k"` and `k` are the same key). A retry with the same key and the '
+                "same body answers what the first request stored (same session, same seq) "
+                "and stores nothing; the same key with another body is a 422 "
+                "(`idempotency_key_reused`). Scoped by session for appends and by agent for "
+                "creates; kept at least 24 hours."
+            ),
+        ),
+    ] = None,
+) -> str | None:
+    """The request's ``Idempotency-Key``, unquoted when sent as a Structured Field string
+    (the IETF draft's form); the Store checks it (``store/idempotency.py``)."""
+    if key is not None and len(key) >= 2 and key[0] == key[-1] == '"':
+        return key[1:-1]
+    return key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

@@ -123,7 +123,7 @@ class Metrics:
             self.prune_runs.labels(trigger=trigger)
             self.sessions_pruned.labels(trigger=trigger)
             self.retention_runs.labels(trigger=trigger)
-        for job in ("ghost_purge", "prune", "retention"):
+        for job in ("ghost_purge", "prune", "retention", "idempotency_keys"):
             self.maintenance_failures.labels(job=job)
 
     def render(self) -> bytes:

@@ -250,16 +250,22 @@ class SessionBinding:
         return await self.source.get()
 
     async def append(
-        self, rows: Sequence[Mapping[str, Any]], user_text: str | None
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        user_text: str | None,
+        idempotency_key: str | None = None,
     ) -> list[Message]:
         """Append ``rows`` in one transaction, creating the session first if it is missing.
 
         ``user_text`` is the first user text among the rows: the default title of a session
-        this call creates (or of one it created earlier without a title)."""
+        this call creates (or of one it created earlier without a title).
+        ``idempotency_key``: a retry of the same rows stores nothing (``key_from_ids``)."""
         store = await self.store()
         for _ in range(_APPEND_ATTEMPTS - 1):
             try:
-                added = await store.add_messages(self.session_id, rows)
+                added = await store.add_messages(
+                    self.session_id, rows, idempotency_key=idempotency_key
+                )
             except NotFound:
                 self._untitled = await create_session(
                     store,
@@ -275,7 +281,7 @@ class SessionBinding:
                 self._untitled = False
                 await title_later(store, self.session_id, user_text)
             return added
-        return await store.add_messages(self.session_id, rows)
+        return await store.add_messages(self.session_id, rows, idempotency_key=idempotency_key)
 
     async def last(self, n: int) -> list[Message]:
         """The newest ``n`` messages, oldest first ([] when the session does not exist)."""

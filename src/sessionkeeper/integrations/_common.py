@@ -8,6 +8,10 @@
 - Text helpers: the auto-title rule of the chat, and the excerpt kept as message content when
   an object's text is longer than a message may be (the object itself is kept whole).
 - :func:`reported_usage`: the usage a framework reported, as the store's ``Usage``.
+- :func:`key_from_ids`: the idempotency key of a write, derived from the ids the framework
+  gave its objects (ADK event ids, LangChain message ids, Agents SDK item ids), so the
+  framework's retries of a write store it once (``store/idempotency.py``). No key when an
+  object has no id: nothing else tells a retry from a new write.
 - :func:`keep_whole` / :func:`read_whole`: a framework object in message metadata, exactly.
   PostgreSQL keeps metadata as jsonb, whose numbers are ``numeric``: a float Python writes in
   exponent form (``1e+16``) would come back as an int and ``-0.0`` as ``0.0``, and a
@@ -20,9 +24,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import InvalidInput, TooLarge
@@ -179,3 +184,12 @@ def reported_usage(
         requests=_count(requests),
         model=name if name is None or "\x00" not in name else None,
     )
+
+
+def key_from_ids(framework: str, ids: Sequence[Any]) -> str | None:
+    """An idempotency key for a write of objects with these framework ids (a digest: ids may
+    be long or not ASCII); None unless every object has a non-empty string id."""
+    if not ids or not all(isinstance(i, str) and i for i in ids):
+        return None
+    digest = hashlib.sha256("\x1f".join(ids).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{framework}:{digest[:40]}"

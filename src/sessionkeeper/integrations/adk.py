@@ -47,6 +47,7 @@ from sessionkeeper.integrations._common import (
     excerpt,
     finish,
     keep_whole,
+    key_from_ids,
     missing_framework,
     reported_usage,
 )
@@ -179,6 +180,8 @@ class SessionkeeperSessionService(Bound, BaseSessionService):
                 _scopes(delta or {}),
                 update_time=event.timestamp,
                 title=title,
+                # ADK's event id: a retried append_event of the same event stores it once.
+                idempotency_key=key_from_ids("adk", [event.id]),
             )
         )
         if not stored:

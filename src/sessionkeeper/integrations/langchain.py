@@ -42,6 +42,7 @@ from sessionkeeper.integrations._common import (
     excerpt,
     finish,
     keep_whole,
+    key_from_ids,
     missing_framework,
     read_whole,
     reported_usage,
@@ -330,12 +331,15 @@ class SessionkeeperChatMessageHistory(BoundSession, BaseChatMessageHistory):
         return [to_message(m) for m in stored]
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append ``messages`` in one transaction (all stored, or none)."""
+        """Append ``messages`` in one transaction (all stored, or none). When every message
+        has an ``id``, the write is keyed by them: sending the same messages again (a retry)
+        stores nothing (``store/idempotency.py``)."""
         if not messages:
             return
         store = await self._binding.store()
         rows = [to_row(store, m) for m in messages]
-        await finish(self._binding.append(rows, first_user_text(messages)))
+        key = key_from_ids("langchain", [m.id for m in messages])
+        await finish(self._binding.append(rows, first_user_text(messages), key))
 
     async def aclear(self) -> None:
         """Remove every message; the store session stays (empty) and usable."""

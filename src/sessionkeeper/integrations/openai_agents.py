@@ -41,6 +41,7 @@ from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
     count_tokens,
     finish,
+    key_from_ids,
     missing_framework,
     read_whole,
     reported_usage,
@@ -72,6 +73,10 @@ __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 
 SESSION_TYPE = "openai-agents"
 logger = logging.getLogger(__name__)
+
+
+def _item_id(item: TResponseInputItem) -> Any:
+    return item.get("id") if isinstance(item, Mapping) else None
 
 
 def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
@@ -231,7 +236,10 @@ class SessionkeeperSession(BoundSession):
             return
         store = await self._binding.store()
         rows = [to_row(store, item) for item in items]
-        await finish(self._binding.append(rows, _first_user_text(items)))
+        # Keyed by the items' ids when every item has one (model output does; user input
+        # usually not): the SDK's retry of the same items stores nothing.
+        key = key_from_ids("openai-agents", [_item_id(item) for item in items])
+        await finish(self._binding.append(rows, _first_user_text(items), key))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when there is none), atomically."""

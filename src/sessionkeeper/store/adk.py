@@ -31,7 +31,7 @@ from sessionkeeper.models import (
     SESSION_ID_RE,
     NewMessage,
 )
-from sessionkeeper.store import validate
+from sessionkeeper.store import idempotency, validate
 from sessionkeeper.store.backends.frameworks.adk_base import (
     EVENT_KEY,
     LIST_PAGE,
@@ -164,13 +164,22 @@ class AdkSessions:
         *,
         update_time: float,
         title: str | None = None,
+        idempotency_key: str | None = None,
     ) -> bool:
         """Append an event (a message holding it, dated ``update_time``: the event's time)
-        and apply its state delta, atomically. False when the session does not exist."""
+        and apply its state delta, atomically. False when the session does not exist.
+        ``idempotency_key`` (the integration passes one derived from the event's id): an
+        event sent again with it stores nothing and applies no delta again (True); the same
+        key with another event raises ``IdempotencyKeyReused``."""
         _check_key(key)
         seconds = _time(update_time)
         at = _moment(seconds, "timestamp")
         row = validate.message_row(replace(message, created_at=at), self._count)
+        claim = None
+        if idempotency_key is not None:
+            claim = idempotency.Claim(
+                idempotency.key(idempotency_key), idempotency.append_fingerprint([row])
+            )
         append = AdkAppend(
             key=key,
             message=row,
@@ -180,8 +189,14 @@ class AdkSessions:
             user_delta=_state(delta.user, "state_delta"),
             update_time=seconds,
             now=datetime.now(UTC),
+            claim=claim,
         )
-        return await self._part.append(append)
+        stored = await self._part.append(append)
+        if isinstance(stored, bool):
+            return stored
+        assert claim is not None
+        idempotency.check(stored, claim, "event")
+        return True
 
 
 # ── checks ──────────────────────────────────────────────────────────────────

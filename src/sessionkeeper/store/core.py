@@ -48,7 +48,7 @@ from sessionkeeper.models import (
     Window,
 )
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import migrate, retention, validate, verbatim, window
+from sessionkeeper.store import idempotency, migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ForkSpec, ListQuery
@@ -74,6 +74,7 @@ class _Unset:
 UNSET: Final = _Unset()
 GHOST_BATCH = 10_000  # ghosts per purge transaction (each a few ms of work)
 MAX_GHOST_LISTING = 1_000_000
+IDEMPOTENCY_BATCH = 10_000  # expired idempotency keys deleted per transaction
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -266,12 +267,16 @@ class Store:
         metadata: dict[str, Any] | None = None,
         session_id: str | None = None,
         user_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
+        """Create a session. ``idempotency_key`` (scoped by ``agent_id``): a retry with the
+        same key and the same fields returns the session the first call created and creates
+        nothing; the same key with other fields raises ``IdempotencyKeyReused``
+        (``store/idempotency.py``)."""
         now = utcnow()
+        chosen = None if session_id is None else validate.new_session_id(session_id)
         session = Session(
-            session_id=(
-                uuid.uuid4().hex[:16] if session_id is None else validate.new_session_id(session_id)
-            ),
+            session_id=uuid.uuid4().hex[:16] if chosen is None else chosen,
             agent_id=validate.label(agent_id, "agent_id"),
             title=validate.title(title),
             session_type=validate.label(session_type, "session_type"),
@@ -285,8 +290,31 @@ class Store:
             token_count=0,
             user_id=validate.optional_label(user_id, "user_id"),
         )
-        await self._backend.insert_session(session)
-        return session
+        if idempotency_key is None:
+            await self._backend.insert_session(session)
+            return session
+        claim = idempotency.Claim(
+            idempotency.key(idempotency_key),
+            idempotency.create_fingerprint(
+                agent_id=session.agent_id,
+                title=session.title,
+                session_type=session.session_type,
+                metadata=session.metadata,
+                session_id=chosen,
+                user_id=session.user_id,
+            ),
+        )
+        recorded = await self._backend.insert_session(session, claim)
+        if recorded is None:
+            return session
+        idempotency.check(recorded, claim, "session create")
+        first = await self._backend.get_session(recorded.session_id)
+        if first is None:
+            raise NotFound(
+                f"the session created with idempotency key {claim.key!r} "
+                f"({recorded.session_id!r}) no longer exists"
+            )
+        return first
 
     async def get_session(self, session_id: str) -> Session:
         validate.session_id(session_id)
@@ -454,27 +482,44 @@ class Store:
         token_count: int | None = None,
         created_at: datetime | None = None,
         usage: Usage | dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Message:
         """Append one message; its seq is the session's next. Raises TooLarge over 100,000
         characters (nothing is stored) and NotFound for an unknown session. ``usage``: what
-        producing it cost (see ``Usage``; its model defaults to ``model``)."""
+        producing it cost (see ``Usage``; its model defaults to ``model``).
+
+        ``idempotency_key`` (scoped by the session): a retry with the same key and the same
+        message returns the message the first call stored (same seq) and stores nothing;
+        the same key with another message raises ``IdempotencyKeyReused``."""
         validate.session_id(session_id)
         now = utcnow()
-        row = self._prepare(
-            NewMessage(role, content, agent_id, model, metadata, token_count, created_at, usage),
-            now,
+        message = NewMessage(
+            role, content, agent_id, model, metadata, token_count, created_at, usage
         )
+        if idempotency_key is not None:
+            return (await self._append_keyed(session_id, [message], idempotency_key, now))[0]
+        row = self._prepare(message, now)
         seqs = await self._backend.append(session_id, [row], now)
         if seqs is None:
             raise _not_found(session_id)
+        assert isinstance(seqs, list)
         return _appended(session_id, seqs[0], row)
 
     async def add_messages(
-        self, session_id: str, items: Iterable[NewMessage | Mapping[str, Any]]
+        self,
+        session_id: str,
+        items: Iterable[NewMessage | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
     ) -> list[Message]:
-        """Append several messages in one transaction: all stored, or none."""
+        """Append several messages in one transaction: all stored, or none.
+        ``idempotency_key``: as ``add_message``'s, for the batch as a whole."""
         validate.session_id(session_id)
         now = utcnow()
+        if idempotency_key is not None:
+            items = list(items)
+            if items:
+                return await self._append_keyed(session_id, items, idempotency_key, now)
         rows = [self._prepare(item, now) for item in items]
         if not rows:
             await self.get_session(session_id)
@@ -482,7 +527,54 @@ class Store:
         seqs = await self._backend.append(session_id, rows, now)
         if seqs is None:
             raise _not_found(session_id)
+        assert isinstance(seqs, list)
         return [_appended(session_id, seq, row) for seq, row in zip(seqs, rows, strict=True)]
+
+    async def _append_keyed(
+        self,
+        session_id: str,
+        items: Sequence[NewMessage | Mapping[str, Any]],
+        key: str,
+        now: datetime,
+    ) -> list[Message]:
+        """A keyed append: written with its key, or the messages the key's first write
+        stored (``store/idempotency.py``)."""
+        checked = [validate.message_row(item, self.tokenizer.count) for item in items]
+        claim = idempotency.Claim(idempotency.key(key), idempotency.append_fingerprint(checked))
+        rows = [{**row, "created_at": row["created_at"] or now} for row in checked]
+        result = await self._backend.append(session_id, rows, now, claim)
+        if result is None:
+            raise _not_found(session_id)
+        if isinstance(result, list):
+            return [_appended(session_id, seq, row) for seq, row in zip(result, rows, strict=True)]
+        recorded = idempotency.check(result, claim, "request")
+        first = recorded.first_seq or 1
+        stored = await self._backend.get_messages(
+            session_id,
+            limit=recorded.count,
+            offset=0,
+            since=None,
+            after_seq=first - 1,
+            newest_first=False,
+        )
+        if stored is None:
+            raise NotFound(
+                f"session {session_id!r} (where idempotency key {key!r} stored its "
+                "messages) no longer exists"
+            )
+        by_seq = {m.seq: m for m in stored}
+        # A message deleted since: answered as it was sent, with the seq it was given.
+        return [
+            by_seq.get(first + i) or _appended(session_id, first + i, row)
+            for i, row in enumerate(rows)
+        ]
+
+    async def delete_expired_idempotency_keys(self, older_than_hours: float = 24.0) -> int:
+        """Delete idempotency keys made more than ``older_than_hours`` ago (the maintenance
+        loop does it on its schedule); the number deleted. A key is honoured until then."""
+        hours = validate.duration(older_than_hours, "older_than_hours", "hours")
+        cutoff = utcnow() - timedelta(hours=hours)
+        return await self._backend.expire_idempotency_keys(cutoff, IDEMPOTENCY_BATCH)
 
     async def get_messages(
         self,

@@ -51,6 +51,7 @@ __all__ = [
     "adk_sessions",
     "adk_user_state",
     "api_keys",
+    "idempotency_keys",
     "lg_channel_items",
     "lg_channel_values",
     "lg_checkpoints",
@@ -217,6 +218,37 @@ forgotten_users = Table(
     Column("agent_id", String(64)),
     Column("counts", _json(), nullable=False),
     Column("forgotten_at", UTCDateTime(), nullable=False),
+)
+
+# Idempotency keys of writes (store/idempotency.py, migration 0013): one row per keyed write,
+# written in the write's own transaction. An append's key is scoped by its session (the
+# primary key starts with session_id, as every key of a session's rows); a create's by its
+# agent (``uq_idempotency_keys_create``). A key lives as long as what it made: its rows go
+# with its session (as every table keyed by session), and deleting a message or clearing
+# the session deletes their keys; the maintenance loop deletes keys older than the TTL by
+# ``ix_idempotency_keys_created_at``.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("session_id", String(128), nullable=False),
+    Column("kind", String(8), nullable=False),  # 'append' | 'create'
+    Column("idem_key", String(255), nullable=False),
+    Column("agent_id", String(64)),  # creates: the scope
+    Column("fingerprint", String(64), nullable=False),
+    Column("first_seq", Integer),  # appends: the first seq the write got
+    Column("seq_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("session_id", "kind", "idem_key", name="pk_idempotency_keys"),
+    Index(
+        "uq_idempotency_keys_create",
+        "agent_id",
+        "idem_key",
+        unique=True,
+        postgresql_where=text("kind = 'create'"),
+        sqlite_where=text("kind = 'create'"),
+    ),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+    _session_fk(),
 )
 
 # API keys for the REST service. Only a SHA-256 of the secret is stored: keys are 256-bit

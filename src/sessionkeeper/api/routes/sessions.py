@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator, WithJsonSchema
 
 from sessionkeeper.api.deps import (
+    IdempotencyKeyDep,
     PrincipalDep,
     SettingsDep,
     StoreDep,
@@ -153,12 +154,17 @@ SESSION_LINKS = {
             s409="The session id is taken (by any agent: the same answer for every key).",
             s413="Metadata over 1,000,000 bytes; nothing was stored.",
             s422="A field is invalid, agent_id is left out under a key of several agents "
-            '(none of them "main"), or user_id under a key of several users.',
+            '(none of them "main"), or user_id under a key of several users; or the '
+            "Idempotency-Key was used for another body (idempotency_key_reused).",
         ),
     },
 )
 async def create_session(
-    body: SessionCreate, store: StoreDep, principal: PrincipalDep, metrics: MetricsDep
+    body: SessionCreate,
+    store: StoreDep,
+    principal: PrincipalDep,
+    metrics: MetricsDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> SessionPublic:
     """Create a session (``session_id`` optional: 16 hex characters by default).
 
@@ -174,6 +180,7 @@ async def create_session(
         session_type=body.session_type,
         metadata=body.metadata,
         user_id=user_id,
+        idempotency_key=idempotency_key,
     )
     metrics.sessions_created.inc()
     return SessionPublic.of(session)
@@ -392,19 +399,30 @@ async def get_messages(
         422,
         s413="Content over 100,000 characters or metadata over 1,000,000 bytes; "
         "nothing was stored.",
+        s422="A field is invalid, or the Idempotency-Key was used for another body "
+        "(idempotency_key_reused); nothing was stored.",
     ),
 )
 async def add_messages(
-    session_id: VisibleSessionId, body: MessageBody, store: StoreDep, metrics: MetricsDep
+    session_id: VisibleSessionId,
+    body: MessageBody,
+    store: StoreDep,
+    metrics: MetricsDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> MessagePublic | MessageBatch:
-    """One message, or ``{"messages": [...]}`` appended in one transaction (all or none)."""
+    """One message, or ``{"messages": [...]}`` appended in one transaction (all or none).
+    With ``Idempotency-Key``, a retry answers the first request's messages (same seqs)."""
     if isinstance(body, MessageBatchCreate):
         added = await store.add_messages(
-            session_id, [NewMessage(**m.model_dump()) for m in body.messages]
+            session_id,
+            [NewMessage(**m.model_dump()) for m in body.messages],
+            idempotency_key=idempotency_key,
         )
         metrics.messages_stored.inc(len(added))
         return MessageBatch(messages=[MessagePublic.of(m) for m in added])
-    message = await store.add_message(session_id, **body.model_dump())
+    message = await store.add_message(
+        session_id, **body.model_dump(), idempotency_key=idempotency_key
+    )
     metrics.messages_stored.inc()
     return MessagePublic.of(message)
 

@@ -44,6 +44,7 @@ from sessionkeeper.models import (
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
+from sessionkeeper.store.idempotency import Claim, Recorded
 
 if TYPE_CHECKING:
     from sessionkeeper.store.verbatim import Totals
@@ -171,7 +172,10 @@ class Backend(Protocol):
         ...
 
     # ── sessions ────────────────────────────────────────────────────────────
-    async def insert_session(self, session: Session) -> None: ...
+    async def insert_session(self, session: Session, claim: Claim | None = None) -> Recorded | None:
+        """Insert the session; with a ``claim``, its key row in the same transaction, unless
+        the agent's key exists: then what that key recorded (nothing written)."""
+
     async def get_session(self, session_id: str) -> Session | None: ...
     async def list_sessions(self, query: ListQuery) -> Listed: ...
     async def update_session(
@@ -182,8 +186,20 @@ class Backend(Protocol):
 
     # ── messages ────────────────────────────────────────────────────────────
     async def append(
-        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> list[int] | None: ...
+        self,
+        session_id: str,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        claim: Claim | None = None,
+    ) -> list[int] | Recorded | None:
+        """The seqs given to ``rows``; None: no such session. With a ``claim``, its key row
+        is written in the same transaction; if the session's key exists (committed before,
+        or by a send of the same key that held the session row first), what that key
+        recorded, and nothing is written."""
+
+    async def expire_idempotency_keys(self, cutoff: datetime, batch: int) -> int:
+        """Delete idempotency keys made before ``cutoff``, ``batch`` per transaction."""
+
     async def get_messages(
         self,
         session_id: str,

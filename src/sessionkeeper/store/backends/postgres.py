@@ -68,6 +68,7 @@ from sessionkeeper.store.backends.statements import (
     usage_of,
     usage_values,
 )
+from sessionkeeper.store.idempotency import Claim, Recorded
 from sessionkeeper.store.search import pg_query, snippet, wanted
 from sessionkeeper.store.terms import tsvector
 from sessionkeeper.store.url import DatabaseConfig
@@ -99,6 +100,12 @@ def _session(r: Any) -> Session:
 def _message(r: Any) -> Message:
     # Positional: MESSAGE_READ are Message's fields, in order (usage: its six columns).
     return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
+
+
+def _usage_arrays(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The usage columns of ``rows`` as one array per column (unnest's parameters)."""
+    values = [usage_values(r.get("usage")) for r in rows]
+    return [[v[i] for v in values] for i in range(len(values[0]))]
 
 
 def _hit(r: Any, marks: Any) -> SearchHit:
@@ -152,7 +159,12 @@ class PostgresBackend(Connections):
         self.adk = PostgresAdk(self, self.delete_rows)
         # Rows keyed by session, besides the session row. No foreign key deletes them (their
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
-        tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
+        tables = (
+            "messages",
+            "idempotency_keys",
+            *self.checkpoints.session_tables,
+            *self.adk.session_tables,
+        )
         self._delete_rows = q.delete_rows(tables)
         self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
@@ -276,15 +288,26 @@ class PostgresBackend(Connections):
 
     # ── sessions ────────────────────────────────────────────────────────────
 
-    async def insert_session(self, s: Session) -> None:
+    async def insert_session(self, s: Session, claim: Claim | None = None) -> Recorded | None:
         try:
-            await self._run(
-                "execute",
-                q.INSERT_SESSION,
+            if claim is None:
+                await self._run("execute", q.INSERT_SESSION, *_session_row(s, 0, 0, 0))
+                return None
+            made = await self._run(
+                "fetchval",
+                q.INSERT_SESSION_KEYED,
                 *_session_row(s, 0, 0, 0),
+                claim.key,
+                claim.fingerprint,
             )
         except Conflict:
             raise Conflict(f"session {s.session_id!r} already exists") from None
+        if made is not None:
+            return None
+        found = await self._run("fetchrow", q.RECORDED_CREATE, s.agent_id, claim.key)
+        if found is None:  # deleted by the TTL between the two statements: write it now
+            return await self.insert_session(s, claim)
+        return Recorded(*found)
 
     async def get_session(self, session_id: str) -> Session | None:
         stmt = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
@@ -344,8 +367,14 @@ class PostgresBackend(Connections):
     # ── messages ────────────────────────────────────────────────────────────
 
     async def append(
-        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> list[int] | None:
+        self,
+        session_id: str,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        claim: Claim | None = None,
+    ) -> list[int] | Recorded | None:
+        if claim is not None:
+            return await self._append_keyed(session_id, rows, now, claim)
         used = any(r.get("usage") is not None for r in rows)
         if len(rows) == 1:
             r = rows[0]
@@ -365,10 +394,7 @@ class PostgresBackend(Connections):
                 *(usage_values(r.get("usage")) if used else ()),
             )
             return None if seq is None else [seq]
-        usage: list[list[Any]] = []
-        if used:
-            values = [usage_values(r.get("usage")) for r in rows]
-            usage = [[v[i] for v in values] for i in range(len(values[0]))]
+        usage = _usage_arrays(rows) if used else []
         found = await self._run(
             "fetch",
             q.APPEND_MANY_USAGE if used else q.APPEND_MANY,
@@ -387,6 +413,72 @@ class PostgresBackend(Connections):
             *usage,
         )
         return sorted(r[0] for r in found) if found else None
+
+    async def _append_keyed(
+        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime, claim: Claim
+    ) -> list[int] | Recorded | None:
+        """The keyed append (``postgres_sql.APPEND_KEYED``): written with its key row, or
+        what the key's first write recorded, or None (no such session)."""
+        try:
+            if len(rows) == 1:
+                r = rows[0]
+                found = await self._run(
+                    "fetch",
+                    q.APPEND_KEYED,
+                    session_id,
+                    r["role"],
+                    r["content"],
+                    r["agent_id"],
+                    r["model"],
+                    r["token_count"],
+                    r["metadata"],
+                    r["created_at"],
+                    now,
+                    tsvector(r["content"]),
+                    *usage_values(r.get("usage")),
+                    claim.key,
+                    claim.fingerprint,
+                )
+            else:
+                found = await self._run(
+                    "fetch",
+                    q.APPEND_MANY_KEYED,
+                    session_id,
+                    len(rows),
+                    sum(r["token_count"] for r in rows),
+                    now,
+                    [r["role"] for r in rows],
+                    [r["content"] for r in rows],
+                    [r["agent_id"] for r in rows],
+                    [r["model"] for r in rows],
+                    [r["token_count"] for r in rows],
+                    [r["metadata"] for r in rows],
+                    [r["created_at"] for r in rows],
+                    [tsvector(r["content"]) for r in rows],
+                    *_usage_arrays(rows),
+                    claim.key,
+                    claim.fingerprint,
+                )
+            if found:
+                return sorted(r[0] for r in found)
+        except Conflict:
+            # The same key, committed by a send that held the session row first.
+            recorded = await self._run("fetchrow", q.RECORDED_APPEND, session_id, claim.key)
+            if recorded is None:
+                raise
+            return Recorded(*recorded)
+        # Nothing written: the key was there, or the session was not.
+        recorded = await self._run("fetchrow", q.RECORDED_APPEND, session_id, claim.key)
+        return None if recorded is None else Recorded(*recorded)
+
+    async def expire_idempotency_keys(self, cutoff: datetime, batch: int) -> int:
+        deleted = 0
+        while True:  # one short statement per batch
+            status = await self._run("execute", q.EXPIRE_KEYS, cutoff, batch)
+            count = int(status.split()[-1])
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def get_messages(
         self,
@@ -452,6 +544,7 @@ class PostgresBackend(Connections):
                 row[6],
                 now,
             )
+            await conn.execute(q.FREE_KEY_OF_SEQ, session_id, seq)
         return True, _message(row)
 
     async def set_usage(
@@ -479,6 +572,7 @@ class PostgresBackend(Connections):
             if not await _exists(conn, session_id, lock=True):
                 return None
             status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
+            await conn.execute(q.FREE_KEYS, session_id)
             await conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = $2 "
                 "WHERE session_id = $1",

@@ -210,3 +210,108 @@ INSERT_MESSAGE = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS}, tsv, {USAGE_COLUMNS})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::tsvector, $11, $12, $13, $14, $15, $16)
 """
+
+# ── idempotency keys (store/idempotency.py) ─────────────────────────────────
+# A keyed append is still one statement: the bump skips a session whose key row exists (the
+# common retry: nothing is written, the caller looks the key up), and the key row is
+# inserted in the same statement as the message. Two sends of one key at once: the second
+# waits for the session row's lock, and when the first commits its key insert meets the
+# first's key row: a unique violation aborts the whole statement (message included), and the
+# caller looks the key up. ($11: the key, $12: the fingerprint.)
+_NOT_KEYED = """
+      AND NOT EXISTS (SELECT 1 FROM idempotency_keys
+                      WHERE session_id = $1 AND kind = 'append' AND idem_key = $17)"""
+
+# APPEND_USAGE's sixteen parameters (usage always: NULLs when none), then $17 the key and $18
+# the fingerprint.
+APPEND_KEYED = f"""
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + 1, message_count = message_count + 1,
+        token_count = token_count + $6, updated_at = $9, last_message_at = $9
+    WHERE session_id = $1{_NOT_KEYED}
+    RETURNING last_seq
+), msg AS (
+    INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count,
+                          metadata, created_at, tsv, {USAGE_COLUMNS})
+    SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8, $10::tsvector, $11, $12, $13, $14, $15,
+           $16 FROM bump
+    RETURNING seq
+), k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq,
+                                  seq_count, created_at)
+    SELECT $1, 'append', $17, $18, last_seq, 1, $9 FROM bump
+)
+SELECT seq FROM msg
+"""
+
+# APPEND_MANY_USAGE's eighteen parameters, then $19 the key and $20 the fingerprint.
+APPEND_MANY_KEYED = f"""
+WITH bump AS (
+    UPDATE sessions
+    SET last_seq = last_seq + $2, message_count = message_count + $2,
+        token_count = token_count + $3, updated_at = $4, last_message_at = $4
+    WHERE session_id = $1{_NOT_KEYED.replace("$17", "$19")}
+    RETURNING last_seq
+), msg AS (
+    INSERT INTO messages (session_id, seq, role, content, agent_id, model, token_count,
+                          metadata, created_at, tsv, {USAGE_COLUMNS})
+    SELECT $1, bump.last_seq - $2 + t.n, t.role, t.content, t.agent_id, t.model,
+           t.token_count, t.metadata, t.created_at, t.tsv::tsvector,
+           {", ".join(f"t.{c}" for c in USAGE_COLUMN_NAMES)}
+    FROM bump, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+                      $10::jsonb[], $11::timestamptz[], $12::text[], $13::int[], $14::int[],
+                      $15::int[], $16::int[], $17::int[], $18::text[])
+         WITH ORDINALITY AS t(role, content, agent_id, model, token_count, metadata,
+                              created_at, tsv, {USAGE_COLUMNS}, n)
+    RETURNING seq
+), k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq,
+                                  seq_count, created_at)
+    SELECT $1, 'append', $19, $20, last_seq - $2 + 1, $2, $4 FROM bump
+)
+SELECT seq FROM msg
+"""
+
+RECORDED_APPEND = """
+SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys
+WHERE session_id = $1 AND kind = 'append' AND idem_key = $2
+"""
+
+# A keyed create: the key row first (ON CONFLICT waits for a create of the same key in
+# flight, then does nothing), the session only if the key row was written. The key and the
+# fingerprint come after INSERT_SESSION's parameters ($2 is the agent, $7 created_at).
+_SESSION_PARAMS = len(SESSION_COLUMNS.split(", ")) + 1  # and last_seq
+_KEY, _PRINT = f"${_SESSION_PARAMS + 1}", f"${_SESSION_PARAMS + 2}"
+INSERT_SESSION_KEYED = f"""
+WITH k AS (
+    INSERT INTO idempotency_keys (session_id, kind, idem_key, agent_id, fingerprint,
+                                  seq_count, created_at)
+    VALUES ($1, 'create', {_KEY}, $2, {_PRINT}, 0, $7)
+    ON CONFLICT (agent_id, idem_key) WHERE kind = 'create' DO NOTHING
+    RETURNING 1
+)
+INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
+SELECT {", ".join(f"${i}" for i in range(1, _SESSION_PARAMS + 1))} WHERE EXISTS (SELECT 1 FROM k)
+RETURNING 1
+"""
+
+RECORDED_CREATE = """
+SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys
+WHERE agent_id = $1 AND idem_key = $2 AND kind = 'create'
+"""
+
+# Keys past their TTL, a bounded batch per statement (by ix_idempotency_keys_created_at).
+EXPIRE_KEYS = """
+DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))
+"""
+
+# A key stands for its messages while they exist: deleting one of them (FREE_KEY_OF_SEQ: $2
+# the seq) or clearing the session (FREE_KEYS) frees the key, so a later write with it is a
+# new write. (A session's deletion takes its keys with its other rows: delete_rows.)
+FREE_KEY_OF_SEQ = """
+DELETE FROM idempotency_keys
+WHERE session_id = $1 AND kind = 'append' AND first_seq <= $2 AND first_seq + seq_count > $2
+"""
+FREE_KEYS = "DELETE FROM idempotency_keys WHERE session_id = $1 AND kind = 'append'"

@@ -84,6 +84,7 @@ from sessionkeeper.store.backends.statements import (
     sqlite_time,
     usage_of,
 )
+from sessionkeeper.store.idempotency import Claim, Recorded
 from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
 
@@ -121,6 +122,31 @@ _COPY_CHECKPOINTS = [lineage_sql.for_dialect(c, "sqlite") for c in lineage_sql.C
 _TAIL_EXISTS = lineage_sql.for_dialect(lineage_sql.TAIL_EXISTS, "sqlite")
 _CHILDREN = lineage_sql.for_dialect(lineage_sql.CHILDREN, "sqlite")
 _GET = lineage_sql.for_dialect(lineage_sql.GET, "sqlite")
+# Idempotency keys (store/idempotency.py): looked up and written inside the write's own
+# transaction, under the write lock.
+_RECORDED_APPEND = (
+    "SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys "
+    "WHERE session_id = ? AND kind = 'append' AND idem_key = ?"
+)
+_RECORDED_CREATE = (
+    "SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys "
+    "WHERE agent_id = ? AND idem_key = ? AND kind = 'create'"
+)
+_CLAIM = (
+    "INSERT INTO idempotency_keys (session_id, kind, idem_key, agent_id, fingerprint, "
+    "first_seq, seq_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A key stands for its messages while they exist (postgres_sql.FREE_KEY_OF_SEQ says why);
+# a session's deletion takes its keys by the foreign key.
+_FREE_KEY_OF_SEQ = (
+    "DELETE FROM idempotency_keys WHERE session_id = ?1 AND kind = 'append' "
+    "AND first_seq <= ?2 AND first_seq + seq_count > ?2"
+)
+_FREE_KEYS = "DELETE FROM idempotency_keys WHERE session_id = ? AND kind = 'append'"
+_EXPIRE_KEYS = (
+    "DELETE FROM idempotency_keys WHERE rowid IN "
+    "(SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
+)
 # The index's best hits, then the noted messages not indexed yet that match (their terms
 # compared in SQL: sqlite_index.NOTED_MATCHES), in one statement: one snapshot, in which a
 # message is either indexed or noted, never both. The last column says which.
@@ -347,10 +373,24 @@ class SqliteBackend(Runner):
 
     # ── sessions ────────────────────────────────────────────────────────────
 
-    async def insert_session(self, s: Session) -> None:
+    async def insert_session(self, s: Session, claim: Claim | None = None) -> Recorded | None:
         params = _session_row(s, 0, 0, 0)
+        stamp = params[6]
+
+        def write(conn: sqlite3.Connection) -> Recorded | None:
+            if claim is not None:
+                # Under the write lock: a create of the same key in flight has committed.
+                found = conn.execute(_RECORDED_CREATE, (s.agent_id, claim.key)).fetchone()
+                if found is not None:
+                    return Recorded(*found)
+            conn.execute(_INSERT_SESSION, params)
+            if claim is not None:  # after its session: the foreign key
+                claimed = (s.session_id, "create", claim.key, s.agent_id, claim.fingerprint)
+                conn.execute(_CLAIM, (*claimed, None, 0, stamp))
+            return None
+
         try:
-            await self._write(lambda c: c.execute(_INSERT_SESSION, params))
+            return await self._write(write)
         except Conflict:
             raise Conflict(f"session {s.session_id!r} already exists") from None
 
@@ -421,13 +461,22 @@ class SqliteBackend(Runner):
     # ── messages ────────────────────────────────────────────────────────────
 
     async def append(
-        self, session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> list[int] | None:
+        self,
+        session_id: str,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        claim: Claim | None = None,
+    ) -> list[int] | Recorded | None:
         stamp = sqlite_time(now)
         n = len(rows)
         tokens = sum(r["token_count"] for r in rows)
 
-        def write(conn: sqlite3.Connection) -> list[int] | None:
+        def write(conn: sqlite3.Connection) -> list[int] | Recorded | None:
+            if claim is not None:
+                # Under the write lock, so a send of the same key in flight has committed.
+                found = conn.execute(_RECORDED_APPEND, (session_id, claim.key)).fetchone()
+                if found is not None:
+                    return Recorded(*found)
             bumped = conn.execute(_APPEND_BUMP, (n, n, tokens, stamp, stamp, session_id)).fetchone()
             if bumped is None:
                 return None
@@ -437,12 +486,26 @@ class SqliteBackend(Runner):
                 conn.execute(INSERT_MESSAGE, params[0])
             else:
                 conn.executemany(INSERT_MESSAGE, params)
+            if claim is not None:
+                conn.execute(
+                    _CLAIM,
+                    (session_id, "append", claim.key, None, claim.fingerprint, first, n, stamp),
+                )
             return list(range(first, first + n))
 
         seqs = await self._write(write)
-        if seqs is not None:
+        if isinstance(seqs, list):
             self._count_appended(n)
         return seqs
+
+    async def expire_idempotency_keys(self, cutoff: datetime, batch: int) -> int:
+        stamp = sqlite_time(cutoff)
+        deleted = 0
+        while True:  # one short write transaction per batch: appends interleave
+            count = await self._write(lambda c: c.execute(_EXPIRE_KEYS, (stamp, batch)).rowcount)
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def get_messages(
         self,
@@ -514,6 +577,7 @@ class SqliteBackend(Runner):
                 "token_count = token_count - ?, updated_at = ? WHERE session_id = ?",
                 (row[6], stamp, session_id),
             )
+            conn.execute(_FREE_KEY_OF_SEQ, (session_id, target))
             return True, _message(row)
 
         return await self._write(write)
@@ -554,6 +618,7 @@ class SqliteBackend(Runner):
             if not _exists(conn, session_id):
                 return None
             gone = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            conn.execute(_FREE_KEYS, (session_id,))
             conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = ? "
                 "WHERE session_id = ?",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sessionkeeper.store.idempotency import Claim, Recorded
+
 EVENT_KEY = "adk_event"
 SESSION_TYPE = "adk"
 TABLES = ("adk_sessions", "adk_app_state", "adk_user_state")
@@ -57,6 +59,7 @@ class AdkAppend:
     user_delta: dict[str, Any]
     update_time: float
     now: datetime
+    claim: Claim | None = None  # the event's idempotency key (from its ADK id), written with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,9 @@ class AdkPart(Protocol):
 
     async def user_state(self, app_name: str, user_id: str) -> str | None: ...
 
-    async def append(self, append: AdkAppend) -> bool: ...
+    async def append(self, append: AdkAppend) -> bool | Recorded:
+        """Append the event and apply its deltas; False when the session does not exist.
+        With a ``claim``: if the session's key exists, what it recorded (nothing written)."""
 
 
 def merged(old: str | None, delta: dict[str, Any]) -> str | None:

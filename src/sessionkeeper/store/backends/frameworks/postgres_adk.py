@@ -38,6 +38,7 @@ from sessionkeeper.store.backends.statements import (
     USAGE_COLUMNS,
     usage_values,
 )
+from sessionkeeper.store.idempotency import Recorded
 from sessionkeeper.store.terms import tsvector
 
 _KEY = "app_name = $1 AND user_id = $2 AND adk_id = $3"
@@ -97,6 +98,28 @@ _UPSERT_USER = (
 
 class _Taken(Exception):
     """The ADK key was created meanwhile: undo the transaction."""
+
+
+class _Replayed(Exception):
+    """The event's idempotency key was written before: undo the transaction."""
+
+    def __init__(self, recorded: Recorded) -> None:
+        self.recorded = recorded
+
+
+# After the bump (which holds the session row's lock, so a send of the same key in flight
+# has committed): the event's key row, unless the key exists.
+_CLAIM = """
+INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq, seq_count,
+                              created_at)
+SELECT session_id, 'append', $2, $3, last_seq, 1, $4 FROM sessions WHERE session_id = $1
+ON CONFLICT (session_id, kind, idem_key) DO NOTHING
+RETURNING 1
+"""
+_RECORDED = (
+    "SELECT session_id, fingerprint, first_seq, seq_count FROM idempotency_keys "
+    "WHERE session_id = $1 AND kind = 'append' AND idem_key = $2"
+)
 
 
 async def _shared(conn: Any, key: AdkKey, new: AdkAppend | NewAdkSession) -> None:
@@ -233,9 +256,16 @@ class PostgresAdk:
             )
         return found
 
-    async def append(self, append: AdkAppend) -> bool:
+    async def append(self, append: AdkAppend) -> bool | Recorded:
+        try:
+            return await self._append(append)
+        except _Replayed as replayed:
+            return replayed.recorded
+
+    async def _append(self, append: AdkAppend) -> bool:
         key = append.key
         m = append.message
+        claim = append.claim
         async with self.b._transaction() as conn:
             bumped = await conn.fetchrow(
                 _APPEND,
@@ -259,6 +289,10 @@ class PostgresAdk:
             )
             if bumped is None:
                 return False
+            if claim is not None:
+                args = (bumped[0], claim.key)
+                if await conn.fetchval(_CLAIM, *args, claim.fingerprint, append.now) is None:
+                    raise _Replayed(Recorded(*await conn.fetchrow(_RECORDED, *args)))
             if append.session_delta:
                 await conn.execute(
                     "UPDATE adk_sessions SET state = $2::json WHERE session_id = $1",

@@ -32,8 +32,20 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
 from sessionkeeper.store.backends.statements import SESSION_COLUMNS, sqlite_time
+from sessionkeeper.store.idempotency import Recorded
 
 _KEY = "app_name = ? AND user_id = ? AND adk_id = ?"
+# An event's idempotency key (its ADK id): looked up and written in the append's transaction.
+_RECORDED = (
+    "SELECT k.session_id, k.fingerprint, k.first_seq, k.seq_count FROM idempotency_keys k "
+    "JOIN adk_sessions a ON a.session_id = k.session_id "
+    "WHERE a.app_name = ? AND a.user_id = ? AND a.adk_id = ? "
+    "AND k.kind = 'append' AND k.idem_key = ?"
+)
+_CLAIM = (
+    "INSERT INTO idempotency_keys (session_id, kind, idem_key, fingerprint, first_seq, "
+    "seq_count, created_at) VALUES (?, 'append', ?, ?, ?, 1, ?)"
+)
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
     f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, ?, NULL, NULL, 0, ?) "
@@ -203,12 +215,17 @@ class SqliteAdk:
 
         return await self.b._read(read, inline=True)
 
-    async def append(self, append: AdkAppend) -> bool:
+    async def append(self, append: AdkAppend) -> bool | Recorded:
         key = append.key
         m = append.message
         stamp = sqlite_time(append.now)
+        claim = append.claim
 
-        def write(conn: sqlite3.Connection) -> bool:
+        def write(conn: sqlite3.Connection) -> bool | Recorded:
+            if claim is not None:  # under the write lock: a send of the same key has committed
+                found = conn.execute(_RECORDED, (*_key(key), claim.key)).fetchone()
+                if found is not None:
+                    return Recorded(*found)
             bumped = conn.execute(
                 _BUMP,
                 (
@@ -224,6 +241,8 @@ class SqliteAdk:
                 return False
             session_id, seq = bumped
             conn.execute(INSERT_MESSAGE, message_params(session_id, seq, m))
+            if claim is not None:
+                conn.execute(_CLAIM, (session_id, claim.key, claim.fingerprint, seq, stamp))
             if append.session_delta:
                 old = conn.execute(
                     "SELECT state FROM adk_sessions WHERE session_id = ?", (session_id,)

@@ -1,0 +1,115 @@
+"""The integrations' writes are keyed by the ids their frameworks give (issue 18 item 1):
+a framework retrying a write of the same objects stores them once; objects without ids are
+written as before (nothing tells a retry from a new write). On every database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.genai import types
+from langchain_core.messages import AIMessage, HumanMessage
+
+from sessionkeeper import Store
+from sessionkeeper.errors import IdempotencyKeyReused
+from sessionkeeper.integrations.adk import SessionkeeperSessionService
+from sessionkeeper.integrations.langchain import SessionkeeperChatMessageHistory
+from sessionkeeper.integrations.openai_agents import SessionkeeperSession
+
+
+async def test_adk_event_appended_twice_is_stored_once(sk_store: Store) -> None:
+    service = SessionkeeperSessionService(sk_store)
+    session = await service.create_session(app_name="app", user_id="u")
+    stale = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+    assert stale is not None
+    event = Event(
+        invocation_id="inv",
+        author="user",
+        content=types.Content(role="user", parts=[types.Part(text="once")]),
+        actions=EventActions(state_delta={"count": 1, "app:seen": True}),
+    )
+    await service.append_event(session, event)
+    await service.append_event(stale, event)  # the retry, on a session object of its own
+    got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+    assert got is not None
+    assert [e.id for e in got.events] == [event.id]
+    assert got.state["count"] == 1
+    other = event.model_copy(update={"content": types.Content(role="user", parts=[
+        types.Part(text="another text, the same id")])})  # fmt: skip
+    with pytest.raises(IdempotencyKeyReused):
+        await service.append_event(session, other)
+    got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+    assert got is not None and len(got.events) == 1
+
+
+async def test_langchain_messages_with_ids_added_twice_are_stored_once(sk_store: Store) -> None:
+    history = SessionkeeperChatMessageHistory("lc-idem", store=sk_store)
+    turn = [HumanMessage("hi", id="h-1"), AIMessage("hello", id="a-1")]
+    await history.aadd_messages(turn)
+    await history.aadd_messages(turn)  # a retry of the same turn
+    assert await history.aget_messages() == turn
+    # Without ids, each call is a new write.
+    await history.aadd_messages([HumanMessage("again")])
+    await history.aadd_messages([HumanMessage("again")])
+    assert [m.content for m in await history.aget_messages()] == ["hi", "hello", "again", "again"]
+    # Cleared, the same messages are a new write (a key lives as long as its messages).
+    await history.aclear()
+    await history.aadd_messages(turn)
+    assert await history.aget_messages() == turn
+
+
+async def test_agents_sdk_items_with_ids_added_twice_are_stored_once(sk_store: Store) -> None:
+    session = SessionkeeperSession("oa-idem", store=sk_store)
+    output: list[Any] = [
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "hello", "annotations": []}],
+        },
+        {"id": "fc_1", "type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+    ]
+    await session.add_items(output)
+    await session.add_items(output)
+    assert await session.get_items() == output
+    user: list[Any] = [{"role": "user", "content": "no id"}]
+    await session.add_items(user)
+    await session.add_items(user)
+    assert len(await session.get_items()) == 4
+    # Popped, the item is a new write when it comes again.
+    await session.pop_item()
+    await session.pop_item()
+    await session.pop_item()
+    await session.add_items(output[1:])
+    assert await session.get_items() == output
+
+
+async def test_langgraph_checkpoint_put_repeated_mirrors_no_message_twice(sk_store: Store) -> None:
+    """A put retried after it landed (its reply lost), by a saver that has never seen the
+    thread: the checkpoint is stored by its id, its list items are found numbered already,
+    and no message is mirrored twice. No key needed."""
+    from langchain_core.language_models import FakeListChatModel
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from sessionkeeper.integrations.langgraph import AsyncSessionkeeperSaver
+
+    model = FakeListChatModel(responses=["hello back"])
+    graph = StateGraph(MessagesState)
+    graph.add_node("chatbot", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_edge(START, "chatbot")
+    saver = AsyncSessionkeeperSaver(sk_store)
+    thread = {"configurable": {"thread_id": "lg-idem"}}
+    await graph.compile(checkpointer=saver).ainvoke({"messages": [HumanMessage("hi")]}, thread)
+    before = await sk_store.get_messages("lg-idem", limit=500)
+    assert [m.content for m in before] == ["hi", "hello back"]
+    latest = await saver.aget_tuple(thread)
+    assert latest is not None and latest.parent_config is not None
+    fresh = AsyncSessionkeeperSaver(sk_store)
+    versions = latest.checkpoint["channel_versions"]
+    await fresh.aput(latest.parent_config, latest.checkpoint, latest.metadata, versions)
+    assert await sk_store.get_messages("lg-idem", limit=500) == before
+    again = await fresh.aget_tuple(thread)
+    assert again is not None and again.checkpoint == latest.checkpoint
