@@ -9,5 +9,5 @@ echo "chromium not found: installing Debian's chromium package for the browser t
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
   echo "cannot install chromium (not root, no sudo): browser tests will fail" >&2; exit 0
 fi
-$SUDO apt-get update -qq
+SUDO="$SUDO" bash "$(dirname "$0")/apt-update-once.sh"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null

@@ -16,6 +16,6 @@ echo "pg_auto_failover not found: installing postgresql-${PGVER}-auto-failover a
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
   echo "cannot install pg_auto_failover (not root, no sudo): the failover test will fail" >&2; exit 0
 fi
-$SUDO apt-get update -qq
+SUDO="$SUDO" bash "$(dirname "$0")/apt-update-once.sh"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
   "postgresql-${PGVER}-auto-failover" pg-auto-failover-cli >/dev/null
