@@ -41,8 +41,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import harness
@@ -51,13 +50,11 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
+from pgdb import pg_databases
 
 from sessionkeeper import open_store
 from sessionkeeper.integrations.adk import SessionkeeperSessionService
 
-PG_ADMIN = os.environ.get(
-    "SESSIONKEEPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 APP = "bench_app"
 BIG = "big-session"
 # fmt: off
@@ -173,24 +170,6 @@ async def compare(
     return results
 
 
-@asynccontextmanager
-async def pg_databases() -> AsyncIterator[tuple[str, str]]:
-    import asyncpg
-
-    names = [f"sk_bench_adk_{os.getpid()}_{side}" for side in ("ours", "theirs")]
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        for name in names:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-            await admin.execute(f"CREATE DATABASE {name}")
-        base = PG_ADMIN.rsplit("/", 1)[0]
-        yield f"{base}/{names[0]}", f"{base}/{names[1]}"
-    finally:
-        for name in names:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
-
-
 async def bench(db: str, args: argparse.Namespace) -> tuple[list[Any], dict[str, float]]:
     async with AsyncExitStack() as stack:
         if db == "sqlite":
@@ -198,7 +177,8 @@ async def bench(db: str, args: argparse.Namespace) -> tuple[list[Any], dict[str,
             ours_url = f"sqlite:///{tmp / 'ours.db'}"
             theirs_url = f"sqlite+aiosqlite:///{tmp / 'theirs.db'}"
         else:
-            ours_url, pg_theirs = await stack.enter_async_context(pg_databases())
+            pair = pg_databases("adk_ours", "adk_theirs")
+            ours_url, pg_theirs = await stack.enter_async_context(pair)
             theirs_url = pg_theirs.replace("postgresql://", "postgresql+asyncpg://", 1)
         store = await open_store(ours_url)
         stack.push_async_callback(store.close)

@@ -43,20 +43,18 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import datagen
+from pgdb import pg_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import Message, Session
 from sessionkeeper.store.backends import postgres_forget, sqlite_forget
 
-PG_ADMIN = os.environ.get(
-    "SESSIONKEEPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 USER = "forgotten-user"
 MARKER = "vexmorquil"  # in every 10th message of the forgotten user, nowhere else
 
@@ -119,21 +117,6 @@ def timed_finish(module: Any) -> tuple[dict[str, float], Callable[[], None]]:
     return spent, lambda: setattr(module, "finish", original)
 
 
-@asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"sk_bench_forget_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
-
-
 def file_bytes(path: Path, needle: bytes) -> int:
     return sum(p.read_bytes().count(needle) for p in (path, Path(f"{path}-wal")) if p.exists())
 
@@ -146,7 +129,7 @@ async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
             path = tmp / "forget.db"
             url = f"sqlite:///{path}"
         else:
-            url = await stack.enter_async_context(pg_database())
+            url = await stack.enter_async_context(pg_database("forget"))
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         t0 = time.perf_counter()

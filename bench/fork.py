@@ -42,42 +42,24 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import bare
 import datagen
+from pgdb import pg_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import NewMessage
-from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
+from sessionkeeper.store.backends.statements import MESSAGE_READ
 
-PG_ADMIN = os.environ.get(
-    "SESSIONKEEPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 FORK_TARGET = 1.5
 READ_TARGET = 1.2
-REST = ", ".join(MESSAGE_COLUMNS.split(", ")[1:])
+REST = ", ".join(MESSAGE_READ.split(", ")[1:])
 
 
 def log(msg: str) -> None:
     print(f"[fork] {msg}", file=sys.stderr, flush=True)
-
-
-@asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"sk_bench_fork_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 async def load(store: Store, n: int) -> str:
@@ -125,14 +107,14 @@ class BareCopy:
         if self.db == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
             n = self.conn.execute(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT ?2, {REST} FROM messages "
+                f"INSERT INTO messages ({MESSAGE_READ}) SELECT ?2, {REST} FROM messages "
                 "WHERE session_id = ?1",
                 (source, target),
             ).rowcount
             self.conn.execute("COMMIT")
             return int(n)
         status = await self.conn.execute(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}, tsv) SELECT $2, {REST}, tsv "
+            f"INSERT INTO messages ({MESSAGE_READ}, tsv) SELECT $2, {REST}, tsv "
             "FROM messages WHERE session_id = $1",
             source,
             target,
@@ -160,7 +142,7 @@ async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
             path = tmp / "fork.db"
             url = f"sqlite:///{path}"
         else:
-            url = await stack.enter_async_context(pg_database())
+            url = await stack.enter_async_context(pg_database("fork"))
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         source = await load(store, args.messages)

@@ -38,18 +38,15 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 from harness import compare_many, pct
+from pgdb import pg_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import NewMessage
 
-PG_ADMIN = os.environ.get(
-    "SESSIONKEEPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 TARGET = 1.15
 TEXT = "Could you summarise the last meeting's action items for the design review?"
 
@@ -58,28 +55,13 @@ def log(msg: str) -> None:
     print(f"[idempotency] {msg}", file=sys.stderr, flush=True)
 
 
-@asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"sk_bench_idem_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
-
-
 async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         if db == "sqlite":
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=HERE, prefix="sk_id_")))
             url = f"sqlite:///{tmp / 'idem.db'}"
         else:
-            url = await stack.enter_async_context(pg_database())
+            url = await stack.enter_async_context(pg_database("idem"))
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         plain_sid = (await store.create_session(title="plain")).session_id

@@ -39,40 +39,23 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import datagen
+from pgdb import pg_database
 
 from sessionkeeper import Store
 from sessionkeeper.api.principal import Principal
 from sessionkeeper.mcp.recall import recall
 from sessionkeeper.mcp.tools import Caller
 
-PG_ADMIN = os.environ.get(
-    "SESSIONKEEPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 TARGET = 2.0
 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-@asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"sk_bench_recall_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 def corpus(messages: int) -> datagen.Corpus:
@@ -127,7 +110,7 @@ async def bench(db: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             await (await Store.open(url)).close()  # the schema
             info = datagen.sqlite_load(str(path), spec)
         else:
-            url = await stack.enter_async_context(pg_database())
+            url = await stack.enter_async_context(pg_database("recall"))
             await (await Store.open(url)).close()
             info = await datagen.pg_load(url, spec)
         log(f"{db}: loaded {info['messages']} messages in {info['load_s']} s")

@@ -102,10 +102,47 @@ def _message(r: Any) -> Message:
     return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
 
 
-def _usage_arrays(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    """The usage columns of ``rows`` as one array per column (unnest's parameters)."""
-    values = [usage_values(r.get("usage")) for r in rows]
-    return [[v[i] for v in values] for i in range(len(values[0]))]
+def _one(session_id: str, r: dict[str, Any], now: datetime, usage: bool) -> list[Any]:
+    """APPEND's parameters for one message (APPEND_USAGE's with ``usage``)."""
+    values = [
+        session_id,
+        r["role"],
+        r["content"],
+        r["agent_id"],
+        r["model"],
+        r["token_count"],
+        r["metadata"],
+        r["created_at"],
+        now,
+        tsvector(r["content"]),
+    ]
+    if usage:
+        values += usage_values(r.get("usage"))
+    return values
+
+
+def _many(
+    session_id: str, rows: Sequence[dict[str, Any]], now: datetime, usage: bool
+) -> list[Any]:
+    """APPEND_MANY's parameters: one array per column (APPEND_MANY_USAGE's with ``usage``)."""
+    values: list[Any] = [
+        session_id,
+        len(rows),
+        sum(r["token_count"] for r in rows),
+        now,
+        [r["role"] for r in rows],
+        [r["content"] for r in rows],
+        [r["agent_id"] for r in rows],
+        [r["model"] for r in rows],
+        [r["token_count"] for r in rows],
+        [r["metadata"] for r in rows],
+        [r["created_at"] for r in rows],
+        [tsvector(r["content"]) for r in rows],
+    ]
+    if usage:
+        columns = [usage_values(r.get("usage")) for r in rows]
+        values += [[c[i] for c in columns] for i in range(len(columns[0]))]
+    return values
 
 
 def _hit(r: Any, marks: Any) -> SearchHit:
@@ -377,40 +414,16 @@ class PostgresBackend(Connections):
             return await self._append_keyed(session_id, rows, now, claim)
         used = any(r.get("usage") is not None for r in rows)
         if len(rows) == 1:
-            r = rows[0]
             seq = await self._run(
                 "fetchval",
                 q.APPEND_USAGE if used else q.APPEND,
-                session_id,
-                r["role"],
-                r["content"],
-                r["agent_id"],
-                r["model"],
-                r["token_count"],
-                r["metadata"],
-                r["created_at"],
-                now,
-                tsvector(r["content"]),
-                *(usage_values(r.get("usage")) if used else ()),
+                *_one(session_id, rows[0], now, used),
             )
             return None if seq is None else [seq]
-        usage = _usage_arrays(rows) if used else []
         found = await self._run(
             "fetch",
             q.APPEND_MANY_USAGE if used else q.APPEND_MANY,
-            session_id,
-            len(rows),
-            sum(r["token_count"] for r in rows),
-            now,
-            [r["role"] for r in rows],
-            [r["content"] for r in rows],
-            [r["agent_id"] for r in rows],
-            [r["model"] for r in rows],
-            [r["token_count"] for r in rows],
-            [r["metadata"] for r in rows],
-            [r["created_at"] for r in rows],
-            [tsvector(r["content"]) for r in rows],
-            *usage,
+            *_many(session_id, rows, now, used),
         )
         return sorted(r[0] for r in found) if found else None
 
@@ -421,44 +434,10 @@ class PostgresBackend(Connections):
         what the key's first write recorded, or None (no such session)."""
         try:
             if len(rows) == 1:
-                r = rows[0]
-                found = await self._run(
-                    "fetch",
-                    q.APPEND_KEYED,
-                    session_id,
-                    r["role"],
-                    r["content"],
-                    r["agent_id"],
-                    r["model"],
-                    r["token_count"],
-                    r["metadata"],
-                    r["created_at"],
-                    now,
-                    tsvector(r["content"]),
-                    *usage_values(r.get("usage")),
-                    claim.key,
-                    claim.fingerprint,
-                )
+                stmt, values = q.APPEND_KEYED, _one(session_id, rows[0], now, True)
             else:
-                found = await self._run(
-                    "fetch",
-                    q.APPEND_MANY_KEYED,
-                    session_id,
-                    len(rows),
-                    sum(r["token_count"] for r in rows),
-                    now,
-                    [r["role"] for r in rows],
-                    [r["content"] for r in rows],
-                    [r["agent_id"] for r in rows],
-                    [r["model"] for r in rows],
-                    [r["token_count"] for r in rows],
-                    [r["metadata"] for r in rows],
-                    [r["created_at"] for r in rows],
-                    [tsvector(r["content"]) for r in rows],
-                    *_usage_arrays(rows),
-                    claim.key,
-                    claim.fingerprint,
-                )
+                stmt, values = q.APPEND_MANY_KEYED, _many(session_id, rows, now, True)
+            found = await self._run("fetch", stmt, *values, claim.key, claim.fingerprint)
             if found:
                 return sorted(r[0] for r in found)
         except Conflict:
