@@ -51,11 +51,11 @@ from pgdb import pg_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import NewMessage
-from sessionkeeper.store.backends.statements import MESSAGE_READ
+from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
 
 FORK_TARGET = 1.5
 READ_TARGET = 1.2
-REST = ", ".join(MESSAGE_READ.split(", ")[1:])
+REST = ", ".join(MESSAGE_COLUMNS.split(", ")[1:])
 
 
 def log(msg: str) -> None:
@@ -107,14 +107,14 @@ class BareCopy:
         if self.db == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
             n = self.conn.execute(
-                f"INSERT INTO messages ({MESSAGE_READ}) SELECT ?2, {REST} FROM messages "
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT ?2, {REST} FROM messages "
                 "WHERE session_id = ?1",
                 (source, target),
             ).rowcount
             self.conn.execute("COMMIT")
             return int(n)
         status = await self.conn.execute(
-            f"INSERT INTO messages ({MESSAGE_READ}, tsv) SELECT $2, {REST}, tsv "
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}, tsv) SELECT $2, {REST}, tsv "
             "FROM messages WHERE session_id = $1",
             source,
             target,

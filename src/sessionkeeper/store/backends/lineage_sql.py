@@ -26,7 +26,7 @@ Placeholders are PostgreSQL's ``$n``; SQLite takes the same numbers as ``?n`` (`
 from __future__ import annotations
 
 from sessionkeeper.store.backends.frameworks import checkpoints_base
-from sessionkeeper.store.backends.statements import MESSAGE_READ, SESSION_COLUMNS
+from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
 
 # $1 source, $2 new id, $3 title (NULL: the source's), $4 metadata (NULL: the source's),
 # $5 now, $6 fork seq (the range copied is 1..$6).
@@ -118,8 +118,11 @@ def rewound(dialect: str) -> str:
 def copy_messages(dialect: str) -> str:
     """INSERT … SELECT of a session's messages up to a seq, under another session id. On
     PostgreSQL the search vector goes too (it was computed from the same content)."""
-    columns = MESSAGE_READ.split(", ")  # usage too
+    # Not the usage: what producing a message cost was paid once, by the session that made
+    # it, and totals over agents and users must count it once (a rewind's tail is moved, and
+    # keeps it).
+    columns = MESSAGE_COLUMNS.split(", ")
     rest = ", ".join(columns[1:])
     if dialect == "postgresql":
-        return _COPY_MESSAGES.format(columns=f"{MESSAGE_READ}, tsv", rest=f"{rest}, tsv")
-    return for_dialect(_COPY_MESSAGES.format(columns=MESSAGE_READ, rest=rest), dialect)
+        return _COPY_MESSAGES.format(columns=f"{MESSAGE_COLUMNS}, tsv", rest=f"{rest}, tsv")
+    return for_dialect(_COPY_MESSAGES.format(columns=MESSAGE_COLUMNS, rest=rest), dialect)

@@ -47,7 +47,6 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import (
     MESSAGE_COLUMNS,
-    MESSAGE_READ,
     USAGE_COLUMNS,
     usage_values,
 )
@@ -167,8 +166,8 @@ UPDATE sessions SET held_by = CASE WHEN {HELD.format(sid="$1")} THEN held_by | {
 WHERE session_id = $1
 """
 COPY_MESSAGES = f"""
-INSERT INTO messages ({MESSAGE_READ}, tsv)
-SELECT $1, {MESSAGE_READ.removeprefix("session_id, ")}, tsv FROM messages WHERE session_id = $2
+INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)
+SELECT $1, {MESSAGE_COLUMNS.removeprefix("session_id, ")}, tsv FROM messages WHERE session_id = $2
 """
 
 

@@ -42,7 +42,7 @@ from sessionkeeper.store.backends.frameworks.checkpoints_base import (
 )
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
-from sessionkeeper.store.backends.statements import MESSAGE_READ, sqlite_time
+from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, sqlite_time
 
 # The same counters an append keeps (backends/sqlite.py): seq from last_seq, under the lock.
 # Every write marks the session as holding checkpoints (HOLDER_BIT).
@@ -85,8 +85,8 @@ _COPY_SESSION = (
     "FROM sessions WHERE session_id = ?"
 )
 _COPY_MESSAGES = (
-    f"INSERT INTO messages ({MESSAGE_READ}) "  # usage too
-    f"SELECT ?, {MESSAGE_READ.removeprefix('session_id, ')} FROM messages "
+    f"INSERT INTO messages ({MESSAGE_COLUMNS}) "  # not the usage: paid once, by the source
+    f"SELECT ?, {MESSAGE_COLUMNS.removeprefix('session_id, ')} FROM messages "
     "WHERE session_id = ? ORDER BY seq"
 )
 # CROSS JOIN keeps json_each outside: one primary-key lookup per channel.
