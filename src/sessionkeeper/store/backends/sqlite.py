@@ -68,10 +68,9 @@ from sessionkeeper.store.backends.sqlite_threads import (
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
-    MESSAGE_READ,
     SESSION_COLUMNS,
+    SQLITE_MESSAGE_READ,
     sqlite_time,
-    usage_of,
 )
 from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
 from sessionkeeper.store.url import DatabaseConfig
@@ -171,7 +170,7 @@ def _message(r: Sequence[Any]) -> Message:
         r[6],
         json.loads(r[7]) if r[7] else {},
         _utc(r[8]),
-        usage_of(r),
+        None if r[9] is None else Usage(*json.loads(r[9])),  # SQLITE_MESSAGE_READ's usage
     )
 
 
@@ -468,7 +467,7 @@ class SqliteBackend(Runner):
             if target is not None:
                 row = conn.execute(
                     f"DELETE FROM messages WHERE session_id = ? AND seq = ? "
-                    f"RETURNING {MESSAGE_READ}",
+                    f"RETURNING {SQLITE_MESSAGE_READ}",
                     (session_id, target),
                 ).fetchone()
             if row is None:
@@ -528,7 +527,7 @@ class SqliteBackend(Runner):
         return await self._write(write)
 
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
-        base = f"SELECT {MESSAGE_READ} FROM messages WHERE session_id = ?"
+        base = f"SELECT {SQLITE_MESSAGE_READ} FROM messages WHERE session_id = ?"
 
         def read(conn: sqlite3.Connection) -> Tail | None:
             counts = conn.execute(
