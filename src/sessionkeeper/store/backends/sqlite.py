@@ -170,8 +170,15 @@ def _message(r: Sequence[Any]) -> Message:
         r[6],
         json.loads(r[7]) if r[7] else {},
         _utc(r[8]),
-        None if r[9] is None else Usage(*json.loads(r[9])),  # SQLITE_MESSAGE_READ's usage
+        None if r[9] is None else _usage(r[9]),  # SQLITE_MESSAGE_READ's usage
     )
+
+
+def _usage(array: str) -> Usage | None:
+    values = json.loads(array)
+    # In an UPDATE's RETURNING, SQLite tested ``requests IS NULL`` on the old row: clearing a
+    # usage returns an array of NULLs. ``requests`` (its fifth) decides, as everywhere.
+    return None if values[4] is None else Usage(*values)
 
 
 def _key(r: Sequence[Any]) -> KeyRow:
