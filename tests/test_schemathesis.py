@@ -11,13 +11,14 @@ Two settings differ from schemathesis's defaults, each for a reason the document
 
 - A refusal with 413 counts as rejecting invalid data (content longer than its ``maxLength``
   is 413, "nothing was stored", as documented).
-- Five operations may answer 422 to a request the schema cannot tell is invalid, because
+- Some operations may answer 422 to a request the schema cannot tell is invalid, because
   the rule involves another value or stored data, which JSON Schema cannot express:
   ``list_sessions`` (a ``cursor`` must be one the same listing made, and not be given with
   ``offset``), ``context_window`` (``reserve`` must leave room in ``max_tokens``, and the
-  system prompt must fit), ``chat_stream`` (the message must fit the context budget) and
+  system prompt must fit), ``chat_stream`` (the message must fit the context budget),
   ``fork_session`` / ``rewind_session`` (``at_seq`` / ``to_seq`` must not be past the
-  session's last message).
+  session's last message) and ``add_messages`` (a usage's cached tokens are part of its input
+  tokens, its reasoning tokens part of its output tokens, so neither may exceed the other).
   Each such 422 names its field, as tests/test_api.py checks. So may ``create_session`` and
   ``add_messages``: an ``Idempotency-Key`` sent before with another body is 422
   ``idempotency_key_reused`` (the IETF Idempotency-Key draft's status; schemathesis reuses

@@ -79,10 +79,9 @@ from sessionkeeper.store.backends.sqlite_threads import (
 )
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
-    MESSAGE_READ,
     SESSION_COLUMNS,
+    SQLITE_MESSAGE_READ,
     sqlite_time,
-    usage_of,
 )
 from sessionkeeper.store.idempotency import Claim, Recorded
 from sessionkeeper.store.search import fts5_query, query_terms, snippet, wanted
@@ -230,8 +229,15 @@ def _message(r: Sequence[Any]) -> Message:
         r[6],
         json.loads(r[7]) if r[7] else {},
         _utc(r[8]),
-        usage_of(r),
+        None if r[9] is None else _usage(r[9]),  # SQLITE_MESSAGE_READ's usage
     )
+
+
+def _usage(array: str) -> Usage | None:
+    values = json.loads(array)
+    # In an UPDATE's RETURNING, SQLite tested ``requests IS NULL`` on the old row: clearing a
+    # usage returns an array of NULLs. ``requests`` (its fifth) decides, as everywhere.
+    return None if values[4] is None else Usage(*values)
 
 
 def _key(r: Sequence[Any]) -> KeyRow:
@@ -567,7 +573,7 @@ class SqliteBackend(Runner):
             if target is not None:
                 row = conn.execute(
                     f"DELETE FROM messages WHERE session_id = ? AND seq = ? "
-                    f"RETURNING {MESSAGE_READ}",
+                    f"RETURNING {SQLITE_MESSAGE_READ}",
                     (session_id, target),
                 ).fetchone()
             if row is None:
@@ -629,7 +635,7 @@ class SqliteBackend(Runner):
         return await self._write(write)
 
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
-        base = f"SELECT {MESSAGE_READ} FROM messages WHERE session_id = ?"
+        base = f"SELECT {SQLITE_MESSAGE_READ} FROM messages WHERE session_id = ?"
 
         def read(conn: sqlite3.Connection) -> Tail | None:
             counts = conn.execute(

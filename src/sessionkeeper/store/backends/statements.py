@@ -28,6 +28,19 @@ USAGE_COLUMN_NAMES = tuple("usage_model" if f == "model" else f for f in USAGE_F
 USAGE_COLUMNS = ", ".join(USAGE_COLUMN_NAMES)
 MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message) if f.name != "usage")
 MESSAGE_READ = f"{MESSAGE_COLUMNS}, {USAGE_COLUMNS}"
+# SQLite reads the usage as one column, a JSON array of the six (NULL: no usage): six more
+# columns per row made reading the last 50 messages 1.8x the bare read instead of 1.4x
+# (bench/ last50); the array is built only for the rows that have usage.
+SQLITE_MESSAGE_READ = (
+    f"{MESSAGE_COLUMNS}, CASE WHEN requests IS NULL THEN NULL ELSE json_array({USAGE_COLUMNS}) END"
+)
+
+
+def message_read(dialect: str) -> str:
+    """The columns of a message read whole on ``dialect`` (see MESSAGE_READ)."""
+    return SQLITE_MESSAGE_READ if dialect == "sqlite" else MESSAGE_READ
+
+
 USAGE_AT = len(fields(Message)) - 1  # the first usage column of a MESSAGE_READ row
 _REQUESTS = USAGE_AT + USAGE_FIELDS.index("requests")
 
@@ -235,7 +248,7 @@ def messages_page(
         where += f" AND seq > {p(after_seq)}"
     order = "DESC" if newest_first else "ASC"
     sql = (
-        f"SELECT {MESSAGE_READ} FROM messages WHERE {where} "
+        f"SELECT {message_read(dialect)} FROM messages WHERE {where} "
         f"ORDER BY seq {order} LIMIT {p(limit)} OFFSET {p(offset)}"
     )
     return sql, p.values
@@ -303,7 +316,8 @@ def set_usage(
     sets.append(f"usage_model = COALESCE({model}, {fallback})")
     sql = (
         f"UPDATE messages SET {', '.join(sets)} "
-        f"WHERE session_id = {p(session_id)} AND seq = {p(seq)} RETURNING {MESSAGE_READ}"
+        f"WHERE session_id = {p(session_id)} AND seq = {p(seq)} "
+        f"RETURNING {message_read(dialect)}"
     )
     return sql, p.values
 
