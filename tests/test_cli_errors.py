@@ -116,6 +116,9 @@ COMMANDS: dict[str, list[str]] = {
     "policy delete": ["policy", "delete", "--agent", "nopolicy"],
     "policy run": ["policy", "run", "--dry-run"],
     "forget-user": ["forget-user", "u1", "--yes"],
+    "fork": ["fork", "{sid}"],
+    "rewind": ["rewind", "0", "--session", "{sid}"],
+    "branches": ["branches", "{sid}"],
 }
 # Commands that store something create a missing SQLite file and its directory; the others
 # create nothing (README, "Database URLs").
@@ -169,6 +172,9 @@ BAD: dict[str, tuple[list[str], int, str | None]] = {
     "policy delete": (["policy", "delete", "--agent", "A"], 3, "no retention policy"),
     "policy run": (["policy", "run", "--nope"], 2, None),
     "forget-user": (["forget-user", "u1", "--agent", "bad agent!", "--yes"], 2, "bad agent!"),
+    "fork": (["fork", "{sid}", "--at", "-1"], 2, "--at must be an integer"),
+    "rewind": (["rewind", "ten"], 2, None),
+    "branches": (["branches", "nope"], 3, "session 'nope' not found"),
 }
 
 

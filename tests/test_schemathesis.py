@@ -11,11 +11,13 @@ Two settings differ from schemathesis's defaults, each for a reason the document
 
 - A refusal with 413 counts as rejecting invalid data (content longer than its ``maxLength``
   is 413, "nothing was stored", as documented).
-- Three operations may answer 422 to a request the schema cannot tell is invalid, because
+- Five operations may answer 422 to a request the schema cannot tell is invalid, because
   the rule involves another value or stored data, which JSON Schema cannot express:
   ``list_sessions`` (a ``cursor`` must be one the same listing made, and not be given with
   ``offset``), ``context_window`` (``reserve`` must leave room in ``max_tokens``, and the
-  system prompt must fit) and ``chat_stream`` (the message must fit the context budget).
+  system prompt must fit), ``chat_stream`` (the message must fit the context budget) and
+  ``fork_session`` / ``rewind_session`` (``at_seq`` / ``to_seq`` must not be past the
+  session's last message).
   Each such 422 names its field, as tests/test_api.py checks.
 
 On failure the message carries schemathesis's summary and the end of the server's log.
@@ -42,7 +44,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
                      "428", "429", "5xx"]
 
 [[operations]]
-include-operation-id = ["list_sessions", "context_window", "chat_stream"]
+include-operation-id = ["list_sessions", "context_window", "chat_stream", "fork_session",
+                        "rewind_session"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409",
                                                      "422", "429", "5xx"]
 """

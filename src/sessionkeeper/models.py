@@ -56,6 +56,10 @@ class Session:
     message_count: int
     token_count: int
     user_id: str | None = None  # who the session is for (a label, like agent_id)
+    # Lineage (fork_session / rewind_session): the session this one was forked from, and the
+    # seq up to which their histories are the same (the parent's 1..fork_seq were copied).
+    parent_session_id: str | None = None
+    fork_seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -349,3 +353,24 @@ class ForgetReceipt(ForgetCounts):
         data = asdict(self)
         data["forgotten_at"] = _iso(self.forgotten_at)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """What ``rewind_session`` did: the session, now ending at ``to_seq``, and the branch
+    that keeps what it dropped (a child of the session holding its whole history before
+    the rewind: switch to it to undo). ``branch`` is None when nothing came after
+    ``to_seq``."""
+
+    session: Session
+    branch: Session | None
+    to_seq: int
+    dropped_messages: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_dict(),
+            "branch": None if self.branch is None else self.branch.to_dict(),
+            "to_seq": self.to_seq,
+            "dropped_messages": self.dropped_messages,
+        }

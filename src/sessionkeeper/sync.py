@@ -120,6 +120,10 @@ class SyncStore:
     get_stats = _Blocking(Store.get_stats)
     import_session = _Blocking(Store.import_session)
     import_session_stream = _Blocking(Store.import_session_stream)
+    # lineage
+    fork_session = _Blocking(Store.fork_session)
+    rewind_session = _Blocking(Store.rewind_session)
+    list_branches = _Blocking(Store.list_branches)
     # retention policies
     set_policy = _Blocking(Store.set_policy)
     get_policies = _Blocking(Store.get_policies)

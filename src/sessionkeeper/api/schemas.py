@@ -58,6 +58,7 @@ from sessionkeeper.models import (
     Policy,
     PolicyRun,
     PruneResult,
+    Rewind,
     Role,
     RuleRun,
     SearchHit,
@@ -303,6 +304,42 @@ if TYPE_CHECKING:  # the fields are made at run time (public_model); checkers se
     SessionPublic = _Public
 else:
     SessionPublic = public_model(Session)
+
+
+# ── lineage: forks, rewinds, branches ───────────────────────────────────────
+
+
+class ForkCreate(BaseModel):
+    model_config = _STRICT
+
+    at_seq: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_INT,
+        description="The fork holds the source's messages 1..at_seq (default: all of them).",
+    )
+    session_id: NewSessionId | None = None
+    title: Title | None = Field(None, description="Default: the source's title.")
+    metadata: Metadata | None = Field(
+        None, description="Default: the source's metadata. " + METADATA_DESCRIPTION
+    )
+
+
+class RewindCreate(BaseModel):
+    model_config = _STRICT
+
+    to_seq: int = Field(ge=0, le=MAX_INT, description="The session keeps its messages 1..to_seq.")
+
+
+if TYPE_CHECKING:
+    RewindPublic = _Public
+else:
+    RewindPublic = public_model(Rewind)
+
+
+class BranchList(BaseModel):
+    session_id: str
+    branches: list[SessionPublic]
 
 
 class SessionList(BaseModel):

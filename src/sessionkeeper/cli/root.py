@@ -29,6 +29,8 @@ from sessionkeeper.cli import (
     fs,
     keys,
     mcp,
+
+    lineage,
     policy,
     sessions,
     transfer,
@@ -183,6 +185,7 @@ def root(
 
 
 app.add_typer(sessions.app)
+app.add_typer(lineage.app)
 app.add_typer(asking.app)
 app.add_typer(admin.app)
 app.add_typer(forget.app)

@@ -62,7 +62,12 @@ def _print_session(session: Session, title: str | None = None) -> None:
             ("created", out.when(session.created_at)),
             ("updated", out.when(session.updated_at)),
         ]
-        + ([("ended", out.when(session.ended_at))] if session.ended_at else []),
+        + ([("ended", out.when(session.ended_at))] if session.ended_at else [])
+        + (
+            [("forked from", f"{session.parent_session_id} at #{session.fork_seq}")]
+            if session.parent_session_id
+            else []
+        ),
     )
 
 

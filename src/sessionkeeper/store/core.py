@@ -39,6 +39,7 @@ from sessionkeeper.models import (
     Policy,
     PolicyRun,
     PruneResult,
+    Rewind,
     SearchHit,
     Session,
     Stats,
@@ -48,7 +49,7 @@ from sessionkeeper.store import cursor as cursor_codec
 from sessionkeeper.store import migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
-from sessionkeeper.store.backends.base import Backend, ListQuery
+from sessionkeeper.store.backends.base import Backend, ForkSpec, ListQuery
 from sessionkeeper.store.backends.forgetting import ForgetPlan, ForgetRecord, user_hash
 from sessionkeeper.store.keys import ApiKeys
 from sessionkeeper.store.revision import SCHEMA_REVISION
@@ -679,6 +680,92 @@ class Store:
             encoding=self.tokenizer.encoding_name,
         )
 
+    # ── lineage: forks and rewinds (backends/lineage_sql.py) ───────────────
+
+    async def fork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        new_session_id: str | None = None,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        """A new session whose history is this one's messages 1..``at_seq`` (all of them by
+        default), each copied exactly (seq, role, content, agent, model, token count,
+        metadata, time). It takes the source's agent, user and type, and its title and
+        metadata unless given; ``parent_session_id`` and ``fork_seq`` say where it came
+        from, and the source lists it among its branches. The source is not changed.
+
+        One transaction on a consistent view of the source: while other writers append to
+        it, the fork holds exactly a prefix of it (appends it did not see continue in the
+        source only). Its next message takes seq ``fork_seq + 1``. A fork is an ordinary
+        session of its own (its messages are copies): deleting either leaves the other.
+        A LangGraph thread forks with its checkpoints (as ``checkpoints.copy_thread``), in
+        the same transaction; a Google ADK session is refused (InvalidInput, nothing
+        written).
+        """
+        validate.session_id(session_id)
+        spec = ForkSpec(
+            source_id=session_id,
+            new_id=(
+                uuid.uuid4().hex[:16]
+                if new_session_id is None
+                else validate.new_session_id(new_session_id)
+            ),
+            at_seq=None if at_seq is None else validate.seq(at_seq, "at_seq"),
+            title=validate.title(title),
+            metadata=validate.metadata(metadata),
+            now=utcnow(),
+        )
+        forked = await self._backend.fork_session(spec)
+        if forked is None:
+            raise _not_found(session_id)
+        if forked.adk:
+            raise _adk_refused(session_id, "forked")
+        if forked.session is None:
+            raise InvalidInput(
+                f"at_seq {at_seq} is past the last message of session {session_id!r} "
+                f"(seq {forked.last_seq})",
+                field="at_seq",
+            )
+        return forked.session
+
+    async def rewind_session(self, session_id: str, to_seq: int) -> Rewind:
+        """The session continues from ``to_seq``: its messages after it leave it (the next
+        append takes seq ``to_seq + 1``), and nothing is deleted: they go to a new branch,
+        a child of the session (``parent_session_id``, ``fork_seq = to_seq``) holding the
+        whole conversation as it was before the rewind (the first ``to_seq`` messages
+        copied, the rest the originals). To undo, switch to the branch. When nothing comes
+        after ``to_seq`` there is no branch. One transaction under the session row's lock.
+        A LangGraph thread's branch gets a copy of its checkpoints (the session keeps its
+        own); a Google ADK session is refused (InvalidInput, nothing written).
+        """
+        validate.session_id(session_id)
+        validate.seq(to_seq, "to_seq")
+        done = await self._backend.rewind_session(
+            session_id, to_seq, uuid.uuid4().hex[:16], utcnow()
+        )
+        if done is None:
+            raise _not_found(session_id)
+        if done.adk:
+            raise _adk_refused(session_id, "rewound")
+        if done.session is None:
+            raise InvalidInput(
+                f"to_seq {to_seq} is past the last message of session {session_id!r} "
+                f"(seq {done.last_seq})",
+                field="to_seq",
+            )
+        return Rewind(done.session, done.branch, to_seq, done.dropped)
+
+    async def list_branches(self, session_id: str) -> list[Session]:
+        """The sessions forked from this one (forks and rewind branches), oldest first."""
+        validate.session_id(session_id)
+        found = await self._backend.children(session_id)
+        if found is None:
+            raise _not_found(session_id)
+        return found
+
     # ── maintenance and stats ──────────────────────────────────────────────
 
     async def delete_ghost_sessions(
@@ -874,6 +961,14 @@ async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     if found is not None and not upgrade:
         raise SchemaMismatch(migrate.older_message(found))
     await backend.migrate("head")
+
+
+def _adk_refused(session_id: str, what: str) -> InvalidInput:
+    return InvalidInput(
+        f"session {session_id!r} is a Google ADK session: ADK sessions cannot be {what} "
+        "yet (their state would have to be recomputed from the events kept)",
+        field="session_id",
+    )
 
 
 def _appended(session_id: str, seq: int, row: dict[str, Any]) -> Message:

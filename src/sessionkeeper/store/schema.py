@@ -113,6 +113,10 @@ sessions = Table(
     Column("held_by", SmallInteger, nullable=False, server_default="0"),
     # Who the session is for (optional, a label like agent_id; ADK: its user). Migration 0009.
     Column("user_id", Text),
+    # Lineage (migration 0010): the session this one was forked from and the seq up to which
+    # their histories agree. No foreign key: a fork holds copies and outlives its parent.
+    Column("parent_session_id", String(128)),
+    Column("fork_seq", Integer),
     # Every append changes updated_at, so each index holding it costs an index update per
     # message (PostgreSQL: no HOT update at all). Listings by agent and by recency get one;
     # a status filter (two values) rides on ix_sessions_updated.
@@ -125,6 +129,14 @@ sessions = Table(
         "created_at",
         postgresql_where=text("message_count = 0 AND held_by = 0"),
         sqlite_where=text("message_count = 0 AND held_by = 0"),
+    ),
+    # A session's children (forks and rewind branches), oldest first.
+    Index(
+        "ix_sessions_parent",
+        "parent_session_id",
+        "created_at",
+        postgresql_where=text("parent_session_id IS NOT NULL"),
+        sqlite_where=text("parent_session_id IS NOT NULL"),
     ),
 )
 

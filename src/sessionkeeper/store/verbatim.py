@@ -48,6 +48,10 @@ def check_session(session: Session) -> None:
     validate.metadata(session.metadata)
     validate.aware(session.created_at, "created_at")
     validate.aware(session.updated_at, "updated_at")
+    if session.parent_session_id is not None:  # lineage (a fork's): kept as it was
+        validate.session_id(session.parent_session_id)
+    if session.fork_seq is not None:
+        validate.seq(session.fork_seq, "fork_seq")
 
 
 def check_messages(session: Session, items: Sequence[Message], seen: set[int]) -> None:

@@ -152,6 +152,8 @@ def session_from_record(record: dict[str, Any]) -> Session:
         message_count=_int(record, "message_count", what, 0),
         token_count=_int(record, "token_count", what, 0),
         user_id=record.get("user_id"),  # checked with the session (verbatim.check_session)
+        parent_session_id=record.get("parent_session_id"),  # lineage: checked there too
+        fork_seq=record.get("fork_seq"),
     )
 
 

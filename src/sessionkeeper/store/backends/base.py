@@ -112,6 +112,32 @@ class Tail:
     newest: list[Message]  # newest first, after the head, until certainly past the budget
 
 
+@dataclass(frozen=True, slots=True)
+class ForkSpec:
+    """A validated fork (``Store.fork_session``): copy ``source_id``'s messages 1..``at_seq``
+    (None: up to its last seq, read in the same snapshot) into a new session ``new_id``,
+    which takes the source's agent, user and type, and ``title`` / ``metadata`` unless given."""
+
+    source_id: str
+    new_id: str
+    at_seq: int | None
+    title: str | None
+    metadata: dict[str, Any] | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Forked:
+    """What a backend's fork or rewind did. ``last_seq``: the source's last seq it saw;
+    ``session`` None: the seq asked for is past it (nothing was written)."""
+
+    last_seq: int
+    session: Session | None = None
+    branch: Session | None = None  # a rewind's branch (None: nothing came after to_seq)
+    dropped: int = 0  # messages a rewind moved to its branch
+    adk: bool = False  # refused, nothing written: the session is a Google ADK session
+
+
 class Backend(Protocol):
     dialect: str
 
@@ -206,6 +232,23 @@ class Backend(Protocol):
         """``search``'s hits, and the messages up to ``context`` positions around each (each
         message once): what recall reads, at the cost of about one search."""
         ...
+
+    # ── lineage (lineage_sql.py) ──────────────────────────────────────────
+    async def fork_session(self, spec: ForkSpec) -> Forked | None:
+        """One transaction on a consistent view of the source (concurrent appends are
+        either wholly in it or not at all): the new session's row, then the copies. None:
+        no such source."""
+
+    async def rewind_session(
+        self, session_id: str, to_seq: int, branch_id: str, now: datetime
+    ) -> Forked | None:
+        """One transaction holding the session row's lock: when messages come after
+        ``to_seq``, a branch ``branch_id`` (a fork at ``to_seq`` holding the whole history:
+        the prefix copied, the tail moved); then the session's counters from what it keeps
+        and ``last_seq = to_seq``. None: no such session."""
+
+    async def children(self, session_id: str) -> list[Session] | None:
+        """The sessions forked from ``session_id``, oldest first (None: no such session)."""
 
     # ── set-wide work ──────────────────────────────────────────────────────
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int: ...

@@ -38,11 +38,13 @@ from sessionkeeper.models import (
     Session,
 )
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import lineage_sql, retention_sql
 from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
-from sessionkeeper.store.backends import retention_sql
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
+    Forked,
+    ForkSpec,
     KeyRow,
     Listed,
     ListQuery,
@@ -68,7 +70,21 @@ if TYPE_CHECKING:
 
 def _session(r: Any) -> Session:
     return Session(
-        r[0], r[1], r[2], r[3], r[4], dict(r[5] or {}), r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        dict(r[5] or {}),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
     )
 
 
@@ -109,6 +125,12 @@ def lock_key(name: str) -> int:
     """A stable 32-bit advisory-lock key for a job name (the same in every process)."""
     return zlib.crc32(f"sessionkeeper:{name}".encode())
 
+
+_LAST_SEQ = "SELECT last_seq FROM sessions WHERE session_id = $1"
+_FORK_SESSION = lineage_sql.fork_session("postgresql")
+_BRANCH_SESSION = lineage_sql.branch_session("postgresql")
+_COPY_MESSAGES = lineage_sql.copy_messages("postgresql")
+_REWOUND = lineage_sql.rewound("postgresql")
 
 REINDEX_BATCH = 2_000  # messages re-analysed per statement when the analyser changed
 
@@ -268,7 +290,7 @@ class PostgresBackend(Connections):
             total = None
             if count_sql is not None:
                 total = int(await conn.fetchval(count_sql, *count_params))
-        return Listed([_session(r) for r in rows], [r[13] for r in rows], total)
+        return Listed([_session(r) for r in rows], [r[-1] for r in rows], total)
 
     async def update_session(
         self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
@@ -555,6 +577,70 @@ class PostgresBackend(Connections):
         async with self._reads.reading() as conn:
             return list(await conn.fetch(stmt, *values))
 
+    # ── lineage (lineage_sql.py) ───────────────────────────────────────────
+
+    async def fork_session(self, spec: ForkSpec) -> Forked | None:
+        try:
+            async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
+                # One snapshot for the whole fork: an append (its counters and its message
+                # commit together) is wholly in it or not at all, and no writer waits on it.
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                last = await conn.fetchval(_LAST_SEQ, spec.source_id)
+                if last is None:
+                    return None
+                at = last if spec.at_seq is None else spec.at_seq
+                if at > last:
+                    return Forked(last)
+                if await conn.fetchval(lineage_sql.ADK, spec.source_id):
+                    return Forked(last, adk=True)
+                await conn.execute(
+                    _FORK_SESSION,
+                    spec.source_id,
+                    spec.new_id,
+                    spec.title,
+                    spec.metadata,
+                    spec.now,
+                    at,
+                )
+                await conn.execute(_COPY_MESSAGES, spec.source_id, spec.new_id, at)
+                await _copy_framework_rows(conn, spec.source_id, spec.new_id)
+                return Forked(last, _session(await conn.fetchrow(lineage_sql.GET, spec.new_id)))
+        except Conflict:
+            raise Conflict(f"session {spec.new_id!r} already exists") from None
+
+    async def rewind_session(
+        self, session_id: str, to_seq: int, branch_id: str, now: datetime
+    ) -> Forked | None:
+        try:
+            async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
+                # The row lock first, as every writer of the session takes it.
+                last = await conn.fetchval(f"{_LAST_SEQ} FOR UPDATE", session_id)
+                if last is None:
+                    return None
+                if to_seq > last:
+                    return Forked(last)
+                if await conn.fetchval(lineage_sql.ADK, session_id):
+                    return Forked(last, adk=True)
+                branch, dropped = None, 0
+                if await conn.fetchval(lineage_sql.TAIL_EXISTS, session_id, to_seq):
+                    await conn.execute(_BRANCH_SESSION, session_id, branch_id, now, to_seq)
+                    await conn.execute(_COPY_MESSAGES, session_id, branch_id, to_seq)
+                    await _copy_framework_rows(conn, session_id, branch_id)
+                    moved = await conn.execute(lineage_sql.MOVE_TAIL, session_id, branch_id, to_seq)
+                    dropped = int(moved.split()[-1])
+                    branch = _session(await conn.fetchrow(lineage_sql.GET, branch_id))
+                row = await conn.fetchrow(_REWOUND, session_id, to_seq, now)
+                return Forked(last, _session(row), branch, dropped)
+        except Conflict:
+            raise Conflict(f"session {branch_id!r} already exists") from None
+
+    async def children(self, session_id: str) -> list[Session] | None:
+        async with self._conn() as conn:
+            rows = await conn.fetch(lineage_sql.CHILDREN, session_id)
+            if not rows and not await _exists(conn, session_id):
+                return None
+        return [_session(r) for r in rows]
+
     # ── set-wide work ──────────────────────────────────────────────────────
 
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int:
@@ -763,6 +849,13 @@ async def _exists(conn: Any, session_id: str, *, lock: bool = False) -> bool:
     return found is not None
 
 
+async def _copy_framework_rows(conn: Any, source: str, target: str) -> None:
+    """A fork's (or branch's) copy of the source's LangGraph checkpoints, if it has any."""
+    if await conn.fetchval(lineage_sql.HELD, source, target):
+        for stmt in lineage_sql.COPY_CHECKPOINTS:
+            await conn.execute(stmt, source, target)
+
+
 def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[Any, ...]:
     """The values of INSERT_SESSION for ``s`` with these counters."""
     return (
@@ -779,6 +872,8 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         count,
         tokens,
         s.user_id,
+        s.parent_session_id,
+        s.fork_seq,
         last_seq,
     )
 

@@ -173,7 +173,7 @@ WHERE m.session_id = v.session_id AND m.seq = v.seq
 
 INSERT_SESSION = f"""
 INSERT INTO sessions ({SESSION_COLUMNS}, last_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 """
 INSERT_MESSAGE = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS}, tsv)

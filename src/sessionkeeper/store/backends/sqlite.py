@@ -45,9 +45,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sessionkeeper.errors import Conflict, Unavailable
 from sessionkeeper.models import DatabaseRole, ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
-from sessionkeeper.store.backends import retention_sql, sqlite_forget, sqlite_index
+from sessionkeeper.store.backends import lineage_sql, retention_sql, sqlite_forget, sqlite_index
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
+    Forked,
+    ForkSpec,
     KeyRow,
     Listed,
     ListQuery,
@@ -95,8 +97,20 @@ _MESSAGE_METADATA = (
 )
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_LAST_SEQ = "SELECT last_seq FROM sessions WHERE session_id = ?"
+_FORK_SESSION = lineage_sql.fork_session("sqlite")
+_BRANCH_SESSION = lineage_sql.branch_session("sqlite")
+_COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
+_MOVE_TAIL = lineage_sql.for_dialect(lineage_sql.MOVE_TAIL, "sqlite")
+_REWOUND = lineage_sql.rewound("sqlite")
+_ADK = lineage_sql.for_dialect(lineage_sql.ADK, "sqlite")
+_HELD = lineage_sql.for_dialect(lineage_sql.HELD, "sqlite")
+_COPY_CHECKPOINTS = [lineage_sql.for_dialect(c, "sqlite") for c in lineage_sql.COPY_CHECKPOINTS]
+_TAIL_EXISTS = lineage_sql.for_dialect(lineage_sql.TAIL_EXISTS, "sqlite")
+_CHILDREN = lineage_sql.for_dialect(lineage_sql.CHILDREN, "sqlite")
+_GET = lineage_sql.for_dialect(lineage_sql.GET, "sqlite")
 # The index's best hits, then the noted messages not indexed yet that match (their terms
 # compared in SQL: sqlite_index.NOTED_MATCHES), in one statement: one snapshot, in which a
 # message is either indexed or noted, never both. The last column says which.
@@ -164,6 +178,8 @@ def _session(r: Sequence[Any]) -> Session:
         r[10],
         r[11],
         r[12],
+        r[13],
+        r[14],
     )
 
 
@@ -344,7 +360,7 @@ class SqliteBackend(Runner):
             total = None
             if count_sql is not None:
                 total = int(conn.execute(count_sql, count_params).fetchone()[0])
-            keys = [r[13] if query.sort == "title" else _time(r[13]) for r in rows]
+            keys = [r[-1] if query.sort == "title" else _time(r[-1]) for r in rows]
             return Listed([_session(r) for r in rows], keys, total)
 
         return await self._read(read_txn(read), budget=True)
@@ -658,6 +674,79 @@ class SqliteBackend(Runner):
             created_before,
         )
 
+    # ── lineage (lineage_sql.py) ───────────────────────────────────────────
+
+    async def fork_session(self, spec: ForkSpec) -> Forked | None:
+        stamp = sqlite_time(spec.now)
+        meta = _json(spec.metadata)
+
+        def write(conn: sqlite3.Connection) -> Forked | None:
+            # BEGIN IMMEDIATE: no other writer between reading last_seq and the copy.
+            found = conn.execute(_LAST_SEQ, (spec.source_id,)).fetchone()
+            if found is None:
+                return None
+            last = int(found[0])
+            at = last if spec.at_seq is None else spec.at_seq
+            if at > last:
+                return Forked(last)
+            if conn.execute(_ADK, (spec.source_id,)).fetchone() is not None:
+                return Forked(last, adk=True)
+            values = (spec.source_id, spec.new_id, spec.title, meta, stamp, at)
+            conn.execute(_FORK_SESSION, values)
+            conn.execute(_COPY_MESSAGES, (spec.source_id, spec.new_id, at))
+            _copy_framework_rows(conn, spec.source_id, spec.new_id)
+            return Forked(last, _session(conn.execute(_GET, (spec.new_id,)).fetchone()))
+
+        try:
+            forked = await self._write(write, bounded=False)
+        except Conflict:
+            raise Conflict(f"session {spec.new_id!r} already exists") from None
+        if forked is not None and forked.session is not None:
+            self._count_appended(forked.session.message_count)  # the copies are noted
+        return forked
+
+    async def rewind_session(
+        self, session_id: str, to_seq: int, branch_id: str, now: datetime
+    ) -> Forked | None:
+        stamp = sqlite_time(now)
+
+        def write(conn: sqlite3.Connection) -> Forked | None:
+            found = conn.execute(_LAST_SEQ, (session_id,)).fetchone()
+            if found is None:
+                return None
+            last = int(found[0])
+            if to_seq > last:
+                return Forked(last)
+            if conn.execute(_ADK, (session_id,)).fetchone() is not None:
+                return Forked(last, adk=True)
+            branch, dropped = None, 0
+            if conn.execute(_TAIL_EXISTS, (session_id, to_seq)).fetchone() is not None:
+                conn.execute(_BRANCH_SESSION, (session_id, branch_id, stamp, to_seq))
+                conn.execute(_COPY_MESSAGES, (session_id, branch_id, to_seq))
+                _copy_framework_rows(conn, session_id, branch_id)
+                # The tail's rows move (same rowids: the search index is still right).
+                dropped = conn.execute(_MOVE_TAIL, (session_id, branch_id, to_seq)).rowcount
+                branch = _session(conn.execute(_GET, (branch_id,)).fetchone())
+            row = conn.execute(_REWOUND, (session_id, to_seq, stamp)).fetchone()
+            return Forked(last, _session(row), branch, dropped)
+
+        try:
+            forked = await self._write(write, bounded=False)
+        except Conflict:
+            raise Conflict(f"session {branch_id!r} already exists") from None
+        if forked is not None and forked.branch is not None:
+            self._count_appended(to_seq)
+        return forked
+
+    async def children(self, session_id: str) -> list[Session] | None:
+        def read(conn: sqlite3.Connection) -> list[Session] | None:
+            rows = conn.execute(_CHILDREN, (session_id,)).fetchall()
+            if not rows and not _exists(conn, session_id):
+                return None
+            return [_session(r) for r in rows]
+
+        return await self._read(read_txn(read))
+
     # ── set-wide work ──────────────────────────────────────────────────────
 
     async def delete_ghosts(self, cutoff: datetime, batch: int) -> int:
@@ -939,8 +1028,17 @@ def _session_row(s: Session, count: int, tokens: int, last_seq: int) -> tuple[An
         count,
         tokens,
         s.user_id,
+        s.parent_session_id,
+        s.fork_seq,
         last_seq,
     )
+
+
+def _copy_framework_rows(conn: sqlite3.Connection, source: str, target: str) -> None:
+    """A fork's (or branch's) copy of the source's LangGraph checkpoints, if it has any."""
+    if conn.execute(_HELD, (source, target)).fetchone()[0]:
+        for stmt in _COPY_CHECKPOINTS:
+            conn.execute(stmt, (source, target))
 
 
 def _make_room(conn: sqlite3.Connection, session_id: str, replace: bool) -> bool:

@@ -43,6 +43,13 @@ CP_REST = CP_COLUMNS.removeprefix("session_id, ")
 VALUE_REST = "checkpoint_ns, channel, version, type, value, items"
 ITEM_REST = "checkpoint_ns, channel, item_no, digest, key, type, value"
 WRITE_REST = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value, task_path"
+# Each table's columns after session_id: what a copy of a thread (copy_thread, a fork) copies.
+COPIED = (
+    ("lg_checkpoints", CP_REST),
+    ("lg_channel_values", VALUE_REST),
+    ("lg_channel_items", ITEM_REST),
+    ("lg_writes", WRITE_REST),
+)
 
 
 @dataclass(slots=True)

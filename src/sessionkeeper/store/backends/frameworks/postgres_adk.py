@@ -48,7 +48,7 @@ _EVENT = f"COALESCE((m.metadata -> '{EVENT_KEY}')::text, m.metadata ->> '{EVENT_
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
     f"VALUES ($1, $2, $3, '{SESSION_TYPE}', 'active', $4::jsonb, $5, $5, NULL, NULL, 0, 0, $7, "
-    "0, $6) "
+    "NULL, NULL, 0, $6) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
 _INSERT_ADK = (

@@ -36,7 +36,7 @@ from sessionkeeper.store.backends.statements import SESSION_COLUMNS, sqlite_time
 _KEY = "app_name = ? AND user_id = ? AND adk_id = ?"
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, last_seq, held_by) "
-    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, ?, 0, ?) "
+    f"VALUES (?, ?, ?, '{SESSION_TYPE}', 'active', ?, ?, ?, NULL, NULL, 0, 0, ?, NULL, NULL, 0, ?) "
     "ON CONFLICT (session_id) DO NOTHING"
 )
 _INSERT_ADK = (
