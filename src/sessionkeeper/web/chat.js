@@ -624,7 +624,7 @@
     }
     if (state.session) await refreshSession();
     showHeader();
-    ui.input.focus();
+    if (!ui.transcript.querySelector("form.edit-form")) ui.input.focus();  // not from an editor
   }
 
   async function refreshSession() {

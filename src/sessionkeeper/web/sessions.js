@@ -268,18 +268,25 @@
   }
 
   /* Usage and cost of the session's messages, by model (GET …/usage). A server without that
-   * route answers 404: the panel stays hidden, quietly. Cost is shown as the server writes
-   * it (exact decimal text), or "unknown", never 0. */
+   * route answers 404 (the router's "Not Found"): the panel stays hidden, quietly, and is not
+   * asked for again on this page. Cost is shown as the server writes it (exact decimal
+   * text), or "unknown", never 0. */
+  let usageRoute = true;
   async function showUsage(s) {
     const box = clear($("detail-usage"));
     box.hidden = true;
+    if (!usageRoute) {
+      box.dataset.state = "absent";
+      return;
+    }
     box.dataset.state = "loading";
     let u;
     try {
       u = await api("/sessions/" + encodeURIComponent(s.session_id) + "/usage");
     } catch (err) {
       if (state.selected !== s.session_id) return;
-      if (err.status === 404) {
+      if (err.status === 404) {  // no such route (or the session was deleted just now)
+        if (err.body && err.body.detail === "Not Found") usageRoute = false;
         box.dataset.state = "absent";
         return;
       }
