@@ -184,10 +184,10 @@ def test_the_dashboard_shows_lineage_and_no_usage_panel_without_the_usage_route(
             ]
         )
         expect(lineage.locator(".lineage-parent")).to_have_count(0)
-        # This server has no GET …/usage (another branch adds it): the panel stays hidden.
+        # This server has no GET …/usage (another branch adds it): no panel, and the route is
+        # not even asked (its OpenAPI document does not list it).
         expect(page.locator("#detail-usage")).to_have_attribute("data-state", "absent")
         expect(page.locator("#detail-usage")).to_be_hidden()
-        assert usage == [404]
         # The forks are marked in the table; a branch's link opens it with its parent.
         expect(page.locator(f"#rows tr[data-session-id='{fork}'] .badge.fork")).to_have_count(1)
         expect(page.locator(f"#rows tr[data-session-id='{sid}'] .badge.fork")).to_have_count(0)
@@ -199,6 +199,19 @@ def test_the_dashboard_shows_lineage_and_no_usage_panel_without_the_usage_route(
         lineage.locator(".lineage-parent a").click()
         expect(page.locator("#detail-title")).to_have_text("Trip")
         expect(page.locator("#detail-messages .msg")).to_have_count(1)
-        # Asked once per page: the browser's own log line for that 404, and nothing else.
+        assert usage == [] and errors == []
+
+        # Where the OpenAPI document cannot be read, the route is asked: its 404 hides the
+        # panel quietly, and it is not asked again on that page.
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = watch(page)
+        page.on("response", lambda r: usage.append(r.status) if r.url.endswith("/usage") else None)
+        page.route("**/openapi.json", lambda route: route.fulfill(status=503, body="down"))
+        page.goto(f"{base}/sessions?id={sid}")
+        expect(page.locator("#detail-usage")).to_have_attribute("data-state", "absent")
+        page.locator("#detail-lineage a", has_text="porto").click()
+        expect(page.locator("#detail-title")).to_have_text("Porto")
+        expect(page.locator("#detail-usage")).to_have_attribute("data-state", "absent")
+        expect(page.locator("#detail-usage")).to_be_hidden()
         assert usage == [404]
-        assert errors == [NOT_FOUND]
+        assert [e for e in errors if "503" not in e] == [NOT_FOUND]  # the browser's own log line
