@@ -28,9 +28,8 @@ from sessionkeeper.cli import (
     forget,
     fs,
     keys,
-    mcp,
-
     lineage,
+    mcp,
     policy,
     sessions,
     transfer,
