@@ -5,7 +5,14 @@
  * A failed model call is shown once, where it happened: a reply cut short keeps its text
  * with a "partial" badge and the error; a call that brought nothing leaves no empty bubble,
  * just the error. Either way a Retry button asks the server to answer the same message again
- * (`retry: true`): the message is not stored twice. */
+ * (`retry: true`): the message is not stored twice.
+ *
+ * Editing an earlier message of yours rewinds the session to just before it (POST …/rewind:
+ * nothing is deleted, the earlier attempt moves to a branch session) and sends the edited
+ * text as a new turn. A turn with other attempts shows a "‹ 2/2 ›" switcher: the attempts of
+ * the turn at seq k are the sessions that share messages 1..k-1 and diverge at k (the session
+ * the branches were made from, last, and its branches with fork_seq k-1, oldest first);
+ * switching opens that session. */
 "use strict";
 
 (() => {
@@ -195,7 +202,8 @@
       for (const s of items) {
         const active = state.session && state.session.session_id === s.session_id;
         const meta = [s.agent_id !== "main" ? s.agent_id : null, plural(s.message_count, "msg"),
-          s.status === "ended" ? "ended" : null].filter(Boolean).join(" · ");
+          s.parent_session_id ? "branch" : null, s.status === "ended" ? "ended" : null]
+          .filter(Boolean).join(" · ");
         list.append(el("li", {},
           el("button", {
             type: "button", class: "session-item" + (active ? " active" : ""),
@@ -232,7 +240,10 @@
     ui.send.disabled = ended || state.streaming;
     ui.agentPick.hidden = !!s || !pickerWanted();
     ui.agent.disabled = state.streaming;
-    for (const b of document.querySelectorAll("button.retry")) b.disabled = state.streaming;
+    for (const b of document.querySelectorAll("button.retry, button.edit-msg, .variants button")) {
+      b.disabled = state.streaming || (b.classList.contains("edit-msg") && ended) ||
+        b.dataset.end === "true";
+    }
     ui.input.placeholder = ended
       ? "This session has ended; start a new chat to continue."
       : "Message… (Enter to send, Shift+Enter for a new line)";
@@ -270,7 +281,151 @@
     }
     if (m.created_at) meta.append(el("time", { datetime: m.created_at, text: when(m.created_at),
       title: fullTime(m.created_at) }));
+    if (m.role === "user" && m.seq) {
+      const ended = !!state.session && state.session.status === "ended";
+      meta.append(el("button", { type: "button", class: "link edit-msg", text: "Edit",
+        "aria-label": "Edit this message and send it again",
+        title: "Edit and send again (the earlier attempt is kept)",
+        disabled: state.streaming || ended, onclick: () => startEdit(node, m) }));
+    }
     node.dataset.seq = m.seq || "";
+  }
+
+  /* ── editing an earlier message ─────────────────────────────────────── */
+
+  function closeEditors() {
+    for (const form of ui.transcript.querySelectorAll("form.edit-form")) {
+      const node = form.closest(".msg");
+      form.remove();
+      node.querySelector(".bubble").hidden = false;
+      node.querySelector(".msg-meta").hidden = false;
+    }
+  }
+
+  /* The message's bubble becomes a box with its text: Enter (or Send) sends it as the new
+   * version of that turn, Escape (or Cancel) leaves it as it was. */
+  function startEdit(node, m) {
+    if (state.streaming || !state.session) return;
+    closeEditors();
+    const box = el("textarea", { class: "edit-input", rows: 3,
+      "aria-label": "Edited message (Enter to send, Shift+Enter for a new line, Escape to cancel)" });
+    box.value = m.content;
+    const cancel = () => { closeEditors(); node.querySelector(".edit-msg").focus(); };
+    const form = el("form", { class: "edit-form", autocomplete: "off" }, box,
+      el("div", { class: "edit-actions" },
+        el("span", { class: "muted small", text: "The earlier attempt is kept: ‹ › switches." }),
+        el("button", { type: "button", class: "edit-cancel", text: "Cancel", onclick: cancel }),
+        el("button", { type: "submit", class: "primary edit-send", text: "Send" })));
+    form.addEventListener("submit", (e) => { e.preventDefault(); sendEdit(node, m, box.value); });
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { e.preventDefault(); cancel(); }
+      else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        sendEdit(node, m, box.value);
+      }
+    });
+    node.querySelector(".bubble").hidden = true;
+    node.querySelector(".msg-meta").hidden = true;
+    node.querySelector(".msg-role").after(form);
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  /* Rewind to just before the message (the earlier attempt goes to a branch, nothing is
+   * deleted), then send the edited text as a new turn. */
+  async function sendEdit(node, m, content) {
+    if (state.streaming || !state.session || !content.trim()) return;
+    const sid = state.session.session_id;
+    state.streaming = true;  // no other turn, edit or switch until this one is answered
+    showHeader();
+    notice("");
+    let rewound;
+    try {
+      rewound = await api("/sessions/" + encodeURIComponent(sid) + "/rewind",
+        { method: "POST", json: { to_seq: m.seq - 1 } });
+    } catch (err) {
+      state.streaming = false;
+      showHeader();
+      notice("Edit failed: " + err.message, "error");
+      return;
+    }
+    state.streaming = false;
+    state.session = rewound.session;
+    // The view keeps messages 1..seq-1; the rest is the earlier attempt, now in the branch.
+    for (let n = node; n;) {
+      const next = n.nextElementSibling;
+      n.remove();
+      n = next;
+    }
+    const userNode = messageNode({ role: "user", content });
+    ui.transcript.append(userNode);
+    await runTurn({ session_id: sid, content }, { userNode, replaces: null, content });
+    if (state.session && state.session.session_id === sid) await showVariants();
+  }
+
+  /* ── other attempts of a turn: the ‹ n/N › switcher ─────────────────── */
+
+  const branchesOf = (id) => api("/sessions/" + encodeURIComponent(id) + "/branches")
+    .then((r) => r.branches);
+
+  /* Put a switcher on each of the open session's user messages that has other attempts. */
+  async function showVariants() {
+    const s = state.session;
+    if (!s) return;
+    let own, parent = null, siblings = [];
+    try {
+      own = await branchesOf(s.session_id);
+      if (s.parent_session_id) {
+        try {
+          [parent, siblings] = await Promise.all([
+            api("/sessions/" + encodeURIComponent(s.parent_session_id)),
+            branchesOf(s.parent_session_id)]);
+        } catch (err) {
+          if (err.status !== 404) throw err;  // the parent is gone (or not this key's)
+        }
+      }
+    } catch (err) {
+      if (state.session === s) notice("Could not load the other attempts: " + err.message, "error");
+      return;
+    }
+    if (state.session !== s) return;  // another conversation was opened meanwhile
+    for (const old of ui.transcript.querySelectorAll(".variants")) old.remove();
+    for (const node of ui.transcript.querySelectorAll(".msg.user[data-seq]")) {
+      const k = Number(node.dataset.seq);
+      if (!k) continue;
+      const fromParent = parent && s.fork_seq === k - 1;
+      const root = fromParent ? parent : s;
+      const kids = fromParent ? siblings : own;
+      const attempts = kids.filter((b) => b.fork_seq === k - 1 && b.message_count >= k);
+      if (root.message_count >= k) attempts.push(root);
+      const at = attempts.findIndex((b) => b.session_id === s.session_id);
+      if (attempts.length < 2 || at < 0) continue;
+      node.querySelector(".msg-meta").prepend(switcher(attempts, at, k));
+    }
+    showHeader();
+  }
+
+  function switcher(attempts, at, seq) {
+    const go = (i, button) => () => openSession(attempts[i].session_id, { seq, button });
+    const first = at === 0;
+    const last = at === attempts.length - 1;
+    return el("span", { class: "variants", role: "group",
+      "aria-label": "Attempt " + (at + 1) + " of " + attempts.length },
+    el("button", { type: "button", class: "link variant-prev", text: "‹",
+      "aria-label": "Earlier attempt", "data-end": String(first),
+      disabled: first || state.streaming, onclick: first ? null : go(at - 1, "variant-prev") }),
+    el("span", { class: "variant-pos", text: (at + 1) + "/" + attempts.length }),
+    el("button", { type: "button", class: "link variant-next", text: "›",
+      "aria-label": "Later attempt", "data-end": String(last),
+      disabled: last || state.streaming, onclick: last ? null : go(at + 1, "variant-next") }));
+  }
+
+  function focusSwitcher({ seq, button }) {
+    const box = ui.transcript.querySelector(".msg.user[data-seq='" + seq + "'] .variants");
+    if (!box) return;
+    const wanted = box.querySelector("." + button);
+    (wanted && !wanted.disabled ? wanted : box.querySelector("button:not([disabled])") || box)
+      .focus();
   }
 
   function scrollDown() { ui.transcript.scrollTop = ui.transcript.scrollHeight; }
@@ -299,7 +454,9 @@
       { userNode: null, replaces: partial || null, content });
   }
 
-  async function openSession(sessionId) {
+  /* `keepFocus` ({seq, button}): opened by a switcher, whose counterpart in the new view gets
+   * the focus (keyboard users stay on it). */
+  async function openSession(sessionId, keepFocus) {
     if (state.streaming) return;
     showSidebar(false);
     notice("");
@@ -318,6 +475,8 @@
       renderSidebar();
       if (session.status !== "ended") offerRetryAtEnd(list.messages, lastNode);
       scrollDown();
+      await showVariants();
+      if (keepFocus) focusSwitcher(keepFocus);
     } catch (err) {
       if (err.status === 404) {
         notice("That conversation no longer exists.", "error");
@@ -465,7 +624,7 @@
     }
     if (state.session) await refreshSession();
     showHeader();
-    ui.input.focus();
+    if (!ui.transcript.querySelector("form.edit-form")) ui.input.focus();  // not from an editor
   }
 
   async function refreshSession() {

@@ -2,7 +2,8 @@
  * agent, user, status and metadata), a transcript view (with its own link, /sessions?id=…,
  * and an export), the maintenance buttons (ghost purge; prune with a dry run first) and the
  * retention policies (list, set, delete, preview a run, run), shown only to a key that may use
- * them (GET /whoami). */
+ * them (GET /whoami). A transcript shows the session's lineage (the session it was forked
+ * from, its branches) and, where the server has GET …/usage, its usage and cost. */
 "use strict";
 
 (() => {
@@ -141,7 +142,9 @@
       el("td", { class: "cell-label", "data-label": "Type", text: s.session_type }),
       el("td", { class: "cell-status" },
         el("span", { class: "badge status-" + s.status, text: s.status }),
-        s.message_count === 0 ? el("span", { class: "badge warn", text: "empty" }) : null),
+        s.message_count === 0 ? el("span", { class: "badge warn", text: "empty" }) : null,
+        s.parent_session_id ? el("span", { class: "badge fork", text: "fork",
+          title: "Forked from " + s.parent_session_id + " at message #" + s.fork_seq }) : null),
       el("td", { class: "num", "data-label": "Messages", text: num(s.message_count) }),
       el("td", { class: "num", "data-label": "Tokens", text: num(s.token_count) }),
       el("td", { class: "cell-when", title: fullTime(last), text: when(last) }));
@@ -220,6 +223,131 @@
         bubble));
     }
     $("detail").scrollIntoView({ behavior: "smooth", block: "nearest" });
+    await Promise.all([showLineage(s), showUsage(s)]);
+  }
+
+  /* A link that shows another session's transcript here. */
+  function sessionLink(id) {
+    return el("a", { href: "/sessions?id=" + encodeURIComponent(id), text: id,
+      "data-session-id": id, onclick: (e) => { e.preventDefault(); showDetail(id); } });
+  }
+
+  /* Where the session was forked from (fork_seq: the messages it took) and the sessions
+   * forked from it (forks and rewind branches, oldest first). */
+  async function showLineage(s) {
+    const box = clear($("detail-lineage"));
+    box.hidden = true;
+    let branches;
+    try {
+      branches = (await api("/sessions/" + encodeURIComponent(s.session_id) + "/branches"))
+        .branches;
+    } catch (err) {
+      if (state.selected !== s.session_id) return;
+      box.hidden = false;
+      box.append(el("p", { class: "msg-error", text: "Could not load the branches: " +
+        err.message }));
+      return;
+    }
+    if (state.selected !== s.session_id) return;  // another transcript was opened meanwhile
+    if (s.parent_session_id) {
+      box.append(el("div", { class: "lineage-parent" }, "Forked from ",
+        sessionLink(s.parent_session_id), " at message #" + s.fork_seq));
+    }
+    if (branches.length) {
+      const list = el("ul", { class: "lineage-branches" });
+      for (const b of branches) {
+        list.append(el("li", { "data-session-id": b.session_id }, sessionLink(b.session_id),
+          " · from message #" + b.fork_seq + " · " + plural(b.message_count, "message") +
+          (b.title ? " · " + b.title : "")));
+      }
+      box.append(el("div", {}, el("span", { class: "lineage-count",
+        text: (branches.length === 1 ? "1 branch" : num(branches.length) + " branches") +
+          ":" }), list));
+    }
+    box.hidden = !box.children.length;
+  }
+
+  /* Usage and cost of the session's messages, by model (GET …/usage). A server without that
+   * route has no panel, quietly: its OpenAPI document (read once per page) does not list the
+   * route, so it is not asked (a request answered 404 is an error in the browser's console);
+   * if the document cannot be read, the route is asked and its 404 (the router's "Not
+   * Found") hides the panel for the rest of the page. Cost is shown as the server writes it
+   * (exact decimal text), or "unknown", never 0. */
+  const USAGE_PATH = "/api/engine/sessions/{session_id}/usage";
+  let usageRoute = null;  // a promise: whether to ask this server for usage
+  function hasUsageRoute() {
+    if (!usageRoute) {
+      usageRoute = fetch("/openapi.json")
+        .then((r) => (r.ok ? r.json() : null))
+        .then((doc) => (doc && doc.paths ? !!(doc.paths[USAGE_PATH] || {}).get : true))
+        .catch(() => true);  // unknown: ask the route itself
+    }
+    return usageRoute;
+  }
+
+  async function showUsage(s) {
+    const box = clear($("detail-usage"));
+    box.hidden = true;
+    box.dataset.state = "loading";
+    const ask = await hasUsageRoute();
+    if (state.selected !== s.session_id) return;
+    if (!ask) {
+      box.dataset.state = "absent";
+      return;
+    }
+    let u;
+    try {
+      u = await api("/sessions/" + encodeURIComponent(s.session_id) + "/usage");
+    } catch (err) {
+      if (state.selected !== s.session_id) return;
+      if (err.status === 404) {  // no such route (or the session was deleted just now)
+        if (err.body && err.body.detail === "Not Found") usageRoute = Promise.resolve(false);
+        box.dataset.state = "absent";
+        return;
+      }
+      box.dataset.state = "error";
+      box.hidden = false;
+      box.append(el("p", { class: "msg-error", text: "Could not load usage: " + err.message }));
+      return;
+    }
+    if (state.selected !== s.session_id) return;
+    box.dataset.state = "shown";
+    box.hidden = false;
+    const money = (cost) => cost === null || cost === undefined || cost === "unknown"
+      ? "unknown" : "$" + cost;
+    if (!u.messages) {
+      box.append(el("p", { class: "muted", text: "Usage: none recorded." }));
+      return;
+    }
+    const total = u.cost_status === "partial"
+      ? money(u.cost_usd) + " + unknown (" + u.unknown_models.map((m) => m || "no model")
+        .join(", ") + ")"
+      : money(u.cost_status === "unknown" ? null : u.cost_usd);
+    box.append(el("p", { class: "usage-total" },
+      el("strong", { text: "Usage: " }),
+      plural(u.requests, "request") + " · " + plural(u.input_tokens, "input token") +
+      (u.cached_tokens ? " (" + num(u.cached_tokens) + " cached)" : "") + " · " +
+      plural(u.output_tokens, "output token") +
+      (u.reasoning_tokens ? " (" + num(u.reasoning_tokens) + " reasoning)" : "") +
+      " · cost ", el("span", { class: "usage-cost", text: total })));
+    const rows = el("tbody");
+    for (const m of u.by_model || []) {
+      rows.append(el("tr", {},
+        el("td", { text: m.model || "(no model)" }),
+        el("td", { class: "num", text: num(m.messages) }),
+        el("td", { class: "num", text: num(m.requests) }),
+        el("td", { class: "num", text: num(m.input_tokens) }),
+        el("td", { class: "num", text: num(m.output_tokens) }),
+        el("td", { class: "num", text: money(m.cost_usd) })));
+    }
+    box.append(el("div", { class: "table-wrap" }, el("table", { class: "usage-table" },
+      el("thead", {}, el("tr", {}, ...["Model", "Messages", "Requests", "Input", "Output",
+        "Cost (USD)"].map((h, i) => el("th", { class: i ? "num" : null, text: h })))),
+      rows)));
+    if (u.price_source) {
+      box.append(el("p", { class: "muted small", text: "Prices: " + u.price_source +
+        (u.priced_at ? ", as of " + fullTime(u.priced_at) : "") }));
+    }
   }
 
   async function refreshAll() {
