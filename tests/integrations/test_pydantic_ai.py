@@ -307,3 +307,19 @@ async def test_store_given_is_not_closed(db_url: str) -> None:
         await history.save([ModelRequest(parts=[UserPromptPart("Hi", timestamp=T)])])
     assert (await store.get_session("x")).message_count == 1
     await store.close()
+
+
+async def test_responses_record_their_usage(sk_store: Store) -> None:
+    """Each ModelResponse's usage is stored on its message: the session's totals are the
+    run's, and the message still round-trips exactly."""
+    agent = weather_agent(TestModel(custom_output_text="Sunny."))
+    history = SessionkeeperMessageHistory("usage-1", store=sk_store)
+    result = await agent.run("Weather in Paris?", message_history=await history.load())
+    await history.save(result.new_messages())
+    run = result.usage
+    totals = await sk_store.get_usage("usage-1")
+    responses = [m for m in result.new_messages() if isinstance(m, ModelResponse)]
+    assert totals.messages == len(responses) == totals.requests
+    assert (totals.input_tokens, totals.output_tokens) == (run.input_tokens, run.output_tokens)
+    assert {u.model for u in totals.by_model} == {responses[0].model_name}
+    assert await history.load() == result.all_messages()

@@ -49,6 +49,7 @@ from sessionkeeper.integrations._common import (
     excerpt,
     finish,
     missing_framework,
+    reported_usage,
 )
 from sessionkeeper.store import validate
 
@@ -159,6 +160,17 @@ def to_row(store: Store, message: ModelMessage) -> dict[str, Any]:
         row["model"] = name
     if clipped:
         row["token_count"] = count_tokens(store, text)
+    if isinstance(message, ModelResponse) and (
+        message.usage.input_tokens or message.usage.output_tokens
+    ):
+        # What the model reported for this response (one request), as the store's usage.
+        row["usage"] = reported_usage(
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            cached_tokens=message.usage.cache_read_tokens,
+            reasoning_tokens=message.usage.output_reasoning_tokens,
+            model=name,
+        )
     return row
 
 
