@@ -31,6 +31,7 @@ from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
     MAX_PAGE_SIZE,
+    Compaction,
     ForgetReceipt,
     Message,
     NewMessage,
@@ -43,8 +44,8 @@ from sessionkeeper.models import (
     Stats,
     Window,
 )
+from sessionkeeper.store import compaction, migrate, retention, validate, verbatim, window
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ListQuery
@@ -477,10 +478,21 @@ class Store:
         since: datetime | None = None,
         after_seq: int | None = None,
         last: int | None = None,
+        include_compacted: bool = True,
     ) -> list[Message]:
         """Messages in seq order. ``last=N``: the newest N (still oldest first).
-        ``after_seq``: resume after a seq you have; ``since``: created after a time."""
+        ``after_seq``: resume after a seq you have; ``since``: created after a time.
+
+        Every message, compacted or not, by default: a compaction keeps the originals and
+        changes only the context window. ``include_compacted=False``: only the messages
+        after the cut of the compaction in force (the summary itself is
+        ``get_compaction``)."""
         validate.session_id(session_id)
+        if not isinstance(include_compacted, bool):
+            raise InvalidInput(
+                f"include_compacted must be true or false, got {include_compacted!r}",
+                field="include_compacted",
+            )
         validate.limit(limit, MAX_MESSAGES_PAGE)
         validate.offset(offset)
         if since is not None:
@@ -489,6 +501,10 @@ class Store:
             validate.seq(after_seq, "after_seq")
         if last is not None:
             validate.limit(last, MAX_MESSAGES_PAGE, "last")
+        if not include_compacted:
+            current = await self.get_compaction(session_id)
+            if current is not None:
+                after_seq = max(after_seq or 0, current.through_seq)
         found = await self._backend.get_messages(
             session_id,
             limit=last if last is not None else limit,
@@ -603,26 +619,75 @@ class Store:
         tail = await self._backend.read_tail(session_id, budget)
         if tail is None:
             raise _not_found(session_id)
-        pinned_cost = sum(window.cost(m) for m in tail.head)
+        pinned = list(tail.head)
+        if tail.summary is not None:  # it stands in for the messages up to its cut
+            pinned.append(tail.summary.as_message())
+        pinned_cost = sum(window.cost(m) for m in pinned)
         if pinned_cost > budget:
+            what = "and the compaction summary " if tail.summary is not None else ""
             raise InvalidInput(
-                f"the system prompt alone needs {pinned_cost} tokens, "
-                f"more than the budget of {budget}",
+                f"the system prompt {what}alone need{'' if what else 's'} {pinned_cost} "
+                f"tokens, more than the budget of {budget}",
                 field="max_tokens",
             )
         chosen_tail, used, _ = window.fill(budget - pinned_cost, tail.newest)
-        chosen = tail.head + chosen_tail
+        originals = tail.head + chosen_tail
         return Window(
             session_id=session_id,
-            messages=chosen,
+            messages=pinned + chosen_tail,
             max_tokens=max_tokens,
             total_tokens=pinned_cost + used,
-            dropped_messages=tail.message_count - len(chosen),
-            dropped_tokens=tail.token_count - sum(m.token_count for m in chosen),
+            dropped_messages=tail.message_count - len(originals),
+            dropped_tokens=tail.token_count - sum(m.token_count for m in originals),
             pinned=len(tail.head),
             estimated=self.tokenizer.estimated,
             encoding=self.tokenizer.encoding_name,
+            compacted_through=None if tail.summary is None else tail.summary.through_seq,
         )
+
+    # ── compaction (store/compaction.py) ───────────────────────────────────
+
+    async def compact_session(
+        self,
+        session_id: str,
+        *,
+        keep_last_tokens: int,
+        summarize: compaction.Summarize,
+        model: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Compaction | None:
+        """Summarise the session's older messages into one summary that ``context_window``
+        shows in their place; the newest messages worth ``keep_last_tokens`` stay as they
+        are. None when there is nothing older to summarise.
+
+        ``summarize`` is an async callable: given the messages the summary stands for (the
+        previous summary first, when there is one), it returns the summary's text. It runs
+        outside any transaction; the compaction is then written in one transaction, only if
+        no other compaction and no delete came between (else ``Conflict``, nothing written).
+        Messages appended meanwhile come after the cut. The messages themselves are kept
+        (export, search, ``get_messages``). ``model``: recorded as the summary's model.
+        """
+        validate.session_id(session_id)
+        keep = validate.bounded_int(keep_last_tokens, "keep_last_tokens", 0)
+        summarize = compaction.check_summarize(summarize)
+        return await compaction.compact(
+            self._backend.compactions,
+            session_id,
+            keep_last_tokens=keep,
+            summarize=summarize,
+            count_tokens=self.tokenizer.count,
+            now=utcnow(),
+            model=validate.model(model),
+            metadata=validate.metadata(metadata),
+        )
+
+    async def get_compaction(self, session_id: str) -> Compaction | None:
+        """The compaction in force for the session (None: never compacted)."""
+        validate.session_id(session_id)
+        exists, found = await self._backend.compactions.latest(session_id)
+        if not exists:
+            raise _not_found(session_id)
+        return found
 
     # ── maintenance and stats ──────────────────────────────────────────────
 

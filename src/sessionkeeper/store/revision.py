@@ -3,4 +3,4 @@
 Bump together with a new migration in migrations/versions/; a test checks they agree.
 """
 
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0011"

@@ -31,7 +31,15 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sessionkeeper.models import ApiKey, Message, Policy, SearchHit, Session, StatsCounts
+from sessionkeeper.models import (
+    ApiKey,
+    Compaction,
+    Message,
+    Policy,
+    SearchHit,
+    Session,
+    StatsCounts,
+)
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten
 from sessionkeeper.store.backends.frameworks.adk_base import AdkPart
 from sessionkeeper.store.backends.frameworks.checkpoints_base import CheckpointPart
@@ -102,6 +110,37 @@ class Tail:
     token_count: int
     head: list[Message]  # the pinned system prompt: leading system messages
     newest: list[Message]  # newest first, after the head, until certainly past the budget
+    # The compaction in force: ``newest`` then stops at its cut (``store/compaction.py``).
+    summary: Compaction | None = None
+
+
+@dataclass(slots=True)
+class CompactionSource:
+    """What a compaction is made from, read in one snapshot (``CompactionPart.source``)."""
+
+    pinned_through: int  # the last seq of the pinned system prompt (0: none)
+    current: Compaction | None  # the compaction in force
+    messages: list[Message]  # every message after the pinned prompt and ``current``'s cut
+
+
+class CompactionPart(Protocol):
+    """Compactions of a session (``store/compaction.py``): a summary row standing in for
+    messages ``from_seq``..``through_seq`` in the context window; the messages stay."""
+
+    async def source(self, session_id: str) -> CompactionSource | None:
+        """None: no such session."""
+
+    async def insert(
+        self, compaction: Compaction, *, previous: int, after: int, count: int, tokens: int
+    ) -> bool | None:
+        """Insert ``compaction`` in one transaction under the session row's lock, only if it
+        is still valid: the compaction in force is the one whose ``through_seq`` is
+        ``previous`` (0: none), and the messages with seq in (``after``,
+        ``compaction.through_seq``] are still ``count`` messages of ``tokens`` tokens. None:
+        no such session; False: the session changed (nothing written)."""
+
+    async def latest(self, session_id: str) -> tuple[bool, Compaction | None]:
+        """(session exists, the compaction in force)."""
 
 
 class Backend(Protocol):
@@ -114,6 +153,8 @@ class Backend(Protocol):
     def checkpoints(self) -> CheckpointPart: ...
     @property
     def adk(self) -> AdkPart: ...
+    @property
+    def compactions(self) -> CompactionPart: ...
 
     # ── the database itself ────────────────────────────────────────────────
     async def ping(self) -> None: ...
@@ -161,11 +202,15 @@ class Backend(Protocol):
         self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
     ) -> tuple[bool, Message | None]:
         """Delete message ``seq`` (None: the newest); (session exists, message deleted).
+        The compactions that stand for it go in the same transaction (a summary of a
+        deleted message must not outlive it).
 
         ``newest_only``: delete ``seq`` only if it is the newest message, decided under the
         same lock as the delete (nothing is deleted otherwise)."""
 
-    async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
+    async def clear_messages(self, session_id: str, now: datetime) -> int | None:
+        """Delete every message and every compaction of the session; how many messages."""
+
     async def read_tail(self, session_id: str, room_after_head: int) -> Tail | None: ...
     async def search(
         self,

@@ -27,6 +27,7 @@ from sessionkeeper.errors import (
 )
 from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Session
 from sessionkeeper.store import window
+from sessionkeeper.store.backends import postgres_compaction as pg_compaction
 from sessionkeeper.store.backends import postgres_forget as pg_forget
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import retention_sql
@@ -43,8 +44,10 @@ from sessionkeeper.store.backends.base import (
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
+from sessionkeeper.store.backends.postgres_compaction import PostgresCompactions
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
+from sessionkeeper.store.backends.postgres_sql import message as _message
 from sessionkeeper.store.backends.statements import KEY_COLUMNS, MESSAGE_COLUMNS, SESSION_COLUMNS
 from sessionkeeper.store.search import pg_query, snippet, wanted
 from sessionkeeper.store.terms import tsvector
@@ -58,11 +61,6 @@ def _session(r: Any) -> Session:
     return Session(
         r[0], r[1], r[2], r[3], r[4], dict(r[5] or {}), r[6], r[7], r[8], r[9], r[10], r[11], r[12]
     )
-
-
-def _message(r: Any) -> Message:
-    # Positional: MESSAGE_COLUMNS are Message's fields, in order.
-    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
 
 
 def _key(r: Any) -> KeyRow:
@@ -95,9 +93,15 @@ class PostgresBackend(Connections):
         super().__init__(cfg)
         self.checkpoints = PostgresCheckpoints(self, self.delete_rows)
         self.adk = PostgresAdk(self, self.delete_rows)
+        self.compactions = PostgresCompactions(self)
         # Rows keyed by session, besides the session row. No foreign key deletes them (their
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
-        tables = ("messages", *self.checkpoints.session_tables, *self.adk.session_tables)
+        tables = (
+            "messages",
+            "compactions",
+            *self.checkpoints.session_tables,
+            *self.adk.session_tables,
+        )
         self._delete_rows = q.delete_rows(tables)
         self._session_tables = ("sessions", *tables, "adk_user_state")
         self._ghosts = q.ghosts([*self.checkpoints.ghost_tables, *self.adk.ghost_tables])
@@ -364,6 +368,7 @@ class PostgresBackend(Connections):
                 row[6],
                 now,
             )
+            await conn.execute(pg_compaction.SQL.drop_covering, session_id, seq)
         return True, _message(row)
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
@@ -371,6 +376,7 @@ class PostgresBackend(Connections):
             if not await _exists(conn, session_id, lock=True):
                 return None
             status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
+            await conn.execute(pg_compaction.SQL.drop_all, session_id)
             await conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = $2 "
                 "WHERE session_id = $1",
@@ -382,17 +388,18 @@ class PostgresBackend(Connections):
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
         base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1"
         async with self._conn() as conn:
-            counts = await conn.fetchrow(
-                "SELECT message_count, token_count FROM sessions WHERE session_id = $1",
-                session_id,
-            )
+            counts = await conn.fetchrow(pg_compaction.SQL.tail_head, session_id)
             if counts is None:
                 return None
             head = await conn.fetch(f"{base} ORDER BY seq LIMIT $2", session_id, window.PINNED_SCAN)
             pinned = window.pinned_prefix(_message(r) for r in head)
-            tail = Tail(counts[0], counts[1], pinned, [])
+            summary = None if counts[2] is None else pg_compaction.compaction(tuple(counts)[2:])
+            tail = Tail(counts[0], counts[1], pinned, [], summary)
             room = budget - sum(window.cost(m) for m in pinned)
             floor = pinned[-1].seq if pinned else 0
+            if summary is not None:
+                room -= window.cost(summary.as_message())
+                floor = max(floor, summary.through_seq)
             before = 2**31 - 1
             spent = 0
             while room >= 0 and spent <= room:

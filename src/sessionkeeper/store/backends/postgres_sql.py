@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sessionkeeper.models import Message
 from sessionkeeper.store.backends.statements import GHOST, MESSAGE_COLUMNS, SESSION_COLUMNS
+
+
+def message(r: Any) -> Message:
+    """A Message from a row of ``MESSAGE_COLUMNS`` (positional: Message's fields, in order)."""
+    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8])
+
 
 APPEND = """
 WITH bump AS (
