@@ -20,9 +20,11 @@ class Scripted:
     def __init__(self, gate: asyncio.Event | None = None) -> None:
         self.calls: list[list[Message]] = []
         self.gate = gate
+        self.called = asyncio.Event()
 
     async def __call__(self, messages: list[Message]) -> str:
         self.calls.append(messages)
+        self.called.set()
         if self.gate is not None:
             await self.gate.wait()
         return f"Summary of {len(messages)} messages, up to seq {messages[-1].seq}."
@@ -264,8 +266,7 @@ async def test_a_delete_during_the_summary_is_a_conflict(store: Store) -> None:
     gate = asyncio.Event()
     summarize = Scripted(gate)
     task = asyncio.create_task(store.compact_session(sid, keep_last_tokens=0, summarize=summarize))
-    while not summarize.calls:
-        await asyncio.sleep(0.01)
+    await summarize.called.wait()
     await store.delete_message(sid, 5)
     gate.set()
     with pytest.raises(Conflict, match="nothing was compacted"):
@@ -281,8 +282,7 @@ async def test_racing_compactions_summarise_once(store: Store) -> None:
         asyncio.create_task(store.compact_session(sid, keep_last_tokens=0, summarize=s))
         for s in (a, b)
     ]
-    while not (a.calls and b.calls):
-        await asyncio.sleep(0.01)
+    await asyncio.gather(a.called.wait(), b.called.wait())
     gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert sum(isinstance(r, Conflict) for r in results) == 1
@@ -303,8 +303,7 @@ async def test_four_writers_during_compaction_lose_nothing(file_db_url: str) -> 
         async def write(w: int, store: Store) -> None:
             for i in range(25):
                 if i == 10:  # the rest while the summary is being written
-                    while not summarize.calls:
-                        await asyncio.sleep(0.005)
+                    await summarize.called.wait()
                 await store.add_message(sid, "user", f"writer {w} message {i}")
 
         await asyncio.gather(*(write(w, s) for w, s in enumerate(writers)))
