@@ -27,8 +27,8 @@ items); the three run to their end even when the caller is cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sessionkeeper.integrations._binding import BoundSession, StoreSource
 from sessionkeeper.integrations._common import (
@@ -44,6 +44,7 @@ from sessionkeeper.integrations._common import (
 try:
     from agents.items import TResponseInputItem
     from agents.memory import SessionSettings
+    from agents.memory.session import _CompactionSnapshot
     from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise missing_framework("The OpenAI Agents SDK (openai-agents)", "openai-agents", exc) from exc
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 
 SESSION_TYPE = "openai-agents"
+T = TypeVar("T")
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 # Output items whose type does not end in "_output".
@@ -317,8 +319,11 @@ class SessionkeeperSession(BoundSession):
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The newest ``limit`` items, oldest first (``limit`` defaults to
-        ``session_settings.limit``; None: all items; 0 or less: none)."""
+        ``session_settings.limit``; None: all items; 0: none; negative: all, as
+        SQLiteSession)."""
         resolved = resolve_session_limit(limit, self.session_settings)
+        if resolved is not None and resolved < 0:  # SQLiteSession's (SQLite's) "no limit"
+            return [to_item(m) for m in await self._binding.all()]
         if resolved is None:
             if self.history_tokens is not None:
                 return await self.get_items_within(self.history_tokens)
@@ -340,12 +345,78 @@ class SessionkeeperSession(BoundSession):
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when there is none), atomically."""
-        message = await finish(self._binding.pop())
-        return None if message is None else to_item(message)
+        return await self._pop_item_with_validation()
 
     async def clear_session(self) -> None:
         """Remove every item. The store session stays (empty, still listed) and usable."""
         await finish(self._binding.clear())
+
+    # ── the hooks of the SDK's wrappers ──────────────────────────────────────
+    # OpenAIResponsesCompactionSession and EncryptedSession look for these on the session
+    # they wrap (SQLiteSession's names and meanings, agents 0.25): with them, compaction
+    # replaces the stored history atomically and an encrypted pop is authenticated before
+    # it commits. Each is one store transaction (``Store._replace_tail``, ``pop_message``).
+    # No ``_read_compaction_items``: SQLiteSession has none either, and the compaction
+    # wrapper keeps its candidate cache only for a session without one.
+
+    async def _get_compaction_snapshot(
+        self,
+        limit: int,
+        *,
+        prune_prefix: Callable[[TResponseInputItem], bool] | None = None,
+    ) -> _CompactionSnapshot | None:
+        """The newest ``limit`` items, whether they are the whole history, and how to replace
+        a suffix of them atomically (False, nothing written, when the session's newest items
+        changed meanwhile); ``prune_prefix``: the oldest items it accepts before that suffix
+        go in the same transaction. None for a subclass that changes how items are read
+        or written (as SQLiteSession's): the wrapper then goes through those methods."""
+        if not self._plain_storage():
+            return None
+        messages = await self._binding.last(limit)
+        complete = len(messages) < limit or (
+            bool(messages) and not await self._binding.has_before(messages[0].seq)
+        )
+        seqs = [m.seq for m in messages]
+
+        async def replace_suffix(start: int, output: list[TResponseInputItem]) -> bool:
+            expected = seqs[start:]
+            if not expected:
+                return False
+            store = await self._binding.store()
+            rows = [to_row(store, item) for item in output]
+            prune = None if prune_prefix is None else _on_items(prune_prefix)
+            return await finish(self._binding.replace_tail(expected, rows, prune))
+
+        return _CompactionSnapshot([to_item(m) for m in messages], complete, replace_suffix)
+
+    async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
+        """Replace the whole history by ``items`` in one transaction. False (nothing done)
+        for a subclass that changes how items are written: the wrapper then clears and adds
+        through its methods."""
+        if not self._plain_storage():
+            return False
+        store = await self._binding.store()
+        rows = [to_row(store, item) for item in items]
+        return await finish(self._binding.replace_tail(None, rows))
+
+    def _plain_storage(self) -> bool:
+        """Whether items are read and written by this class's own methods (not a subclass's
+        overrides, which the atomic hooks would bypass)."""
+        kind = type(self)
+        return all(
+            getattr(kind, name) is getattr(SessionkeeperSession, name)
+            for name in ("get_items", "add_items", "pop_item", "clear_session")
+        )
+
+    async def _pop_item_with_validation(
+        self, validate: Callable[[TResponseInputItem], None] | None = None
+    ) -> TResponseInputItem | None:
+        """``pop_item``, with ``validate(item)`` run inside the pop's transaction before it
+        commits: what it raises rolls the pop back (the item keeps its place) and is
+        raised here."""
+        check = None if validate is None else _on_items(validate)
+        message = await finish(self._binding.pop(check))
+        return None if message is None else to_item(message)
 
     # ── beyond the protocol ──────────────────────────────────────────────────
 
@@ -386,6 +457,11 @@ class SessionkeeperSession(BoundSession):
         if unit and used + unit_cost <= max_tokens:
             taken.extend(unit)  # includes outputs whose call is gone: the SDK drops those
         return _items_oldest_first(taken)
+
+
+def _on_items(fn: Callable[[TResponseInputItem], T]) -> Callable[[Message], T]:
+    """``fn`` of an item, as a function of the stored message holding it."""
+    return lambda message: fn(to_item(message))
 
 
 def _items_oldest_first(newest_first: list[Message]) -> list[TResponseInputItem]:

@@ -544,23 +544,56 @@ class Store:
             raise NotFound(f"message {seq} not found in session {session_id!r}")
         return message
 
-    async def pop_message(self, session_id: str, *, if_last: int | None = None) -> Message | None:
+    async def pop_message(
+        self,
+        session_id: str,
+        *,
+        if_last: int | None = None,
+        check: Callable[[Message], object] | None = None,
+    ) -> Message | None:
         """Delete and return the newest message (None if the session has none).
 
         Atomic: the session row is locked first, so two callers popping at once get
         different messages. ``if_last=seq``: only if the newest message is that one, else
         None and nothing is deleted — how a caller takes back a message it appended
-        without removing one appended after it.
+        without removing one appended after it. ``check(message)`` runs inside the pop's
+        transaction before it commits (on a thread: it may block, within the store's
+        timeout); whatever it raises rolls the pop back and is raised here.
         """
         validate.session_id(session_id)
         if if_last is not None:
             validate.seq(if_last, "if_last")
+        if check is not None and not callable(check):
+            raise InvalidInput("check must be a callable", field="check")
         exists, message = await self._backend.delete_message(
-            session_id, if_last, utcnow(), newest_only=True
+            session_id, if_last, utcnow(), newest_only=True, check=check
         )
         if not exists:
             raise _not_found(session_id)
         return message
+
+    async def _replace_tail(
+        self,
+        session_id: str,
+        *,
+        expected: Sequence[int] | None,
+        items: Iterable[NewMessage | Mapping[str, Any]],
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool:
+        """If the session's newest messages are still those of seqs ``expected`` (oldest
+        first; None: every message, unchecked), replace them by ``items``, in one
+        transaction; with ``prune``, the oldest messages it accepts before them go too. False
+        when the newest messages changed (nothing written). What the OpenAI Agents SDK's
+        compaction wrappers do to a session. Internal: not part of the Store's API."""
+        validate.session_id(session_id)
+        if expected is not None:
+            expected = [validate.seq(s, "expected") for s in expected]
+        now = utcnow()
+        rows = [self._prepare(item, now) for item in items]
+        done = await self._backend.replace_tail(session_id, expected, rows, now, prune)
+        if done is None:
+            raise _not_found(session_id)
+        return done
 
     async def clear_messages(self, session_id: str) -> int:
         """Delete every message of a session, keeping the session; returns how many.

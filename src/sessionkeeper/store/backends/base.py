@@ -25,7 +25,7 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -199,14 +199,37 @@ class Backend(Protocol):
         the framework integrations (no content, no Message objects)."""
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         """Delete message ``seq`` (None: the newest); (session exists, message deleted).
         The compactions that stand for it go in the same transaction (a summary of a
         deleted message must not outlive it).
 
         ``newest_only``: delete ``seq`` only if it is the newest message, decided under the
-        same lock as the delete (nothing is deleted otherwise)."""
+        same lock as the delete (nothing is deleted otherwise). ``check(message)`` runs in
+        the transaction before it commits, off the event loop; what it raises rolls the
+        delete back and propagates as it is."""
+
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        """In one transaction under the session row's lock: if the session's newest
+        messages are still those of seqs ``expected`` (oldest first; None: replace every
+        message, unchecked), delete them, and with ``prune`` also the oldest messages before
+        them that it accepts (up to the first it refuses; run off the event loop); then
+        append ``rows``. None: no such session; False: the newest messages changed (nothing
+        written)."""
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         """Delete every message and every compaction of the session; how many messages."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from sessionkeeper.models import ForgetCounts, Message, Policy, SearchHit, Sessi
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import postgres_compaction as pg_compaction
 from sessionkeeper.store.backends import postgres_forget as pg_forget
+from sessionkeeper.store.backends import postgres_replace as pg_replace
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import retention_sql
 from sessionkeeper.store.backends import statements as sql
@@ -339,7 +340,13 @@ class PostgresBackend(Connections):
         return [(r[0], r[1] or {}) for r in rows]
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         async with self._transaction() as conn:
             # The session row lock first: two pops at once take different messages, and
@@ -369,7 +376,22 @@ class PostgresBackend(Connections):
                 now,
             )
             await conn.execute(pg_compaction.SQL.drop_covering, session_id, seq)
-        return True, _message(row)
+            message = _message(row)
+            if check is not None:
+                # In the transaction (raising rolls it back), on a thread: it may block.
+                await asyncio.to_thread(check, message)
+        return True, message
+
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        async with self._transaction() as conn:
+            return await pg_replace.replace_tail(conn, session_id, expected, rows, now, prune)
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         async with self._transaction() as conn:

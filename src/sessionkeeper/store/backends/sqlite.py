@@ -49,6 +49,7 @@ from sessionkeeper.store.backends import (
     sqlite_compaction,
     sqlite_forget,
     sqlite_index,
+    sqlite_replace,
 )
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
@@ -436,7 +437,13 @@ class SqliteBackend(Runner):
         return await self._read(read, inline=True)
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         stamp = sqlite_time(now)
 
@@ -465,9 +472,28 @@ class SqliteBackend(Runner):
                 (row[6], stamp, session_id),
             )
             sqlite_compaction.drop_covering(conn, session_id, row[1])
-            return True, _message(row)
+            message = _message(row)
+            if check is not None:
+                check(message)  # on the writer, in the transaction: raising rolls it back
+            return True, message
 
         return await self._write(write)
+
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        stamp = sqlite_time(now)
+        done = await self._write(
+            lambda c: sqlite_replace.replace_tail(c, session_id, expected, rows, stamp, prune)
+        )
+        if done:
+            self._count_appended(len(rows))
+        return done
 
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         stamp = sqlite_time(now)
