@@ -21,7 +21,18 @@ from typer import _click as click
 from typer._click.types import StringParamType
 from typer.core import TyperOption
 
-from sessionkeeper.cli import admin, asking, common, forget, fs, keys, policy, sessions, transfer
+from sessionkeeper.cli import (
+    admin,
+    asking,
+    common,
+    compacting,
+    forget,
+    fs,
+    keys,
+    policy,
+    sessions,
+    transfer,
+)
 from sessionkeeper.cli import output as out
 from sessionkeeper.cli.common import JsonOpt
 from sessionkeeper.errors import InvalidInput
@@ -173,6 +184,7 @@ def root(
 
 app.add_typer(sessions.app)
 app.add_typer(asking.app)
+app.add_typer(compacting.app)
 app.add_typer(admin.app)
 app.add_typer(forget.app)
 app.add_typer(transfer.app)
