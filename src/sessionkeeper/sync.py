@@ -112,6 +112,8 @@ class SyncStore:
     clear_messages = _Blocking(Store.clear_messages)
     search_messages = _Blocking(Store.search_messages)
     context_window = _Blocking(Store.context_window)
+    compact_session = _Blocking(Store.compact_session)  # summarize stays an async callable
+    get_compaction = _Blocking(Store.get_compaction)
     ghost_sessions = _Blocking(Store.ghost_sessions)
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
     prune_old_sessions = _Blocking(Store.prune_old_sessions)

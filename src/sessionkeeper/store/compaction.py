@@ -29,16 +29,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sessionkeeper.errors import Conflict, InvalidInput, NotFound
 from sessionkeeper.models import Compaction, Message
 from sessionkeeper.store import validate, window
 from sessionkeeper.store.backends.base import CompactionPart
 
-# What a summarizer is: given the messages to summarise (a previous summary first, as a
-# system message marked ``metadata["compaction"]``), the summary's text.
-Summarize = Callable[[list[Message]], Awaitable[str]]
+
+class Summarize(Protocol):
+    """What a summarizer is: given the messages to summarise (a previous summary first, as
+    a system message marked ``metadata["compaction"]``), the summary's text."""
+
+    def __call__(self, messages: list[Message], /) -> Awaitable[str]: ...
 
 
 def _waits_for_results(unit: list[Message]) -> bool:
