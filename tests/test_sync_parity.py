@@ -79,11 +79,12 @@ def test_sync_methods_take_the_store_arguments() -> None:
 def _callable_parts(revealed: str) -> tuple[str, str]:
     """mypy's ``def (params) -> ret`` (``-> None`` is left out) as (params, ret)."""
     assert revealed.startswith("def ("), revealed
-    depth = 0
-    for end, char in enumerate(revealed[4:], start=4):  # params may hold callables: balance
-        depth += {"(": 1, ")": -1}.get(char, 0)
+    depth, end = 0, 4
+    while True:  # the params may hold callables: find the ")" that closes them
+        depth += {"(": 1, ")": -1}.get(revealed[end], 0)
         if depth == 0:
             break
+        end += 1
     rest = revealed[end + 1 :]
     assert rest == "" or rest.startswith(" -> "), revealed
     return revealed[5:end], rest[4:] or "None"
