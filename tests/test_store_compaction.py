@@ -326,3 +326,15 @@ async def test_four_writers_during_compaction_lose_nothing(file_db_url: str) -> 
     finally:
         for s in (main, *writers):
             await s.close()
+
+
+def test_the_readme_example_runs() -> None:
+    """The README's "Compaction" example, as it is."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Compaction\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    exec(compile(code.group(1), "README.md", "exec"), {"__name__": "readme"})
