@@ -386,10 +386,8 @@ else:
 class CompactRequest(BaseModel):
     model_config = _STRICT
 
-    keep_last_tokens: JsonInt | None = Field(
+    keep_last_tokens: Annotated[JsonInt, Field(ge=0, le=MAX_INT)] | None = Field(
         default=None,
-        ge=0,
-        le=MAX_INT,
         description="Tokens of the newest messages kept as they are (whole tool-call units). "
         "Default: half the server's max_context_tokens.",
     )
