@@ -386,10 +386,12 @@ else:
 class CompactRequest(BaseModel):
     model_config = _STRICT
 
-    keep_last_tokens: Annotated[JsonInt, Field(ge=0, le=MAX_INT)] | None = Field(
-        default=None,
-        description="Tokens of the newest messages kept as they are (whole tool-call units). "
-        "Default: half the server's max_context_tokens.",
+    keep_last_tokens: Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_integral)] | None = (
+        Field(
+            default=None,
+            description="Tokens of the newest messages kept as they are (whole tool-call units). "
+            "Default: half the server's max_context_tokens.",
+        )
     )
 
 
