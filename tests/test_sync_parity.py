@@ -78,9 +78,16 @@ def test_sync_methods_take_the_store_arguments() -> None:
 
 def _callable_parts(revealed: str) -> tuple[str, str]:
     """mypy's ``def (params) -> ret`` (``-> None`` is left out) as (params, ret)."""
-    found = re.fullmatch(r"def \((.*?)\)(?: -> (.*))?", revealed)
-    assert found is not None, revealed
-    return found.group(1), found.group(2) or "None"
+    assert revealed.startswith("def ("), revealed
+    depth, end = 0, 4
+    while True:  # the params may hold callables: find the ")" that closes them
+        depth += {"(": 1, ")": -1}.get(revealed[end], 0)
+        if depth == 0:
+            break
+        end += 1
+    rest = revealed[end + 1 :]
+    assert rest == "" or rest.startswith(" -> "), revealed
+    return revealed[5:end], rest[4:] or "None"
 
 
 def test_mypy_sees_the_store_signatures_on_sync_store(tmp_path: Path) -> None:

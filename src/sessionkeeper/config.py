@@ -51,11 +51,26 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_seconds: float = 120.0
     max_context_tokens: int = Field(default=8000, gt=0)
+    # Automatic compaction per agent (chat/compacting.py), as JSON: {"*": 6000,
+    # "support": 12000}: after a chat or `ask` turn, a session whose tokens not yet
+    # compacted pass its agent's threshold is compacted by the chat model. None: never.
+    compact_after_tokens: dict[str, int] | None = None
 
     # The MCP server at /mcp: whether its writing tool (remember) is served.
     mcp_writes: bool = False
 
     log_level: str = "info"
+
+    @field_validator("compact_after_tokens")
+    @classmethod
+    def _check_compact_after(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        from sessionkeeper.chat.compacting import thresholds
+        from sessionkeeper.errors import InvalidInput
+
+        try:
+            return thresholds(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("retention")
     @classmethod

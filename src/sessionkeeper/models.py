@@ -173,6 +173,9 @@ class Window:
     pinned: int
     estimated: bool
     encoding: str
+    # The last seq a compaction summary stands for (None: no compaction in force). The
+    # summary is then in ``messages`` right after the pinned system prompt (``Compaction``).
+    compacted_through: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -196,6 +199,51 @@ class DatabaseRole:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """A summary standing in for messages ``from_seq``..``through_seq`` of a session in its
+    context window (``Store.compact_session``). The messages themselves are kept."""
+
+    session_id: str
+    from_seq: int  # the first message it stands for (after the pinned system prompt)
+    through_seq: int  # the last message it stands for: the cut
+    message_count: int  # how many messages it stands for
+    compacted_tokens: int  # their token count
+    summary: str
+    token_count: int  # the summary's own tokens
+    model: str | None  # the model that wrote it, when the caller said
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    def as_message(self) -> Message:
+        """The summary as the window shows it: a system message at the place of the cut
+        (seq ``through_seq``), marked ``metadata["compaction"]``."""
+        return Message(
+            session_id=self.session_id,
+            seq=self.through_seq,
+            role="system",
+            content=self.summary,
+            agent_id=None,
+            model=self.model,
+            token_count=self.token_count,
+            metadata={
+                **self.metadata,
+                "compaction": {
+                    "from_seq": self.from_seq,
+                    "through_seq": self.through_seq,
+                    "message_count": self.message_count,
+                    "compacted_tokens": self.compacted_tokens,
+                },
+            },
+            created_at=self.created_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,8 @@ class SyncStore:
     search_messages = _Blocking(Store.search_messages)
     search_with_neighbours = _Blocking(Store.search_with_neighbours)
     context_window = _Blocking(Store.context_window)
+    compact_session = _Blocking(Store.compact_session)  # summarize stays an async callable
+    get_compaction = _Blocking(Store.get_compaction)
     ghost_sessions = _Blocking(Store.ghost_sessions)
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
     delete_expired_idempotency_keys = _Blocking(Store.delete_expired_idempotency_keys)

@@ -195,11 +195,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("SESSIONKEEPER_SUITE_DB is not set")
     if SUITE == "openai-agents":
         import agents
+        import agents.extensions.memory.encrypt_session as encrypt_session
         import agents.memory
+        import agents.memory.openai_responses_compaction_session as compaction_session
 
         adapter = _agents_adapter()
         agents.SQLiteSession = adapter  # type: ignore[attr-defined]
         agents.memory.SQLiteSession = adapter  # type: ignore[attr-defined]
+        # The wrappers that treat a SQLiteSession specially (EncryptedSession pops through
+        # its _pop_item_with_validation) name the class in their own modules: there too.
+        for module in (encrypt_session, compaction_session):
+            if hasattr(module, "SQLiteSession"):
+                module.SQLiteSession = adapter
     elif SUITE == "langchain":
         import langchain_core.chat_history
 

@@ -50,9 +50,12 @@ class Suite:
     files: tuple[str, ...]  # test files, relative to the sdist's root
     deselected: dict[str, str] = field(default_factory=dict)  # node id → why
     pytest_args: tuple[str, ...] = ()
+    adapter: str = ""  # the plugin's SESSIONKEEPER_SUITE (default: the suite's name)
 
 
 AGENTS_SESSION = "tests/memory/test_session.py"
+COMPACTION_SESSION = "tests/memory/test_openai_responses_compaction_session.py"
+ENCRYPTED_SESSION = "tests/extensions/memory/test_encrypt_session.py"
 POST_COMMIT = "test_sqlite_session_post_commit_cancellation_propagates_after_known_outcome"
 
 SUITES = {
@@ -117,6 +120,42 @@ SUITES = {
                     for op in ("add", "pop", "clear")
                 },
             }.items()
+        },
+    ),
+    # The wrappers of an SDK session: OpenAIResponsesCompactionSession and EncryptedSession
+    # over SessionkeeperSession, through the hooks SQLiteSession gives them (issue 19).
+    "openai-agents-wrappers": Suite(
+        dist="openai-agents",
+        files=(COMPACTION_SESSION, ENCRYPTED_SESSION),
+        adapter="openai-agents",
+        deselected={
+            **{
+                f"{COMPACTION_SESSION}::TestOpenAIResponsesCompactionSession::{name}[{how}]": (
+                    f"{_INTERNALS}: injects a pausing sqlite3 connection through "
+                    "_connections_lock, _connections and _get_connection"
+                )
+                for name in (
+                    "test_settled_pop_failure_invalidates_response_chain",
+                    "test_settled_clear_failure_invalidates_response_chain",
+                )
+                for how in ("cancelled", "error")
+            },
+            **{
+                f"{ENCRYPTED_SESSION}::"
+                f"test_encrypted_pop_authentication_is_atomic_with_concurrent_mutations[{op}]": (
+                    f"{_INTERNALS}: reads its agent_messages table and takes SQLite's write "
+                    "lock with sqlite3 (ours: tests/integrations/test_openai_agents_wrappers.py)"
+                )
+                for op in ("append", "clear")
+            },
+            f"{ENCRYPTED_SESSION}::"
+            "test_encrypted_session_scan_budget_does_not_turn_redis_negative_limit_into_history": (
+                "a RedisSession over fakeredis (not installed): no SQLiteSession in it"
+            ),
+            f"{ENCRYPTED_SESSION}::test_encrypted_pop_wrong_key_preserves_row_identity": (
+                f"{_INTERNALS}: compares the rows of its agent_messages table read with sqlite3 "
+                "(ours: tests/integrations/test_openai_agents_wrappers.py)"
+            ),
         },
     ),
     "langchain": Suite(
@@ -198,7 +237,7 @@ def _run_suite(name: str, db_url: str, tmp_path: Path) -> None:
     # PYTHONPATH must be the sessionkeeper the suite runs, not the installed one).
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-        SESSIONKEEPER_SUITE=name,
+        SESSIONKEEPER_SUITE=suite.adapter or name,
         SESSIONKEEPER_SUITE_DB=db_url,
     )
     done = subprocess.run(
@@ -225,6 +264,12 @@ def _run_suite(name: str, db_url: str, tmp_path: Path) -> None:
 def test_openai_agents_session_suite(file_db_url: str, tmp_path: Path) -> None:
     """The OpenAI Agents SDK's own SQLiteSession tests pass on SessionkeeperSession."""
     _run_suite("openai-agents", file_db_url, tmp_path)
+
+
+def test_openai_agents_wrapper_suites(file_db_url: str, tmp_path: Path) -> None:
+    """The OpenAI Agents SDK's own OpenAIResponsesCompactionSession and EncryptedSession
+    tests pass with SessionkeeperSession underneath (in SQLiteSession's place)."""
+    _run_suite("openai-agents-wrappers", file_db_url, tmp_path)
 
 
 def test_langchain_chat_history_suite(file_db_url: str, tmp_path: Path) -> None:

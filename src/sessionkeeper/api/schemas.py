@@ -53,6 +53,7 @@ from sessionkeeper.models import (
     MAX_METADATA_BYTES,
     MAX_TITLE_LENGTH,
     RESERVED_SESSION_IDS,
+    Compaction,
     ForgetReceipt,
     Message,
     Policy,
@@ -436,6 +437,31 @@ if TYPE_CHECKING:
     WindowPublic = _Public
 else:
     WindowPublic = public_model(Window)
+
+
+if TYPE_CHECKING:
+    CompactionPublic = _Public
+else:
+    CompactionPublic = public_model(Compaction)
+
+
+class CompactRequest(BaseModel):
+    model_config = _STRICT
+
+    keep_last_tokens: Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_integral)] | None = (
+        Field(
+            default=None,
+            description="Tokens of the newest messages kept as they are (whole tool-call units). "
+            "Default: half the server's max_context_tokens.",
+        )
+    )
+
+
+class CompactResult(BaseModel):
+    compacted: bool = Field(description="False: nothing was old enough to summarise.")
+    compaction: CompactionPublic | None = Field(
+        description="The compaction now in force (the one made, or the one already there)."
+    )
 
 
 # ── search, stats, maintenance ──────────────────────────────────────────────

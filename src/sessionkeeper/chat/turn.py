@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
+from sessionkeeper.chat.compacting import compact_if_due, threshold_for
 from sessionkeeper.chat.llm import LLMClient
 from sessionkeeper.errors import Conflict, Forbidden, InvalidInput, NotFound, SessionkeeperError
 from sessionkeeper.models import Message, Session, Usage, Window
@@ -140,6 +141,9 @@ class ChatTurn:
     interrupted: str = DISCONNECTED
     # Whether withdraw() took the turn's messages back.
     withdrawn: bool = False
+    # Compact the session after the reply when its tokens not yet compacted pass this
+    # (chat/compacting.py; None: never).
+    compact_after: int | None = None
 
     @property
     def prompt(self) -> list[dict[str, Any]]:
@@ -227,6 +231,8 @@ class ChatTurn:
                 **model_info(self.llm),
             },
         )
+        if self.compact_after is not None:
+            await compact_if_due(self.store, self.llm, sid, self.compact_after)
 
     async def withdraw(self) -> bool:
         """Take this turn's messages back when no reply was stored; True if they were.
@@ -394,6 +400,7 @@ async def prepare_turn(
     withdraw_unanswered: bool = False,
     interrupted: str = DISCONNECTED,
     users: Collection[str] | None = None,
+    compact_after: Mapping[str, int] | None = None,
 ) -> ChatTurn:
     """Validate, create the session if needed, store the user message, compute the window.
 
@@ -401,7 +408,8 @@ async def prepare_turn(
     act for (None: all). A session outside them is NotFound; creating one for an agent or a
     user outside them is Forbidden. ``refuse_duplicates``: the same content resent within
     DUPLICATE_SECONDS is a Conflict (the page's double-click guard). ``withdraw_unanswered``
-    and ``interrupted``: see :class:`ChatTurn`.
+    and ``interrupted``: see :class:`ChatTurn`. ``compact_after``: the per-agent thresholds
+    of automatic compaction (``chat/compacting.py``).
     """
     check_request(request)
     content = request.content
@@ -500,12 +508,20 @@ async def prepare_turn(
         system_message=stored[0] if len(stored) == 2 else None,
         withdraw_unanswered=withdraw_unanswered,
         interrupted=interrupted,
+        compact_after=threshold_for(compact_after, session.agent_id),
     )
 
 
 def _system_in_effect(window: Window) -> str | None:
     """The newest system message the model would see in ``window`` (None: none)."""
-    return next((m.content for m in reversed(window.messages) if m.role == "system"), None)
+    return next(
+        (
+            m.content
+            for m in reversed(window.messages)
+            if m.role == "system" and "compaction" not in m.metadata  # not a summary
+        ),
+        None,
+    )
 
 
 async def _undo(store: Store, session_id: str, created: bool, messages: list[Message]) -> None:

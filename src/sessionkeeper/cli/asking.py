@@ -155,6 +155,7 @@ class Conversation:
             refuse_duplicates=False,
             withdraw_unanswered=True,
             interrupted=INTERRUPTED,
+            compact_after=self.cfg.compact_after_tokens,
         )
         self.last = turn
         if turn.created and self.on_created is not None:

@@ -25,6 +25,7 @@ from sessionkeeper.cli import (
     admin,
     asking,
     common,
+    compacting,
     forget,
     fs,
     keys,
@@ -187,6 +188,7 @@ def root(
 app.add_typer(sessions.app)
 app.add_typer(lineage.app)
 app.add_typer(asking.app)
+app.add_typer(compacting.app)
 app.add_typer(admin.app)
 app.add_typer(usage.app)
 app.add_typer(forget.app)

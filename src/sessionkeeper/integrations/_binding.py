@@ -325,6 +325,15 @@ class SessionBinding:
             found.append(whole)
         return found
 
+    async def has_before(self, seq: int) -> bool:
+        """Whether the session has a message before ``seq``."""
+        store = await self.store()
+        try:
+            first = await store.get_messages(self.session_id, limit=1)
+        except NotFound:
+            return False
+        return bool(first) and first[0].seq < seq
+
     async def all(self) -> list[Message]:
         """Every message in seq order ([] when the session does not exist)."""
         store = await self.store()
@@ -362,13 +371,34 @@ class SessionBinding:
                 return
             offset += chunk
 
-    async def pop(self) -> Message | None:
+    async def pop(self, check: Callable[[Message], object] | None = None) -> Message | None:
+        """Pop the newest message; ``check`` as ``Store.pop_message``'s."""
         store = await self.store()
         try:
-            message: Message | None = await store.pop_message(self.session_id)
+            message: Message | None = await store.pop_message(self.session_id, check=check)
         except NotFound:
             return None
         return message
+
+    async def replace_tail(
+        self,
+        expected: Sequence[int] | None,
+        rows: Sequence[Mapping[str, Any]],
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool:
+        """``Store._replace_tail`` on this session; a missing session is created for rows
+        replacing everything (None) and is otherwise "changed" (False)."""
+        store = await self.store()
+        try:
+            return await store._replace_tail(
+                self.session_id, expected=expected, items=rows, prune=prune
+            )
+        except NotFound:
+            if expected is not None:
+                return False
+        if rows:
+            await self.append(rows, None)
+        return True
 
     async def clear(self) -> None:
         store = await self.store()

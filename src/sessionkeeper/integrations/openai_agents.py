@@ -33,8 +33,8 @@ items); the three run to their end even when the caller is cancelled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sessionkeeper.integrations._binding import BoundSession, StoreSource
 from sessionkeeper.integrations._common import (
@@ -59,6 +59,7 @@ from sessionkeeper.models import Usage
 try:
     from agents.items import TResponseInputItem
     from agents.memory import SessionSettings
+    from agents.memory.session import _CompactionSnapshot
     from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise missing_framework("The OpenAI Agents SDK (openai-agents)", "openai-agents", exc) from exc
@@ -73,6 +74,7 @@ __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 
 SESSION_TYPE = "openai-agents"
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _item_id(item: TResponseInputItem) -> Any:
@@ -217,8 +219,11 @@ class SessionkeeperSession(BoundSession):
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The newest ``limit`` items, oldest first (``limit`` defaults to
-        ``session_settings.limit``; None: all items; 0 or less: none)."""
+        ``session_settings.limit``; None: all items; 0: none; negative: all, as
+        SQLiteSession)."""
         resolved = resolve_session_limit(limit, self.session_settings)
+        if resolved is not None and resolved < 0:  # SQLiteSession's (SQLite's) "no limit"
+            return [to_item(m) for m in await self._binding.all()]
         if resolved is None:
             if self.history_tokens is not None:
                 return await self.get_items_within(self.history_tokens)
@@ -243,8 +248,7 @@ class SessionkeeperSession(BoundSession):
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when there is none), atomically."""
-        message = await finish(self._binding.pop())
-        return None if message is None else to_item(message)
+        return await self._pop_item_with_validation()
 
     async def clear_session(self) -> None:
         """Remove every item. The store session stays (empty, still listed) and usable."""
@@ -303,6 +307,73 @@ class SessionkeeperSession(BoundSession):
     async def _user_turns(self) -> list[Message]:
         """The user messages that open the turns, in order (turn n is the n-th)."""
         return [m for m in await self._binding.all() if m.role == "user"]
+
+    # ── the hooks of the SDK's wrappers ──────────────────────────────────────
+    # OpenAIResponsesCompactionSession and EncryptedSession look for these on the session
+    # they wrap (SQLiteSession's names and meanings, agents 0.25): with them, compaction
+    # replaces the stored history atomically and an encrypted pop is authenticated before
+    # it commits. Each is one store transaction (``Store._replace_tail``, ``pop_message``).
+    # No ``_read_compaction_items``: SQLiteSession has none either, and the compaction
+    # wrapper keeps its candidate cache only for a session without one.
+
+    async def _get_compaction_snapshot(
+        self,
+        limit: int,
+        *,
+        prune_prefix: Callable[[TResponseInputItem], bool] | None = None,
+    ) -> _CompactionSnapshot | None:
+        """The newest ``limit`` items, whether they are the whole history, and how to replace
+        a suffix of them atomically (False, nothing written, when the session's newest items
+        changed meanwhile); ``prune_prefix``: the oldest items it accepts before that suffix
+        go in the same transaction. None for a subclass that changes how items are read
+        or written (as SQLiteSession's): the wrapper then goes through those methods."""
+        if not self._plain_storage():
+            return None
+        messages = await self._binding.last(limit)
+        complete = len(messages) < limit or (
+            bool(messages) and not await self._binding.has_before(messages[0].seq)
+        )
+        seqs = [m.seq for m in messages]
+
+        async def replace_suffix(start: int, output: list[TResponseInputItem]) -> bool:
+            expected = seqs[start:]
+            if not expected:
+                return False
+            store = await self._binding.store()
+            rows = [to_row(store, item) for item in output]
+            prune = None if prune_prefix is None else _on_items(prune_prefix)
+            return await finish(self._binding.replace_tail(expected, rows, prune))
+
+        return _CompactionSnapshot([to_item(m) for m in messages], complete, replace_suffix)
+
+    async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
+        """Replace the whole history by ``items`` in one transaction. False (nothing done)
+        for a subclass that changes how items are written: the wrapper then clears and adds
+        through its methods."""
+        if not self._plain_storage():
+            return False
+        store = await self._binding.store()
+        rows = [to_row(store, item) for item in items]
+        return await finish(self._binding.replace_tail(None, rows))
+
+    def _plain_storage(self) -> bool:
+        """Whether items are read and written by this class's own methods (not a subclass's
+        overrides, which the atomic hooks would bypass)."""
+        kind = type(self)
+        return all(
+            getattr(kind, name) is getattr(SessionkeeperSession, name)
+            for name in ("get_items", "add_items", "pop_item", "clear_session")
+        )
+
+    async def _pop_item_with_validation(
+        self, validate: Callable[[TResponseInputItem], None] | None = None
+    ) -> TResponseInputItem | None:
+        """``pop_item``, with ``validate(item)`` run inside the pop's transaction before it
+        commits: what it raises rolls the pop back (the item keeps its place) and is
+        raised here."""
+        check = None if validate is None else _on_items(validate)
+        message = await finish(self._binding.pop(check))
+        return None if message is None else to_item(message)
 
     # ── beyond the protocol ──────────────────────────────────────────────────
 
@@ -374,6 +445,11 @@ def _turn_usage(turn: int, usage: Usage) -> dict[str, Any]:
         "input_tokens_details": {"cached_tokens": usage.cached_tokens},
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
+
+
+def _on_items(fn: Callable[[TResponseInputItem], T]) -> Callable[[Message], T]:
+    """``fn`` of an item, as a function of the stored message holding it."""
+    return lambda message: fn(to_item(message))
 
 
 def _items_oldest_first(newest_first: list[Message]) -> list[TResponseInputItem]:

@@ -31,6 +31,7 @@ from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
     MAX_PAGE_SIZE,
+    Compaction,
     DatabaseRole,
     ForgetReceipt,
     Message,
@@ -47,8 +48,16 @@ from sessionkeeper.models import (
     UsageTotals,
     Window,
 )
+from sessionkeeper.store import (
+    compaction,
+    idempotency,
+    migrate,
+    retention,
+    validate,
+    verbatim,
+    window,
+)
 from sessionkeeper.store import cursor as cursor_codec
-from sessionkeeper.store import idempotency, migrate, retention, validate, verbatim, window
 from sessionkeeper.store import search as fts
 from sessionkeeper.store.backends import open_backend
 from sessionkeeper.store.backends.base import Backend, ForkSpec, ListQuery
@@ -585,10 +594,21 @@ class Store:
         since: datetime | None = None,
         after_seq: int | None = None,
         last: int | None = None,
+        include_compacted: bool = True,
     ) -> list[Message]:
         """Messages in seq order. ``last=N``: the newest N (still oldest first).
-        ``after_seq``: resume after a seq you have; ``since``: created after a time."""
+        ``after_seq``: resume after a seq you have; ``since``: created after a time.
+
+        Every message, compacted or not, by default: a compaction keeps the originals and
+        changes only the context window. ``include_compacted=False``: only the messages
+        after the cut of the compaction in force (the summary itself is
+        ``get_compaction``)."""
         validate.session_id(session_id)
+        if not isinstance(include_compacted, bool):
+            raise InvalidInput(
+                f"include_compacted must be true or false, got {include_compacted!r}",
+                field="include_compacted",
+            )
         validate.limit(limit, MAX_MESSAGES_PAGE)
         validate.offset(offset)
         if since is not None:
@@ -597,6 +617,10 @@ class Store:
             validate.seq(after_seq, "after_seq")
         if last is not None:
             validate.limit(last, MAX_MESSAGES_PAGE, "last")
+        if not include_compacted:
+            current = await self.get_compaction(session_id)
+            if current is not None:
+                after_seq = max(after_seq or 0, current.through_seq)
         found = await self._backend.get_messages(
             session_id,
             limit=last if last is not None else limit,
@@ -636,19 +660,29 @@ class Store:
             raise NotFound(f"message {seq} not found in session {session_id!r}")
         return message
 
-    async def pop_message(self, session_id: str, *, if_last: int | None = None) -> Message | None:
+    async def pop_message(
+        self,
+        session_id: str,
+        *,
+        if_last: int | None = None,
+        check: Callable[[Message], object] | None = None,
+    ) -> Message | None:
         """Delete and return the newest message (None if the session has none).
 
         Atomic: the session row is locked first, so two callers popping at once get
         different messages. ``if_last=seq``: only if the newest message is that one, else
         None and nothing is deleted — how a caller takes back a message it appended
-        without removing one appended after it.
+        without removing one appended after it. ``check(message)`` runs inside the pop's
+        transaction before it commits (on a thread: it may block, within the store's
+        timeout); whatever it raises rolls the pop back and is raised here.
         """
         validate.session_id(session_id)
         if if_last is not None:
             validate.seq(if_last, "if_last")
+        if check is not None and not callable(check):
+            raise InvalidInput("check must be a callable", field="check")
         exists, message = await self._backend.delete_message(
-            session_id, if_last, utcnow(), newest_only=True
+            session_id, if_last, utcnow(), newest_only=True, check=check
         )
         if not exists:
             raise _not_found(session_id)
@@ -700,6 +734,29 @@ class Store:
         if scope != []:
             rows = await self._backend.usage_totals(None, scope, users) or []
         return priced_totals(rows, utcnow(), agent_ids=scope, user_ids=users)
+
+    async def _replace_tail(
+        self,
+        session_id: str,
+        *,
+        expected: Sequence[int] | None,
+        items: Iterable[NewMessage | Mapping[str, Any]],
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool:
+        """If the session's newest messages are still those of seqs ``expected`` (oldest
+        first; None: every message, unchecked), replace them by ``items``, in one
+        transaction; with ``prune``, the oldest messages it accepts before them go too. False
+        when the newest messages changed (nothing written). What the OpenAI Agents SDK's
+        compaction wrappers do to a session. Internal: not part of the Store's API."""
+        validate.session_id(session_id)
+        if expected is not None:
+            expected = [validate.seq(s, "expected") for s in expected]
+        now = utcnow()
+        rows = [self._prepare(item, now) for item in items]
+        done = await self._backend.replace_tail(session_id, expected, rows, now, prune)
+        if done is None:
+            raise _not_found(session_id)
+        return done
 
     async def clear_messages(self, session_id: str) -> int:
         """Delete every message of a session, keeping the session; returns how many.
@@ -804,25 +861,30 @@ class Store:
         tail = await self._backend.read_tail(session_id, budget)
         if tail is None:
             raise _not_found(session_id)
-        pinned_cost = sum(window.cost(m) for m in tail.head)
+        pinned = list(tail.head)
+        if tail.summary is not None:  # it stands in for the messages up to its cut
+            pinned.append(tail.summary.as_message())
+        pinned_cost = sum(window.cost(m) for m in pinned)
         if pinned_cost > budget:
+            what = "and the compaction summary " if tail.summary is not None else ""
             raise InvalidInput(
-                f"the system prompt alone needs {pinned_cost} tokens, "
-                f"more than the budget of {budget}",
+                f"the system prompt {what}alone need{'' if what else 's'} {pinned_cost} "
+                f"tokens, more than the budget of {budget}",
                 field="max_tokens",
             )
         chosen_tail, used, _ = window.fill(budget - pinned_cost, tail.newest)
-        chosen = tail.head + chosen_tail
+        originals = tail.head + chosen_tail
         return Window(
             session_id=session_id,
-            messages=chosen,
+            messages=pinned + chosen_tail,
             max_tokens=max_tokens,
             total_tokens=pinned_cost + used,
-            dropped_messages=tail.message_count - len(chosen),
-            dropped_tokens=tail.token_count - sum(m.token_count for m in chosen),
+            dropped_messages=tail.message_count - len(originals),
+            dropped_tokens=tail.token_count - sum(m.token_count for m in originals),
             pinned=len(tail.head),
             estimated=self.tokenizer.estimated,
             encoding=self.tokenizer.encoding_name,
+            compacted_through=None if tail.summary is None else tail.summary.through_seq,
         )
 
     # ── lineage: forks and rewinds (backends/lineage_sql.py) ───────────────
@@ -908,6 +970,50 @@ class Store:
         validate.session_id(session_id)
         found = await self._backend.children(session_id)
         if found is None:
+            raise _not_found(session_id)
+        return found
+
+    # ── compaction (store/compaction.py) ───────────────────────────────────
+
+    async def compact_session(
+        self,
+        session_id: str,
+        *,
+        keep_last_tokens: int,
+        summarize: compaction.Summarize,
+        model: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Compaction | None:
+        """Summarise the session's older messages into one summary that ``context_window``
+        shows in their place; the newest messages worth ``keep_last_tokens`` stay as they
+        are. None when there is nothing older to summarise.
+
+        ``summarize`` is an async callable: given the messages the summary stands for (the
+        previous summary first, when there is one), it returns the summary's text. It runs
+        outside any transaction; the compaction is then written in one transaction, only if
+        no other compaction and no delete came between (else ``Conflict``, nothing written).
+        Messages appended meanwhile come after the cut. The messages themselves are kept
+        (export, search, ``get_messages``). ``model``: recorded as the summary's model.
+        """
+        validate.session_id(session_id)
+        keep = validate.bounded_int(keep_last_tokens, "keep_last_tokens", 0)
+        summarize = compaction.check_summarize(summarize)
+        return await compaction.compact(
+            self._backend.compactions,
+            session_id,
+            keep_last_tokens=keep,
+            summarize=summarize,
+            count_tokens=self.tokenizer.count,
+            now=utcnow(),
+            model=validate.model(model),
+            metadata=validate.metadata(metadata),
+        )
+
+    async def get_compaction(self, session_id: str) -> Compaction | None:
+        """The compaction in force for the session (None: never compacted)."""
+        validate.session_id(session_id)
+        exists, found = await self._backend.compactions.latest(session_id)
+        if not exists:
             raise _not_found(session_id)
         return found
 

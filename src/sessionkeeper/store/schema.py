@@ -52,6 +52,7 @@ __all__ = [
     "adk_user_state",
     "api_keys",
     "idempotency_keys",
+    "compactions",
     "lg_channel_items",
     "lg_channel_values",
     "lg_checkpoints",
@@ -188,6 +189,26 @@ messages = Table(
         postgresql_where=text("requests IS NOT NULL"),
         sqlite_where=text("requests IS NOT NULL"),
     ),
+)
+
+# Compactions (migration 0011; ``store/compaction.py``): a summary standing in for the
+# messages ``from_seq``..``through_seq`` in the context window; the newest is in force. The
+# messages themselves stay.
+compactions = Table(
+    "compactions",
+    metadata,
+    Column("session_id", String(128), nullable=False),
+    Column("through_seq", Integer, nullable=False),
+    Column("from_seq", Integer, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("compacted_tokens", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("token_count", Integer, nullable=False),
+    Column("model", String(128)),
+    Column("metadata", _json()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("session_id", "through_seq", name="pk_compactions"),
+    _session_fk(),
 )
 
 # Which analyser (``store/terms.py``) built the search index: one row, written by the store

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sessionkeeper.api.routes import forget, lineage, maintenance, policies, sessions, whoami
+from sessionkeeper.api.routes import (
+    compaction,
+    forget,
+    lineage,
+    maintenance,
+    policies,
+    sessions,
+    whoami,
+)
 
 ENGINE_PREFIX = "/api/engine"
 SESSIONS_PREFIX = f"{ENGINE_PREFIX}/sessions"
@@ -16,6 +24,7 @@ def engine_router() -> APIRouter:
     router.include_router(maintenance.router, prefix=SESSIONS_PREFIX)
     router.include_router(sessions.router, prefix=SESSIONS_PREFIX)
     router.include_router(lineage.router, prefix=SESSIONS_PREFIX)
+    router.include_router(compaction.router, prefix=SESSIONS_PREFIX)
     router.include_router(whoami.router, prefix=ENGINE_PREFIX)
     router.include_router(policies.router, prefix=f"{ENGINE_PREFIX}/policies")
     router.include_router(forget.router, prefix=ENGINE_PREFIX)

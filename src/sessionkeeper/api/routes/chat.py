@@ -278,6 +278,7 @@ async def chat_stream(
         default_max_tokens=settings.max_context_tokens,
         scope=principal.agent_ids,
         users=principal.user_ids,
+        compact_after=settings.compact_after_tokens,
     )
     if turn.created:
         metrics.sessions_created.inc()

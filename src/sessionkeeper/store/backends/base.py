@@ -25,7 +25,7 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionkeeper.models import (
     ApiKey,
+    Compaction,
     DatabaseRole,
     Message,
     Policy,
@@ -116,6 +117,37 @@ class Tail:
     token_count: int
     head: list[Message]  # the pinned system prompt: leading system messages
     newest: list[Message]  # newest first, after the head, until certainly past the budget
+    # The compaction in force: ``newest`` then stops at its cut (``store/compaction.py``).
+    summary: Compaction | None = None
+
+
+@dataclass(slots=True)
+class CompactionSource:
+    """What a compaction is made from, read in one snapshot (``CompactionPart.source``)."""
+
+    pinned_through: int  # the last seq of the pinned system prompt (0: none)
+    current: Compaction | None  # the compaction in force
+    messages: list[Message]  # every message after the pinned prompt and ``current``'s cut
+
+
+class CompactionPart(Protocol):
+    """Compactions of a session (``store/compaction.py``): a summary row standing in for
+    messages ``from_seq``..``through_seq`` in the context window; the messages stay."""
+
+    async def source(self, session_id: str) -> CompactionSource | None:
+        """None: no such session."""
+
+    async def insert(
+        self, compaction: Compaction, *, previous: int, after: int, count: int, tokens: int
+    ) -> bool | None:
+        """Insert ``compaction`` in one transaction under the session row's lock, only if it
+        is still valid: the compaction in force is the one whose ``through_seq`` is
+        ``previous`` (0: none), and the messages with seq in (``after``,
+        ``compaction.through_seq``] are still ``count`` messages of ``tokens`` tokens. None:
+        no such session; False: the session changed (nothing written)."""
+
+    async def latest(self, session_id: str) -> tuple[bool, Compaction | None]:
+        """(session exists, the compaction in force)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +186,8 @@ class Backend(Protocol):
     def checkpoints(self) -> CheckpointPart: ...
     @property
     def adk(self) -> AdkPart: ...
+    @property
+    def compactions(self) -> CompactionPart: ...
 
     # ── the database itself ────────────────────────────────────────────────
     async def ping(self) -> None: ...
@@ -217,14 +251,41 @@ class Backend(Protocol):
         the framework integrations (no content, no Message objects)."""
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         """Delete message ``seq`` (None: the newest); (session exists, message deleted).
+        The compactions that stand for it go in the same transaction (a summary of a
+        deleted message must not outlive it).
 
         ``newest_only``: delete ``seq`` only if it is the newest message, decided under the
-        same lock as the delete (nothing is deleted otherwise)."""
+        same lock as the delete (nothing is deleted otherwise). ``check(message)`` runs in
+        the transaction before it commits, off the event loop; what it raises rolls the
+        delete back and propagates as it is."""
 
-    async def clear_messages(self, session_id: str, now: datetime) -> int | None: ...
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        """In one transaction under the session row's lock: if the session's newest
+        messages are still those of seqs ``expected`` (oldest first; None: replace every
+        message, unchecked), delete them, and with ``prune`` also the oldest messages before
+        them that it accepts (up to the first it refuses; run off the event loop); then
+        append ``rows``. None: no such session; False: the newest messages changed (nothing
+        written)."""
+
+    async def clear_messages(self, session_id: str, now: datetime) -> int | None:
+        """Delete every message and every compaction of the session; how many messages."""
+
     async def set_usage(
         self, session_id: str, seq: int, usage: Usage | None
     ) -> tuple[bool, Message | None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -40,7 +40,9 @@ from sessionkeeper.models import (
 )
 from sessionkeeper.store import window
 from sessionkeeper.store.backends import lineage_sql, retention_sql
+from sessionkeeper.store.backends import postgres_compaction as pg_compaction
 from sessionkeeper.store.backends import postgres_forget as pg_forget
+from sessionkeeper.store.backends import postgres_replace as pg_replace
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
@@ -58,14 +60,15 @@ from sessionkeeper.store.backends.base import (
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
+from sessionkeeper.store.backends.postgres_compaction import PostgresCompactions
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_pool import translating
 from sessionkeeper.store.backends.postgres_reads import ReadRoute
+from sessionkeeper.store.backends.postgres_sql import message as _message
 from sessionkeeper.store.backends.statements import (
     KEY_COLUMNS,
     MESSAGE_READ,
     SESSION_COLUMNS,
-    usage_of,
     usage_values,
 )
 from sessionkeeper.store.idempotency import Claim, Recorded
@@ -95,11 +98,6 @@ def _session(r: Any) -> Session:
         r[13],
         r[14],
     )
-
-
-def _message(r: Any) -> Message:
-    # Positional: MESSAGE_READ are Message's fields, in order (usage: its six columns).
-    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
 
 
 def _one(session_id: str, r: dict[str, Any], now: datetime, usage: bool) -> list[Any]:
@@ -194,11 +192,13 @@ class PostgresBackend(Connections):
         super().__init__(cfg)
         self.checkpoints = PostgresCheckpoints(self, self.delete_rows)
         self.adk = PostgresAdk(self, self.delete_rows)
+        self.compactions = PostgresCompactions(self)
         # Rows keyed by session, besides the session row. No foreign key deletes them (their
         # per-row cascades were most of a ghost purge: migration 0007): delete_rows does.
         tables = (
             "messages",
             "idempotency_keys",
+            "compactions",
             *self.checkpoints.session_tables,
             *self.adk.session_tables,
         )
@@ -495,7 +495,13 @@ class PostgresBackend(Connections):
         return [(r[0], r[1] or {}) for r in rows]
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         async with self._transaction() as conn:
             # The session row lock first: two pops at once take different messages, and
@@ -524,7 +530,23 @@ class PostgresBackend(Connections):
                 now,
             )
             await conn.execute(q.FREE_KEY_OF_SEQ, session_id, seq)
-        return True, _message(row)
+            await conn.execute(pg_compaction.SQL.drop_covering, session_id, seq)
+            message = _message(row)
+            if check is not None:
+                # In the transaction (raising rolls it back), on a thread: it may block.
+                await asyncio.to_thread(check, message)
+        return True, message
+
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        async with self._transaction() as conn:
+            return await pg_replace.replace_tail(conn, session_id, expected, rows, now, prune)
 
     async def set_usage(
         self, session_id: str, seq: int, usage: Usage | None
@@ -552,6 +574,7 @@ class PostgresBackend(Connections):
                 return None
             status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
             await conn.execute(q.FREE_KEYS, session_id)
+            await conn.execute(pg_compaction.SQL.drop_all, session_id)
             await conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = $2 "
                 "WHERE session_id = $1",
@@ -563,17 +586,18 @@ class PostgresBackend(Connections):
     async def read_tail(self, session_id: str, budget: int) -> Tail | None:
         base = f"SELECT {MESSAGE_READ} FROM messages WHERE session_id = $1"
         async with self._reading() as conn:
-            counts = await conn.fetchrow(
-                "SELECT message_count, token_count FROM sessions WHERE session_id = $1",
-                session_id,
-            )
+            counts = await conn.fetchrow(pg_compaction.SQL.tail_head, session_id)
             if counts is None:
                 return None
             head = await conn.fetch(f"{base} ORDER BY seq LIMIT $2", session_id, window.PINNED_SCAN)
             pinned = window.pinned_prefix(_message(r) for r in head)
-            tail = Tail(counts[0], counts[1], pinned, [])
+            summary = None if counts[2] is None else pg_compaction.compaction(tuple(counts)[2:])
+            tail = Tail(counts[0], counts[1], pinned, [], summary)
             room = budget - sum(window.cost(m) for m in pinned)
             floor = pinned[-1].seq if pinned else 0
+            if summary is not None:
+                room -= window.cost(summary.as_message())
+                floor = max(floor, summary.through_seq)
             before = 2**31 - 1
             spent = 0
             while room >= 0 and spent <= room:

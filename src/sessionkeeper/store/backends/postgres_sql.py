@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sessionkeeper.models import Message
 from sessionkeeper.store.backends.statements import (
     GHOST,
     MESSAGE_COLUMNS,
@@ -11,6 +13,7 @@ from sessionkeeper.store.backends.statements import (
     SESSION_COLUMNS,
     USAGE_COLUMN_NAMES,
     USAGE_COLUMNS,
+    usage_of,
 )
 
 # Which node this is and how far replication is behind (models.DatabaseRole). A standby
@@ -33,6 +36,13 @@ SELECT pg_is_in_recovery(),
        CASE WHEN pg_is_in_recovery() THEN NULL
        ELSE (SELECT count(*) FROM pg_stat_replication) END
 """
+
+
+def message(r: Any) -> Message:
+    """A Message from a row of ``MESSAGE_READ`` (positional: Message's fields, in order; the
+    usage its six columns), or of ``MESSAGE_COLUMNS`` (no usage)."""
+    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
+
 
 APPEND = """
 WITH bump AS (

@@ -53,7 +53,14 @@ from sessionkeeper.models import (
     Usage,
 )
 from sessionkeeper.store import window
-from sessionkeeper.store.backends import lineage_sql, retention_sql, sqlite_forget, sqlite_index
+from sessionkeeper.store.backends import (
+    lineage_sql,
+    retention_sql,
+    sqlite_compaction,
+    sqlite_forget,
+    sqlite_index,
+    sqlite_replace,
+)
 from sessionkeeper.store.backends import statements as sql
 from sessionkeeper.store.backends.base import (
     Forked,
@@ -70,7 +77,10 @@ from sessionkeeper.store.backends.base import (
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
 from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
+from sessionkeeper.store.backends.sqlite_compaction import SqliteCompactions
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
+from sessionkeeper.store.backends.sqlite_rows import message as _message
+from sessionkeeper.store.backends.sqlite_rows import utc as _utc
 from sessionkeeper.store.backends.sqlite_threads import (
     Runner,
     read_txn,
@@ -183,12 +193,6 @@ def _log_failure(job: concurrent.futures.Future[Any]) -> None:
         logger.warning("indexing noted messages failed: %r", job.exception())
 
 
-def _utc(value: str) -> datetime:
-    # Stored as naive UTC text. Appending the offset and parsing once costs 0.13 µs; parsing
-    # then .replace(tzinfo=UTC) costs 0.7 µs, which showed in reading 50 messages.
-    return datetime.fromisoformat(value + "+00:00")
-
-
 def _time(value: str | None) -> datetime | None:
     return None if value is None else _utc(value)
 
@@ -218,28 +222,6 @@ def _session(r: Sequence[Any]) -> Session:
     )
 
 
-def _message(r: Sequence[Any]) -> Message:
-    return Message(
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        r[4],
-        r[5],
-        r[6],
-        json.loads(r[7]) if r[7] else {},
-        _utc(r[8]),
-        None if r[9] is None else _usage(r[9]),  # SQLITE_MESSAGE_READ's usage
-    )
-
-
-def _usage(array: str) -> Usage | None:
-    values = json.loads(array)
-    # In an UPDATE's RETURNING, SQLite tested ``requests IS NULL`` on the old row: clearing a
-    # usage returns an array of NULLs. ``requests`` (its fifth) decides, as everywhere.
-    return None if values[4] is None else Usage(*values)
-
-
 def _key(r: Sequence[Any]) -> KeyRow:
     # Positional: KEY_COLUMNS are KeyRow's fields, in order.
     return KeyRow(
@@ -264,6 +246,7 @@ class SqliteBackend(Runner):
         self._indexing: concurrent.futures.Future[int] | None = None  # the job under way
         self.checkpoints = SqliteCheckpoints(self)
         self.adk = SqliteAdk(self)
+        self.compactions = SqliteCompactions(self)
         # Rows keyed by session go with it by the foreign keys (ON DELETE CASCADE); a purge
         # runs without them and deletes what a ghost may still have (``_purge``).
         self._ghost_tables = (*self.checkpoints.ghost_tables, *self.adk.ghost_tables)
@@ -555,7 +538,13 @@ class SqliteBackend(Runner):
         return await self._read(read, inline=True)
 
     async def delete_message(
-        self, session_id: str, seq: int | None, now: datetime, *, newest_only: bool = False
+        self,
+        session_id: str,
+        seq: int | None,
+        now: datetime,
+        *,
+        newest_only: bool = False,
+        check: Callable[[Message], object] | None = None,
     ) -> tuple[bool, Message | None]:
         stamp = sqlite_time(now)
 
@@ -584,7 +573,11 @@ class SqliteBackend(Runner):
                 (row[6], stamp, session_id),
             )
             conn.execute(_FREE_KEY_OF_SEQ, (session_id, target))
-            return True, _message(row)
+            sqlite_compaction.drop_covering(conn, session_id, row[1])
+            message = _message(row)
+            if check is not None:
+                check(message)  # on the writer, in the transaction: raising rolls it back
+            return True, message
 
         return await self._write(write)
 
@@ -617,6 +610,22 @@ class SqliteBackend(Runner):
 
         return await self._read(read_txn(read))
 
+    async def replace_tail(
+        self,
+        session_id: str,
+        expected: Sequence[int] | None,
+        rows: Sequence[dict[str, Any]],
+        now: datetime,
+        prune: Callable[[Message], bool] | None = None,
+    ) -> bool | None:
+        stamp = sqlite_time(now)
+        done = await self._write(
+            lambda c: sqlite_replace.replace_tail(c, session_id, expected, rows, stamp, prune)
+        )
+        if done:
+            self._count_appended(len(rows))
+        return done
+
     async def clear_messages(self, session_id: str, now: datetime) -> int | None:
         stamp = sqlite_time(now)
 
@@ -625,6 +634,7 @@ class SqliteBackend(Runner):
                 return None
             gone = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
             conn.execute(_FREE_KEYS, (session_id,))
+            conn.execute(sqlite_compaction.SQL.drop_all, (session_id,))
             conn.execute(
                 "UPDATE sessions SET message_count = 0, token_count = 0, updated_at = ? "
                 "WHERE session_id = ?",
@@ -638,20 +648,21 @@ class SqliteBackend(Runner):
         base = f"SELECT {SQLITE_MESSAGE_READ} FROM messages WHERE session_id = ?"
 
         def read(conn: sqlite3.Connection) -> Tail | None:
-            counts = conn.execute(
-                "SELECT message_count, token_count FROM sessions WHERE session_id = ?",
-                (session_id,),
-            ).fetchone()
+            counts = conn.execute(sqlite_compaction.SQL.tail_head, (session_id,)).fetchone()
             if counts is None:
                 return None
             head = conn.execute(
                 f"{base} ORDER BY seq LIMIT ?", (session_id, window.PINNED_SCAN)
             ).fetchall()
             pinned = window.pinned_prefix(_message(r) for r in head)
-            tail = Tail(counts[0], counts[1], pinned, [])
+            summary = None if counts[2] is None else sqlite_compaction.compaction(counts[2:])
+            tail = Tail(counts[0], counts[1], pinned, [], summary)
             room = budget - sum(window.cost(m) for m in pinned)
             before: int | None = None
             floor = pinned[-1].seq if pinned else 0
+            if summary is not None:
+                room -= window.cost(summary.as_message())
+                floor = max(floor, summary.through_seq)
             spent = 0
             while room >= 0 and spent <= room:
                 chunk = conn.execute(
