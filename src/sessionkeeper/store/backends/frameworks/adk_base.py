@@ -132,6 +132,52 @@ def dump(state: dict[str, Any]) -> str | None:
     return json.dumps(state, ensure_ascii=False, allow_nan=False) if state else None
 
 
+# State key prefixes that are not the session's own (``app:``, ``user:``, ``temp:``).
+_SHARED_PREFIXES = ("app:", "user:", "temp:")
+
+
+def state_delta(event_text: str | None) -> dict[str, Any]:
+    """The state delta an event (its stored JSON text) carries; {} for none, or for a
+    message that is not an event."""
+    if not event_text:
+        return {}
+    event = json.loads(event_text)
+    actions = event.get("actions") if isinstance(event, dict) else None
+    if not isinstance(actions, dict):
+        return {}
+    delta = actions.get("state_delta", actions.get("stateDelta"))
+    return delta if isinstance(delta, dict) else {}
+
+
+def state_at(current: str | None, events: Sequence[tuple[int, str | None]], cut: int) -> str | None:
+    """The session state (JSON text) of an ADK session whose events after seq ``cut`` are
+    undone, by ADK's own rewind rule (``google.adk.sessions._rewind_utils.
+    compute_state_delta_for_rewind``): the kept events' session-scoped deltas replayed from
+    empty (a None value removes the key) give the state at the cut; every key of it takes
+    that value, every key an undone event wrote that the cut state lacks is removed (ADK
+    sets it to None: it can only speak in deltas), and every other key of ``current`` (a
+    create-time key no undone event touched) stays. ``app:`` and ``user:`` state are shared
+    and not the session's; ``temp:`` is never stored. ``events``: (seq, event text) in seq
+    order, None for a message that is not an event."""
+    at_cut: dict[str, Any] = {}
+    undone: set[str] = set()
+    for seq, text in events:
+        for key, value in state_delta(text).items():
+            if key.startswith(_SHARED_PREFIXES):
+                continue
+            if seq > cut:
+                undone.add(key)
+            elif value is None:
+                at_cut.pop(key, None)
+            else:
+                at_cut[key] = value
+    state: dict[str, Any] = json.loads(current) if current else {}
+    state.update(at_cut)
+    for key in undone - at_cut.keys():
+        state.pop(key, None)
+    return dump(state)
+
+
 def event_texts(values: Sequence[str | None]) -> list[str]:
     """Newest-first event texts as read → oldest first, messages that are not events left
     out (text appended to the session by other means)."""
