@@ -102,12 +102,12 @@ _OWN = "SELECT app_name, user_id, state::text FROM adk_sessions WHERE session_id
 _EVENTS = f"SELECT m.seq, {_EVENT} FROM messages m WHERE m.session_id = $1 ORDER BY m.seq"
 _COPY_KEY = (
     "INSERT INTO adk_sessions (session_id, app_name, user_id, adk_id, state, update_time) "
-    "VALUES ($1, $2, $3, $1, $4::json, $5)"
+    "VALUES ($1, $2, $3, $6, $4::json, $5)"
 )
 _HOLD = "UPDATE sessions SET held_by = held_by | $2 WHERE session_id = $1"
 # A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
 _RENAME = (
-    "UPDATE sessions SET metadata = jsonb_set(metadata, '{adk,id}', to_jsonb($1::text)) "
+    "UPDATE sessions SET metadata = jsonb_set(metadata, '{adk,id}', to_jsonb($2::text)) "
     "WHERE session_id = $1 AND jsonb_typeof(metadata -> 'adk') = 'object'"
 )
 
@@ -117,11 +117,11 @@ async def _copy_key(
 ) -> None:
     """``target`` (a fork or branch just written) becomes an ADK session of the same app and
     user, its ADK id its session id, holding ``state``."""
-    await conn.execute(_COPY_KEY, target, own[0], own[1], state, update_time)
+    await conn.execute(_COPY_KEY, target, own[0], own[1], state, update_time, target)
     if state:
         await conn.execute(_HOLD, target, HOLDER_BIT)
     if rename:
-        await conn.execute(_RENAME, target)
+        await conn.execute(_RENAME, target, target)
 
 
 async def _events(conn: Any, session_id: str) -> list[tuple[int, str | None]]:
