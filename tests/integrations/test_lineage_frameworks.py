@@ -5,6 +5,11 @@ rule), read back by SessionkeeperSessionService, and ADK's Runner continues on t
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +251,22 @@ async def test_adk_runner_continues_on_a_fork_and_after_a_rewind(sk_store: Store
     assert texts(chat) == ["I am Ada", "Hello Ada!", "Hello again", "Hi again."]
     assert chat.state == {"last": "Hi again."}
     assert texts(await read(service, done.branch.session_id))[-1] == "Goodbye."
+
+
+def test_the_readme_adk_lineage_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Forks and rewinds of Google ADK sessions\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    root = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's code
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [c.strip() for c in re.findall(r"print\(.*# (.*)$", code, re.M)]
+    assert done.stdout.splitlines() == expected
