@@ -5,6 +5,7 @@ rule), read back by SessionkeeperSessionService, and ADK's Runner continues on t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -199,6 +200,38 @@ async def test_an_adk_fork_onto_a_taken_id_writes_nothing(sk_store: Store) -> No
         await sk_store.fork_session("src", new_session_id="taken")
     assert (await sk_store.list_sessions()).total == 2
     assert (await read(service, "taken")).events == []
+
+
+async def test_adk_forks_taken_during_appends_hold_the_state_of_their_own_events(
+    sk_store: Store,
+) -> None:
+    service = SessionkeeperSessionService(sk_store)
+    session = await service.create_session(app_name=APP, user_id="ada", session_id="busy")
+
+    async def append() -> None:
+        for i in range(40):
+            delta = {"n": i, f"k{i % 7}": i, "user:seen": i}
+            event = Event(
+                invocation_id=f"i{i}", author="user", actions=EventActions(state_delta=delta)
+            )
+            await service.append_event(session, event)
+
+    async def fork() -> list[str]:
+        ids = []
+        for _ in range(8):
+            ids.append((await sk_store.fork_session("busy")).session_id)
+            await asyncio.sleep(0)
+        return ids
+
+    _, ids = await asyncio.gather(append(), fork())
+    counts = []
+    for sid in ids:
+        got = await read(service, sid)
+        counts.append(len(got.events))
+        deltas = [e.actions.state_delta for e in got.events]
+        assert {k: v for k, v in got.state.items() if k != "user:seen"} == replay(deltas)
+    assert len(set(counts)) > 1, counts  # the forks did interleave with the appends
+    assert (await read(service, "busy")).state["n"] == 39
 
 
 def turn_message(text: str) -> types.Content:
