@@ -77,7 +77,8 @@ APP = "lineage_app"
 DELTAS: list[dict[str, Any]] = [
     {"a": 1, "app:theme": "dark", "user:lang": "fr"},
     {"b": 2, "temp:scratch": 1},
-    {"a": 3, "c": 4, "user:lang": "de"},
+    # 1e-07: jsonb would rewrite it, so this event is kept as JSON text (adk_event_json).
+    {"a": 3, "c": 4, "tiny": 1e-07, "user:lang": "de"},
     {"b": None, "d": [1, {"x": 2.5}]},
 ]
 SHARED = {"app:theme": "dark", "user:lang": "de"}

@@ -136,20 +136,23 @@ def dump(state: dict[str, Any]) -> str | None:
 _SHARED_PREFIXES = ("app:", "user:", "temp:")
 
 
-def state_delta(event_text: str | None) -> dict[str, Any]:
-    """The state delta an event (its stored JSON text) carries; {} for none, or for a
-    message that is not an event."""
-    if not event_text:
-        return {}
-    event = json.loads(event_text)
-    actions = event.get("actions") if isinstance(event, dict) else None
-    if not isinstance(actions, dict):
-        return {}
-    delta = actions.get("state_delta", actions.get("stateDelta"))
-    return delta if isinstance(delta, dict) else {}
+def delta_of(delta: str | None, event: str | None) -> dict[str, Any]:
+    """An event's state delta from what a read of it gives: the delta's JSON text (read out
+    of an event kept as JSON), else the whole event's text (one kept as text); {} for none."""
+    if delta is not None:
+        found = json.loads(delta)
+    elif event:
+        whole = json.loads(event)
+        actions = whole.get("actions") if isinstance(whole, dict) else None
+        found = actions.get("state_delta") if isinstance(actions, dict) else None
+    else:
+        found = None
+    return found if isinstance(found, dict) else {}
 
 
-def state_at(current: str | None, events: Sequence[tuple[int, str | None]], cut: int) -> str | None:
+def state_at(
+    current: str | None, deltas: Sequence[tuple[int, dict[str, Any]]], cut: int
+) -> str | None:
     """The session state (JSON text) of an ADK session whose events after seq ``cut`` are
     undone, by ADK's own rewind rule (``google.adk.sessions._rewind_utils.
     compute_state_delta_for_rewind``): the kept events' session-scoped deltas replayed from
@@ -157,12 +160,12 @@ def state_at(current: str | None, events: Sequence[tuple[int, str | None]], cut:
     that value, every key an undone event wrote that the cut state lacks is removed (ADK
     sets it to None: it can only speak in deltas), and every other key of ``current`` (a
     create-time key no undone event touched) stays. ``app:`` and ``user:`` state are shared
-    and not the session's; ``temp:`` is never stored. ``events``: (seq, event text) in seq
-    order, None for a message that is not an event."""
+    and not the session's; ``temp:`` is never stored. ``deltas``: (seq, state delta) of the
+    session's events in seq order (events without a delta may be left out)."""
     at_cut: dict[str, Any] = {}
     undone: set[str] = set()
-    for seq, text in events:
-        for key, value in state_delta(text).items():
+    for seq, delta in deltas:
+        for key, value in delta.items():
             if key.startswith(_SHARED_PREFIXES):
                 continue
             if seq > cut:

@@ -27,6 +27,7 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     AdkPage,
     AdkRow,
     NewAdkSession,
+    delta_of,
     event_texts,
     merged,
     page_of,
@@ -99,7 +100,14 @@ _UPSERT_USER = (
 
 # Forks and rewinds (run inside the PostgreSQL backend's fork and rewind transactions).
 _OWN = "SELECT app_name, user_id, state::text FROM adk_sessions WHERE session_id = $1"
-_EVENTS = f"SELECT m.seq, {_EVENT} FROM messages m WHERE m.session_id = $1 ORDER BY m.seq"
+# The events' state deltas only (an event kept as text comes whole), those with one.
+_DELTAS = (
+    "SELECT seq, d, j FROM ("
+    f"SELECT seq, (metadata -> '{EVENT_KEY}' -> 'actions' -> 'state_delta')::text AS d, "
+    f"metadata ->> '{EVENT_KEY}_json' AS j "
+    "FROM messages WHERE session_id = $1) x "
+    "WHERE (d IS NOT NULL AND d <> '{}') OR j IS NOT NULL ORDER BY seq"
+)
 _COPY_KEY = (
     "INSERT INTO adk_sessions (session_id, app_name, user_id, adk_id, state, update_time) "
     "VALUES ($1, $2, $3, $6, $4::json, $5)"
@@ -124,8 +132,8 @@ async def _copy_key(
         await conn.execute(_RENAME, target, target)
 
 
-async def _events(conn: Any, session_id: str) -> list[tuple[int, str | None]]:
-    return [(r[0], r[1]) for r in await conn.fetch(_EVENTS, session_id)]
+async def _deltas(conn: Any, session_id: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(r[0], delta_of(r[1], r[2])) for r in await conn.fetch(_DELTAS, session_id)]
 
 
 async def fork_rows(
@@ -136,7 +144,7 @@ async def fork_rows(
     own = await conn.fetchrow(_OWN, source)
     if own is None:
         return
-    state = state_at(own[2], await _events(conn, source), cut)
+    state = state_at(own[2], await _deltas(conn, source), cut)
     await _copy_key(conn, own, target, state, update_time, rename)
 
 
@@ -151,7 +159,7 @@ async def rewind_rows(
     if own is None:
         return
     await _copy_key(conn, own, branch, own[2], update_time, True)
-    state = state_at(own[2], await _events(conn, session_id), cut)
+    state = state_at(own[2], await _deltas(conn, session_id), cut)
     await conn.execute(
         "UPDATE adk_sessions SET state = $2::json, update_time = $3 WHERE session_id = $1",
         session_id,

@@ -25,6 +25,7 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     AdkPage,
     AdkRow,
     NewAdkSession,
+    delta_of,
     event_texts,
     merged,
     page_of,
@@ -77,13 +78,24 @@ _BUMP = (
 
 # Forks and rewinds (run inside the SQLite backend's fork and rewind transactions).
 _OWN = "SELECT app_name, user_id, state FROM adk_sessions WHERE session_id = ?"
-_EVENTS = f"SELECT seq, {_EVENT} FROM messages WHERE session_id = ? ORDER BY seq"
+# The events' state deltas only (an event kept as text comes whole), those with one.
+_DELTAS = (
+    "SELECT seq, d, j FROM ("
+    f"SELECT seq, json_extract(metadata, '$.{EVENT_KEY}.actions.state_delta') AS d, "
+    f"json_extract(metadata, '$.{EVENT_KEY}_json') AS j "
+    "FROM messages WHERE session_id = ?) "
+    "WHERE (d IS NOT NULL AND d <> '{}') OR j IS NOT NULL ORDER BY seq"
+)
 _HOLD = "UPDATE sessions SET held_by = held_by | ? WHERE session_id = ?"
 # A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
 _RENAME = (
     "UPDATE sessions SET metadata = json_set(metadata, '$.adk.id', ?2) "
     "WHERE session_id = ?1 AND json_type(metadata, '$.adk') = 'object'"
 )
+
+
+def _deltas(conn: sqlite3.Connection, session_id: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(r[0], delta_of(r[1], r[2])) for r in conn.execute(_DELTAS, (session_id,))]
 
 
 def _copy_key(
@@ -117,7 +129,7 @@ def fork_rows(
     own = conn.execute(_OWN, (source,)).fetchone()
     if own is None:
         return
-    state = state_at(own[2], conn.execute(_EVENTS, (source,)).fetchall(), cut)
+    state = state_at(own[2], _deltas(conn, source), cut)
     _copy_key(conn, own, target, state, update_time, rename)
 
 
@@ -131,7 +143,7 @@ def rewind_rows(
     if own is None:
         return
     _copy_key(conn, own, branch, own[2], update_time, True)
-    state = state_at(own[2], conn.execute(_EVENTS, (session_id,)).fetchall(), cut)
+    state = state_at(own[2], _deltas(conn, session_id), cut)
     conn.execute(
         "UPDATE adk_sessions SET state = ?, update_time = ? WHERE session_id = ?",
         (state, update_time, session_id),
