@@ -187,6 +187,17 @@ async def test_an_adk_session_rewinds_with_recomputed_state_and_an_adk_branch(
     await service.append_event(session, event)
     assert (await read(service, "src")).state == {**replay([*DELTAS[:2], {"e": 5}]), **SHARED}
     assert (await sk_store.get_session("src")).message_count == 3
+    # Rewound to nothing, with no state left, the session is a ghost like any unused one;
+    # its branch (events and state) stays.
+    emptied = await sk_store.rewind_session(done.branch.session_id, 0)
+    assert emptied.branch is not None
+    assert (await read(service, done.branch.session_id)).state == SHARED
+    assert await sk_store.delete_ghost_sessions(older_than_minutes=0) == 1
+    assert (
+        await service.get_session(app_name=APP, user_id="ada", session_id=done.branch.session_id)
+        is None
+    )
+    assert (await read(service, emptied.branch.session_id)).state == before.state
     # A rewind to the last event changes nothing and makes no branch.
     again = await sk_store.rewind_session("src", 3)
     assert again.branch is None

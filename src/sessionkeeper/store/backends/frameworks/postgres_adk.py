@@ -113,6 +113,7 @@ _COPY_KEY = (
     "VALUES ($1, $2, $3, $6, $4::json, $5)"
 )
 _HOLD = "UPDATE sessions SET held_by = held_by | $2 WHERE session_id = $1"
+_RELEASE = "UPDATE sessions SET held_by = held_by & ~($2::smallint) WHERE session_id = $1"
 # A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
 _RENAME = (
     "UPDATE sessions SET metadata = jsonb_set(metadata, '{adk,id}', to_jsonb($2::text)) "
@@ -166,6 +167,8 @@ async def rewind_rows(
         state,
         update_time,
     )
+    if not state:  # no state left: with no events either, a ghost like any unused session
+        await conn.execute(_RELEASE, session_id, HOLDER_BIT)
 
 
 class _Taken(Exception):

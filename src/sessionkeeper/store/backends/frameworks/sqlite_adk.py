@@ -87,6 +87,7 @@ _DELTAS = (
     "WHERE (d IS NOT NULL AND d <> '{}') OR j IS NOT NULL ORDER BY seq"
 )
 _HOLD = "UPDATE sessions SET held_by = held_by | ? WHERE session_id = ?"
+_RELEASE = "UPDATE sessions SET held_by = held_by & ~? WHERE session_id = ?"
 # A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
 _RENAME = (
     "UPDATE sessions SET metadata = json_set(metadata, '$.adk.id', ?2) "
@@ -148,6 +149,8 @@ def rewind_rows(
         "UPDATE adk_sessions SET state = ?, update_time = ? WHERE session_id = ?",
         (state, update_time, session_id),
     )
+    if not state:  # no state left: with no events either, a ghost like any unused session
+        conn.execute(_RELEASE, (HOLDER_BIT, session_id))
 
 
 def _merge_shared(
