@@ -27,6 +27,11 @@ What differs from ADK's own services:
   state) and pruned like any other. Each event is a message: its text as content
   (searchable), the event whole in metadata. Deleting the store session deletes the ADK
   session and its state.
+- Forks (ADK has none) and rewinds by message seq: ``store.fork_session`` gives a new ADK
+  session of the same app and user (its ADK id the new session id) with the kept events and
+  the state they give; ``store.rewind_session`` recomputes the state from the events kept,
+  its branch an ADK session too. The state follows ADK's own rewind rule (README, "Forks
+  and rewinds of Google ADK sessions").
 
 ``SessionkeeperMemoryService``, ADK's memory service over the store's search, is defined in
 ``adk_memory.py`` and imported from here too.

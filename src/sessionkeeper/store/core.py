@@ -909,8 +909,12 @@ class Store:
         source only). Its next message takes seq ``fork_seq + 1``. A fork is an ordinary
         session of its own (its messages are copies): deleting either leaves the other.
         A LangGraph thread forks with its checkpoints (as ``checkpoints.copy_thread``), in
-        the same transaction; a Google ADK session is refused (InvalidInput, nothing
-        written).
+        the same transaction. A Google ADK session forks as an ADK session of its own: same
+        app and user, its ADK id the new session id, holding the session state the kept
+        events give by ADK's rewind rule (their deltas replayed; keys only later events
+        wrote removed; ``app:``/``user:`` state shared and unchanged), in the same
+        transaction. When ``metadata`` is not given, the copy's ``metadata["adk"]["id"]``
+        names its own ADK id.
         """
         validate.session_id(session_id)
         spec = ForkSpec(
@@ -928,8 +932,6 @@ class Store:
         forked = await self._backend.fork_session(spec)
         if forked is None:
             raise _not_found(session_id)
-        if forked.adk:
-            raise _adk_refused(session_id, "forked")
         if forked.session is None:
             raise InvalidInput(
                 f"at_seq {at_seq} is past the last message of session {session_id!r} "
@@ -946,7 +948,9 @@ class Store:
         copied, the rest the originals). To undo, switch to the branch. When nothing comes
         after ``to_seq`` there is no branch. One transaction under the session row's lock.
         A LangGraph thread's branch gets a copy of its checkpoints (the session keeps its
-        own); a Google ADK session is refused (InvalidInput, nothing written).
+        own). A Google ADK session's state is recomputed from the events it keeps, as ADK's
+        own rewind (``Runner.rewind_async``) does, and its branch is an ADK session too (same
+        app and user, its session id as ADK id) with the state as it was before the rewind.
         """
         validate.session_id(session_id)
         validate.seq(to_seq, "to_seq")
@@ -955,8 +959,6 @@ class Store:
         )
         if done is None:
             raise _not_found(session_id)
-        if done.adk:
-            raise _adk_refused(session_id, "rewound")
         if done.session is None:
             raise InvalidInput(
                 f"to_seq {to_seq} is past the last message of session {session_id!r} "
@@ -1212,14 +1214,6 @@ async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     if found is not None and not upgrade:
         raise SchemaMismatch(migrate.older_message(found))
     await backend.migrate("head")
-
-
-def _adk_refused(session_id: str, what: str) -> InvalidInput:
-    return InvalidInput(
-        f"session {session_id!r} is a Google ADK session: ADK sessions cannot be {what} "
-        "yet (their state would have to be recomputed from the events kept)",
-        field="session_id",
-    )
 
 
 def _appended(session_id: str, seq: int, row: dict[str, Any]) -> Message:

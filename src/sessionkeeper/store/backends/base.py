@@ -173,7 +173,6 @@ class Forked:
     session: Session | None = None
     branch: Session | None = None  # a rewind's branch (None: nothing came after to_seq)
     dropped: int = 0  # messages a rewind moved to its branch
-    adk: bool = False  # refused, nothing written: the session is a Google ADK session
 
 
 class Backend(Protocol):

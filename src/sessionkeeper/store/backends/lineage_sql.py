@@ -13,8 +13,10 @@ every read of every fork pay for the walk instead.
   one ``INSERT … SELECT``, so the counters equal the rows from the start.
 - A LangGraph thread forks with its checkpoints, as ``copy_thread`` copies them (the same
   transaction and snapshot as its messages, which its checkpoint writes commit with).
-  Google ADK sessions are refused for now (``ADK``): a copy would need a new ADK key and
-  state recomputed from the events kept.
+  A Google ADK session forks as an ADK session of its own (same app and user, its session
+  id as ADK id) with the state its kept events give by ADK's rewind rule; a rewind
+  recomputes the session's state the same way and its branch keeps the state as it was
+  (``frameworks/*_adk.py``: ``fork_rows``, ``rewind_rows``; the rule in ``adk_base.state_at``).
 - A rewind copies the kept prefix into the branch and *moves* the dropped tail there
   (``UPDATE … SET session_id``): the tail rows are the originals (on SQLite the same rowids,
   so the search index needs no work), and the branch is the whole conversation before the
@@ -78,10 +80,6 @@ CHILDREN = (
 )
 
 GET = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
-
-
-# Whether a session is a Google ADK one (its key row, with or without state).
-ADK = "SELECT 1 FROM adk_sessions WHERE session_id = $1"
 
 # The source's checkpoints (LangGraph), each table's rows under the new session id ($2).
 COPY_CHECKPOINTS = tuple(

@@ -58,6 +58,7 @@ from sessionkeeper.store.backends.base import (
     stats_row,
 )
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
+from sessionkeeper.store.backends.frameworks import postgres_adk
 from sessionkeeper.store.backends.frameworks.postgres_adk import PostgresAdk
 from sessionkeeper.store.backends.frameworks.postgres_checkpoints import PostgresCheckpoints
 from sessionkeeper.store.backends.postgres_compaction import PostgresCompactions
@@ -722,8 +723,6 @@ class PostgresBackend(Connections):
                 at = last if spec.at_seq is None else spec.at_seq
                 if at > last:
                     return Forked(last)
-                if await conn.fetchval(lineage_sql.ADK, spec.source_id):
-                    return Forked(last, adk=True)
                 await conn.execute(
                     _FORK_SESSION,
                     spec.source_id,
@@ -735,6 +734,14 @@ class PostgresBackend(Connections):
                 )
                 await conn.execute(_COPY_MESSAGES, spec.source_id, spec.new_id, at)
                 await _copy_framework_rows(conn, spec.source_id, spec.new_id)
+                await postgres_adk.fork_rows(
+                    conn,
+                    spec.source_id,
+                    spec.new_id,
+                    at,
+                    spec.now.timestamp(),
+                    rename=spec.metadata is None,
+                )
                 return Forked(last, _session(await conn.fetchrow(lineage_sql.GET, spec.new_id)))
         except Conflict:
             raise Conflict(f"session {spec.new_id!r} already exists") from None
@@ -750,13 +757,15 @@ class PostgresBackend(Connections):
                     return None
                 if to_seq > last:
                     return Forked(last)
-                if await conn.fetchval(lineage_sql.ADK, session_id):
-                    return Forked(last, adk=True)
                 branch, dropped = None, 0
                 if await conn.fetchval(lineage_sql.TAIL_EXISTS, session_id, to_seq):
                     await conn.execute(_BRANCH_SESSION, session_id, branch_id, now, to_seq)
                     await conn.execute(_COPY_MESSAGES, session_id, branch_id, to_seq)
                     await _copy_framework_rows(conn, session_id, branch_id)
+                    # ADK state: read from the events before the tail leaves.
+                    await postgres_adk.rewind_rows(
+                        conn, session_id, branch_id, to_seq, now.timestamp()
+                    )
                     moved = await conn.execute(lineage_sql.MOVE_TAIL, session_id, branch_id, to_seq)
                     dropped = int(moved.split()[-1])
                     branch = _session(await conn.fetchrow(lineage_sql.GET, branch_id))

@@ -75,6 +75,7 @@ from sessionkeeper.store.backends.base import (
     stats_row,
 )
 from sessionkeeper.store.backends.forgetting import ForgetPlan, Forgotten, batches
+from sessionkeeper.store.backends.frameworks import sqlite_adk
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
 from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
 from sessionkeeper.store.backends.sqlite_compaction import SqliteCompactions
@@ -125,7 +126,6 @@ _BRANCH_SESSION = lineage_sql.branch_session("sqlite")
 _COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
 _MOVE_TAIL = lineage_sql.for_dialect(lineage_sql.MOVE_TAIL, "sqlite")
 _REWOUND = lineage_sql.rewound("sqlite")
-_ADK = lineage_sql.for_dialect(lineage_sql.ADK, "sqlite")
 _HELD = lineage_sql.for_dialect(lineage_sql.HELD, "sqlite")
 _COPY_CHECKPOINTS = [lineage_sql.for_dialect(c, "sqlite") for c in lineage_sql.COPY_CHECKPOINTS]
 _TAIL_EXISTS = lineage_sql.for_dialect(lineage_sql.TAIL_EXISTS, "sqlite")
@@ -811,12 +811,18 @@ class SqliteBackend(Runner):
             at = last if spec.at_seq is None else spec.at_seq
             if at > last:
                 return Forked(last)
-            if conn.execute(_ADK, (spec.source_id,)).fetchone() is not None:
-                return Forked(last, adk=True)
             values = (spec.source_id, spec.new_id, spec.title, meta, stamp, at)
             conn.execute(_FORK_SESSION, values)
             conn.execute(_COPY_MESSAGES, (spec.source_id, spec.new_id, at))
             _copy_framework_rows(conn, spec.source_id, spec.new_id)
+            sqlite_adk.fork_rows(
+                conn,
+                spec.source_id,
+                spec.new_id,
+                at,
+                spec.now.timestamp(),
+                rename=spec.metadata is None,
+            )
             return Forked(last, _session(conn.execute(_GET, (spec.new_id,)).fetchone()))
 
         try:
@@ -839,13 +845,13 @@ class SqliteBackend(Runner):
             last = int(found[0])
             if to_seq > last:
                 return Forked(last)
-            if conn.execute(_ADK, (session_id,)).fetchone() is not None:
-                return Forked(last, adk=True)
             branch, dropped = None, 0
             if conn.execute(_TAIL_EXISTS, (session_id, to_seq)).fetchone() is not None:
                 conn.execute(_BRANCH_SESSION, (session_id, branch_id, stamp, to_seq))
                 conn.execute(_COPY_MESSAGES, (session_id, branch_id, to_seq))
                 _copy_framework_rows(conn, session_id, branch_id)
+                # ADK state: read from the events before the tail leaves.
+                sqlite_adk.rewind_rows(conn, session_id, branch_id, to_seq, now.timestamp())
                 # The tail's rows move (same rowids: the search index is still right).
                 dropped = conn.execute(_MOVE_TAIL, (session_id, branch_id, to_seq)).rowcount
                 branch = _session(conn.execute(_GET, (branch_id,)).fetchone())

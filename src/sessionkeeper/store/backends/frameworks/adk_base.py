@@ -132,6 +132,55 @@ def dump(state: dict[str, Any]) -> str | None:
     return json.dumps(state, ensure_ascii=False, allow_nan=False) if state else None
 
 
+# State key prefixes that are not the session's own (``app:``, ``user:``, ``temp:``).
+_SHARED_PREFIXES = ("app:", "user:", "temp:")
+
+
+def delta_of(delta: str | None, event: str | None) -> dict[str, Any]:
+    """An event's state delta from what a read of it gives: the delta's JSON text (read out
+    of an event kept as JSON), else the whole event's text (one kept as text); {} for none."""
+    if delta is not None:
+        found = json.loads(delta)
+    elif event:
+        whole = json.loads(event)
+        actions = whole.get("actions") if isinstance(whole, dict) else None
+        found = actions.get("state_delta") if isinstance(actions, dict) else None
+    else:
+        found = None
+    return found if isinstance(found, dict) else {}
+
+
+def state_at(
+    current: str | None, deltas: Sequence[tuple[int, dict[str, Any]]], cut: int
+) -> str | None:
+    """The session state (JSON text) of an ADK session whose events after seq ``cut`` are
+    undone, by ADK's own rewind rule (``google.adk.sessions._rewind_utils.
+    compute_state_delta_for_rewind``): the kept events' session-scoped deltas replayed from
+    empty (a None value removes the key) give the state at the cut; every key of it takes
+    that value, every key an undone event wrote that the cut state lacks is removed (ADK
+    sets it to None: it can only speak in deltas), and every other key of ``current`` (a
+    create-time key no undone event touched) stays. ``app:`` and ``user:`` state are shared
+    and not the session's; ``temp:`` is never stored. ``deltas``: (seq, state delta) of the
+    session's events in seq order (events without a delta may be left out)."""
+    at_cut: dict[str, Any] = {}
+    undone: set[str] = set()
+    for seq, delta in deltas:
+        for key, value in delta.items():
+            if key.startswith(_SHARED_PREFIXES):
+                continue
+            if seq > cut:
+                undone.add(key)
+            elif value is None:
+                at_cut.pop(key, None)
+            else:
+                at_cut[key] = value
+    state: dict[str, Any] = json.loads(current) if current else {}
+    state.update(at_cut)
+    for key in undone - at_cut.keys():
+        state.pop(key, None)
+    return dump(state)
+
+
 def event_texts(values: Sequence[str | None]) -> list[str]:
     """Newest-first event texts as read → oldest first, messages that are not events left
     out (text appended to the session by other means)."""

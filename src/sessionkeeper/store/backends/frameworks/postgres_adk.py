@@ -27,9 +27,11 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     AdkPage,
     AdkRow,
     NewAdkSession,
+    delta_of,
     event_texts,
     merged,
     page_of,
+    state_at,
 )
 from sessionkeeper.store.backends.postgres_conn import Connections, DeleteRows
 from sessionkeeper.store.backends.statements import (
@@ -94,6 +96,79 @@ _UPSERT_USER = (
     "ON CONFLICT (app_name, user_id) DO UPDATE SET update_time = EXCLUDED.update_time "
     "RETURNING state::text"
 )
+
+
+# Forks and rewinds (run inside the PostgreSQL backend's fork and rewind transactions).
+_OWN = "SELECT app_name, user_id, state::text FROM adk_sessions WHERE session_id = $1"
+# The events' state deltas only (an event kept as text comes whole), those with one.
+_DELTAS = (
+    "SELECT seq, d, j FROM ("
+    f"SELECT seq, (metadata -> '{EVENT_KEY}' -> 'actions' -> 'state_delta')::text AS d, "
+    f"metadata ->> '{EVENT_KEY}_json' AS j "
+    "FROM messages WHERE session_id = $1) x "
+    "WHERE (d IS NOT NULL AND d <> '{}') OR j IS NOT NULL ORDER BY seq"
+)
+_COPY_KEY = (
+    "INSERT INTO adk_sessions (session_id, app_name, user_id, adk_id, state, update_time) "
+    "VALUES ($1, $2, $3, $6, $4::json, $5)"
+)
+_HOLD = "UPDATE sessions SET held_by = held_by | $2 WHERE session_id = $1"
+_RELEASE = "UPDATE sessions SET held_by = held_by & ~($2::smallint) WHERE session_id = $1"
+# A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
+_RENAME = (
+    "UPDATE sessions SET metadata = jsonb_set(metadata, '{adk,id}', to_jsonb($2::text)) "
+    "WHERE session_id = $1 AND jsonb_typeof(metadata -> 'adk') = 'object'"
+)
+
+
+async def _copy_key(
+    conn: Any, own: Any, target: str, state: str | None, update_time: float, rename: bool
+) -> None:
+    """``target`` (a fork or branch just written) becomes an ADK session of the same app and
+    user, its ADK id its session id, holding ``state``."""
+    await conn.execute(_COPY_KEY, target, own[0], own[1], state, update_time, target)
+    if state:
+        await conn.execute(_HOLD, target, HOLDER_BIT)
+    if rename:
+        await conn.execute(_RENAME, target, target)
+
+
+async def _deltas(conn: Any, session_id: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(r[0], delta_of(r[1], r[2])) for r in await conn.fetch(_DELTAS, session_id)]
+
+
+async def fork_rows(
+    conn: Any, source: str, target: str, cut: int, update_time: float, *, rename: bool
+) -> None:
+    """When ``source`` is an ADK session, its fork ``target`` at ``cut`` is one too, with
+    the state the events it keeps give (``state_at``); nothing when it is not."""
+    own = await conn.fetchrow(_OWN, source)
+    if own is None:
+        return
+    state = state_at(own[2], await _deltas(conn, source), cut)
+    await _copy_key(conn, own, target, state, update_time, rename)
+
+
+async def rewind_rows(
+    conn: Any, session_id: str, branch: str, cut: int, update_time: float
+) -> None:
+    """When ``session_id`` is an ADK session rewound to ``cut`` (before its tail moves to
+    ``branch``; the caller holds the session row's lock, as every ADK append takes it
+    first): the branch is an ADK session with the state as it was, and the session's state
+    is what its kept events give (``state_at``)."""
+    own = await conn.fetchrow(_OWN, session_id)
+    if own is None:
+        return
+    await _copy_key(conn, own, branch, own[2], update_time, True)
+    state = state_at(own[2], await _deltas(conn, session_id), cut)
+    await conn.execute(
+        "UPDATE adk_sessions SET state = $2::json, update_time = $3 WHERE session_id = $1",
+        session_id,
+        state,
+        update_time,
+    )
+    if not state:  # no state left: with no events either, a ghost like any unused session
+        await conn.execute(_RELEASE, session_id, HOLDER_BIT)
 
 
 class _Taken(Exception):

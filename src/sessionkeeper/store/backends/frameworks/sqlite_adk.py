@@ -25,9 +25,11 @@ from sessionkeeper.store.backends.frameworks.adk_base import (
     AdkPage,
     AdkRow,
     NewAdkSession,
+    delta_of,
     event_texts,
     merged,
     page_of,
+    state_at,
 )
 from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
@@ -72,6 +74,83 @@ _BUMP = (
     f"WHERE session_id = (SELECT session_id FROM adk_sessions WHERE {_KEY}) "
     "RETURNING session_id, last_seq"
 )
+
+
+# Forks and rewinds (run inside the SQLite backend's fork and rewind transactions).
+_OWN = "SELECT app_name, user_id, state FROM adk_sessions WHERE session_id = ?"
+# The events' state deltas only (an event kept as text comes whole), those with one.
+_DELTAS = (
+    "SELECT seq, d, j FROM ("
+    f"SELECT seq, json_extract(metadata, '$.{EVENT_KEY}.actions.state_delta') AS d, "
+    f"json_extract(metadata, '$.{EVENT_KEY}_json') AS j "
+    "FROM messages WHERE session_id = ?) "
+    "WHERE (d IS NOT NULL AND d <> '{}') OR j IS NOT NULL ORDER BY seq"
+)
+_HOLD = "UPDATE sessions SET held_by = held_by | ? WHERE session_id = ?"
+_RELEASE = "UPDATE sessions SET held_by = held_by & ~? WHERE session_id = ?"
+# A copy's metadata names its own ADK id (create writes {"adk": {app_name, user_id, id}}).
+_RENAME = (
+    "UPDATE sessions SET metadata = json_set(metadata, '$.adk.id', ?2) "
+    "WHERE session_id = ?1 AND json_type(metadata, '$.adk') = 'object'"
+)
+
+
+def _deltas(conn: sqlite3.Connection, session_id: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(r[0], delta_of(r[1], r[2])) for r in conn.execute(_DELTAS, (session_id,))]
+
+
+def _copy_key(
+    conn: sqlite3.Connection,
+    own: Any,
+    target: str,
+    state: str | None,
+    update_time: float,
+    rename: bool,
+) -> None:
+    """``target`` (a fork or branch just written) becomes an ADK session of the same app and
+    user, its ADK id its session id, holding ``state``."""
+    conn.execute(_INSERT_ADK, (target, own[0], own[1], target, state, update_time))
+    if state:
+        conn.execute(_HOLD, (HOLDER_BIT, target))
+    if rename:
+        conn.execute(_RENAME, (target, target))
+
+
+def fork_rows(
+    conn: sqlite3.Connection,
+    source: str,
+    target: str,
+    cut: int,
+    update_time: float,
+    *,
+    rename: bool,
+) -> None:
+    """When ``source`` is an ADK session, its fork ``target`` at ``cut`` is one too, with
+    the state the events it keeps give (``state_at``); nothing when it is not."""
+    own = conn.execute(_OWN, (source,)).fetchone()
+    if own is None:
+        return
+    state = state_at(own[2], _deltas(conn, source), cut)
+    _copy_key(conn, own, target, state, update_time, rename)
+
+
+def rewind_rows(
+    conn: sqlite3.Connection, session_id: str, branch: str, cut: int, update_time: float
+) -> None:
+    """When ``session_id`` is an ADK session rewound to ``cut`` (before its tail moves to
+    ``branch``): the branch is an ADK session with the state as it was, and the session's
+    state is what its kept events give (``state_at``)."""
+    own = conn.execute(_OWN, (session_id,)).fetchone()
+    if own is None:
+        return
+    _copy_key(conn, own, branch, own[2], update_time, True)
+    state = state_at(own[2], _deltas(conn, session_id), cut)
+    conn.execute(
+        "UPDATE adk_sessions SET state = ?, update_time = ? WHERE session_id = ?",
+        (state, update_time, session_id),
+    )
+    if not state:  # no state left: with no events either, a ghost like any unused session
+        conn.execute(_RELEASE, (HOLDER_BIT, session_id))
 
 
 def _merge_shared(
