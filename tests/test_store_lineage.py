@@ -335,3 +335,32 @@ async def test_lineage_round_trips_through_the_jsonl_header(store: Store) -> Non
     bad = {**record, "session_id": "bad-lineage", "fork_seq": -2}
     with pytest.raises(InvalidInput, match="fork_seq"):
         await store.import_session(session_from_record(bad), [])
+
+
+async def test_rewind_takes_the_tails_keys_and_compactions_with_it(store: Store) -> None:
+    """After a rewind, a retry of a write whose messages moved to the branch is a new write
+    (its key was freed, as deleting a message frees it), a key of a kept message still
+    replays, and a compaction that summarised moved messages no longer stands in the
+    session's window; usage of the moved rows stays with them."""
+    s = await store.create_session(agent_id="a")
+    for i in range(1, 5):
+        await store.add_message(s.session_id, "user", f"m{i}", idempotency_key=f"k{i}")
+
+    async def summarize(messages: list[Message]) -> str:
+        return "summary of " + ",".join(m.content for m in messages)
+
+    done = await store.compact_session(s.session_id, keep_last_tokens=0, summarize=summarize)
+    assert done is not None and done.through_seq > 2
+    rewound = await store.rewind_session(s.session_id, 2)
+    assert rewound.branch is not None
+
+    kept = await store.add_message(s.session_id, "user", "m2", idempotency_key="k2")
+    assert kept.seq == 2  # replayed: the message is still there
+    again = await store.add_message(s.session_id, "user", "m3", idempotency_key="k3")
+    assert again.seq == 3  # written anew in the rewound session
+    assert [m.content for m in await store.get_messages(s.session_id)] == ["m1", "m2", "m3"]
+    assert await store.get_compaction(s.session_id) is None
+    window = await store.context_window(s.session_id, 10_000)
+    assert [m.content for m in window.messages] == ["m1", "m2", "m3"]
+    branch = await store.get_messages(rewound.branch.session_id)
+    assert [m.content for m in branch] == ["m1", "m2", "m3", "m4"]

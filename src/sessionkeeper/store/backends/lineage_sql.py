@@ -62,6 +62,16 @@ FROM sessions WHERE session_id = $1
 # $1 source, $2 branch, $3 to_seq.
 MOVE_TAIL = "UPDATE messages SET session_id = $2 WHERE session_id = $1 AND seq > $3"
 
+# What stood for the tail in the source goes with it ($1 source, $2 to_seq): a compaction
+# summarising moved messages, and the idempotency keys of writes whose messages moved (as
+# deleting a message frees its key: a retry of such a write is a new write, not a replay
+# answered with messages the session no longer holds).
+REWIND_DROPS = (
+    "DELETE FROM compactions WHERE session_id = $1 AND through_seq > $2",
+    "DELETE FROM idempotency_keys WHERE session_id = $1 AND kind = 'append' "
+    "AND first_seq + seq_count - 1 > $2",
+)
+
 # The source after its tail left: counters from the rows it keeps. $1 id, $2 to_seq, $3 now.
 _REWOUND = f"""
 UPDATE sessions SET (message_count, token_count, last_message_at) = (

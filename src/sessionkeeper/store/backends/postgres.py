@@ -768,6 +768,8 @@ class PostgresBackend(Connections):
                     )
                     moved = await conn.execute(lineage_sql.MOVE_TAIL, session_id, branch_id, to_seq)
                     dropped = int(moved.split()[-1])
+                    for stmt in lineage_sql.REWIND_DROPS:
+                        await conn.execute(stmt, session_id, to_seq)
                     branch = _session(await conn.fetchrow(lineage_sql.GET, branch_id))
                 row = await conn.fetchrow(_REWOUND, session_id, to_seq, now)
                 return Forked(last, _session(row), branch, dropped)

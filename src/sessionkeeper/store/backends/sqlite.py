@@ -125,6 +125,7 @@ _FORK_SESSION = lineage_sql.fork_session("sqlite")
 _BRANCH_SESSION = lineage_sql.branch_session("sqlite")
 _COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
 _MOVE_TAIL = lineage_sql.for_dialect(lineage_sql.MOVE_TAIL, "sqlite")
+_REWIND_DROPS = [lineage_sql.for_dialect(s, "sqlite") for s in lineage_sql.REWIND_DROPS]
 _REWOUND = lineage_sql.rewound("sqlite")
 _HELD = lineage_sql.for_dialect(lineage_sql.HELD, "sqlite")
 _COPY_CHECKPOINTS = [lineage_sql.for_dialect(c, "sqlite") for c in lineage_sql.COPY_CHECKPOINTS]
@@ -854,6 +855,8 @@ class SqliteBackend(Runner):
                 sqlite_adk.rewind_rows(conn, session_id, branch_id, to_seq, now.timestamp())
                 # The tail's rows move (same rowids: the search index is still right).
                 dropped = conn.execute(_MOVE_TAIL, (session_id, branch_id, to_seq)).rowcount
+                for stmt in _REWIND_DROPS:
+                    conn.execute(stmt, (session_id, to_seq))
                 branch = _session(conn.execute(_GET, (branch_id,)).fetchone())
             row = conn.execute(_REWOUND, (session_id, to_seq, stamp)).fetchone()
             return Forked(last, _session(row), branch, dropped)
