@@ -52,15 +52,16 @@ def compact(
     sid = chosen.session_id
     cfg = common.settings()
     llm = model_client(cfg, model)
-    if llm.is_echo:
-        raise Conflict(
-            "no model is configured to write the summary: set SESSIONKEEPER_LLM_BASE_URL and "
-            "SESSIONKEEPER_LLM_MODEL, or give -m"
-        )
     kept = cfg.max_context_tokens // 2 if keep is None else keep
 
     async def work(store: Store) -> tuple[Compaction | None, Compaction | None]:
         try:
+            # Said once the database answered: a missing or unreachable database first.
+            if llm.is_echo:
+                raise Conflict(
+                    "no model is configured to write the summary: set "
+                    "SESSIONKEEPER_LLM_BASE_URL and SESSIONKEEPER_LLM_MODEL, or give -m"
+                )
             made = await store.compact_session(
                 sid, keep_last_tokens=kept, summarize=summarizer(llm), model=llm.model
             )
