@@ -116,6 +116,10 @@ async def _job_lock(store: Store) -> None:
         pass
 
 
+async def _summary(messages: list[Any]) -> str:
+    return f"{len(messages)} messages"
+
+
 def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
     """One plausible call per public method (names as ``public_methods`` gives them)."""
     cp = store.checkpoints
@@ -150,6 +154,16 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "search_messages": lambda: store.search_messages("hello"),
         "search_with_neighbours": lambda: store.search_with_neighbours("hello"),
         "context_window": lambda: store.context_window(sid, 1000),
+        "fork_session": lambda: store.fork_session(sid),
+        "rewind_session": lambda: store.rewind_session(sid, 1),
+        "list_branches": lambda: store.list_branches(sid),
+        "compact_session": lambda: store.compact_session(
+            sid, keep_last_tokens=0, summarize=_summary
+        ),
+        "get_compaction": lambda: store.get_compaction(sid),
+        "set_usage": lambda: store.set_usage(sid, 1, {"input_tokens": 1}),
+        "get_usage": lambda: store.get_usage(sid),
+        "usage_totals": lambda: store.usage_totals(),
         "delete_ghost_sessions": lambda: store.delete_ghost_sessions(0),
         "delete_expired_idempotency_keys": lambda: store.delete_expired_idempotency_keys(0),
         "ghost_sessions": lambda: store.ghost_sessions(0),
