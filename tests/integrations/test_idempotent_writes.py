@@ -87,6 +87,22 @@ async def test_agents_sdk_items_with_ids_added_twice_are_stored_once(sk_store: S
     assert await session.get_items() == output
 
 
+async def test_ids_reused_with_other_content_are_a_new_write(sk_store: Store) -> None:
+    """Framework ids make retries safe, but a framework does not promise them unique: items
+    or messages that reuse an id with other content are stored, as the framework's own
+    stores store them (the SDK's own session tests reuse ids like "1")."""
+    session = SessionkeeperSession("oa-reuse", store=sk_store)
+    first: list[Any] = [{"id": "1", "role": "user", "content": "first"}]
+    other: list[Any] = [{"id": "1", "role": "user", "content": "second"}]
+    await session.add_items(first)
+    await session.add_items(other)
+    assert await session.get_items() == first + other
+    history = SessionkeeperChatMessageHistory("lc-reuse", store=sk_store)
+    await history.aadd_messages([HumanMessage("one", id="x")])
+    await history.aadd_messages([HumanMessage("two", id="x")])
+    assert [m.content for m in await history.aget_messages()] == ["one", "two"]
+
+
 async def test_langgraph_checkpoint_put_repeated_mirrors_no_message_twice(sk_store: Store) -> None:
     """A put retried after it landed (its reply lost), by a saver that has never seen the
     thread: the checkpoint is stored by its id, its list items are found numbered already,

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from sessionkeeper.bridge import run_blocking
-from sessionkeeper.errors import Conflict, NotFound
+from sessionkeeper.errors import Conflict, IdempotencyKeyReused, NotFound
 from sessionkeeper.integrations._common import auto_title, read_whole
 from sessionkeeper.models import MAX_MESSAGES_PAGE, Message
 from sessionkeeper.store import validate
@@ -263,9 +263,7 @@ class SessionBinding:
         store = await self.store()
         for _ in range(_APPEND_ATTEMPTS - 1):
             try:
-                added = await store.add_messages(
-                    self.session_id, rows, idempotency_key=idempotency_key
-                )
+                added = await self._add(store, rows, idempotency_key)
             except NotFound:
                 self._untitled = await create_session(
                     store,
@@ -281,7 +279,18 @@ class SessionBinding:
                 self._untitled = False
                 await title_later(store, self.session_id, user_text)
             return added
-        return await store.add_messages(self.session_id, rows, idempotency_key=idempotency_key)
+        return await self._add(store, rows, idempotency_key)
+
+    async def _add(
+        self, store: Store, rows: Sequence[Mapping[str, Any]], key: str | None
+    ) -> list[Message]:
+        """``add_messages`` keyed by the objects' framework ids. Those ids make a retry of the
+        same objects safe, but a framework does not promise them unique: objects that reuse
+        ids with other content are a new write (stored without a key), not a refused one."""
+        try:
+            return await store.add_messages(self.session_id, rows, idempotency_key=key)
+        except IdempotencyKeyReused:
+            return await store.add_messages(self.session_id, rows)
 
     async def last(self, n: int) -> list[Message]:
         """The newest ``n`` messages, oldest first ([] when the session does not exist)."""
