@@ -3,7 +3,7 @@
  * and an export), the maintenance buttons (ghost purge; prune with a dry run first) and the
  * retention policies (list, set, delete, preview a run, run), shown only to a key that may use
  * them (GET /whoami). A transcript shows the session's lineage (the session it was forked
- * from, its branches) and, where the server has GET …/usage, its usage and cost. */
+ * from, its branches) and its usage and cost (GET …/usage). */
 "use strict";
 
 (() => {
@@ -267,41 +267,18 @@
     box.hidden = !box.children.length;
   }
 
-  /* Usage and cost of the session's messages, by model (GET …/usage). A server without that
-   * route has no panel, quietly: its OpenAPI document (read once per page) does not list the
-   * route, so it is not asked (a request answered 404 is an error in the browser's console);
-   * if the document cannot be read, the route is asked and its 404 (the router's "Not
-   * Found") hides the panel for the rest of the page. Cost is shown as the server writes it
-   * (exact decimal text), or "unknown", never 0. */
-  const USAGE_PATH = "/api/engine/sessions/{session_id}/usage";
-  let usageRoute = null;  // a promise: whether to ask this server for usage
-  function hasUsageRoute() {
-    if (!usageRoute) {
-      usageRoute = fetch("/openapi.json")
-        .then((r) => (r.ok ? r.json() : null))
-        .then((doc) => (doc && doc.paths ? !!(doc.paths[USAGE_PATH] || {}).get : true))
-        .catch(() => true);  // unknown: ask the route itself
-    }
-    return usageRoute;
-  }
-
+  /* Usage and cost of the session's messages, by model (GET …/usage). Cost is shown as the
+   * server writes it (exact decimal text), or "unknown", never 0. */
   async function showUsage(s) {
     const box = clear($("detail-usage"));
     box.hidden = true;
     box.dataset.state = "loading";
-    const ask = await hasUsageRoute();
-    if (state.selected !== s.session_id) return;
-    if (!ask) {
-      box.dataset.state = "absent";
-      return;
-    }
     let u;
     try {
       u = await api("/sessions/" + encodeURIComponent(s.session_id) + "/usage");
     } catch (err) {
       if (state.selected !== s.session_id) return;
-      if (err.status === 404) {  // no such route (or the session was deleted just now)
-        if (err.body && err.body.detail === "Not Found") usageRoute = Promise.resolve(false);
+      if (err.status === 404) {  // the session was deleted just now
         box.dataset.state = "absent";
         return;
       }
