@@ -268,3 +268,21 @@ RUNS_README = [  # the README example's usage
     Usage(input_tokens=2500, output_tokens=410, requests=2),
     Usage(input_tokens=900, output_tokens=120, reasoning_tokens=100),
 ]
+
+
+async def test_messages_read_around_search_hits_carry_their_usage(store: Store) -> None:
+    """``search_with_neighbours`` (MCP recall) reads the hits' neighbours whole: usage too."""
+    s = await store.create_session()
+    await store.add_message(s.session_id, "user", "where is the zanzibarite?")
+    await store.add_message(
+        s.session_id,
+        "assistant",
+        "in the drawer",
+        model="gpt-4o",
+        usage={"input_tokens": 30, "output_tokens": 5},
+    )
+    hits, messages = await store.search_with_neighbours("zanzibarite", context=1)
+    assert [h.seq for h in hits] == [1]
+    by_seq = {m.seq: m for m in messages}
+    assert by_seq[1].usage is None
+    assert by_seq[2].usage is not None and by_seq[2].usage.input_tokens == 30

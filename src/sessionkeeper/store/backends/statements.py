@@ -260,7 +260,7 @@ def message_ranges(ranges: Sequence[tuple[str, int, int]]) -> tuple[str, list[An
     inside its search statement (``postgres_sql.SEARCH_AROUND``)."""
     rows = ", ".join("(?, ?, ?)" for _ in ranges)
     sql = (
-        f"WITH r(sid, lo, hi) AS (VALUES {rows}) SELECT {MESSAGE_READ} FROM r "
+        f"WITH r(sid, lo, hi) AS (VALUES {rows}) SELECT {SQLITE_MESSAGE_READ} FROM r "
         "CROSS JOIN messages ON session_id = r.sid AND seq BETWEEN r.lo AND r.hi "
         "ORDER BY session_id, seq"
     )
