@@ -202,5 +202,12 @@ async def test_search_with_neighbours_gives_the_hits_and_their_surroundings(stor
     assert [(h.session_id, h.seq) for h in scoped] == [(b.session_id, 1)]
     assert [(m.session_id, m.seq, m.content) for m in around] == [(b.session_id, 1, "heron b1")]
     assert await store.search_with_neighbours("nothing-matches-this") == ([], [])
+    # Without snippets (recall reads the messages): the same hits and messages, no snippet.
+    bare, same = await store.search_with_neighbours("heron", context=1, snippets=False)
+    assert [(h.session_id, h.seq, h.rank) for h in bare] == [
+        (h.session_id, h.seq, h.rank) for h in hits
+    ]
+    assert {h.snippet for h in bare} == {""}
+    assert sorted((m.session_id, m.seq) for m in same) == got
     with pytest.raises(InvalidInput, match="context must be an integer from 0 to 10, got 11"):
         await store.search_with_neighbours("heron", context=11)

@@ -145,6 +145,7 @@ async def recall(
         user_ids=caller.principal.user_scope,
         created_after=created_after,
         created_before=created_before,
+        snippets=False,  # passages are messages
     )
     candidates = group(hits, context)
     # Every candidate's messages came with the hits: duplicates are known only once read.

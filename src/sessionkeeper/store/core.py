@@ -821,11 +821,14 @@ class Store:
         metadata: Mapping[str, Any] | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        snippets: bool = True,
     ) -> tuple[list[SearchHit], list[Message]]:
         """``search_messages``'s hits (the same, in the same order), and the messages up to
         ``context`` positions before and after each hit (the hits included, each message
         once, in no particular order): passages around the hits for about the cost of the
-        search (one statement on PostgreSQL). ``context`` is 0 to 10."""
+        search (one statement on PostgreSQL). ``context`` is 0 to 10. ``snippets=False``:
+        the hits' snippets are empty, for a caller that reads the messages (``recall``:
+        cutting them was a third of its time on SQLite)."""
         query = fts.check_query(query)
         validate.limit(limit, MAX_PAGE_SIZE)
         validate.bounded_int(context, "context", 0, MAX_CONTEXT)
@@ -845,6 +848,7 @@ class Store:
             metadata=wanted,
             created_after=after,
             created_before=before,
+            snippets=snippets,
         )
 
     async def context_window(self, session_id: str, max_tokens: int, *, reserve: int = 0) -> Window:

@@ -320,9 +320,11 @@ class Backend(Protocol):
         metadata: dict[str, Any] | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        snippets: bool = True,
     ) -> tuple[list[SearchHit], list[Message]]:
         """``search``'s hits, and the messages up to ``context`` positions around each (each
-        message once): what recall reads, at the cost of about one search."""
+        message once): what recall reads, at the cost of about one search. Without
+        ``snippets`` the hits' snippets are empty (the caller reads the messages)."""
         ...
 
     # ── lineage (lineage_sql.py) ──────────────────────────────────────────

@@ -150,7 +150,7 @@ def _hit(r: Any, marks: Any) -> SearchHit:
         seq=r[1],
         role=r[3],
         agent_id=r[4],
-        snippet=snippet(r[7], marks),
+        snippet="" if marks is None else snippet(r[7], marks),
         rank=float(r[2]),
         created_at=r[5],
         session_title=r[6],
@@ -683,8 +683,9 @@ class PostgresBackend(Connections):
         metadata: dict[str, Any] | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        snippets: bool = True,
     ) -> tuple[list[SearchHit], list[Message]]:
-        marks = wanted(query)
+        marks = wanted(query) if snippets else None
         stmt, p = self._search(
             query, limit, None, agent_ids, user_ids, metadata, created_after, created_before
         )

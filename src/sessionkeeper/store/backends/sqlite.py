@@ -717,6 +717,7 @@ class SqliteBackend(Runner):
         metadata: dict[str, Any] | None,
         created_after: datetime | None,
         created_before: datetime | None,
+        snippets: bool = True,
     ) -> tuple[list[SearchHit], list[Message]]:
         """The hits, and with ``around`` the messages up to that many positions around each,
         read in the same call on the same connection (one snapshot, no second hand-over)."""
@@ -745,7 +746,8 @@ class SqliteBackend(Runner):
         def hit(r: Sequence[Any]) -> SearchHit:
             # Positional, in SearchHit's field order: session_id, seq, role, agent_id,
             # snippet, rank, created_at, session_title.
-            return SearchHit(r[0], r[1], r[3], r[4], snippet(r[7], marks), r[2], _utc(r[5]), r[6])
+            cut = snippet(r[7], marks) if snippets else ""
+            return SearchHit(r[0], r[1], r[3], r[4], cut, r[2], _utc(r[5]), r[6])
 
         def neighbours(conn: sqlite3.Connection, hits: list[SearchHit]) -> list[Message]:
             if around is None or not hits:
@@ -784,6 +786,7 @@ class SqliteBackend(Runner):
         metadata: dict[str, Any] | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        snippets: bool = True,
     ) -> tuple[list[SearchHit], list[Message]]:
         return await self._search(
             query,
@@ -795,6 +798,7 @@ class SqliteBackend(Runner):
             metadata,
             created_after,
             created_before,
+            snippets,
         )
 
     # ── lineage (lineage_sql.py) ───────────────────────────────────────────
