@@ -101,49 +101,6 @@ def _session(r: Any) -> Session:
     )
 
 
-def _one(session_id: str, r: dict[str, Any], now: datetime, usage: bool) -> list[Any]:
-    """APPEND's parameters for one message (APPEND_USAGE's with ``usage``)."""
-    values = [
-        session_id,
-        r["role"],
-        r["content"],
-        r["agent_id"],
-        r["model"],
-        r["token_count"],
-        r["metadata"],
-        r["created_at"],
-        now,
-        tsvector(r["content"]),
-    ]
-    if usage:
-        values += usage_values(r.get("usage"))
-    return values
-
-
-def _many(
-    session_id: str, rows: Sequence[dict[str, Any]], now: datetime, usage: bool
-) -> list[Any]:
-    """APPEND_MANY's parameters: one array per column (APPEND_MANY_USAGE's with ``usage``)."""
-    values: list[Any] = [
-        session_id,
-        len(rows),
-        sum(r["token_count"] for r in rows),
-        now,
-        [r["role"] for r in rows],
-        [r["content"] for r in rows],
-        [r["agent_id"] for r in rows],
-        [r["model"] for r in rows],
-        [r["token_count"] for r in rows],
-        [r["metadata"] for r in rows],
-        [r["created_at"] for r in rows],
-        [tsvector(r["content"]) for r in rows],
-    ]
-    if usage:
-        columns = [usage_values(r.get("usage")) for r in rows]
-        values += [[c[i] for c in columns] for i in range(len(columns[0]))]
-    return values
-
-
 def _hit(r: Any, marks: Any) -> SearchHit:
     return SearchHit(
         session_id=r[0],
@@ -418,13 +375,13 @@ class PostgresBackend(Connections):
             seq = await self._run(
                 "fetchval",
                 q.APPEND_USAGE if used else q.APPEND,
-                *_one(session_id, rows[0], now, used),
+                *q.append_args(session_id, rows[0], now, used),
             )
             return None if seq is None else [seq]
         found = await self._run(
             "fetch",
             q.APPEND_MANY_USAGE if used else q.APPEND_MANY,
-            *_many(session_id, rows, now, used),
+            *q.append_many_args(session_id, rows, now, used),
         )
         return sorted(r[0] for r in found) if found else None
 
@@ -435,9 +392,9 @@ class PostgresBackend(Connections):
         what the key's first write recorded, or None (no such session)."""
         try:
             if len(rows) == 1:
-                stmt, values = q.APPEND_KEYED, _one(session_id, rows[0], now, True)
+                stmt, values = q.APPEND_KEYED, q.append_args(session_id, rows[0], now, True)
             else:
-                stmt, values = q.APPEND_MANY_KEYED, _many(session_id, rows, now, True)
+                stmt, values = q.APPEND_MANY_KEYED, q.append_many_args(session_id, rows, now, True)
             found = await self._run("fetch", stmt, *values, claim.key, claim.fingerprint)
             if found:
                 return sorted(r[0] for r in found)

@@ -11,29 +11,8 @@ from typing import Any
 from sessionkeeper.models import Message
 from sessionkeeper.store.backends import postgres_sql as q
 from sessionkeeper.store.backends.replace_sql import PRUNE_CHUNK, statements
-from sessionkeeper.store.terms import tsvector
 
 SQL = statements("postgresql")
-
-
-def append_many_args(
-    session_id: str, rows: Sequence[dict[str, Any]], now: datetime
-) -> tuple[Any, ...]:
-    """The arguments of ``postgres_sql.APPEND_MANY`` for validated message rows."""
-    return (
-        session_id,
-        len(rows),
-        sum(r["token_count"] for r in rows),
-        now,
-        [r["role"] for r in rows],
-        [r["content"] for r in rows],
-        [r["agent_id"] for r in rows],
-        [r["model"] for r in rows],
-        [r["token_count"] for r in rows],
-        [r["metadata"] for r in rows],
-        [r["created_at"] for r in rows],
-        [tsvector(r["content"]) for r in rows],
-    )
 
 
 async def replace_tail(
@@ -77,7 +56,9 @@ async def replace_tail(
         await conn.execute(SQL.uncount, session_id, len(deleted), sum(deleted), now)
         await conn.execute(SQL.drop_compactions, session_id, lowest)
     if rows:
-        await conn.fetch(q.APPEND_MANY, *append_many_args(session_id, rows, now))
+        used = any(r.get("usage") is not None for r in rows)
+        stmt = q.APPEND_MANY_USAGE if used else q.APPEND_MANY
+        await conn.fetch(stmt, *q.append_many_args(session_id, rows, now, used))
     return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sessionkeeper.models import Message
@@ -14,7 +15,9 @@ from sessionkeeper.store.backends.statements import (
     USAGE_COLUMN_NAMES,
     USAGE_COLUMNS,
     usage_of,
+    usage_values,
 )
+from sessionkeeper.store.terms import tsvector
 
 # Which node this is and how far replication is behind (models.DatabaseRole). A standby
 # measures its own replay (0 once it has replayed all it received: an idle primary sends
@@ -42,6 +45,49 @@ def message(r: Any) -> Message:
     """A Message from a row of ``MESSAGE_READ`` (positional: Message's fields, in order; the
     usage its six columns), or of ``MESSAGE_COLUMNS`` (no usage)."""
     return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7] or {}), r[8], usage_of(r))
+
+
+def append_args(session_id: str, r: dict[str, Any], now: datetime, usage: bool) -> list[Any]:
+    """APPEND's parameters for one message (APPEND_USAGE's with ``usage``)."""
+    values = [
+        session_id,
+        r["role"],
+        r["content"],
+        r["agent_id"],
+        r["model"],
+        r["token_count"],
+        r["metadata"],
+        r["created_at"],
+        now,
+        tsvector(r["content"]),
+    ]
+    if usage:
+        values += usage_values(r.get("usage"))
+    return values
+
+
+def append_many_args(
+    session_id: str, rows: Sequence[dict[str, Any]], now: datetime, usage: bool
+) -> list[Any]:
+    """APPEND_MANY's parameters: one array per column (APPEND_MANY_USAGE's with ``usage``)."""
+    values: list[Any] = [
+        session_id,
+        len(rows),
+        sum(r["token_count"] for r in rows),
+        now,
+        [r["role"] for r in rows],
+        [r["content"] for r in rows],
+        [r["agent_id"] for r in rows],
+        [r["model"] for r in rows],
+        [r["token_count"] for r in rows],
+        [r["metadata"] for r in rows],
+        [r["created_at"] for r in rows],
+        [tsvector(r["content"]) for r in rows],
+    ]
+    if usage:
+        columns = [usage_values(r.get("usage")) for r in rows]
+        values += [[c[i] for c in columns] for i in range(len(columns[0]))]
+    return values
 
 
 APPEND = """
