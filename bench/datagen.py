@@ -25,7 +25,11 @@ MEDIUM_WORD = "plovermint"
 # The tables' columns in order, from their one description (store/schema.py); ``held_by``
 # keeps its default (0: no framework state, as for any plain session), and the corpus's
 # messages carry no usage (its columns, migration 0012, stay NULL).
-SESSION_COLS = [c.name for c in schema.sessions.columns if c.name not in ("held_by", "user_id")]
+SESSION_COLS = [
+    c.name
+    for c in schema.sessions.columns
+    if c.name not in ("held_by", "user_id", "parent_session_id", "fork_seq")
+]
 _USAGE_COLS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "requests")
 MESSAGE_COLS = [
     c.name for c in schema.messages.columns if c.name not in (*_USAGE_COLS, "usage_model")
