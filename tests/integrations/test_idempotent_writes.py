@@ -60,31 +60,16 @@ async def test_langchain_messages_with_ids_added_twice_are_stored_once(sk_store:
     assert await history.aget_messages() == turn
 
 
-async def test_agents_sdk_items_with_ids_added_twice_are_stored_once(sk_store: Store) -> None:
+async def test_agents_sdk_items_added_twice_are_stored_twice(sk_store: Store) -> None:
+    """The Agents SDK stores an item added again as a new item (its compaction session
+    replays the same compaction item, id and all, on every run): not keyed by item ids."""
     session = SessionkeeperSession("oa-idem", store=sk_store)
-    output: list[Any] = [
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "hello", "annotations": []}],
-        },
-        {"id": "fc_1", "type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+    compaction: list[Any] = [
+        {"id": "cmp_1", "type": "compaction", "encrypted_content": "synthetic"},
     ]
-    await session.add_items(output)
-    await session.add_items(output)
-    assert await session.get_items() == output
-    user: list[Any] = [{"role": "user", "content": "no id"}]
-    await session.add_items(user)
-    await session.add_items(user)
-    assert len(await session.get_items()) == 4
-    # Popped, the item is a new write when it comes again.
-    await session.pop_item()
-    await session.pop_item()
-    await session.pop_item()
-    await session.add_items(output[1:])
-    assert await session.get_items() == output
+    await session.add_items(compaction)
+    await session.add_items(compaction)
+    assert await session.get_items() == compaction * 2
 
 
 async def test_ids_reused_with_other_content_are_a_new_write(sk_store: Store) -> None:

@@ -9,7 +9,7 @@
   an object's text is longer than a message may be (the object itself is kept whole).
 - :func:`reported_usage`: the usage a framework reported, as the store's ``Usage``.
 - :func:`key_from_ids`: the idempotency key of a write, derived from the ids the framework
-  gave its objects (ADK event ids, LangChain message ids, Agents SDK item ids), so the
+  gave its objects (ADK event ids, LangChain message ids), so the
   framework's retries of a write store it once (``store/idempotency.py``). No key when an
   object has no id: nothing else tells a retry from a new write.
 - :func:`keep_whole` / :func:`read_whole`: a framework object in message metadata, exactly.

@@ -41,7 +41,6 @@ from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
     count_tokens,
     finish,
-    key_from_ids,
     missing_framework,
     read_whole,
     reported_usage,
@@ -75,10 +74,6 @@ __all__ = ["SESSION_TYPE", "SessionkeeperSession", "item_role", "item_text"]
 SESSION_TYPE = "openai-agents"
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _item_id(item: TResponseInputItem) -> Any:
-    return item.get("id") if isinstance(item, Mapping) else None
 
 
 def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
@@ -241,10 +236,10 @@ class SessionkeeperSession(BoundSession):
             return
         store = await self._binding.store()
         rows = [to_row(store, item) for item in items]
-        # Keyed by the items' ids when every item has one (model output does; user input
-        # usually not): the SDK's retry of the same items stores nothing.
-        key = key_from_ids("openai-agents", [_item_id(item) for item in items])
-        await finish(self._binding.append(rows, _first_user_text(items), key))
+        # Not keyed by the items' ids: the SDK stores an item added again as a new item (its
+        # compaction session replays the same compaction item, id and all, on every run,
+        # and its own tests count both), so a key made of item ids would drop a real write.
+        await finish(self._binding.append(rows, _first_user_text(items)))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when there is none), atomically."""
