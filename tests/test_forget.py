@@ -411,7 +411,9 @@ async def test_postgresql_vacuum_full_takes_the_bytes_out_of_the_files(
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
         await conn.close()
-    store = await Store.open(file_db_url)
+    # CHECKPOINT is server-wide: while other tests write to the same server it can take
+    # longer than the default 10 s statement bound.
+    store = await Store.open(file_db_url, timeout=120)
     try:
         for user, marker in ((U1, M1), (U2, M2)):
             s = await store.create_session(user_id=user)
