@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -49,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import datagen
-from pgdb import pg_database
+from pgdb import scratch_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import Message, Session
@@ -123,13 +122,7 @@ def file_bytes(path: Path, needle: bytes) -> int:
 
 async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
-        path: Path | None = None
-        if db == "sqlite":
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=HERE, prefix="sk_fg_")))
-            path = tmp / "forget.db"
-            url = f"sqlite:///{path}"
-        else:
-            url = await stack.enter_async_context(pg_database("forget"))
+        url, path = await scratch_database(stack, db, "forget")
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         t0 = time.perf_counter()

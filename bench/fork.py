@@ -40,14 +40,13 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from typing import Any
 
 import bare
 import datagen
-from pgdb import pg_database
+from pgdb import scratch_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import NewMessage
@@ -136,13 +135,7 @@ async def read_ratio_of(store: Store, fork_id: str, plain_id: str, n: int) -> fl
 
 async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
-        path: Path | None = None
-        if db == "sqlite":
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=HERE, prefix="sk_fk_")))
-            path = tmp / "fork.db"
-            url = f"sqlite:///{path}"
-        else:
-            url = await stack.enter_async_context(pg_database("fork"))
+        url, path = await scratch_database(stack, db, "fork")
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         source = await load(store, args.messages)

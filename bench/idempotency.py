@@ -36,13 +36,12 @@ import itertools
 import json
 import os
 import statistics
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from typing import Any
 
 from harness import compare_many, pct
-from pgdb import pg_database
+from pgdb import scratch_database
 
 from sessionkeeper import Store
 from sessionkeeper.models import NewMessage
@@ -57,11 +56,7 @@ def log(msg: str) -> None:
 
 async def bench(db: str, args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
-        if db == "sqlite":
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=HERE, prefix="sk_id_")))
-            url = f"sqlite:///{tmp / 'idem.db'}"
-        else:
-            url = await stack.enter_async_context(pg_database("idem"))
+        url, _ = await scratch_database(stack, db, "idem")
         store = await Store.open(url)
         stack.push_async_callback(store.close)
         plain_sid = (await store.create_session(title="plain")).session_id
