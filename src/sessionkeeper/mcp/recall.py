@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sessionkeeper.mcp.tools import Caller, message_dict
+from sessionkeeper.mcp.tools import Caller
 from sessionkeeper.models import MAX_PAGE_SIZE, Message, SearchHit
 from sessionkeeper.store import validate
 from sessionkeeper.store.core import MAX_CONTEXT
@@ -87,23 +87,20 @@ def _key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _fill(passages: list[Passage], messages: list[Message]) -> None:
+def _by_session(messages: list[Message]) -> dict[str, list[Message]]:
+    """The messages of each session, by seq."""
     by_session: dict[str, list[Message]] = {}
     for message in sorted(messages, key=lambda m: m.seq):
         by_session.setdefault(message.session_id, []).append(message)
-    for passage in passages:
-        passage.messages = [
-            m
-            for m in by_session.get(passage.session_id, ())
-            if passage.first <= m.seq <= passage.last
-        ]
+    return by_session
 
 
-def _fit(passage: Passage, room: int) -> list[Message] | None:
-    """The passage's messages that fit ``room`` tokens: all, or its hits and the nearest
-    neighbours that fit, or None if its hits alone do not."""
-    if sum(cost(m) for m in passage.messages) <= room:
-        return passage.messages
+def _fit(passage: Passage, room: int) -> tuple[list[Message], int] | None:
+    """The passage's messages that fit ``room`` tokens, and their cost: all, or its hits and
+    the nearest neighbours that fit, or None if its hits alone do not."""
+    whole = sum(cost(m) for m in passage.messages)
+    if whole <= room:
+        return passage.messages, whole
     hits = set(passage.hits)
     kept = [m for m in passage.messages if m.seq in hits]
     used = sum(cost(m) for m in kept)
@@ -117,7 +114,18 @@ def _fit(passage: Passage, room: int) -> list[Message] | None:
         if used + cost(message) <= room:
             kept.append(message)
             used += cost(message)
-    return sorted(kept, key=lambda m: m.seq)
+    return sorted(kept, key=lambda m: m.seq), used
+
+
+def _passage_message(message: Message, hit: bool) -> dict[str, Any]:
+    return {
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "created_at": message.created_at.isoformat(),
+        "token_count": message.token_count,
+        "hit": hit,
+    }
 
 
 async def recall(
@@ -147,36 +155,42 @@ async def recall(
         created_before=created_before,
         snippets=False,  # passages are messages
     )
-    candidates = group(hits, context)
-    # Every candidate's messages came with the hits: duplicates are known only once read.
-    _fill(candidates, messages)
+    by_session = _by_session(messages)
     seen: set[str] = set()
     chosen: list[dict[str, Any]] = []
     used = duplicates = omitted = 0
-    for passage in candidates:
+    for passage in group(hits, context):
         if len(chosen) == limit:
             break
-        keys = {_key(m.content) for m in passage.messages if m.seq in passage.hits}
+        # Its messages came with the hits: duplicates are known only once they are read.
+        passage.messages = [
+            m
+            for m in by_session.get(passage.session_id, ())
+            if passage.first <= m.seq <= passage.last
+        ]
+        hit_seqs = set(passage.hits)
+        keys = {_key(m.content) for m in passage.messages if m.seq in hit_seqs}
         if not keys:
             continue  # its hits were deleted since the search
         if keys <= seen:
             duplicates += 1
             continue
         seen |= keys
-        kept = _fit(passage, max_tokens - used)
-        if kept is None:
+        fitted = _fit(passage, max_tokens - used)
+        if fitted is None:
             omitted += 1
             continue
-        used += sum(cost(m) for m in kept)
+        kept, spent = fitted
+        used += spent
         chosen.append(
             {
                 "session_id": passage.session_id,
                 "title": passage.title,
                 "agent_id": passage.agent_id,
                 "rank": passage.rank,
-                "hit_seqs": sorted(passage.hits),
+                "hit_seqs": sorted(hit_seqs),
                 "complete": len(kept) == len(passage.messages),
-                "messages": [{**message_dict(m), "hit": m.seq in passage.hits} for m in kept],
+                "messages": [_passage_message(m, m.seq in hit_seqs) for m in kept],
             }
         )
     return {

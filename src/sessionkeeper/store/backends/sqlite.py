@@ -752,10 +752,11 @@ class SqliteBackend(Runner):
         def neighbours(conn: sqlite3.Connection, hits: list[SearchHit]) -> list[Message]:
             if around is None or not hits:
                 return []
-            ranges = [(h.session_id, max(1, h.seq - around), h.seq + around) for h in hits]
-            stmt, params = sql.message_ranges(ranges)
+            values: list[Any] = []
+            for h in hits:
+                values += (h.session_id, max(1, h.seq - around), h.seq + around)
             found = {}
-            for r in conn.execute(stmt, params).fetchall():
+            for r in conn.execute(sql.message_ranges(len(hits)), values).fetchall():
                 found[(r[0], r[1])] = r
             return [_message(r) for r in found.values()]
 

@@ -8,6 +8,7 @@ timestamps on SQLite stored as text) is asked of ``Params``, not branched on by 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import fields
@@ -254,17 +255,17 @@ def messages_page(
     return sql, p.values
 
 
-def message_ranges(ranges: Sequence[tuple[str, int, int]]) -> tuple[str, list[Any]]:
-    """SQLite: the messages of (session_id, first seq, last seq) ranges, by session then seq;
-    each range read by the primary key (the ranges drive the join). PostgreSQL reads them
-    inside its search statement (``postgres_sql.SEARCH_AROUND``)."""
-    rows = ", ".join("(?, ?, ?)" for _ in ranges)
-    sql = (
+@functools.lru_cache(maxsize=128)
+def message_ranges(count: int) -> str:
+    """SQLite: the messages of ``count`` (session_id, first seq, last seq) ranges, in the
+    ranges' order, each range by seq and read by the primary key (the ranges drive the join;
+    a message in two ranges comes twice). PostgreSQL reads them inside its search statement
+    (``postgres_sql.SEARCH_AROUND``)."""
+    rows = ", ".join("(?, ?, ?)" for _ in range(count))
+    return (
         f"WITH r(sid, lo, hi) AS (VALUES {rows}) SELECT {SQLITE_MESSAGE_READ} FROM r "
-        "CROSS JOIN messages ON session_id = r.sid AND seq BETWEEN r.lo AND r.hi "
-        "ORDER BY session_id, seq"
+        "CROSS JOIN messages ON session_id = r.sid AND seq BETWEEN r.lo AND r.hi"
     )
-    return sql, [value for r in ranges for value in r]
 
 
 def stats(
