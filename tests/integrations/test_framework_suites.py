@@ -57,6 +57,8 @@ AGENTS_SESSION = "tests/memory/test_session.py"
 COMPACTION_SESSION = "tests/memory/test_openai_responses_compaction_session.py"
 ENCRYPTED_SESSION = "tests/extensions/memory/test_encrypt_session.py"
 POST_COMMIT = "test_sqlite_session_post_commit_cancellation_propagates_after_known_outcome"
+ADVANCED_SESSION = "tests/extensions/memory/test_advanced_sqlite_session.py"
+ADVANCED_DESELECTED: dict[str, str] = {}
 
 SUITES = {
     "openai-agents": Suite(
@@ -157,6 +159,13 @@ SUITES = {
                 "(ours: tests/integrations/test_openai_agents_wrappers.py)"
             ),
         },
+    ),
+    # AdvancedSQLiteSession's branches, turns and usage (issue 19): its own tests, with
+    # SessionkeeperSession in its place (test_framework_suite_advanced.py runs it).
+    "openai-agents-advanced": Suite(
+        dist="openai-agents",
+        files=(ADVANCED_SESSION,),
+        deselected=ADVANCED_DESELECTED,
     ),
     "langchain": Suite(
         dist="langchain-core",
