@@ -10,6 +10,9 @@ class, on a fresh SQLite file or PostgreSQL schema per test (``file_db_url``).
 
 - OpenAI Agents SDK: tests/memory/test_session.py and test_session_limit.py, their
   ``SQLiteSession`` → ``SessionkeeperSession.from_url``;
+- OpenAI Agents SDK: tests/extensions/memory/test_advanced_sqlite_session.py, its
+  ``AdvancedSQLiteSession`` → ``SessionkeeperSession.from_url`` (run by
+  test_framework_suite_advanced.py);
 - LangChain: tests/unit_tests/chat_history/test_chat_history.py and
   runnables/test_history.py, their ``InMemoryChatMessageHistory`` →
   ``SessionkeeperChatMessageHistory``.

@@ -41,8 +41,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agents import _debug
-
 from sessionkeeper.errors import Conflict, NotFound
 from sessionkeeper.integrations._binding import SessionBinding
 from sessionkeeper.integrations._common import finish
@@ -270,6 +268,8 @@ class AdvancedSessionMixin:
         except Conflict:  # made meanwhile by another object
             raise _used(name) from None
         self._retarget(name)
+        from agents import _debug  # the SDK's model-data logging policy
+
         if _debug.DONT_LOG_MODEL_DATA:
             self._logger.debug(
                 "Created branch '%s' from turn %s in '%s'", name, turn_number, source
