@@ -175,7 +175,6 @@ async def test_set_usage_after_the_message_replaces_and_clears(store: Store) -> 
         ({"output_tokens": 1.5}, "usage.output_tokens"),
         ({"requests": True}, "usage.requests"),
         ({"input_tokens": 5, "cached_tokens": 6}, "usage.cached_tokens"),
-        ({"output_tokens": 5, "reasoning_tokens": 6}, "usage.reasoning_tokens"),
         ({"tokens": 5}, "usage"),
         ({"input_tokens": 1, "model": ""}, "model"),
         ("lots", "usage"),
@@ -194,6 +193,40 @@ async def test_bad_usage_is_refused_and_changes_nothing(
     assert [m.content for m in await store.get_messages("bad")] == ["kept"]
     assert (await store.get_messages("bad"))[0].usage is None
     assert (await store.get_usage("bad")).messages == 0
+
+
+async def test_reasoning_tokens_may_exceed_output_tokens(store: Store) -> None:
+    """Gemini reports thinking tokens beside the output tokens, not within them: kept as given."""
+    await store.create_session(session_id="thinks")
+    usage = Usage(input_tokens=10, output_tokens=5, reasoning_tokens=40)
+    message = await store.add_message("thinks", "assistant", "x", usage=usage)
+    assert message.usage == usage
+    assert (await store.get_usage("thinks")).reasoning_tokens == 40
+
+
+async def test_usage_details_are_kept_with_the_message_and_replaced_with_it(store: Store) -> None:
+    """``details`` (the framework's own report) go to metadata["usage_details"] with the usage;
+    a later set_usage without details removes them; bad details change nothing."""
+    await store.create_session(session_id="det")
+    await store.add_message("det", "user", "q", metadata={"keep": 1})
+    details = {"input_tokens_details": None, "output_tokens_details": {"reasoning_tokens": 42}}
+    done = await store.set_usage("det", 1, Usage(input_tokens=3), details=details)
+    assert done.metadata == {"keep": 1, "usage_details": details}
+    [message] = await store.get_messages("det")
+    assert message.metadata == {"keep": 1, "usage_details": details}
+    assert message.usage == Usage(input_tokens=3)
+    for bad in ({"x": float("nan")}, ["not", "an", "object"]):
+        with pytest.raises(InvalidInput):
+            await store.set_usage("det", 1, Usage(input_tokens=9), details=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        await store.set_usage("det", 1, None, details=details)
+    [message] = await store.get_messages("det")
+    assert message.usage == Usage(input_tokens=3)
+    assert message.metadata["usage_details"] == details
+    await store.set_usage("det", 1, Usage(input_tokens=4))
+    [message] = await store.get_messages("det")
+    assert message.metadata == {"keep": 1}
+    assert message.usage == Usage(input_tokens=4)
 
 
 async def test_usage_round_trips_through_jsonl_export_and_import(

@@ -78,7 +78,9 @@ class Usage:
     """What producing a message cost: the tokens a model call (or a run of calls) reported.
 
     As the providers count them: ``input_tokens`` include ``cached_tokens`` (the part read
-    from the provider's prompt cache) and ``output_tokens`` include ``reasoning_tokens``.
+    from the provider's prompt cache); ``reasoning_tokens`` are within ``output_tokens`` for
+    most providers but beside them for some (Gemini's thinking tokens), so they may exceed
+    them.
     ``model`` is the priced model (None: the message's own ``model``)."""
 
     input_tokens: int = 0

@@ -127,6 +127,44 @@ def _agents_adapter() -> type:
     return SQLiteSessionAdapter
 
 
+def _advanced_adapter() -> type:
+    from sessionkeeper.bridge import run_blocking
+    from sessionkeeper.integrations.openai_agents import SessionkeeperSession
+
+    class AdvancedSQLiteSessionAdapter(SessionkeeperSession):
+        """``AdvancedSQLiteSession(session_id=..., db_path=":memory:", create_tables=False,
+        logger=None, session_settings=None, **kwargs)`` as a SessionkeeperSession on the
+        store at the test's database (``from_url``). ``create_tables`` has nothing to do
+        (the store's schema is its migrations'); ``logger`` is where it logs."""
+
+        def __init__(
+            self,
+            *,
+            session_id: str,
+            db_path: str | os.PathLike[str] = ":memory:",
+            create_tables: bool = False,
+            logger: Any = None,
+            session_settings: Any = None,
+            sessions_table: str = "agent_sessions",
+            messages_table: str = "agent_messages",
+        ) -> None:
+            if (sessions_table, messages_table) != ("agent_sessions", "agent_messages"):
+                raise TypeError("the sessionkeeper store has no per-session table names")
+            made = SessionkeeperSession.from_url(
+                session_id, _database_url(db_path), session_settings=session_settings
+            )
+            vars(self).update(vars(made))  # that object, as an instance of this class
+            if logger is not None:
+                self._logger = logger
+
+        def close(self) -> None:  # type: ignore[override]
+            """AdvancedSQLiteSession.close() is synchronous: close the store our class
+            opened."""
+            run_blocking(SessionkeeperSession.close(self))
+
+    return AdvancedSQLiteSessionAdapter
+
+
 # ── LangChain ─────────────────────────────────────────────────────────────────
 
 
@@ -207,6 +245,13 @@ def pytest_configure(config: pytest.Config) -> None:
         for module in (encrypt_session, compaction_session):
             if hasattr(module, "SQLiteSession"):
                 module.SQLiteSession = adapter
+    elif SUITE == "openai-agents-advanced":
+        import agents.extensions.memory
+        import agents.extensions.memory.advanced_sqlite_session as advanced
+
+        adapter = _advanced_adapter()
+        agents.extensions.memory.AdvancedSQLiteSession = adapter  # type: ignore[attr-defined]
+        advanced.AdvancedSQLiteSession = adapter  # type: ignore[misc]
     elif SUITE == "langchain":
         import langchain_core.chat_history
 
@@ -214,7 +259,9 @@ def pytest_configure(config: pytest.Config) -> None:
             _langchain_adapter()
         )
     else:
-        raise pytest.UsageError(f"SESSIONKEEPER_SUITE={SUITE!r}: openai-agents or langchain")
+        raise pytest.UsageError(
+            f"SESSIONKEEPER_SUITE={SUITE!r}: openai-agents, openai-agents-advanced or langchain"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -10,6 +10,9 @@ class, on a fresh SQLite file or PostgreSQL schema per test (``file_db_url``).
 
 - OpenAI Agents SDK: tests/memory/test_session.py and test_session_limit.py, their
   ``SQLiteSession`` → ``SessionkeeperSession.from_url``;
+- OpenAI Agents SDK: tests/extensions/memory/test_advanced_sqlite_session.py, its
+  ``AdvancedSQLiteSession`` → ``SessionkeeperSession.from_url`` (run by
+  test_framework_suite_advanced.py);
 - LangChain: tests/unit_tests/chat_history/test_chat_history.py and
   runnables/test_history.py, their ``InMemoryChatMessageHistory`` →
   ``SessionkeeperChatMessageHistory``.
@@ -57,6 +60,140 @@ AGENTS_SESSION = "tests/memory/test_session.py"
 COMPACTION_SESSION = "tests/memory/test_openai_responses_compaction_session.py"
 ENCRYPTED_SESSION = "tests/extensions/memory/test_encrypt_session.py"
 POST_COMMIT = "test_sqlite_session_post_commit_cancellation_propagates_after_known_outcome"
+ADVANCED_SESSION = "tests/extensions/memory/test_advanced_sqlite_session.py"
+_ADV = "AdvancedSQLiteSession internals our class has no counterpart for"
+_ADVANCED_REASONS = {
+    # Its SQLite tables, read or written with SQL (ours are the store's sessions/messages).
+    f"{_ADV}: reads or writes its message_structure / turn_usage / branch_reservations "
+    "tables with SQL": (
+        "test_advanced_session_respects_custom_table_names",
+        "test_tool_usage_reads_legacy_shell_and_patch_names",
+        "test_branch_reservations_migrate_existing_populated_branches",
+        "test_legacy_branch_ids_are_backfilled_before_destructive_operations",
+        "test_legacy_destructive_noops_leave_database_unlocked",
+        "test_delete_branch_removes_branch_only_messages",
+        "test_delete_branch_keeps_messages_still_referenced_by_another_branch",
+        "test_orphan_cleanup_uses_set_based_delete_for_many_messages",
+        "test_get_items_limit_skips_corrupt_newest_rows",
+        "test_concurrent_add_items_preserves_message_structure_for_file_db",
+        "test_clear_session_removes_structure_and_usage_metadata",
+        "test_pop_item_removes_its_structure_row",
+        "test_pop_item_removes_turn_usage_only_when_turn_emptied",
+        "test_pop_item_respects_current_branch_and_keeps_shared_messages",
+        "test_pop_item_deletes_shared_copied_message_only_when_unreferenced",
+        "test_store_run_usage_skips_when_current_branch_has_no_turn",
+        "test_clear_session_resets_current_branch_to_main",
+        "test_default_read_does_not_initialize_clear_generation_table",
+        "test_pop_item_rolls_back_on_failure_after_earlier_delete",
+        "test_clear_session_rolls_back_on_failure_after_earlier_delete",
+        "test_failed_usage_write_rolls_back_cached_connection",
+    ),
+    # Its structure-table ownership checks (sessions_table / messages_table, create_tables).
+    f"{_ADV}: its per-file structure-table ownership (custom sessions_table/messages_table)": (
+        "test_structure_initialization_failure_invalidates_connection",
+        "test_structure_tables_reject_a_second_base_table_pair",
+        "test_structure_tables_reject_changed_sessions_with_shared_messages",
+        "test_structure_tables_reject_changed_messages_with_shared_sessions",
+        "test_structure_tables_accept_equivalent_identifier_casing",
+        "test_structure_tables_accept_quoted_custom_session_table",
+        "test_identifier_resolution_leaves_connection_authorized",
+        "test_structure_tables_reject_distinct_non_ascii_identifiers",
+        "test_no_create_session_rejects_a_database_without_an_owner",
+        "test_no_create_session_rejects_owner_metadata_without_base_tables",
+        "test_structure_tables_reject_an_ownerless_layout",
+        "test_structure_tables_reject_malformed_owner_layouts",
+        "test_structure_tables_accept_equivalent_child_column_casing",
+        "test_concurrent_structure_table_claims_leave_one_coherent_owner",
+    ),
+    # Its private methods overridden or patched to inject failures.
+    f"{_ADV}: overrides _insert_structure_metadata / _reserve_branch_id or patches "
+    "_update_turn_usage_internal to inject a failure": (
+        "test_add_items_rolls_back_messages_when_structure_metadata_fails",
+        "test_add_items_can_retry_after_structure_metadata_failure",
+        "test_add_items_failure_preserves_existing_history",
+        "test_add_items_rolls_back_partial_structure_metadata_write",
+        "test_failed_branch_reservation_rolls_back_and_allows_retry",
+        "test_usage_tracking_failure_identity_follows_model_data_policy",
+        "test_queued_turn_mutation_releases_later_usage_capture",
+    ),
+    # Its sqlite3 connections and worker threads, paused or gated by name.
+    f"{_ADV}: pauses its sqlite3 connections (_connections, _get_connection) or gates its "
+    "worker functions by name through asyncio.to_thread": (
+        "test_add_items_rollback_failure_invalidates_connection",
+        "test_post_commit_cancellation_propagates_after_known_mutation_outcome",
+        "test_auxiliary_mutation_cancellation_waits_for_commit",
+        "test_pop_item_uses_branch_snapshot_when_branch_switches_concurrently",
+        "test_stale_switch_after_clear_does_not_repoint_to_deleted_branch",
+        "test_stale_create_branch_after_clear_does_not_repoint",
+        "test_clear_before_branch_transaction_prevents_stale_reservation",
+        "test_store_run_usage_cancellation_during_capture_waits_for_commit",
+        "test_store_run_usage_keeps_target_while_capture_is_waiting",
+        "test_store_run_usage_keeps_turn_when_history_changes_during_capture",
+        "test_add_captures_coherent_branch_after_clear_publication",
+        "test_queued_add_keeps_selected_branch",
+        "test_queued_append_cannot_resurrect_deleted_branch",
+        "test_turn_ordering_survives_reuse_on_another_event_loop",
+        "test_stale_store_run_usage_skipped_when_turn_removed_by_pop",
+        "test_stale_store_run_usage_not_recorded_against_reused_turn_number",
+        "test_store_run_usage_survives_unrelated_branch_deletion",
+        "test_switch_validation_cancellation_waits_for_generation_commit",
+    ),
+    # Child processes running a subclass that instruments its SQLite transactions.
+    f"{_ADV}: child processes instrument its BEGIN IMMEDIATE / _locked_connection": (
+        "test_branch_allocation_is_serialized_across_processes",
+        "test_pop_item_claim_is_unique_across_processes",
+    ),
+    f"{_ADV}: holds its process-local database lock (_lock)": (
+        "test_store_run_usage_waits_for_database_lock_off_event_loop",
+    ),
+    "expects its own 'is closed' error; ours closes the store it opened (reopened on use)": (
+        "test_advanced_sqlite_session_closed_rejects_empty_add_items",
+    ),
+    "names a session 'search', an id the store reserves (a route of its REST API)": (
+        "test_find_turns_by_content_filters_session_and_branch",
+    ),
+}
+# Each test id, with its parameters (the deselected count is checked against this).
+_ADVANCED_IDS = {
+    "test_legacy_branch_ids_are_backfilled_before_destructive_operations": (
+        "clear", "delete", "pop"),
+    "test_legacy_destructive_noops_leave_database_unlocked": ("missing_delete", "empty_pop"),
+    "test_structure_tables_accept_quoted_custom_session_table": ("False", "True"),
+    "test_structure_tables_reject_an_ownerless_layout": ("False", "True"),
+    "test_structure_tables_accept_equivalent_child_column_casing": ("False", "True"),
+    "test_structure_tables_reject_malformed_owner_layouts": tuple(
+        f"message_foreign_keys{n}-FOREIGN KEY (session_id) REFERENCES {table}(session_id)-"
+        f"{error}-{create}"
+        for n, table, error in (
+            (0, "agent_sessions", "exactly one owner foreign key"),
+            (1, "agent_sessions", "already belongs"),
+            (2, "wrong_sessions", "already belongs"),
+        )
+        for create in ("False", "True")
+    ),
+    "test_usage_tracking_failure_identity_follows_model_data_policy": (
+        "True-False", "False-True", "False-False"),
+    "test_queued_turn_mutation_releases_later_usage_capture": ("failure", "cancel"),
+    "test_post_commit_cancellation_propagates_after_known_mutation_outcome": (
+        "add", "pop", "clear"),
+    "test_auxiliary_mutation_cancellation_waits_for_commit": (
+        "create_branch", "delete_branch", "cleanup", "usage"),
+    "test_store_run_usage_keeps_target_while_capture_is_waiting": ("switch", "clear"),
+    "test_store_run_usage_keeps_turn_when_history_changes_during_capture": (
+        "append", "replace"),
+    "test_add_captures_coherent_branch_after_clear_publication": ("clear", "refresh"),
+    "test_queued_add_keeps_selected_branch": (
+        "switch-1", "switch-2", "clear-1", "clear-2"),
+    "test_queued_append_cannot_resurrect_deleted_branch": ("False", "True"),
+    "test_branch_allocation_is_serialized_across_processes": (
+        "1-None", "1-shared_branch", "3-None", "3-shared_branch"),
+}  # fmt: skip
+ADVANCED_DESELECTED: dict[str, str] = {
+    f"{ADVANCED_SESSION}::{name}{f'[{param}]' if param else ''}": why
+    for why, names in _ADVANCED_REASONS.items()
+    for name in names
+    for param in _ADVANCED_IDS.get(name, (None,))
+}
 
 SUITES = {
     "openai-agents": Suite(
@@ -157,6 +294,13 @@ SUITES = {
                 "(ours: tests/integrations/test_openai_agents_wrappers.py)"
             ),
         },
+    ),
+    # AdvancedSQLiteSession's branches, turns and usage (issue 19): its own tests, with
+    # SessionkeeperSession in its place (test_framework_suite_advanced.py runs it).
+    "openai-agents-advanced": Suite(
+        dist="openai-agents",
+        files=(ADVANCED_SESSION,),
+        deselected=ADVANCED_DESELECTED,
     ),
     "langchain": Suite(
         dist="langchain-core",

@@ -95,12 +95,17 @@ async def test_three_agent_runs_give_exact_totals_and_cost(sk_store: Store) -> N
         "input_tokens": 75,
         "output_tokens": 45,
         "total_tokens": 120,
-        "input_tokens_details": {"cached_tokens": 20},
+        # The SDK's own details, as AdvancedSQLiteSession gives them back.
+        "input_tokens_details": {
+            "cache_write_tokens": 0,
+            "cached_tokens": 20,
+            "cache_write_tokens_details": None,
+        },
         "output_tokens_details": {"reasoning_tokens": 15},
     }
     one = await session.get_turn_usage(1)
     assert isinstance(one, dict) and "user_turn_number" not in one
-    assert one["input_tokens_details"] == {"cached_tokens": 10}
+    assert one["input_tokens_details"]["cached_tokens"] == 10
     assert await session.get_turn_usage(9) == {}
     totals = await sk_store.get_usage("runs")
     assert (totals.requests, totals.input_tokens, totals.output_tokens) == (4, 525, 195)

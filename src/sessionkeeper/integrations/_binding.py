@@ -235,8 +235,11 @@ class SessionBinding:
         session_type: str,
         metadata: dict[str, Any] | None,
         user_id: str | None = None,
+        creates: bool = True,
     ) -> None:
         self.session_id = validate.session_id(session_id)
+        # False: the session is made by other means (a fork): a write to it missing is NotFound.
+        self.creates = creates
         self.agent_id = validate.label(agent_id, "agent_id")
         self.user_id = validate.optional_label(user_id, "user_id")
         self.session_type = validate.label(session_type, "session_type")
@@ -261,6 +264,8 @@ class SessionBinding:
         this call creates (or of one it created earlier without a title).
         ``idempotency_key``: a retry of the same rows stores nothing (``key_from_ids``)."""
         store = await self.store()
+        if not self.creates:
+            return await self._add(store, rows, idempotency_key)
         for _ in range(_APPEND_ATTEMPTS - 1):
             try:
                 added = await self._add(store, rows, idempotency_key)

@@ -172,15 +172,15 @@ def reported_usage(
 ) -> Usage:
     """The store's ``Usage`` of what a framework reported, made valid rather than refused
     (a framework's odd count must not lose the message it came with): counts that are not
-    non-negative integers are 0, the parts stay within their wholes, a model name the store
-    could not keep is left out."""
+    non-negative integers are 0, cached tokens stay within the input tokens, a model name the
+    store could not keep is left out."""
     inp, out = _count(input_tokens), _count(output_tokens)
     name = model if isinstance(model, str) and 0 < len(model) <= 128 else None
     return Usage(
         input_tokens=inp,
         output_tokens=out,
         cached_tokens=min(_count(cached_tokens), inp),
-        reasoning_tokens=min(_count(reasoning_tokens), out),
+        reasoning_tokens=_count(reasoning_tokens),  # may exceed output: see Usage
         requests=_count(requests),
         model=name if name is None or "\x00" not in name else None,
     )

@@ -20,10 +20,13 @@ message of an ordinary store session (``session_type="openai-agents"``):
   ``tool_calls`` / ``tool_call_id`` in metadata, so the store's own context windows and the chat
   keep a call with its result.
 
-Usage (as ``AdvancedSQLiteSession``): ``store_run_usage(result)`` records a run's usage for
-the current user turn, on that turn's user message (a later call for the same turn replaces
-it), priced as the run's last agent's model; ``get_session_usage`` and ``get_turn_usage``
-read it back in the SDK's shapes, and ``Store.get_usage`` gives its cost.
+Branches, turns and usage (``AdvancedSQLiteSession``'s methods, ``openai_branches.py``):
+``create_branch_from_turn``, ``switch_to_branch``, ``list_branches``, ``delete_branch``…;
+``store_run_usage(result)`` records a run's usage for the current user turn of the current
+branch, on that turn's user message (a later call for the same turn replaces it), priced as
+the run's last agent's model; ``get_session_usage`` and ``get_turn_usage`` read it back in the
+SDK's shapes, and ``Store.get_usage`` gives its cost. Items are read and written on the
+current branch (``self._binding``).
 
 Order is the store's seq, never a timestamp. ``add_items`` is one transaction; ``pop_item`` and
 ``clear_session`` are single atomic store operations (two concurrent pops get different
@@ -36,7 +39,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sessionkeeper.integrations._binding import BoundSession, StoreSource
+from sessionkeeper.errors import NotFound
+from sessionkeeper.integrations._binding import BoundSession, SessionBinding, StoreSource
 from sessionkeeper.integrations._common import (
     MESSAGE_OVERHEAD_TOKENS,
     count_tokens,
@@ -45,12 +49,14 @@ from sessionkeeper.integrations._common import (
     read_whole,
     reported_usage,
 )
+from sessionkeeper.integrations.openai_branches import AdvancedSessionMixin, sdk_usage_details
 from sessionkeeper.integrations.openai_items import (
     call_key,
     is_output,
     item_role,
     item_row,
     item_text,
+    message_item,
     output_key,
 )
 from sessionkeeper.models import Usage
@@ -84,15 +90,7 @@ def to_row(store: Store, item: TResponseInputItem) -> dict[str, Any]:
 def to_item(message: Message) -> TResponseInputItem:
     """The input item a stored message holds; a message written by other means (the CLI, the
     REST API) reads as the message it is."""
-    item = read_whole(message.metadata, "item")
-    if isinstance(item, dict):
-        return cast(TResponseInputItem, item)
-    tool_call_id = message.metadata.get("tool_call_id")
-    if message.role == "tool" and isinstance(tool_call_id, str):
-        output = {"type": "function_call_output", "call_id": tool_call_id}
-        return cast(TResponseInputItem, {**output, "output": message.content})
-    role = "assistant" if message.role == "tool" else message.role
-    return cast(TResponseInputItem, {"role": role, "content": message.content})
+    return cast(TResponseInputItem, message_item(message))
 
 
 def _first_user_text(items: Iterable[TResponseInputItem]) -> str | None:
@@ -105,7 +103,7 @@ def _first_user_text(items: Iterable[TResponseInputItem]) -> str | None:
     return None
 
 
-class SessionkeeperSession(BoundSession):
+class SessionkeeperSession(AdvancedSessionMixin, BoundSession):
     """An OpenAI Agents SDK ``Session`` kept in a sessionkeeper store.
 
     ``SessionkeeperSession(session_id, store=store)`` uses a Store you opened (and close);
@@ -178,6 +176,7 @@ class SessionkeeperSession(BoundSession):
             else SessionSettings()
         )
         self.history_tokens = history_tokens
+        self._init_branches()
 
     @classmethod
     def from_url(
@@ -212,26 +211,38 @@ class SessionkeeperSession(BoundSession):
 
     # ── the Session protocol ─────────────────────────────────────────────────
 
-    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """The newest ``limit`` items, oldest first (``limit`` defaults to
-        ``session_settings.limit``; None: all items; 0: none; negative: all, as
-        SQLiteSession)."""
+    async def get_items(
+        self, limit: int | None = None, branch_id: str | None = None
+    ) -> list[TResponseInputItem]:
+        """The newest ``limit`` items of the current branch (``branch_id``: of that branch),
+        oldest first (``limit`` defaults to ``session_settings.limit``; None: all items; 0:
+        none; negative: all, as SQLiteSession)."""
+        binding = self._binding if branch_id is None else self._binding_for(branch_id)
+        found = await self._read_items(binding, limit)
+        if not found and branch_id is None and await self._current_gone():
+            found = await self._read_items(self._binding, limit)
+        return found
+
+    async def _read_items(
+        self, binding: SessionBinding, limit: int | None
+    ) -> list[TResponseInputItem]:
         resolved = resolve_session_limit(limit, self.session_settings)
         if resolved is not None and resolved < 0:  # SQLiteSession's (SQLite's) "no limit"
-            return [to_item(m) for m in await self._binding.all()]
+            return [to_item(m) for m in await binding.all()]
         if resolved is None:
             if self.history_tokens is not None:
-                return await self.get_items_within(self.history_tokens)
-            messages = await self._binding.all()
+                return await self.get_items_within(self.history_tokens, binding)
+            messages = await binding.all()
         else:
-            whole = await self._binding.last_whole(resolved, "item")
+            whole = await binding.last_whole(resolved, "item")
             if whole is not None and all(isinstance(item, dict) for item in whole):
                 return cast(list[TResponseInputItem], whole)
-            messages = await self._binding.last(resolved)
+            messages = await binding.last(resolved)
         return [to_item(m) for m in messages]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
-        """Append ``items`` in one transaction (all stored, or none); ``[]`` does nothing."""
+        """Append ``items`` to the current branch in one transaction (all stored, or none);
+        ``[]`` does nothing."""
         if not items:
             return
         store = await self._binding.store()
@@ -239,69 +250,50 @@ class SessionkeeperSession(BoundSession):
         # Not keyed by the items' ids: the SDK stores an item added again as a new item (its
         # compaction session replays the same compaction item, id and all, on every run,
         # and its own tests count both), so a key made of item ids would drop a real write.
-        await finish(self._binding.append(rows, _first_user_text(items)))
+        try:
+            await finish(self._binding.append(rows, _first_user_text(items)))
+        except NotFound:  # a branch, deleted by another object: main takes the items
+            if not await self._current_gone():
+                raise
+            await finish(self._binding.append(rows, _first_user_text(items)))
 
     async def pop_item(self) -> TResponseInputItem | None:
-        """Remove and return the newest item (None when there is none), atomically."""
+        """Remove and return the newest item of the current branch (None when there is
+        none), atomically."""
         return await self._pop_item_with_validation()
 
     async def clear_session(self) -> None:
-        """Remove every item. The store session stays (empty, still listed) and usable."""
-        await finish(self._binding.clear())
+        """Remove every item of every branch (as AdvancedSQLiteSession): the branches are
+        deleted (their names stay used) and this object is back on ``"main"``. The main store
+        session stays (empty, still listed) and usable."""
 
-    # ── usage (AdvancedSQLiteSession's methods) ────────────────────────────────
+        async def clear() -> None:
+            await self._clear_all_branches()
+            await self._main_binding.clear()
+
+        await finish(clear())
 
     async def store_run_usage(self, result: RunResultBase) -> None:
-        """Record a run's usage for the current user turn (call it after ``Runner.run``).
+        """Record a run's usage for the current user turn of the current branch (call it
+        after ``Runner.run``).
 
         It is kept on the turn's user message (as the SDK keeps one usage row per user
-        turn: a second call for the same turn replaces the first). Without a user turn
+        turn: a second call for the same turn replaces the first), with the SDK's own report
+        (total tokens, token details) as ``metadata["usage_details"]``. Without a user turn
         nothing is recorded. Like the SDK, a failure is logged, not raised."""
         try:
             usage = run_usage(result)
             if usage is None:
                 return
-            store = await self._binding.store()
             turns = await self._user_turns()
             if not turns:
                 return
-            await finish(store.set_usage(self.session_id, turns[-1].seq, usage))
+            store = await self._binding.store()
+            details = sdk_usage_details(result.context_wrapper.usage)
+            done = store.set_usage(turns[-1].session_id, turns[-1].seq, usage, details=details)
+            await finish(done)
         except Exception:
-            logger.exception("could not store the run usage of session %s", self.session_id)
-
-    async def get_session_usage(self, branch_id: str | None = None) -> dict[str, int] | None:
-        """Cumulative usage of the session: requests, input, output and total tokens, and
-        the number of turns with usage; None when none is recorded. ``branch_id``: accepted
-        for the SDK's signature; this session's usage is read."""
-        usage = [m.usage for m in await self._user_turns() if m.usage is not None]
-        if not usage:
-            return None
-        return {
-            "requests": sum(u.requests for u in usage),
-            "input_tokens": sum(u.input_tokens for u in usage),
-            "output_tokens": sum(u.output_tokens for u in usage),
-            "total_tokens": sum(u.total_tokens for u in usage),
-            "total_turns": len(usage),
-        }
-
-    async def get_turn_usage(
-        self, user_turn_number: int | None = None, branch_id: str | None = None
-    ) -> list[dict[str, Any]] | dict[str, Any]:
-        """Usage by user turn (1-based), with the SDK's token details: one turn's as a
-        dict ({} when none), or every turn with usage, in order, as a list."""
-        turns = [
-            _turn_usage(n, m.usage)
-            for n, m in enumerate(await self._user_turns(), start=1)
-            if m.usage is not None
-        ]
-        if user_turn_number is None:
-            return turns
-        found = next((t for t in turns if t["user_turn_number"] == user_turn_number), None)
-        return {k: v for k, v in found.items() if k != "user_turn_number"} if found else {}
-
-    async def _user_turns(self) -> list[Message]:
-        """The user messages that open the turns, in order (turn n is the n-th)."""
-        return [m for m in await self._binding.all() if m.role == "user"]
+            self._logger.exception("could not store the run usage of session %s", self.session_id)
 
     # ── the hooks of the SDK's wrappers ──────────────────────────────────────
     # OpenAIResponsesCompactionSession and EncryptedSession look for these on the session
@@ -368,11 +360,15 @@ class SessionkeeperSession(BoundSession):
         raised here."""
         check = None if validate is None else _on_items(validate)
         message = await finish(self._binding.pop(check))
+        if message is None and await self._current_gone():
+            message = await finish(self._binding.pop(check))
         return None if message is None else to_item(message)
 
     # ── beyond the protocol ──────────────────────────────────────────────────
 
-    async def get_items_within(self, max_tokens: int) -> list[TResponseInputItem]:
+    async def get_items_within(
+        self, max_tokens: int, _binding: SessionBinding | None = None
+    ) -> list[TResponseInputItem]:
         """The newest items whose tokens fit ``max_tokens``, oldest first.
 
         Items are taken whole, newest first, in units: a call and its output (matched by
@@ -388,7 +384,7 @@ class SessionkeeperSession(BoundSession):
         unit: list[Message] = []  # the unit being gathered, newest first
         unit_cost = 0
         waiting: set[str] = set()  # outputs in the unit whose call is not reached yet
-        async for message in self._binding.newest_first():
+        async for message in (_binding or self._binding).newest_first():
             data = read_whole(message.metadata, "item")
             item = data if isinstance(data, dict) else {}
             if unit and not waiting and item.get("type") != "reasoning":
@@ -428,18 +424,6 @@ def run_usage(result: RunResultBase) -> Usage | None:
         requests=usage.requests,
         model=getattr(agent, "model", None),
     )
-
-
-def _turn_usage(turn: int, usage: Usage) -> dict[str, Any]:
-    return {
-        "user_turn_number": turn,
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
 
 
 def _on_items(fn: Callable[[TResponseInputItem], T]) -> Callable[[Message], T]:

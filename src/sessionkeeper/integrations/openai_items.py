@@ -9,11 +9,24 @@ item types are only ever dicts here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sessionkeeper.integrations._common import excerpt, keep_whole
+from sessionkeeper.integrations._common import excerpt, keep_whole, read_whole
 
-__all__ = ["call_key", "is_output", "item_role", "item_row", "item_text", "output_key"]
+if TYPE_CHECKING:
+    from sessionkeeper.models import Message
+
+__all__ = [
+    "call_key",
+    "is_output",
+    "item_role",
+    "item_row",
+    "item_text",
+    "message_item",
+    "message_type",
+    "output_key",
+    "tool_name",
+]
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 # Output items whose type does not end in "_output".
@@ -146,3 +159,67 @@ def item_row(
     if clipped:
         row["token_count"] = count(text)
     return row
+
+
+def message_item(message: Message) -> dict[str, Any]:
+    """The input item a stored message holds; a message written by other means (the CLI, the
+    REST API) reads as the message it is."""
+    item = read_whole(message.metadata, "item")
+    if isinstance(item, dict):
+        return item
+    tool_call_id = message.metadata.get("tool_call_id")
+    if message.role == "tool" and isinstance(tool_call_id, str):
+        output = {"type": "function_call_output", "call_id": tool_call_id}
+        return {**output, "output": message.content}
+    role = "assistant" if message.role == "tool" else message.role
+    return {"role": role, "content": message.content}
+
+
+# What AdvancedSQLiteSession records of each item (its message_structure table), agents 0.25:
+# the item's kind, and the tool it calls.
+
+_TYPE_NAMED_TOOLS = frozenset(
+    {
+        "computer_call",
+        "file_search_call",
+        "web_search_call",
+        "code_interpreter_call",
+        "shell_call",
+        "apply_patch_call",
+    }
+)
+
+
+def message_type(item: Mapping[str, Any]) -> str:
+    """``user``, ``assistant``, else the item's ``type`` (``other`` without one)."""
+    role = item.get("role")
+    if role in ("user", "assistant"):
+        return cast(str, role)
+    kind = item.get("type")
+    return str(kind) if kind else "other"
+
+
+def tool_name(item: Mapping[str, Any]) -> str | None:
+    """The tool an item calls or answers: an MCP call's ``server.name``, a built-in tool's
+    type, tool search's ``tool_search``, else its ``namespace.name`` (the bare name when the
+    namespace repeats it, the SDK's deferred top-level shape); None for other items."""
+    kind = item.get("type")
+    if kind in ("mcp_call", "mcp_approval_request") and "server_label" in item:
+        server, name = item.get("server_label"), item.get("name")
+        if name and server:
+            return f"{server}.{name}"
+        return str(server or name) if (server or name) else None
+    if kind in ("tool_search_call", "tool_search_output"):
+        return "tool_search"
+    if kind in _TYPE_NAMED_TOOLS:
+        return cast(str, kind)
+    if "name" in item:
+        name = item.get("name")
+        if name is None:
+            return None
+        namespace = item.get("namespace")
+        name, namespace = str(name), None if namespace is None else str(namespace)
+        if namespace and name and namespace != name:
+            return f"{namespace}.{name}"
+        return name
+    return None

@@ -691,15 +691,28 @@ class Store:
     # ── usage and cost (store/usage.py) ──────────────────────────────────────
 
     async def set_usage(
-        self, session_id: str, seq: int, usage: Usage | dict[str, Any] | None
+        self,
+        session_id: str,
+        seq: int,
+        usage: Usage | dict[str, Any] | None,
+        *,
+        details: dict[str, Any] | None = None,
     ) -> Message:
         """Record (replace; None: remove) what producing message ``seq`` cost, for usage
         reported after the message was stored (an agent run's total, say). The usage's model
-        defaults to the message's."""
+        defaults to the message's. ``details``: the usage as the framework reported it (a JSON
+        object, e.g. token details ``Usage`` has no field for), kept with the message as
+        ``metadata["usage_details"]``; a call without it removes one kept earlier."""
         validate.session_id(session_id)
         validate.seq(seq, "seq")
         checked = validate.usage(usage)
-        exists, message = await self._backend.set_usage(session_id, seq, checked)
+        if details is not None:
+            if usage is None:
+                raise InvalidInput("usage details need a usage", field="details")
+            if not isinstance(details, dict):
+                raise InvalidInput("details must be a JSON object", field="details")
+            details = validate.metadata(details)
+        exists, message = await self._backend.set_usage(session_id, seq, checked, details)
         if not exists:
             raise _not_found(session_id)
         if message is None:

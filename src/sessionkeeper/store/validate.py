@@ -343,7 +343,7 @@ def model(value: Any) -> str | None:
 
 def usage(value: Any, message_model: str | None = None) -> Usage | None:
     """A message's usage (a Usage or a dict of its fields), checked whole: counts are integers
-    a PostgreSQL ``integer`` holds, cached within input and reasoning within output tokens.
+    a PostgreSQL ``integer`` holds, cached within input tokens.
     Its model defaults to the message's (``message_model``)."""
     if value is None:
         return None
@@ -367,11 +367,9 @@ def usage(value: Any, message_model: str | None = None) -> Usage | None:
             "usage.cached_tokens must not exceed usage.input_tokens (they are part of them)",
             field="usage.cached_tokens",
         )
-    if counts["reasoning_tokens"] > counts["output_tokens"]:
-        raise InvalidInput(
-            "usage.reasoning_tokens must not exceed usage.output_tokens (they are part of them)",
-            field="usage.reasoning_tokens",
-        )
+    # No such check for reasoning_tokens: providers count them inside output_tokens (OpenAI,
+    # Anthropic) or beside them (Gemini's thinking tokens), so more reasoning than output is
+    # a real report, not a mistake.
     priced = model(value.model) if value.model is not None else message_model
     return Usage(**counts, model=priced)
 

@@ -286,9 +286,14 @@ class Backend(Protocol):
         """Delete every message and every compaction of the session; how many messages."""
 
     async def set_usage(
-        self, session_id: str, seq: int, usage: Usage | None
+        self,
+        session_id: str,
+        seq: int,
+        usage: Usage | None,
+        details: dict[str, Any] | None = None,
     ) -> tuple[bool, Message | None]:
-        """Set (None: clear) the usage of message ``seq``; (session exists, the message)."""
+        """Set (None: clear) the usage of message ``seq``, and its ``metadata["usage_details"]``
+        (None: removed), in one statement; (session exists, the message)."""
 
     async def usage_totals(
         self, session_id: str | None, agent_ids: list[str] | None, user_ids: list[str] | None

@@ -507,9 +507,13 @@ class PostgresBackend(Connections):
             return await pg_replace.replace_tail(conn, session_id, expected, rows, now, prune)
 
     async def set_usage(
-        self, session_id: str, seq: int, usage: Usage | None
+        self,
+        session_id: str,
+        seq: int,
+        usage: Usage | None,
+        details: dict[str, Any] | None = None,
     ) -> tuple[bool, Message | None]:
-        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage)
+        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage, details)
         async with self._conn() as conn:
             row = await conn.fetchrow(stmt, *params)
             if row is None:

@@ -583,9 +583,13 @@ class SqliteBackend(Runner):
         return await self._write(write)
 
     async def set_usage(
-        self, session_id: str, seq: int, usage: Usage | None
+        self,
+        session_id: str,
+        seq: int,
+        usage: Usage | None,
+        details: dict[str, Any] | None = None,
     ) -> tuple[bool, Message | None]:
-        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage)
+        stmt, params = sql.set_usage(self.dialect, session_id, seq, usage, details)
 
         def write(conn: sqlite3.Connection) -> tuple[bool, Message | None]:
             row = conn.execute(stmt, params).fetchone()

@@ -305,16 +305,31 @@ def stats(
 
 
 def set_usage(
-    dialect: str, session_id: str, seq: int, usage: Usage | None
+    dialect: str,
+    session_id: str,
+    seq: int,
+    usage: Usage | None,
+    details: dict[str, Any] | None = None,
 ) -> tuple[str, list[Any]]:
     """UPDATE of one message's usage (None: remove it) RETURNING the message; a usage
-    without a model takes the message's own model."""
+    without a model takes the message's own model. ``details`` (the usage as its framework
+    reported it) goes to ``metadata["usage_details"]``, in the same statement; None removes
+    one kept earlier."""
     p = Params(dialect)
     values = usage_values(usage)
     sets = [f"{c} = {p(v)}" for c, v in zip(USAGE_COLUMN_NAMES[:-1], values[:-1], strict=True)]
     model = p(values[-1])
     fallback = "NULL" if usage is None else "model"
     sets.append(f"usage_model = COALESCE({model}, {fallback})")
+    if p.pg:
+        kept = "jsonb_set(COALESCE(metadata, '{{}}'::jsonb), '{{usage_details}}', {v}::jsonb)"
+        removed = "metadata - 'usage_details'"
+        value = None if details is None else p(details)  # the connection encodes jsonb
+    else:
+        kept = "json_set(COALESCE(metadata, '{{}}'), '$.usage_details', json({v}))"
+        removed = "json_remove(metadata, '$.usage_details')"
+        value = None if details is None else p(json.dumps(details))
+    sets.append(f"metadata = {removed if value is None else kept.format(v=value)}")
     sql = (
         f"UPDATE messages SET {', '.join(sets)} "
         f"WHERE session_id = {p(session_id)} AND seq = {p(seq)} "
