@@ -176,6 +176,37 @@ async def test_an_empty_branch_exists_once_it_holds_an_item(sk_store: Store) -> 
     assert second != name  # generated names never repeat
 
 
+async def test_an_empty_branch_purged_as_a_ghost_is_made_again(sk_store: Store) -> None:
+    """A branch from turn 1 is an empty store session, which the ghost purge removes. The
+    object on it stays on it: its next item goes to the branch (made again from the same
+    parent), never to main. Emptied by pops and purged, likewise."""
+    session = SessionkeeperSession("ghostly", store=sk_store)
+    await session.add_items(TURNS[:2])
+    name = await session.create_branch_from_turn(1, "fresh")
+    branch_id = branch_session_id("ghostly", name)
+    assert await sk_store.delete_ghost_sessions(0) == 1
+    assert not await sk_store.session_exists(branch_id)
+    assert await session.get_items() == [] and session._current_branch_id == name
+    assert await sk_store.session_exists(branch_id)  # the read made it again
+    assert await sk_store.delete_ghost_sessions(0) == 1
+    await session.add_items([{"role": "user", "content": "a fresh start"}])
+    assert session._current_branch_id == name
+    assert await session.get_items() == [{"role": "user", "content": "a fresh start"}]
+    assert await session.get_items(branch_id="main") == TURNS[:2]
+    made = await sk_store.get_session(branch_id)
+    assert (made.parent_session_id, made.metadata[BRANCH_NAME]) == ("ghostly", name)
+
+    # Switched to by another object, emptied by pops, purged: made again for it too.
+    other = SessionkeeperSession("ghostly", store=sk_store)
+    await other.switch_to_branch(name)
+    assert await other.pop_item() is not None
+    assert await sk_store.delete_ghost_sessions(0) == 1
+    await other.add_items([{"role": "user", "content": "again"}])
+    assert other._current_branch_id == name
+    assert await other.get_items() == [{"role": "user", "content": "again"}]
+    assert await other.get_items(branch_id="main") == TURNS[:2]
+
+
 async def test_clear_removes_every_branch_and_returns_to_main(sk_store: Store) -> None:
     session = SessionkeeperSession("clr", store=sk_store)
     await session.add_items(TURNS)

@@ -252,9 +252,10 @@ class SessionkeeperSession(AdvancedSessionMixin, BoundSession):
         # and its own tests count both), so a key made of item ids would drop a real write.
         try:
             await finish(self._binding.append(rows, _first_user_text(items)))
-        except NotFound:  # a branch, deleted by another object: main takes the items
-            if not await self._current_gone():
+        except NotFound:  # a branch, gone: made again if purged, else main takes the items
+            if self._current_branch_id == "main":
                 raise
+            await self._current_gone()
             await finish(self._binding.append(rows, _first_user_text(items)))
 
     async def pop_item(self) -> TResponseInputItem | None:

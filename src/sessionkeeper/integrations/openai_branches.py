@@ -168,6 +168,9 @@ class AdvancedSessionMixin:
     def _init_branches(self) -> None:
         self._main_binding = self._binding
         self._branch = MAIN
+        # The current branch's parent store session and metadata: to make it again if the
+        # store's ghost purge removes it while it is empty (see _current_gone).
+        self._origin: tuple[str, dict[str, Any]] | None = None
         self._logger = logger
 
     @property
@@ -190,9 +193,10 @@ class AdvancedSessionMixin:
             creates=False,  # made by a fork: a write to a deleted branch must not remake it
         )
 
-    def _retarget(self, branch: str) -> None:
+    def _retarget(self, branch: str, origin: tuple[str, dict[str, Any]] | None = None) -> None:
         self._binding = self._binding_for(branch)
         self._branch = branch
+        self._origin = origin
 
     async def _current_gone(self) -> bool:
         """Whether the current branch was deleted (or cleared) by another object: then this one
@@ -202,12 +206,39 @@ class AdvancedSessionMixin:
         store = await self._binding.store()
         if await store.session_exists(self._binding.session_id):
             return False
+        if await self._made_again(store):
+            return False
         self._logger.info(
             "branch %r of session %s is gone (deleted or cleared): back on 'main'",
             self._branch,
             self.session_id,
         )
         self._retarget(MAIN)
+        return True
+
+    async def _made_again(self, store: Store) -> bool:
+        """An empty session is a ghost to the store, purged after a while (15 minutes by
+        default): a branch made from the first turn, or emptied by pops, goes that way
+        while this object is on it. A delete or clear keeps the name used; a branch gone
+        without that was purged, and is made again (empty, from the same parent)."""
+        if self._origin is None or self._branch in await self._used_names(store):
+            return False
+        parent, metadata = self._origin
+        try:
+            await finish(
+                store.fork_session(
+                    parent, at_seq=0, new_session_id=self._binding.session_id, metadata=metadata
+                )
+            )
+        except Conflict:  # made again meanwhile by another object
+            return True
+        except NotFound:  # its parent is gone too
+            return False
+        self._logger.info(
+            "branch %r of session %s was purged while empty: made again",
+            self._branch,
+            self.session_id,
+        )
         return True
 
     async def _branch_messages(self, branch_id: str | None) -> list[Message]:
@@ -267,7 +298,7 @@ class AdvancedSessionMixin:
             )
         except Conflict:  # made meanwhile by another object
             raise _used(name) from None
-        self._retarget(name)
+        self._retarget(name, (binding.session_id, metadata))
         from agents import _debug  # the SDK's model-data logging policy
 
         if _debug.DONT_LOG_MODEL_DATA:
@@ -297,10 +328,12 @@ class AdvancedSessionMixin:
 
     async def switch_to_branch(self, branch_id: str) -> None:
         """Make ``branch_id`` current (ValueError when it does not exist)."""
-        if not isinstance(branch_id, str) or not await self._populated(branch_id):
+        session = None if not isinstance(branch_id, str) else await self._populated(branch_id)
+        if session is None:
             raise ValueError(f"Branch '{branch_id}' does not exist")
         old = self._branch
-        self._retarget(branch_id)
+        parent = session.parent_session_id
+        self._retarget(branch_id, None if parent is None else (parent, session.metadata))
         self._logger.info("Switched from branch '%s' to '%s'", old, branch_id)
 
     async def delete_branch(self, branch_id: str, force: bool = False) -> None:
@@ -316,7 +349,7 @@ class AdvancedSessionMixin:
                 f"Cannot delete current branch '{branch_id}'. "
                 "Use force=True or switch branches first"
             )
-        if not await self._populated(branch_id):
+        if await self._populated(branch_id) is None:
             raise ValueError(f"Branch '{branch_id}' does not exist")
         if branch_id == self._branch:
             self._retarget(MAIN)
@@ -357,13 +390,15 @@ class AdvancedSessionMixin:
             )
         return found
 
-    async def _populated(self, branch: str) -> bool:
+    async def _populated(self, branch: str) -> Session | None:
+        """The store session of ``branch`` if it holds items (as the SDK, an empty branch
+        does not exist yet), else None."""
         store = await self._main_binding.store()
         try:
             session = await store.get_session(branch_session_id(self.session_id, branch))
         except NotFound:
-            return False
-        return session.message_count > 0
+            return None
+        return session if session.message_count > 0 else None
 
     async def _branch_sessions(self, store: Store) -> list[Session]:
         """The store sessions of this session's branches (not main), oldest first."""
