@@ -15,7 +15,13 @@ from scripted import ScriptedModel, function_call, text_message
 
 from sessionkeeper import Store
 from sessionkeeper.integrations.openai_agents import SessionkeeperSession, item_text
-from sessionkeeper.integrations.openai_branches import BRANCH_NAME, BRANCH_OF, branch_session_id
+from sessionkeeper.integrations.openai_branches import (
+    BRANCH_NAME,
+    BRANCH_OF,
+    branch_session_id,
+    branch_title,
+)
+from sessionkeeper.models import MAX_TITLE_LENGTH
 
 Items = list[Any]
 TURNS: Items = [
@@ -59,6 +65,7 @@ async def test_a_branch_is_a_store_fork_cut_before_the_turn(sk_store: Store) -> 
     forked = await sk_store.get_session(branch_session_id("conv", name))
     assert (forked.parent_session_id, forked.fork_seq) == ("conv", 2)
     assert forked.metadata == {"team": "a", BRANCH_OF: "conv", BRANCH_NAME: name}
+    assert forked.title == "First question · try again: nicer"  # as lists and pages show it
     assert [s.session_id for s in await sk_store.list_branches("conv")] == [forked.session_id]
 
     # Isolation: items on the branch stay there.
@@ -308,3 +315,11 @@ async def test_runner_on_a_branch(sk_store: Store) -> None:
 
 def contents(items: Items) -> list[Any]:
     return [item.get("content") if "content" in item else item.get("type") for item in items]
+
+
+def test_a_branch_title_is_the_parents_and_the_name_within_the_limit() -> None:
+    assert branch_title("Trip", "cheaper") == "Trip · cheaper"
+    assert branch_title(None, "cheaper") == "cheaper"
+    long = "x" * MAX_TITLE_LENGTH
+    assert branch_title("Trip", long) == long  # the name alone when both do not fit
+    assert branch_title("Trip", long + "y") is None  # then the parent's, as any fork

@@ -45,6 +45,7 @@ from sessionkeeper.errors import Conflict, NotFound
 from sessionkeeper.integrations._binding import SessionBinding
 from sessionkeeper.integrations._common import finish
 from sessionkeeper.integrations.openai_items import message_item, message_type, tool_name
+from sessionkeeper.models import MAX_TITLE_LENGTH
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
@@ -84,6 +85,16 @@ def branch_session_id(session_id: str, branch: str) -> str:
         return session_id
     digest = hashlib.sha256(f"{session_id}\x1f{branch}".encode("utf-8", "surrogatepass"))
     return f"{session_id[:96]}.b-{digest.hexdigest()[:24]}"
+
+
+def branch_title(parent: str | None, name: str) -> str | None:
+    """The title of a branch's store session, as lists and pages show it: its parent's title
+    and the branch name (``"Plan a trip · cheaper"``), or the name alone; None (the parent's
+    title, as any fork) when neither fits a title."""
+    for title in (f"{parent} · {name}" if parent else name, name):
+        if len(title) <= MAX_TITLE_LENGTH and title.strip():
+            return title
+    return None
 
 
 def _timestamp(session_or_message: Session | Message) -> str:
@@ -293,6 +304,7 @@ class AdvancedSessionMixin:
                     binding.session_id,
                     at_seq=opening.seq - 1,
                     new_session_id=branch_session_id(self.session_id, name),
+                    title=branch_title(parent.title, name),
                     metadata=metadata,
                 )
             )
