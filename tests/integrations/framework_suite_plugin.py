@@ -113,18 +113,29 @@ def _agents_adapter() -> type:
             messages_table: str = "agent_messages",
             session_settings: Any = None,
         ) -> None:
-            if (sessions_table, messages_table) != ("agent_sessions", "agent_messages"):
-                raise TypeError("the sessionkeeper store has no per-session table names")
-            made = SessionkeeperSession.from_url(
-                session_id, _database_url(db_path), session_settings=session_settings
-            )
-            vars(self).update(vars(made))  # that object, as an instance of this class
+            _become(self, session_id, db_path, (sessions_table, messages_table), session_settings)
 
         def close(self) -> None:  # type: ignore[override]
             """SQLiteSession.close() is synchronous: close the store our class opened."""
             run_blocking(SessionkeeperSession.close(self))
 
     return SQLiteSessionAdapter
+
+
+def _become(
+    adapter: Any, session_id: str, db_path: Any, tables: tuple[str, str], settings: Any
+) -> None:
+    """Make ``adapter`` (an instance of a SessionkeeperSession subclass) the session
+    ``from_url`` builds on the test's database; SQLite table names other than the SDK's
+    defaults are refused (the store has none of its own)."""
+    from sessionkeeper.integrations.openai_agents import SessionkeeperSession
+
+    if tables != ("agent_sessions", "agent_messages"):
+        raise TypeError("the sessionkeeper store has no per-session table names")
+    made = SessionkeeperSession.from_url(
+        session_id, _database_url(db_path), session_settings=settings
+    )
+    vars(adapter).update(vars(made))  # that object, as an instance of the adapter's class
 
 
 def _advanced_adapter() -> type:
@@ -148,12 +159,7 @@ def _advanced_adapter() -> type:
             sessions_table: str = "agent_sessions",
             messages_table: str = "agent_messages",
         ) -> None:
-            if (sessions_table, messages_table) != ("agent_sessions", "agent_messages"):
-                raise TypeError("the sessionkeeper store has no per-session table names")
-            made = SessionkeeperSession.from_url(
-                session_id, _database_url(db_path), session_settings=session_settings
-            )
-            vars(self).update(vars(made))  # that object, as an instance of this class
+            _become(self, session_id, db_path, (sessions_table, messages_table), session_settings)
             if logger is not None:
                 self._logger = logger
 

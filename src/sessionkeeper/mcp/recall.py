@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sessionkeeper.mcp.tools import Caller
+from sessionkeeper.mcp.tools import Caller, message_dict
 from sessionkeeper.models import MAX_PAGE_SIZE, Message, SearchHit
 from sessionkeeper.store import validate
 from sessionkeeper.store.core import MAX_CONTEXT
@@ -117,17 +117,6 @@ def _fit(passage: Passage, room: int) -> tuple[list[Message], int] | None:
     return sorted(kept, key=lambda m: m.seq), used
 
 
-def _passage_message(message: Message, hit: bool) -> dict[str, Any]:
-    return {
-        "seq": message.seq,
-        "role": message.role,
-        "content": message.content,
-        "created_at": message.created_at.isoformat(),
-        "token_count": message.token_count,
-        "hit": hit,
-    }
-
-
 async def recall(
     caller: Caller,
     query: str,
@@ -190,7 +179,7 @@ async def recall(
                 "rank": passage.rank,
                 "hit_seqs": sorted(hit_seqs),
                 "complete": len(kept) == len(passage.messages),
-                "messages": [_passage_message(m, m.seq in hit_seqs) for m in kept],
+                "messages": [{**message_dict(m), "hit": m.seq in hit_seqs} for m in kept],
             }
         )
     return {
