@@ -115,6 +115,21 @@ def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
+def running_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is under ``directory``, whoever their parent."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(directory)) and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
@@ -190,15 +205,19 @@ class PgCluster:
         )
 
     # ── life cycle ──
-    def start(self) -> PgCluster:
-        # Under /tmp, never under pytest's tmp_path: /tmp/pytest-of-root is 0700, and the
-        # postgres user must reach its data directory.
+    def _make_dirs(self) -> None:
+        """The cluster's directory and socket directory, owned by the user it runs as. Under
+        /tmp, never under pytest's tmp_path: /tmp/pytest-of-root is 0700, and the postgres
+        user must reach its data directory."""
         self.base = Path(tempfile.mkdtemp(prefix="sk-pgcluster-", dir="/tmp"))
         os.chmod(self.base, 0o700)
         self.sockdir.mkdir(mode=0o700)
         if self.as_root:
             for path in (self.base, self.sockdir):
                 os.chown(path, self.user.pw_uid, self.user.pw_gid)
+
+    def start(self) -> PgCluster:
+        self._make_dirs()
         done = self._run(
             str(self.bindir / "initdb"),
             "-D", str(self.data),
@@ -308,19 +327,7 @@ class PgCluster:
     def leftover_pids(self) -> list[int]:
         """Processes still running in this cluster's data dir (their cwd), whoever their parent:
         what must be empty after ``stop()``."""
-        if self.base is None:
-            return []
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd.startswith(str(self.base)) and alive(int(entry)):
-                found.append(int(entry))
-        return found
+        return [] if self.base is None else running_in(self.base)
 
     # ── faults ──
     def kill9(self) -> list[int]:

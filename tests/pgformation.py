@@ -46,6 +46,7 @@ from pgcluster import (
     find_bin_dir,
     free_port,
     remove_stale_shm,
+    running_in,
 )
 
 PGCLUSTER = str(Path(__file__).with_name("pgcluster.py"))
@@ -381,19 +382,7 @@ class PgFormation:
 
     def leftover_pids(self) -> list[int]:
         """Processes running in the formation's directory (their cwd), whoever their parent."""
-        if self.base is None:
-            return []
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd.startswith(str(self.base)) and alive(int(entry)):
-                found.append(int(entry))
-        return found
+        return [] if self.base is None else running_in(self.base)
 
 
 def _comm(pid: int) -> str:

@@ -11,10 +11,7 @@ their directories; nothing of them stays running.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 from pgcluster import PgCluster, free_port
 
@@ -27,12 +24,7 @@ class PgStandby(PgCluster):
         self.primary = primary
 
     def start(self) -> PgStandby:
-        self.base = Path(tempfile.mkdtemp(prefix="sk-pgcluster-", dir="/tmp"))
-        os.chmod(self.base, 0o700)
-        self.sockdir.mkdir(mode=0o700)
-        if self.as_root:
-            for path in (self.base, self.sockdir):
-                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+        self._make_dirs()
         done = self._run(
             str(self.bindir / "pg_basebackup"),
             "-h", "127.0.0.1",
