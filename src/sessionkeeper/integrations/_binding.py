@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from sessionkeeper.bridge import run_blocking
 from sessionkeeper.errors import Conflict, IdempotencyKeyReused, NotFound
@@ -140,12 +140,33 @@ class BoundSession(Bound):
 
     A subclass builds itself in ``_setup(session_id, source, **options)``, which calls
     :meth:`_bind`; its ``__init__`` passes ``StoreSource(store=store)`` and its ``from_url``
-    ``StoreSource(url=url, options=store_options)`` through :meth:`_on`."""
+    ``StoreSource(url=url, options=store_options)`` through :meth:`_on`. The ``_setup`` here
+    takes the options every subclass has and binds a session of ``SESSION_TYPE``; a subclass
+    with options of its own writes its own."""
 
     _binding: SessionBinding
     session_id: str
-    # Each subclass's own, with its own keyword options: (session_id, source, **options).
-    _setup: Callable[..., None]
+    SESSION_TYPE: ClassVar[str]
+
+    def _setup(
+        self,
+        session_id: str,
+        source: StoreSource,
+        *,
+        agent_id: str = "main",
+        user_id: str | None = None,
+        title: str | None = None,
+        session_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._bind(
+            session_id,
+            source,
+            agent_id=agent_id,
+            user_id=user_id,
+            title=title,
+            session_type=self.SESSION_TYPE,
+            metadata=session_metadata,
+        )
 
     @classmethod
     def _on(cls, session_id: str, source: StoreSource, **options: Any) -> Self:

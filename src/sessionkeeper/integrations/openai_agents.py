@@ -49,7 +49,11 @@ from sessionkeeper.integrations._common import (
     read_whole,
     reported_usage,
 )
-from sessionkeeper.integrations.openai_branches import AdvancedSessionMixin, sdk_usage_details
+from sessionkeeper.integrations.openai_branches import (
+    MAIN,
+    AdvancedSessionMixin,
+    sdk_usage_details,
+)
 from sessionkeeper.integrations.openai_items import (
     call_key,
     is_output,
@@ -253,7 +257,7 @@ class SessionkeeperSession(AdvancedSessionMixin, BoundSession):
         try:
             await finish(self._binding.append(rows, _first_user_text(items)))
         except NotFound:  # a branch, gone: made again if purged, else main takes the items
-            if self._current_branch_id == "main":
+            if self._current_branch_id == MAIN:
                 raise
             await self._current_gone()
             await finish(self._binding.append(rows, _first_user_text(items)))

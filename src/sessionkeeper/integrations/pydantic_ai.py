@@ -223,6 +223,8 @@ class SessionkeeperMessageHistory(BoundSession):
     ``A-Z a-z 0-9 . _ : -``.
     """
 
+    SESSION_TYPE = SESSION_TYPE
+
     def __init__(
         self,
         session_id: str,
@@ -240,26 +242,6 @@ class SessionkeeperMessageHistory(BoundSession):
             user_id=user_id,
             title=title,
             session_metadata=session_metadata,
-        )
-
-    def _setup(
-        self,
-        session_id: str,
-        source: StoreSource,
-        *,
-        agent_id: str = "main",
-        user_id: str | None = None,
-        title: str | None = None,
-        session_metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._bind(
-            session_id,
-            source,
-            agent_id=agent_id,
-            user_id=user_id,
-            title=title,
-            session_type=SESSION_TYPE,
-            metadata=session_metadata,
         )
 
     @classmethod
