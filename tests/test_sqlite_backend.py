@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from pathlib import Path
 
 import pytest
 
 import rawdb
+from sessionkeeper.errors import Unavailable
 from sessionkeeper.store.backends import sqlite_threads
 from sessionkeeper.store.core import Store
 
@@ -42,3 +46,77 @@ async def test_ghost_purge_leaves_foreign_keys_on(tmp_path: Path) -> None:
         assert await rawdb.fetch(store, "SELECT count(*) FROM messages") == [(0,)]
     finally:
         await store.close()
+
+
+# ── hand-overs: work run on the writer thread, answered on the caller's loop ─────────────
+
+
+def _hold_the_writer(store: Store, seconds: float) -> None:
+    """Queue work that keeps the writer thread busy (as a long write would)."""
+    backend = store._backend
+    assert isinstance(backend, sqlite_threads.Runner)
+    backend._writer.submit(lambda conn: time.sleep(seconds))
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_work_still_queued_past_the_timeout_is_cancelled_and_refused(
+    tmp_path: Path, where: str
+) -> None:
+    url = "sqlite://" if where == "memory" else f"sqlite:///{tmp_path / 'queued.db'}"
+    store = await Store.open(url, timeout=0.2)
+    try:
+        s = await store.create_session(session_id="q")
+        _hold_the_writer(store, 2.0)
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match=r"did not answer within 0\.2 s"):
+            await store.add_message(s.session_id, "user", "queued too long")
+        assert 1.1 <= time.monotonic() - started < 1.9  # timeout + 1 s, not the 2 s hold
+        await asyncio.sleep(1.0)  # the hold ends: the refused write must not run after it
+        assert (await store.get_session(s.session_id)).message_count == 0
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_caller_does_not_stop_its_queued_write(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'cancel.db'}")
+    try:
+        s = await store.create_session(session_id="c")
+        _hold_the_writer(store, 0.3)
+        task = asyncio.create_task(store.add_message(s.session_id, "user", "sent"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)
+        # The write ran: a caller that gave up may not know, but it is not half-done.
+        assert [m.content for m in await store.get_messages(s.session_id)] == ["sent"]
+    finally:
+        await store.close()
+
+
+def test_a_write_that_ends_after_its_loop_closed_is_kept_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer answers a loop that has closed meanwhile: nothing is raised or logged
+    on its thread, and the store goes on serving other loops."""
+    url = f"sqlite:///{tmp_path / 'closed.db'}"
+    store = asyncio.run(Store.open(url))
+
+    async def give_up() -> None:
+        await store.create_session(session_id="l")
+        _hold_the_writer(store, 0.3)
+        task = asyncio.create_task(store.add_message("l", "user", "after the loop"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(give_up())  # the loop closes while the append waits in the queue
+    time.sleep(0.5)
+
+    async def check() -> list[str]:
+        try:
+            return [m.content for m in await store.get_messages("l")]
+        finally:
+            await store.close()
+
+    assert asyncio.run(check()) == ["after the loop"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

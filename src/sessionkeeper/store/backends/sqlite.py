@@ -24,8 +24,8 @@ How the threads are used, and why:
   Only a reader outside the store can pin the WAL (``sqlite_threads`` says how).
 
 Timestamps are stored as naive UTC ISO text with microseconds (what SQLAlchemy wrote for
-earlier versions); JSON as text. Futures from the threads are awaited with
-``asyncio.wrap_future``, so any event loop in any thread can use one backend.
+earlier versions); JSON as text. Work done on the threads is answered on the caller's own
+loop (``Runner._wait``), so any event loop in any thread can use one backend.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -400,6 +401,37 @@ def read_txn(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connect
     return run
 
 
+def _hand_over(
+    loop: asyncio.AbstractEventLoop,
+    waiter: asyncio.Future[T],
+    future: concurrent.futures.Future[T],
+) -> None:
+    """On the thread that finished ``future``: pass it to the loop that waits for it."""
+    with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+        loop.call_soon_threadsafe(_settle, waiter, future)
+
+
+def _settle(waiter: asyncio.Future[T], future: concurrent.futures.Future[T]) -> None:
+    if waiter.done():  # the caller was cancelled, or gave up on queued work
+        return
+    if future.cancelled():
+        waiter.cancel()
+    elif (exc := future.exception()) is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(future.result())
+
+
+def _give_up(
+    future: concurrent.futures.Future[Any], waiter: asyncio.Future[Any], timeout: float
+) -> None:
+    """Past the deadline: work still queued is cancelled and the caller told to retry."""
+    if not waiter.done() and future.cancel():
+        waiter.set_exception(
+            Unavailable(f"the SQLite database did not answer within {timeout:g} s; retry")
+        )
+
+
 class Runner:
     """Where each kind of work runs: writes on the writer, hot reads inline, others on readers.
 
@@ -443,21 +475,30 @@ class Runner:
     # ── running work ────────────────────────────────────────────────────────
 
     async def _wait(self, future: concurrent.futures.Future[T], *, bounded: bool = True) -> T:
-        # The work itself waits for a lock only until its deadline (submit + timeout), so by
-        # timeout + 1 s it has either failed busy or is running; queued, it is cancelled.
-        waiting = asyncio.wrap_future(future)
-        if bounded:
-            try:
-                async with asyncio.timeout(self.timeout + 1):
-                    return await asyncio.shield(waiting)
-            except TimeoutError:
-                if future.cancel():
-                    raise Unavailable(
-                        f"the SQLite database did not answer within {self.timeout:g} s; retry"
-                    ) from None
-        # Running: its outcome is the truth, whatever it is (a 503 for a write that then
-        # commits would make a retrying client store it twice).
-        return await waiting
+        """The outcome of work handed to a thread, on the calling loop.
+
+        The thread that ran it hands it over with one ``call_soon_threadsafe``: a hand-over
+        through ``asyncio.wrap_future``, ``shield`` and ``asyncio.timeout`` cost ~30 µs more
+        (bench/README.md, "Hand-overs"). Bounded, the work waits for a lock only until its
+        deadline (submit + timeout), so by timeout + 1 s it has either failed busy or is
+        running; still queued then, it is cancelled and the caller told to retry. Running,
+        its outcome is the truth, whatever it is (a 503 for a write that then commits would
+        make a retrying client store it twice), and a cancelled caller does not stop it.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(functools.partial(_hand_over, loop, waiter))
+        timer = loop.call_later(self.timeout + 1, _give_up, future, waiter, self.timeout)
+        if not bounded:
+            timer.cancel()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if not bounded:
+                future.cancel()  # only if still queued: a running one goes on
+            raise
+        finally:
+            timer.cancel()
 
     async def _write(
         self,
