@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -141,6 +142,18 @@ async def test_a_second_compaction_summarises_the_first(store: Store) -> None:
     window = await store.context_window(sid, 100_000)
     assert [m.content for m in window.messages[:2]][1] == second.summary
     assert window.messages[2].seq == second.through_seq + 1
+    # Both are kept, oldest first: the last is the one in force.
+    assert await store.get_compactions(sid) == [first, second]
+    assert await store.get_compaction(sid) == second
+
+
+async def test_every_compaction_of_a_session(store: Store) -> None:
+    sid = await filled(store, 20)
+    assert await store.get_compactions(sid) == []
+    with pytest.raises(NotFound):
+        await store.get_compactions("no-such-session")
+    with pytest.raises(InvalidInput):
+        await store.get_compactions("bad id!")
 
 
 async def test_nothing_to_compact(store: Store) -> None:
@@ -338,3 +351,28 @@ def test_the_readme_example_runs() -> None:
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     exec(compile(code.group(1), "README.md", "exec"), {"__name__": "readme"})
+
+
+async def test_import_session_keeps_compactions_and_refuses_bad_ones(store: Store) -> None:
+    sid = await filled(store, 100)
+    made = await store.compact_session(sid, keep_last_tokens=300, summarize=Scripted())
+    assert made is not None
+    session = dataclasses.replace(await store.get_session(sid), session_id="copy")
+    messages = [dataclasses.replace(m, session_id="copy") for m in await every_message(store, sid)]
+    good = dataclasses.replace(made, session_id="copy")
+    for bad, why in [
+        (dataclasses.replace(good, through_seq=101), r"seqs 2\.\.101, which must be within"),
+        (dataclasses.replace(good, session_id=sid), "it belongs to session"),
+        (dataclasses.replace(good, summary=""), "the summary is empty"),
+        (dataclasses.replace(good, token_count=-1), "token_count must be"),
+    ]:
+        with pytest.raises(InvalidInput, match=why):
+            await store.import_session(session, messages, compactions=[bad])
+        with pytest.raises(NotFound):  # nothing of it written
+            await store.get_session("copy")
+    assert await store.import_session(session, messages, compactions=[good])
+    assert await store.get_compactions("copy") == [good]
+    windows = [await store.context_window(s, 2_000) for s in (sid, "copy")]
+    assert [(m.seq, m.content) for m in windows[0].messages] == [
+        (m.seq, m.content) for m in windows[1].messages
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sessionkeeper.models import NewMessage
+from sessionkeeper.models import Message, NewMessage
 from sessionkeeper.store.core import Store
 from sessionkeeper.transfer.export import export_sessions
 from sessionkeeper.transfer.imports import plan_import, run_import
@@ -95,6 +95,16 @@ async def build_database(store: Store, n_sessions: int = 1000) -> None:
             await store.add_messages(session.session_id, batch)
         if i % 13 == 0 and count > 1:
             await store.delete_message(session.session_id, 1)  # a gap in seq must survive
+        if i % 17 == 0 and count > 4:  # compacted twice: both summaries travel
+            for _ in range(2):
+                await store.compact_session(
+                    session.session_id,
+                    keep_last_tokens=1,
+                    summarize=summarize,
+                    model="gpt-4o-mini" if i % 2 else None,
+                    metadata={"by": "test", "ü": i} if i % 3 else None,
+                )
+                await store.add_messages(session.session_id, [NewMessage("user", "après ✓")])
         if i % 5 == 0:
             await store.end_session(session.session_id)
 
@@ -102,6 +112,20 @@ async def build_database(store: Store, n_sessions: int = 1000) -> None:
     for start in range(0, n_sessions, step):
         await asyncio.gather(*(make(i) for i in range(start, min(start + step, n_sessions))))
     assert len(created) == n_sessions
+
+
+async def summarize(messages: list[Message]) -> str:
+    return f"Résumé of {len(messages)} messages ({messages[-1].seq}): 日本語 ✓\nsecond line"
+
+
+async def compacted_windows(store: Store) -> dict[str, list[tuple[int, str]]]:
+    """The context window of every compacted session: (seq, content) of each message."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    async for session in store.iter_sessions():
+        if await store.get_compactions(session.session_id):
+            window = await store.context_window(session.session_id, 100_000)
+            out[session.session_id] = [(m.seq, m.content) for m in window.messages]
+    return out
 
 
 async def export_text(store: Store, **kwargs: Any) -> str:
@@ -130,13 +154,16 @@ async def test_round_trip_1000_sessions_is_byte_identical(db_url: str, tmp_path:
         await build_database(source)
         first = await export_text(source)
         stats = await source.get_stats()
+        windows = await compacted_windows(source)
     finally:
         await source.close()
+    compactions = first.count('{"type":"compaction"')
+    assert len(windows) >= 10 and compactions == 2 * len(windows)
     path = tmp_path / "export.jsonl"
     path.write_text(first, encoding="utf-8", newline="\n")
     lines = first.splitlines(keepends=False)
     assert sum(1 for line in first.split("\n") if line.startswith('{"type":"session"')) == 1000
-    assert len(first.split("\n")) - 1 == 1000 + stats.total_messages
+    assert len(first.split("\n")) - 1 == 1000 + stats.total_messages + compactions
     del lines
 
     target_url = await reset_database(db_url, tmp_path, "copy.db")
@@ -148,6 +175,8 @@ async def test_round_trip_1000_sessions_is_byte_identical(db_url: str, tmp_path:
         assert summary.messages == stats.total_messages
         second = await export_text(target)
         assert second.encode() == first.encode()
+        # A compacted session's window is what it was: the summaries came along.
+        assert await compacted_windows(target) == windows
         # Idempotent: a second import skips every session and changes nothing.
         again = await run_import(target, plan_import(path))
         assert (len(again.imported), len(again.skipped)) == (0, 1000)
@@ -558,6 +587,23 @@ async def test_export_ignores_appends_made_during_it_and_refuses_deletions(
         await export_text(store, session_ids=["moving"])
 
 
+def _compaction(from_seq: int, through_seq: int, **fields: Any) -> str:
+    record = {
+        "type": "compaction",
+        "from_seq": from_seq,
+        "through_seq": through_seq,
+        "message_count": through_seq - from_seq + 1,
+        "compacted_tokens": 30,
+        "summary": "what happened before",
+        "token_count": 4,
+        "model": None,
+        "metadata": {},
+        "created_at": "2025-01-01T00:00:02+00:00",
+        **fields,
+    }
+    return json.dumps(record)
+
+
 def long_export(sid: str, n: int) -> list[str]:
     header = {
         "type": "session",
@@ -590,6 +636,16 @@ def long_export(sid: str, n: int) -> list[str]:
         (600, '{"type":"message","seq":9999,"role":"wizard","content":"x"}', "role 'wizard'"),
         (1200, '{"type":"message","role":"user","content":"a\\u0000b"}', "NUL"),
         (5, b"\xff\xfe not utf-8".decode("latin-1"), "line 7 is not UTF-8: byte 0xFF at offset 0"),
+        # Compaction lines: each held to what compact_session writes.
+        (1200, _compaction(1, 1300), "a compaction through seq 1300, past the session's last"),
+        (1200, _compaction(5, 4), "stands for seqs 5..4"),
+        (1200, _compaction(0, 4), "from_seq must be an integer from 1"),
+        (1200, _compaction(1, 4, summary=7), "summary must be a string"),
+        (1200, _compaction(1, 4, summary=" "), "the summary is empty"),
+        (1200, _compaction(1, 4, created_at="soon"), "bad ISO timestamp 'soon'"),
+        (1200, _compaction(1, 4, metadata={"n": float("nan")}), "metadata.n is nan"),
+        (1200, _compaction(1, 4) + "\n" + _compaction(2, 4), "two compactions at the same cut"),
+        (600, '{"type":"summary","text":"x"}', "unknown record type 'summary'"),
     ],
 )
 async def test_a_bad_line_anywhere_fails_the_session_before_anything_is_written(
@@ -631,10 +687,15 @@ async def test_import_streams_into_the_store_when_it_can(
     path.write_text("\n".join(long_export("streamed", 1200)) + "\n", encoding="utf-8")
     seen: list[str] = []
 
-    async def import_session_stream(session: Any, items: Any, *, replace: bool = False) -> bool:
+    async def import_session_stream(
+        session: Any, items: Any, *, compactions: Any = (), replace: bool = False
+    ) -> bool:
         assert not isinstance(items, list | tuple)
         seen.append(type(items).__name__)
-        return await store.import_session(session, list(items), replace=replace)
+        messages = list(items)  # the messages first: the compactions are read after them
+        return await store.import_session(
+            session, messages, compactions=list(compactions), replace=replace
+        )
 
     monkeypatch.setattr(store, "import_session_stream", import_session_stream, raising=False)
     summary = await run_import(store, plan_import(path))

@@ -116,6 +116,7 @@ class SyncStore:
     context_window = _Blocking(Store.context_window)
     compact_session = _Blocking(Store.compact_session)  # summarize stays an async callable
     get_compaction = _Blocking(Store.get_compaction)
+    get_compactions = _Blocking(Store.get_compactions)
     ghost_sessions = _Blocking(Store.ghost_sessions)
     delete_ghost_sessions = _Blocking(Store.delete_ghost_sessions)
     delete_expired_idempotency_keys = _Blocking(Store.delete_expired_idempotency_keys)

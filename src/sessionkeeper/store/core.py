@@ -1036,6 +1036,15 @@ class Store:
             raise _not_found(session_id)
         return found
 
+    async def get_compactions(self, session_id: str) -> list[Compaction]:
+        """Every compaction of the session, oldest first (the last is the one in force;
+        the earlier ones are what it superseded)."""
+        validate.session_id(session_id)
+        found = await self._backend.compactions.every(session_id)
+        if found is None:
+            raise _not_found(session_id)
+        return found
+
     # ── maintenance and stats ──────────────────────────────────────────────
 
     async def delete_ghost_sessions(
@@ -1150,26 +1159,41 @@ class Store:
         )
 
     async def import_session(
-        self, session: Session, items: Sequence[Message], *, replace: bool = False
+        self,
+        session: Session,
+        items: Sequence[Message],
+        *,
+        compactions: Sequence[Compaction] = (),
+        replace: bool = False,
     ) -> bool:
-        """Write a session and its messages exactly as given (seq, timestamps; see
-        ``verbatim.py``). Idempotent by id: an existing session is left alone (returns
-        False) unless ``replace``. Counters are recomputed from the messages."""
+        """Write a session, its messages and its compactions exactly as given (seq,
+        timestamps; see ``verbatim.py``). Idempotent by id: an existing session is left alone
+        (returns False) unless ``replace``. Counters are recomputed from the messages."""
         last_seq = verbatim.check(session, items)
-        return await self._backend.import_session(session, last_seq, items, replace)
+        checked = verbatim.check_compactions(session, compactions, last_seq)
+        return await self._backend.import_session(session, last_seq, items, replace, checked)
 
     async def import_session_stream(
-        self, session: Session, items: Iterable[Message], *, replace: bool = False
+        self,
+        session: Session,
+        items: Iterable[Message],
+        *,
+        compactions: Iterable[Compaction] = (),
+        replace: bool = False,
     ) -> bool:
         """``import_session`` for messages read as they come (e.g. from a file): one
         transaction, written in chunks of 500, each checked as it is reached, so memory holds
-        a chunk, not the session. A bad message anywhere (or a duplicate seq) raises
-        InvalidInput and nothing of the session is written. ``items`` is read on the
-        database's writer (a thread on SQLite): it must not need this event loop."""
+        a chunk, not the session; ``compactions`` are read after the messages. A bad message
+        or compaction anywhere (or a duplicate seq) raises InvalidInput and nothing of the
+        session is written. ``items`` and ``compactions`` are read on the database's writer
+        (a thread on SQLite): they must not need this event loop."""
         verbatim.check_session(session)
         totals = verbatim.Totals()
         chunks = verbatim.checked_chunks(session, items, totals)
-        return await self._backend.import_session_stream(session, chunks, totals, replace)
+        checked = verbatim.checked_compactions(session, compactions, totals)
+        return await self._backend.import_session_stream(
+            session, chunks, totals, replace, checked
+        )
 
     # ── retention policies (store/retention.py) ────────────────────────────
 

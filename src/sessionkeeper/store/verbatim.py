@@ -2,7 +2,9 @@
 
 Unlike appends, an import keeps each message's seq and timestamps and the session's own
 timestamps, so export → import → export is byte-identical. Counters are recomputed from the
-imported messages (never trusted from the file), so the counter invariant holds.
+imported messages (never trusted from the file), so the counter invariant holds. A session's
+compactions come in as they were too, each held to what ``Store.compact_session`` writes:
+it stands for a run of the imported seqs (from ≤ through ≤ the last seq), one per cut.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sessionkeeper.errors import InvalidInput
-from sessionkeeper.models import Message, Session
+from sessionkeeper.models import Compaction, Message, Session
 from sessionkeeper.store import validate
 from sessionkeeper.store.validate import MAX_INT
 
@@ -98,3 +100,51 @@ def _checked(
     totals.tokens += sum(m.token_count for m in chunk)
     totals.last_seq = max(totals.last_seq, max(m.seq for m in chunk))
     return chunk
+
+
+def check_compactions(
+    session: Session, compactions: Iterable[Compaction], last_seq: int
+) -> list[Compaction]:
+    """``compactions`` checked (``check_compaction``), in the order given."""
+    cuts: set[int] = set()
+    return [check_compaction(session, c, last_seq, cuts) for c in compactions]
+
+
+def checked_compactions(
+    session: Session, compactions: Iterable[Compaction], totals: Totals
+) -> Iterator[Compaction]:
+    """For a streamed import: ``compactions`` checked as they are read, after the messages
+    (``totals.last_seq`` is then the session's last seq)."""
+    cuts: set[int] = set()
+    for c in compactions:
+        yield check_compaction(session, c, totals.last_seq, cuts)
+
+
+def check_compaction(
+    session: Session, c: Compaction, last_seq: int, cuts: set[int]
+) -> Compaction:
+    """One imported compaction: a summary standing for seqs ``from_seq``..``through_seq``
+    of the session's imported messages, at a cut no other of them has."""
+    where = f"session {session.session_id!r}, compaction through {c.through_seq!r}"
+    if c.session_id != session.session_id:
+        raise InvalidInput(f"{where}: it belongs to session {c.session_id!r}")
+    for name in ("from_seq", "through_seq"):
+        validate.bounded_int(getattr(c, name), name, 1)
+    if not c.from_seq <= c.through_seq <= last_seq:
+        raise InvalidInput(
+            f"{where}: it stands for seqs {c.from_seq}..{c.through_seq}, which must be within "
+            f"the session's imported messages (1..{last_seq})",
+            field="through_seq",
+        )
+    for name in ("message_count", "compacted_tokens", "token_count"):
+        validate.bounded_int(getattr(c, name), name, 0)
+    validate.content(c.summary)
+    if not c.summary.strip():
+        raise InvalidInput(f"{where}: the summary is empty", field="summary")
+    validate.model(c.model)
+    validate.metadata(c.metadata)
+    validate.aware(c.created_at, "created_at")
+    if c.through_seq in cuts:
+        raise InvalidInput(f"{where}: two compactions at the same cut", field="through_seq")
+    cuts.add(c.through_seq)
+    return c

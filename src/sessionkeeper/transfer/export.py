@@ -12,8 +12,13 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from sessionkeeper.errors import Conflict, InvalidInput
-from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
-from sessionkeeper.transfer.records import dump_line, message_record, session_record
+from sessionkeeper.models import MAX_MESSAGES_PAGE, Compaction, Message, Session
+from sessionkeeper.transfer.records import (
+    compaction_record,
+    dump_line,
+    message_record,
+    session_record,
+)
 
 if TYPE_CHECKING:
     from sessionkeeper.store.core import Store
@@ -124,14 +129,15 @@ async def session_chunks(
     store: Store, session: Session, fmt: str = "jsonl", *, first: bool = True
 ) -> AsyncIterator[str]:
     """One session's export, a line (JSONL) or section (Markdown) at a time: the header from
-    the session row's counters, then the messages it counted. Conflict at the end if a
-    message was deleted meanwhile (the lines would not match their header)."""
+    the session row's counters, the messages it counted, then the session's compactions
+    (those that stand for exported messages: one made meanwhile may reach past them).
+    Conflict if a message was deleted meanwhile (the lines would not match their header)."""
     check_format(fmt)
     if fmt == "jsonl":
         yield dump_line(session_record(session))
     else:
         yield markdown_header(session, first=first)
-    count = tokens = 0
+    count = tokens = last_seq = 0
     async for page in message_pages(store, session.session_id, session.message_count):
         for message in page:
             yield (
@@ -139,11 +145,27 @@ async def session_chunks(
             )
             count += 1
             tokens += message.token_count
+            last_seq = message.seq
     if (count, tokens) != (session.message_count, session.token_count):
         raise Conflict(
             f"session {session.session_id} changed while it was exported (messages "
             f"deleted meanwhile: {count} of {session.message_count} found): export again"
         )
+    for compaction in await store.get_compactions(session.session_id):
+        if compaction.through_seq <= last_seq:
+            yield (
+                dump_line(compaction_record(compaction))
+                if fmt == "jsonl"
+                else markdown_compaction(compaction)
+            )
+
+
+def markdown_compaction(c: Compaction) -> str:
+    """A compaction's section of a transcript: the summary that stands for its messages."""
+    facts = [f"#{c.from_seq}–#{c.through_seq}", _md_time(c.created_at)]
+    if c.model:
+        facts.append(c.model)
+    return "\n".join(["", f"## Summary of {' · '.join(facts)}", "", c.summary]) + "\n"
 
 
 def _md_time(value: datetime | None) -> str:

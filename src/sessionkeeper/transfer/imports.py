@@ -249,4 +249,6 @@ async def _write(store: Store, item: Parsed | Streamed, replace: bool) -> bool:
         return await store.import_session(item.session, item.messages, replace=replace)
     if not replace and await store.session_exists(item.session.session_id):
         return False  # skipped without reading the lines again
-    return await store.import_session_stream(item.session, item.messages(), replace=replace)
+    return await store.import_session_stream(
+        item.session, item.messages(), compactions=item.compactions(), replace=replace
+    )

@@ -15,18 +15,20 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from sessionkeeper import inputs
 from sessionkeeper.errors import InvalidInput, SessionkeeperError
-from sessionkeeper.models import MAX_MESSAGES_PAGE, Message, Session
+from sessionkeeper.models import MAX_MESSAGES_PAGE, Compaction, Message, Session
+from sessionkeeper.store.validate import MAX_INT
 from sessionkeeper.transfer.records import (
     Failed,
     Item,
     Skipped,
     Streamed,
+    compaction_from_record,
     message_from_record,
     session_from_record,
 )
@@ -70,6 +72,9 @@ class _Block:
     end: int  # byte offset of the next header (or of the end of the file)
     messages: int = 0
     tokens: int = 0
+    last_seq: int = 0
+    # (line number, byte offset, through_seq) of each compaction line: read again when written
+    compactions: list[tuple[int, int, int]] = field(default_factory=list)
     error: str | None = None
 
 
@@ -114,6 +119,7 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
     except SessionkeeperError as exc:
         block.error = exc.message
     seqs = SeqSet()
+    cuts: set[int] = set()  # the compactions' through_seqs
     chunk: list[Message] = []
 
     def check_chunk() -> None:
@@ -130,13 +136,21 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
         record, error = _parse_line(raw, number)
         if record is not None and record.get("type") == "session":
             block.end = offset
-            if chunk and block.error is None:
-                check_chunk()
+            _end_of_block(block, chunk, check_chunk)
             return record, offset, number
         if block.error is not None:
             continue  # already refused: only looking for the next header
         if record is None:
             block.error = error
+        elif record.get("type") == "compaction":
+            assert session is not None
+            try:
+                found = compaction_from_record(record, session, number)
+                verbatim.check_compaction(session, found, MAX_INT, cuts)
+            except SessionkeeperError as exc:
+                block.error = exc.message
+                continue
+            block.compactions.append((number, offset, found.through_seq))
         elif record.get("type") != "message":
             block.error = f"line {number}: unknown record type {record.get('type')!r}"
         else:
@@ -155,14 +169,30 @@ def _check_block(handle: IO[bytes], block: _Block) -> tuple[dict[str, Any] | Non
                 continue
             block.messages += 1
             block.tokens += message.token_count
+            block.last_seq = max(block.last_seq, message.seq)
             chunk.append(message)
             if len(chunk) >= CHECK_CHUNK:
                 check_chunk()
     handle.seek(0, os.SEEK_END)
     block.end = handle.tell()
+    _end_of_block(block, chunk, check_chunk)
+    return None, block.end, -1
+
+
+def _end_of_block(block: _Block, chunk: list[Message], check_chunk: Callable[[], None]) -> None:
+    """What can only be checked once a session's lines are all read: its last messages,
+    and that each compaction stands for seqs the session has."""
     if chunk and block.error is None:
         check_chunk()
-    return None, block.end, -1
+    if block.error is not None:
+        return
+    for number, _, through in block.compactions:
+        if through > block.last_seq:
+            block.error = (
+                f"line {number}: a compaction through seq {through}, past the session's last "
+                f"message (seq {block.last_seq})"
+            )
+            return
 
 
 def _block_messages(
@@ -178,8 +208,20 @@ def _block_messages(
         record, error = _parse_line(raw, number)
         if record is None:  # the file changed between the two passes
             raise InvalidInput(f"{error} (the file changed during the import)")
+        if record.get("type") == "compaction":
+            continue  # read by _block_compactions, after the messages
         position += 1
         yield message_from_record(record, session, position, count)
+
+
+def _block_compactions(handle: IO[bytes], block: _Block, session: Session) -> Iterator[Compaction]:
+    """The writing pass over a checked session's compaction lines (after its messages)."""
+    for number, offset, _ in block.compactions:
+        handle.seek(offset)
+        record, error = _parse_line(handle.readline(), number)
+        if record is None:
+            raise InvalidInput(f"{error} (the file changed during the import)")
+        yield compaction_from_record(record, session, number)
 
 
 @contextlib.contextmanager
@@ -264,6 +306,7 @@ def _block_item(
         block.messages,
         lambda: _block_messages(handle, block, session, count),
         source,
+        compactions=lambda: _block_compactions(handle, block, session),
     )
 
 

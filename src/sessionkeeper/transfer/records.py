@@ -5,7 +5,10 @@ JSONL format (one JSON object per line, UTF-8, ``\\n`` line ends)::
     {"type":"session","session_id":…,"agent_id":…,…,"token_count":…}     ← Session.to_dict()
     {"type":"message","seq":1,"role":"user","content":…,"timestamp":…,"model":…,
      "token_count":…,"metadata":{…},"agent_id":…[,"usage":{…}]}
-    … the session's messages in seq order, then the next session's header …
+    … the session's messages in seq order …
+    {"type":"compaction","from_seq":…,"through_seq":…,"message_count":…,"compacted_tokens":…,
+     "summary":…,"token_count":…,"model":…,"metadata":{…},"created_at":…}
+    … its compactions (``Store.compact_session``) by through_seq, then the next header …
 
 Byte-for-byte stability is the point of the format: export → import into an empty database →
 export gives the same bytes, on either dialect. So the field order is fixed (not sorted; a
@@ -15,7 +18,10 @@ separators carry no spaces, non-ASCII is written as is, timestamps are ISO 8601 
 microseconds, and sessions come in (created_at, session_id) order. The header's counts are
 those of the message lines that follow it. A message's ``usage`` (``Usage``'s fields) is the
 last field, present only when the message has one, so files of messages without usage read
-and write exactly as before.
+and write exactly as before. A session's compactions (its summaries, each standing for a run
+of its messages in the context window) follow its messages, oldest first; a file without
+them reads as before, and an import writes them as they were, so a compacted session's
+window is the same after the round trip.
 
 Every reader (``read_jsonl``, ``read_openclaw``, ``read_aria``, and the ``--from`` readers)
 yields ``Item``s: a session ``Parsed`` whole, ``Streamed`` in two passes or ``Replayed``
@@ -32,7 +38,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sessionkeeper.errors import InvalidInput
-from sessionkeeper.models import SESSION_FIELDS, SESSION_ID_RE, Message, Session, Usage
+from sessionkeeper.models import (
+    SESSION_FIELDS,
+    SESSION_ID_RE,
+    Compaction,
+    Message,
+    Session,
+    Usage,
+)
 from sessionkeeper.store import validate
 
 MESSAGE_FIELDS = (
@@ -78,6 +91,26 @@ def message_record(message: Message) -> dict[str, Any]:
     if message.usage is not None:
         record["usage"] = message.usage.to_dict()
     return record
+
+
+# A compaction line's fields after "type", in this order (Compaction's, but its session).
+COMPACTION_FIELDS = (
+    "from_seq",
+    "through_seq",
+    "message_count",
+    "compacted_tokens",
+    "summary",
+    "token_count",
+    "model",
+    "metadata",
+    "created_at",
+)
+
+
+def compaction_record(compaction: Compaction) -> dict[str, Any]:
+    data = compaction.to_dict()
+    data["metadata"] = canonical(data["metadata"])
+    return {"type": "compaction", **{name: data[name] for name in COMPACTION_FIELDS}}
 
 
 def parse_time(value: Any, what: str) -> datetime:
@@ -189,6 +222,30 @@ def message_from_record(
     )
 
 
+def compaction_from_record(record: dict[str, Any], session: Session, line: int) -> Compaction:
+    """A compaction line as written by ``compaction_record`` (checked whole with the session's
+    messages: ``verbatim.check_compactions``)."""
+    what = f"session {session.session_id!r} compaction (line {line})"
+    summary = record.get("summary")
+    if not isinstance(summary, str):
+        raise InvalidInput(f"{what}: summary must be a string")
+    model = record.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput(f"{what}: model must be a string or null")
+    return Compaction(
+        session_id=session.session_id,
+        from_seq=_int(record, "from_seq", what),
+        through_seq=_int(record, "through_seq", what),
+        message_count=_int(record, "message_count", what),
+        compacted_tokens=_int(record, "compacted_tokens", what),
+        summary=summary,
+        token_count=_int(record, "token_count", what),
+        model=model,
+        metadata=_dict(record, "metadata", what),
+        created_at=parse_time(record.get("created_at"), f"{what} created_at"),
+    )
+
+
 def _usage(record: dict[str, Any], what: str) -> Usage | None:
     try:
         return validate.usage(record.get("usage"))  # its model as written (None stays None)
@@ -230,7 +287,8 @@ class Streamed:
     """A session whose lines were all checked, to be written in a second pass over them.
 
     ``messages()`` reads the session's lines again (one at a time: memory holds a page, not
-    the session); it may be called once, before the reader moves on.
+    the session); it may be called once, before the reader moves on. ``compactions()``, read
+    after the messages, gives the session's compaction lines again the same way.
     """
 
     session: Session
@@ -238,6 +296,7 @@ class Streamed:
     messages: Callable[[], Iterator[Message]]
     source: str
     warnings: list[str] = field(default_factory=list)
+    compactions: Callable[[], Iterator[Compaction]] = lambda: iter(())
 
 
 @dataclass

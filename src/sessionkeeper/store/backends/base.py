@@ -25,7 +25,7 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -148,6 +148,9 @@ class CompactionPart(Protocol):
 
     async def latest(self, session_id: str) -> tuple[bool, Compaction | None]:
         """(session exists, the compaction in force)."""
+
+    async def every(self, session_id: str) -> list[Compaction] | None:
+        """Every compaction of the session, oldest first (None: no such session)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +367,12 @@ class Backend(Protocol):
         user_ids: list[str] | None = None,
     ) -> StatsRow: ...
     async def import_session(
-        self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
+        self,
+        session: Session,
+        last_seq: int,
+        items: Sequence[Message],
+        replace: bool,
+        compactions: Sequence[Compaction] = (),
     ) -> bool: ...
     async def import_session_stream(
         self,
@@ -372,9 +380,10 @@ class Backend(Protocol):
         chunks: Iterator[list[Message]],
         totals: Totals,
         replace: bool,
+        compactions: Iterable[Compaction] = (),
     ) -> bool:
-        """One transaction: the session row, each chunk as it comes, then the counters from
-        ``totals`` (kept by the chunks as they pass)."""
+        """One transaction: the session row, each chunk as it comes, the counters from
+        ``totals`` (kept by the chunks as they pass), then ``compactions`` as they come."""
 
     # ── API keys ────────────────────────────────────────────────────────────
     async def insert_key(self, key: KeyRow) -> None: ...

@@ -20,6 +20,7 @@ _C_COLUMNS = ", ".join(f"c.{f.name}" for f in fields(Compaction))
 @dataclass(frozen=True, slots=True)
 class Statements:
     latest: str  # (session_id) → the compaction in force
+    every: str  # (session_id) → every compaction, oldest first
     tail_head: str  # (session_id) → counters and the compaction in force, one row
     first: str  # (session_id, n) → the first n messages (to find the pinned prompt)
     after: str  # (session_id, seq) → every message after seq, oldest first
@@ -37,6 +38,7 @@ def statements(dialect: str) -> Statements:
             f"SELECT {COLUMNS} FROM compactions WHERE session_id = {p}1 "
             "ORDER BY through_seq DESC LIMIT 1"
         ),
+        every=f"SELECT {COLUMNS} FROM compactions WHERE session_id = {p}1 ORDER BY through_seq",
         # One statement for the window's first read: a session with no compaction costs an
         # empty index probe, not another round trip (bench/compact.py).
         tail_head=(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from sessionkeeper.errors import (
     Conflict,
 )
 from sessionkeeper.models import (
+    Compaction,
     DatabaseRole,
     ForgetCounts,
     Message,
@@ -807,7 +808,12 @@ class PostgresBackend(Connections):
         return stats_row(t, t[8], t[9], agents, types)
 
     async def import_session(
-        self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
+        self,
+        session: Session,
+        last_seq: int,
+        items: Sequence[Message],
+        replace: bool,
+        compactions: Sequence[Compaction] = (),
     ) -> bool:
         s = session
         async with self._transaction(deadline=max(self.timeout, 60.0)) as conn:
@@ -817,6 +823,7 @@ class PostgresBackend(Connections):
             await conn.execute(q.INSERT_SESSION, *row)
             if items:
                 await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in items])
+            await _insert_compactions(conn, compactions)
         return True
 
     async def import_session_stream(
@@ -825,6 +832,7 @@ class PostgresBackend(Connections):
         chunks: Iterator[list[Message]],
         totals: Totals,
         replace: bool,
+        compactions: Iterable[Compaction] = (),
     ) -> bool:
         s = session
         # No deadline: the transaction lasts as long as the session takes to read and write;
@@ -843,6 +851,7 @@ class PostgresBackend(Connections):
                 totals.tokens,
                 totals.last_seq,
             )
+            await _insert_compactions(conn, compactions)  # read after the messages
         return True
 
     # ── API keys ────────────────────────────────────────────────────────────
@@ -1006,3 +1015,9 @@ async def _make_room(backend: PostgresBackend, conn: Any, session_id: str, repla
         await conn.execute("DELETE FROM sessions WHERE session_id = $1", session_id)
         await backend.delete_rows(conn, [session_id])
     return True
+
+
+async def _insert_compactions(conn: Any, compactions: Iterable[Compaction]) -> None:
+    """An import's compactions, as they are (checked by ``verbatim``)."""
+    for c in compactions:
+        await conn.execute(pg_compaction.SQL.insert, *pg_compaction.params(c))

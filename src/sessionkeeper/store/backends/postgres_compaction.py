@@ -21,6 +21,22 @@ SQL = statements("postgresql")
 _EXISTS = "SELECT 1 FROM sessions WHERE session_id = $1"
 
 
+def params(c: Compaction) -> tuple[Any, ...]:
+    """SQL.insert's values for ``c``."""
+    return (
+        c.session_id,
+        c.from_seq,
+        c.through_seq,
+        c.message_count,
+        c.compacted_tokens,
+        c.summary,
+        c.token_count,
+        c.model,
+        c.metadata or None,
+        c.created_at,
+    )
+
+
 def compaction(r: Any) -> Compaction:
     """A Compaction from a row of ``compaction_sql.COLUMNS``."""
     return Compaction(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], dict(r[8] or {}), r[9])
@@ -61,20 +77,15 @@ class PostgresCompactions:
             found = await conn.fetchrow(SQL.range_totals, c.session_id, after, c.through_seq)
             if (found[0], found[1]) != (count, tokens):
                 return False  # a message it summarises was deleted meanwhile
-            await conn.execute(
-                SQL.insert,
-                c.session_id,
-                c.from_seq,
-                c.through_seq,
-                c.message_count,
-                c.compacted_tokens,
-                c.summary,
-                c.token_count,
-                c.model,
-                c.metadata or None,
-                c.created_at,
-            )
+            await conn.execute(SQL.insert, *params(c))
         return True
+
+    async def every(self, session_id: str) -> list[Compaction] | None:
+        async with self.b._conn() as conn:
+            rows = await conn.fetch(SQL.every, session_id)
+            if not rows and await conn.fetchval(_EXISTS, session_id) is None:
+                return None
+        return [compaction(r) for r in rows]
 
     async def latest(self, session_id: str) -> tuple[bool, Compaction | None]:
         async with self.b._conn() as conn:

@@ -37,13 +37,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.errors import Conflict, Unavailable
 from sessionkeeper.models import (
+    Compaction,
     DatabaseRole,
     ForgetCounts,
     Message,
@@ -969,7 +970,12 @@ class SqliteBackend(Runner):
         return await self._read(read_txn(read))
 
     async def import_session(
-        self, session: Session, last_seq: int, items: Sequence[Message], replace: bool
+        self,
+        session: Session,
+        last_seq: int,
+        items: Sequence[Message],
+        replace: bool,
+        compactions: Sequence[Compaction] = (),
     ) -> bool:
         s = session
         row = _session_row(s, len(items), sum(m.token_count for m in items), last_seq)
@@ -981,6 +987,7 @@ class SqliteBackend(Runner):
             conn.executemany(
                 INSERT_MESSAGE, [message_params(s.session_id, m.seq, m) for m in items]
             )
+            sqlite_compaction.insert_all(conn, compactions)
             sqlite_index.index_pending(conn)  # an import is a batch of its own
             return True
 
@@ -993,6 +1000,7 @@ class SqliteBackend(Runner):
         chunks: Iterator[list[Message]],
         totals: Totals,
         replace: bool,
+        compactions: Iterable[Compaction] = (),
     ) -> bool:
         s = session
 
@@ -1009,6 +1017,7 @@ class SqliteBackend(Runner):
                 "WHERE session_id = ?",
                 (totals.count, totals.tokens, totals.last_seq, s.session_id),
             )
+            sqlite_compaction.insert_all(conn, compactions)  # read here too, after the messages
             sqlite_index.index_pending(conn)  # an import is a batch of its own
             return True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sessionkeeper.models import Compaction
@@ -22,6 +22,7 @@ from sessionkeeper.store.backends.statements import sqlite_time
 from sessionkeeper.store.validate import json_text
 
 SQL = statements("sqlite")
+_EXISTS = "SELECT 1 FROM sessions WHERE session_id = ?"
 
 
 def compaction(r: Sequence[Any]) -> Compaction:
@@ -29,6 +30,27 @@ def compaction(r: Sequence[Any]) -> Compaction:
     return Compaction(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]) if r[8] else {}, utc(r[9])
     )
+
+
+def params(c: Compaction) -> tuple[Any, ...]:
+    """SQL.insert's values for ``c``."""
+    return (
+        c.session_id,
+        c.from_seq,
+        c.through_seq,
+        c.message_count,
+        c.compacted_tokens,
+        c.summary,
+        c.token_count,
+        c.model,
+        json_text(c.metadata) if c.metadata else None,
+        sqlite_time(c.created_at),
+    )
+
+
+def insert_all(conn: sqlite3.Connection, compactions: Iterable[Compaction]) -> None:
+    """Write ``compactions`` as they are (an import's, checked by ``verbatim``)."""
+    conn.executemany(SQL.insert, (params(c) for c in compactions))
 
 
 def latest(conn: sqlite3.Connection, session_id: str) -> Compaction | None:
@@ -67,18 +89,7 @@ class SqliteCompactions:
         self, compaction: Compaction, *, previous: int, after: int, count: int, tokens: int
     ) -> bool | None:
         c = compaction
-        params = (
-            c.session_id,
-            c.from_seq,
-            c.through_seq,
-            c.message_count,
-            c.compacted_tokens,
-            c.summary,
-            c.token_count,
-            c.model,
-            json_text(c.metadata) if c.metadata else None,
-            sqlite_time(c.created_at),
-        )
+        values = params(c)
 
         def write(conn: sqlite3.Connection) -> bool | None:
             if (
@@ -94,7 +105,7 @@ class SqliteCompactions:
             found = conn.execute(SQL.range_totals, (c.session_id, after, c.through_seq)).fetchone()
             if (found[0], found[1]) != (count, tokens):
                 return False  # a message it summarises was deleted meanwhile
-            conn.execute(SQL.insert, params)
+            conn.execute(SQL.insert, values)
             return True
 
         return await self.b._write(write)
@@ -106,5 +117,14 @@ class SqliteCompactions:
                 return True, found
             exists = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
             return exists.fetchone() is not None, None
+
+        return await self.b._read(read_txn(read), inline=True)
+
+    async def every(self, session_id: str) -> list[Compaction] | None:
+        def read(conn: sqlite3.Connection) -> list[Compaction] | None:
+            rows = conn.execute(SQL.every, (session_id,)).fetchall()
+            if not rows and conn.execute(_EXISTS, (session_id,)).fetchone() is None:
+                return None
+            return [compaction(r) for r in rows]
 
         return await self.b._read(read_txn(read), inline=True)
