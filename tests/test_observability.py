@@ -216,6 +216,8 @@ async def test_metrics_count_sessions_messages_and_maintenance(
     assert not any(kept in dict(labels).get("route", "") for _, labels in after)
     latency = "sessionkeeper_http_request_duration_seconds_count"
     assert value(after, latency, method="POST", route=messages_route) == 3
+    # No standby: no series of where reads were served (test_standby.py has them).
+    assert not any(name.startswith("sessionkeeper_database_reads") for name, _ in after)
 
 
 async def test_each_app_has_its_own_registry(store: Store, db_url: str) -> None:

@@ -229,6 +229,16 @@ def test_serve_reads_from_the_standby_named_by_the_environment(
             ready = http.get("/readyz").json()
             assert ready["replication"]["role"] == "primary"
             assert ready["replication"]["standbys"] == 1
+            # /metrics: where the reads went (each of the three reads above was served).
+            text = http.get("/metrics").text
+            served = {
+                node: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                for node in ("standby", "primary")
+                if line.startswith(f'sessionkeeper_database_reads_total{{served_by="{node}"}}')
+            }
+            assert set(served) == {"standby", "primary"}, text
+            assert served["standby"] + served["primary"] >= 3
 
 
 def test_a_multi_host_url_is_masked_whole() -> None:
@@ -253,5 +263,6 @@ async def test_an_unreachable_standby_sends_reads_to_the_primary(schema: PgRepli
         assert [m.content for m in await store.get_messages(sid)] == ["still readable"]
         assert (await store.get_session(sid)).message_count == 1
         assert (route(store).on_standby, route(store).on_primary) == (0, 2)
+        assert store.reads_served() == {"standby": 0, "primary": 2}
     finally:
         await store.close()

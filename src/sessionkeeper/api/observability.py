@@ -19,6 +19,9 @@ What is counted where:
   (``sessionkeeper_retention_sessions_total{agent, rule, action}``; ``agent`` is the policy's,
   ``*`` for the default, so the labels are as many as the policies): by ``POST
   /policies/run`` and the scheduled runner. Dry runs are not counted.
+- reads served by the standby and by the primary
+  (``sessionkeeper_database_reads_total{served_by}``, only with a standby): read from the
+  store at each scrape (``DatabaseReads``), so the library's and the API's reads are in it.
 
 ``/healthz`` and ``/readyz`` are public (probes carry no key) and answer HEAD too (the GET's
 status and headers, no body: what ``curl -I`` and some load balancers' probes send);
@@ -31,11 +34,13 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -377,9 +382,38 @@ async def metrics_endpoint(metrics: MetricsDep, _admin: AdminDep) -> Response:
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+class DatabaseReads:
+    """``sessionkeeper_database_reads_total{served_by}``: the store's reads served by its
+    standby and by the primary, read from the store at each scrape (only with a standby)."""
+
+    NAME = "sessionkeeper_database_reads"
+    HELP = (
+        "Reads (listings, searches, gets, windows) served by the standby and by the primary "
+        "(the standby had not replayed this process's writes within read_wait, or could not "
+        "be reached), since the store opened. Only with a standby (SESSIONKEEPER_READ_URL)."
+    )
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["served_by"])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        store = self._store()
+        served = None if store is None else store.reads_served()
+        if served is None:
+            return
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["served_by"])
+        for node in ("standby", "primary"):
+            family.add_metric([node], served[node])
+        yield family
+
+
 def install_observability(app: FastAPI) -> Metrics:
     """Give ``app`` its metrics registry, the request middleware and the three endpoints."""
     metrics = Metrics()
+    metrics.registry.register(DatabaseReads(lambda: getattr(app.state, "store", None)))
     app.state.metrics = metrics
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(router)

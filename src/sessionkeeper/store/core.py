@@ -120,6 +120,12 @@ class Store:
         """The database URL with any password hidden."""
         return masked(self.config.url)
 
+    def reads_served(self) -> dict[str, int] | None:
+        """With a standby (PostgreSQL with ``read_url``): the reads it served and those that
+        went to the primary (it had not replayed this store's writes in ``read_wait``, or
+        could not be reached) since the store opened. None without a standby."""
+        return self._backend.reads_served()
+
     def _part(self, name: str, make: Callable[[], T]) -> T:
         """The store's one instance of a framework storage API (``checkpoints``, ``adk``),
         made on first use (its module imported only then); threads asking at once get the

@@ -174,6 +174,10 @@ class PostgresBackend(Connections):
             )
             self._reads = ReadRoute(self, standby, cfg.read_wait)
 
+    def reads_served(self) -> dict[str, int] | None:
+        r = self._reads
+        return None if r is None else {"standby": r.on_standby, "primary": r.on_primary}
+
     def _reading(self) -> AbstractAsyncContextManager[Any]:
         """A connection for a listing, search, get or window: the standby's when there is
         one that has replayed this store's writes, else the primary's."""

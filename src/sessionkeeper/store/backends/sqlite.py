@@ -269,6 +269,9 @@ class SqliteBackend(Runner):
     async def role(self) -> DatabaseRole:
         return DatabaseRole("primary")  # one file, no replication
 
+    def reads_served(self) -> dict[str, int] | None:
+        return None
+
     async def schema_revision(self) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:
             has = conn.execute(
