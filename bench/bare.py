@@ -19,7 +19,6 @@ the same harness times both sides. That is the driver at its fastest for one cal
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
@@ -112,35 +111,6 @@ ORDER BY bm25(messages_fts)
 LIMIT 20
 """
 SQ_GHOSTS = f"DELETE FROM {UNREFERENCED} WHERE message_count = 0 AND created_at < ?"
-# The store's pragmas on its writer (backends/sqlite.py): WAL, synchronous=FULL, FKs.
-SQLITE_BUSY_MS = 10_000
-
-
-def sqlite_time(value: datetime | None = None) -> str:
-    """A timestamp as the store keeps it in SQLite: naive UTC ISO text with microseconds."""
-    value = value or datetime.now(UTC)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def sqlite_connect(path: str, *, query_only: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path, isolation_level=None, timeout=SQLITE_BUSY_MS / 1000, check_same_thread=False
-    )
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=FULL",
-        "foreign_keys=ON",
-        f"busy_timeout={SQLITE_BUSY_MS}",
-    ):
-        conn.execute(f"PRAGMA {pragma}")
-    if query_only:
-        conn.execute("PRAGMA query_only=ON")
-    # The FTS5 index's triggers call the store's analyser (migration 0008): a bare INSERT
-    # into messages does the same indexing work as the store's.
-    from sessionkeeper.store import terms
-
-    conn.create_function(terms.TERMS_FUNCTION, 1, terms.index_text, deterministic=True)
-    return conn
 
 
 def term_of(word: str) -> str:
@@ -257,13 +227,13 @@ class SqliteBare:
 
     @classmethod
     async def connect(cls, path: str, *, custom_plans: bool = False) -> SqliteBare:
-        return cls(sqlite_connect(path))
+        return cls(datagen.sqlite_connect(path))
 
     async def close(self) -> None:
         self.conn.close()
 
     async def append(self, sid: str, tokens: int) -> int:
-        now = sqlite_time()
+        now = datagen.sqlite_time()
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -281,7 +251,17 @@ class SqliteBare:
         # Autocommit (isolation_level=None): the INSERT is its own transaction, one commit.
         self.conn.execute(
             SQ_INSERT,
-            (sid, seq, "user", datagen.APPEND_TEXT, None, None, tokens, None, sqlite_time()),
+            (
+                sid,
+                seq,
+                "user",
+                datagen.APPEND_TEXT,
+                None,
+                None,
+                tokens,
+                None,
+                datagen.sqlite_time(),
+            ),
         )
 
     async def fix_counters(self, sid: str) -> None:
@@ -324,7 +304,7 @@ class SqliteBare:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            n = c.execute(SQ_GHOSTS, (sqlite_time(),)).rowcount
+            n = c.execute(SQ_GHOSTS, (datagen.sqlite_time(),)).rowcount
         except BaseException:
             c.execute("ROLLBACK")
             raise
@@ -332,9 +312,3 @@ class SqliteBare:
         return int(n)
 
 
-def to_sqlite(record: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A COPY record (datetimes, dicts) as SQLite stores it (text, JSON text)."""
-    return tuple(
-        sqlite_time(v) if isinstance(v, datetime) else json.dumps(v) if isinstance(v, dict) else v
-        for v in record
-    )

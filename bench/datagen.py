@@ -11,7 +11,9 @@ in one message of every ``medium_every``.
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -337,13 +339,51 @@ WHERE s.message_count <> coalesce(m.c, 0) OR s.token_count <> coalesce(m.t, 0)
 # ── SQLite ───────────────────────────────────────────────────────────────────
 
 
+# The store's pragmas on its writer (backends/sqlite.py): WAL, synchronous=FULL, FKs.
+SQLITE_BUSY_MS = 10_000
+
+
+def sqlite_time(value: datetime | None = None) -> str:
+    """A timestamp as the store keeps it in SQLite: naive UTC ISO text with microseconds."""
+    value = value or datetime.now(UTC)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def sqlite_connect(path: str, *, query_only: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, timeout=SQLITE_BUSY_MS / 1000, check_same_thread=False
+    )
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "foreign_keys=ON",
+        f"busy_timeout={SQLITE_BUSY_MS}",
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    if query_only:
+        conn.execute("PRAGMA query_only=ON")
+    # The FTS5 index's triggers call the store's analyser (migration 0008): a bare INSERT
+    # into messages does the same indexing work as the store's.
+    from sessionkeeper.store import terms
+
+    conn.create_function(terms.TERMS_FUNCTION, 1, terms.index_text, deterministic=True)
+    return conn
+
+
+def to_sqlite(record: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A COPY record (datetimes, dicts) as SQLite stores it (text, JSON text)."""
+    return tuple(
+        sqlite_time(v) if isinstance(v, datetime) else json.dumps(v) if isinstance(v, dict) else v
+        for v in record
+    )
+
+
 def sqlite_load(path: str, corpus: Corpus) -> dict[str, Any]:
     """Insert a corpus into the (empty) tables of a store's SQLite file. The FTS5 triggers are
     dropped during the load and the index rebuilt in one pass ('rebuild'), then the triggers
     are put back from their own definitions: the SQLite analogue of the GIN rebuild above."""
     import time
 
-    from bare import sqlite_connect, to_sqlite
 
     t0 = time.perf_counter()
     sessions, messages = generate(corpus)

@@ -44,7 +44,6 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-import bare
 import datagen
 from pgdb import scratch_database
 
@@ -90,7 +89,7 @@ class BareCopy:
     async def open(self) -> None:
         if self.db == "sqlite":
             assert self.path is not None
-            self.conn = bare.sqlite_connect(str(self.path))
+            self.conn = datagen.sqlite_connect(str(self.path))
         else:
             import asyncpg
 

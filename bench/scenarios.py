@@ -452,7 +452,7 @@ async def ghosts(ctx: Ctx, info: dict[str, Any]) -> list[Result]:
                 c.execute("BEGIN IMMEDIATE")
                 c.executemany(
                     f"INSERT INTO {table} ({cols}) VALUES ({marks})",
-                    [bare.to_sqlite(r) for r in records],
+                    [datagen.to_sqlite(r) for r in records],
                 )
                 c.execute("COMMIT")
                 c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
