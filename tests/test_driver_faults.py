@@ -139,6 +139,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
         "get_session": lambda: store.get_session(sid),
         "list_sessions": lambda: store.list_sessions(search="faults"),
         "update_session": lambda: store.update_session(sid, title="renamed"),
+        "change_metadata": lambda: store.change_metadata(sid, lambda m: {**m, "k": 1}),
         "end_session": lambda: store.end_session(sid),
         "delete_session": lambda: store.delete_session(d.thread),
         "find_by_aria_session_id": lambda: store.find_by_aria_session_id("aria-1"),
@@ -161,6 +162,7 @@ def calls(store: Store, d: Seeded) -> dict[str, Callable[[], Awaitable[Any]]]:
             sid, keep_last_tokens=0, summarize=_summary
         ),
         "get_compaction": lambda: store.get_compaction(sid),
+        "get_compactions": lambda: store.get_compactions(sid),
         "set_usage": lambda: store.set_usage(sid, 1, {"input_tokens": 1}),
         "get_usage": lambda: store.get_usage(sid),
         "usage_totals": lambda: store.usage_totals(),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -163,6 +166,78 @@ async def test_offset_and_cursor_paging_agree(store: Store, sort: str, order: st
             break
     assert by_offset == by_cursor
     assert sorted(by_cursor) == [f"s{i}" for i in range(7)]
+
+
+async def test_update_only_if_the_metadata_is_still_what_was_read(store: Store) -> None:
+    s = await store.create_session(metadata={"n": 1, "tags": ["a"]})
+    # Key order does not matter; the JSON does (1.0 and true are not 1).
+    u = await store.update_session(
+        s.session_id, metadata={"n": 2}, expected_metadata={"tags": ["a"], "n": 1}
+    )
+    assert u.metadata == {"n": 2}
+    for stale in ({"n": 1, "tags": ["a"]}, {"n": 2.0}, {"n": True}, None):
+        with pytest.raises(Conflict, match="changed since it was read") as caught:
+            await store.update_session(
+                s.session_id, metadata={"lost": True}, title="lost", expected_metadata=stale
+            )
+        assert caught.value.details == {"field": "expected_metadata"}
+    got = await store.get_session(s.session_id)
+    assert (got.metadata, got.title) == ({"n": 2}, None)  # nothing of the refused writes
+    empty = await store.create_session()
+    for nothing in (None, {}):  # no metadata: None and {} alike
+        await store.update_session(empty.session_id, title="t", expected_metadata=nothing)
+    with pytest.raises(NotFound):
+        await store.update_session("no-such", metadata={}, expected_metadata={})
+    with pytest.raises(InvalidInput):
+        await store.update_session(s.session_id, expected_metadata={"x": float("nan")})
+
+
+async def test_changes_of_metadata_made_at_once_are_all_kept(store: Store) -> None:
+    """Five writers each add their key by read-modify-write at the same moment: a plain
+    update_session would keep one (each writes what it read plus its own); change_metadata
+    keeps all five."""
+    s = await store.create_session(metadata={"base": 0})
+
+    async def add(key: str) -> None:
+        await store.change_metadata(s.session_id, lambda m: {**m, key: True})
+
+    await asyncio.gather(*(add(f"k{i}") for i in range(5)))
+    got = await store.get_session(s.session_id)
+    assert got.metadata == {"base": 0, **{f"k{i}": True for i in range(5)}}
+    # Left as it is: no write at all (updated_at unchanged).
+    same = await store.change_metadata(s.session_id, lambda m: None)
+    assert same.updated_at == got.updated_at
+    # The change gets a copy: changing it in place and giving up writes nothing.
+    await store.change_metadata(s.session_id, lambda m: m.clear())  # type: ignore[func-returns-value]
+    assert (await store.get_session(s.session_id)).metadata == got.metadata
+    with pytest.raises(NotFound):
+        await store.change_metadata("no-such", lambda m: m)
+
+
+async def test_change_metadata_gives_up_after_its_tries(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await store.create_session(metadata={"n": 0})
+    write = store.update_session
+    tries = 0
+    cast = "CAST(? AS TEXT)" if store.dialect == "sqlite" else "CAST(? AS TEXT)::jsonb"
+
+    async def raced(session_id: str, **fields: Any) -> Any:
+        nonlocal tries
+        tries += 1  # another writer changes it between each read and each write
+        await rawdb.execute(
+            store,
+            f"UPDATE sessions SET metadata = {cast} WHERE session_id = ?",
+            json.dumps({"n": tries}),
+            session_id,
+        )
+        return await write(session_id, **fields)
+
+    monkeypatch.setattr(store, "update_session", raced)
+    with pytest.raises(Conflict, match="changed at each of 3 tries"):
+        await store.change_metadata(s.session_id, lambda m: {"n": -1}, attempts=3)
+    assert tries == 3
+    assert (await store.get_session(s.session_id)).metadata == {"n": 3}
 
 
 async def test_sort_order_updated_desc_default(store: Store) -> None:

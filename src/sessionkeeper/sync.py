@@ -102,6 +102,7 @@ class SyncStore:
     session_exists = _Blocking(Store.session_exists)
     list_sessions = _Blocking(Store.list_sessions)
     update_session = _Blocking(Store.update_session)
+    change_metadata = _Blocking(Store.change_metadata)  # change stays a plain callable
     end_session = _Blocking(Store.end_session)
     delete_session = _Blocking(Store.delete_session)
     find_by_aria_session_id = _Blocking(Store.find_by_aria_session_id)

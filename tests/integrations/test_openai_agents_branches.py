@@ -3,6 +3,7 @@ on SQLite file, SQLite memory and PostgreSQL (``sk_store``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -245,6 +246,24 @@ async def test_the_current_branch_is_per_object_and_follows_deletes(sk_store: St
     await other.add_items([{"role": "user", "content": "after the clear"}])
     assert other._current_branch_id == "main"
     assert await one.get_items() == [{"role": "user", "content": "after the clear"}]
+
+
+async def test_branches_deleted_at_once_all_stay_used(sk_store: Store) -> None:
+    """Three objects delete three branches at the same moment: each name is recorded as
+    used (a read-modify-write of the main session's metadata would keep one)."""
+    names = ["a", "b", "c"]
+    first = SessionkeeperSession("racing", store=sk_store)
+    await first.add_items(TURNS)
+    for name in names:
+        await first.create_branch_from_turn(2, name)
+        await first.add_items([{"role": "user", "content": f"on {name}"}])
+    await first.switch_to_branch("main")
+    objects = {name: SessionkeeperSession("racing", store=sk_store) for name in names}
+    await asyncio.gather(*(o.delete_branch(n, force=True) for n, o in objects.items()))
+    assert [b["branch_id"] for b in await first.list_branches()] == ["main"]
+    for name in names:
+        with pytest.raises(ValueError, match=f"Branch ID '{name}' has already been used"):
+            await first.create_branch_from_turn(2, name)
 
 
 async def test_usage_per_branch(sk_store: Store) -> None:

@@ -201,7 +201,9 @@ class NativeSessionManager:
             ended = await store.end_session(session_id)
         except NotFound:
             return False
-        await store.update_session(session_id, metadata={**ended.metadata, "ended": True})
+        await store.change_metadata(
+            ended.session_id, lambda m: None if m.get("ended") is True else {**m, "ended": True}
+        )
         return True
 
     # ── messages ──

@@ -353,11 +353,15 @@ class SessionkeeperMemoryService(Bound, BaseMemoryService):
             entry = _memory(message)
             forgotten_id = None if entry is None else _origin_id(message)
             if forgotten_id:
-                metadata = dict(session.metadata)
-                forgotten = list(metadata.get(FORGOTTEN_KEY) or [])
-                if forgotten_id not in forgotten:
-                    metadata[FORGOTTEN_KEY] = [*forgotten, forgotten_id]
-                    await store.update_session(session_id, metadata=metadata)
+
+                def forget(metadata: dict[str, Any]) -> dict[str, Any] | None:
+                    forgotten = list(metadata.get(FORGOTTEN_KEY) or [])
+                    if forgotten_id in forgotten:
+                        return None
+                    return {**metadata, FORGOTTEN_KEY: [*forgotten, forgotten_id]}
+
+                # Another delete at the same moment keeps its id too.
+                await store.change_metadata(session_id, forget)
             with suppress(NotFound):
                 await store.delete_message(session_id, message.seq)
 

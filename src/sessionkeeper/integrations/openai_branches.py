@@ -19,7 +19,8 @@ messages, on both databases, built on the store's own lineage:
   cleared by another object sends this one back to ``"main"`` at its next use, as the SDK's
   clear generations do;
 - a branch name, once used, stays used (the SDK reserves them): the names of deleted branches
-  are kept in the main session's metadata (``openai_agents_used_branches``);
+  are kept in the main session's metadata (``openai_agents_used_branches``, through
+  ``Store.change_metadata``, so objects deleting branches at once each keep their name);
 - a turn is a user item and what follows it; turn n of a branch is its n-th user item. Usage
   (``store_run_usage``) is recorded on the user message of the branch's current turn, with
   the SDK's own report (total tokens, token details) as ``metadata["usage_details"]``. A fork
@@ -463,12 +464,15 @@ class AdvancedSessionMixin:
         """Record ``names`` as used (in the main session's metadata), then delete the branches'
         store sessions: a name is never free again, even if a delete fails half way."""
         if names:
-            with contextlib.suppress(NotFound):
-                main = await store.get_session(self.session_id)
-                used = main.metadata.get(USED)
+
+            def record(metadata: dict[str, Any]) -> dict[str, Any] | None:
+                used = metadata.get(USED)
                 kept = [n for n in used if isinstance(n, str)] if isinstance(used, list) else []
-                kept += [n for n in names if n not in kept]
-                await store.update_session(self.session_id, metadata={**main.metadata, USED: kept})
+                new = [n for n in names if n not in kept]
+                return {**metadata, USED: kept + new} if new else None
+
+            with contextlib.suppress(NotFound):  # no lost name when others record theirs
+                await store.change_metadata(self.session_id, record)
         for session_id in session_ids:
             with contextlib.suppress(NotFound):
                 await store.delete_session(session_id)

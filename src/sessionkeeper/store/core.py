@@ -17,6 +17,7 @@ Semantics in brief (details next to each piece):
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import uuid
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sessionkeeper import tokens
-from sessionkeeper.errors import InvalidInput, NotFound, SchemaMismatch
+from sessionkeeper.errors import Conflict, InvalidInput, NotFound, SchemaMismatch
 from sessionkeeper.models import (
     DEFAULT_PAGE_SIZE,
     MAX_MESSAGES_PAGE,
@@ -421,9 +422,12 @@ class Store:
         session_type: str | _Unset = UNSET,
         status: str | _Unset = UNSET,
         user_id: str | None | _Unset = UNSET,
+        expected_metadata: dict[str, Any] | None | _Unset = UNSET,
     ) -> Session:
         """Change the given fields (``None`` clears title, metadata or user). Metadata is
-        replaced."""
+        replaced. ``expected_metadata``: only if the session's metadata is still this
+        (compared as JSON; None and {} alike), else ``Conflict`` and nothing is written: a
+        read-modify-write of metadata that loses no change made meanwhile."""
         validate.session_id(session_id)
         now = utcnow()
         values: dict[str, Any] = {"updated_at": now}
@@ -438,13 +442,52 @@ class Store:
         if not isinstance(status, _Unset):
             values["status"] = validate.status(status)
             values["ended_at"] = now if status == "ended" else None
-        return await self._update(session_id, values)
+        if isinstance(expected_metadata, _Unset):
+            return await self._update(session_id, values)
+        expected = validate.metadata(expected_metadata) or {}
+        session = await self._backend.update_session(
+            session_id, values, expected_metadata=expected
+        )
+        if session is None:
+            raise _not_found(session_id)
+        return session
 
     async def end_session(self, session_id: str) -> Session:
         """Mark ended (kept, not deleted). Ending twice keeps the first ended_at."""
         validate.session_id(session_id)
         now = utcnow()
         return await self._update(session_id, {"status": "ended", "updated_at": now}, end_at=now)
+
+    async def change_metadata(
+        self,
+        session_id: str,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        attempts: int = 10,
+    ) -> Session:
+        """Change a session's metadata with ``change`` (given a copy of it, it returns the new
+        metadata, or None to leave it as it is) without losing a change another writer makes
+        meanwhile: each try writes only if the metadata is still what ``change`` was given
+        (``update_session(expected_metadata=…)``), else reads it again; ``Conflict`` after
+        ``attempts`` tries. Returns the session as written (or as read, when unchanged)."""
+        validate.session_id(session_id)
+        validate.bounded_int(attempts, "attempts", 1, 100)
+        for _ in range(attempts):
+            session = await self.get_session(session_id)
+            new = change(copy.deepcopy(session.metadata))
+            if new is None:
+                return session
+            try:
+                return await self.update_session(
+                    session_id, metadata=new, expected_metadata=session.metadata
+                )
+            except Conflict as exc:
+                if exc.details.get("field") != "expected_metadata":
+                    raise
+        raise Conflict(
+            f"the metadata of session {session_id!r} changed at each of {attempts} tries; "
+            "nothing was written"
+        )
 
     async def _update(
         self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sessionkeeper.errors import InvalidInput, TooLarge
+from sessionkeeper.errors import Conflict, InvalidInput, TooLarge
 from sessionkeeper.models import (
     LABEL_RE,
     MAX_MESSAGE_LENGTH,
@@ -205,6 +205,24 @@ class Checked(dict[str, Any]):
 def json_text(value: Any) -> str:
     """The JSON text to store for a metadata object (a Checked one's own text)."""
     return value.json if type(value) is Checked else json.dumps(value)
+
+
+def same_metadata(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two metadata objects are the same JSON (keys in any order; None and {} alike;
+    1, 1.0 and true all different, as JSON tells them apart)."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(value: dict[str, Any] | None) -> str:
+    return json.dumps(value or {}, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def metadata_changed(session_id: str) -> Conflict:
+    return Conflict(
+        f"the metadata of session {session_id!r} changed since it was read; nothing was "
+        "written: read it again and retry",
+        field="expected_metadata",
+    )
 
 
 def checked_metadata(value: dict[str, Any], field: str = "metadata") -> Checked:

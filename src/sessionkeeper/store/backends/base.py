@@ -220,8 +220,16 @@ class Backend(Protocol):
     async def get_session(self, session_id: str) -> Session | None: ...
     async def list_sessions(self, query: ListQuery) -> Listed: ...
     async def update_session(
-        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
-    ) -> Session | None: ...
+        self,
+        session_id: str,
+        values: dict[str, Any],
+        *,
+        end_at: datetime | None = None,
+        expected_metadata: dict[str, Any] | None = None,
+    ) -> Session | None:
+        """Set ``values`` (None: no such session). With ``expected_metadata``, only if the
+        session's metadata is still that JSON, checked in the same transaction; else
+        ``Conflict`` and nothing written."""
     async def delete_session(self, session_id: str) -> bool: ...
     async def sessions_by_metadata(self, key: str, value: str) -> list[Session]: ...
 

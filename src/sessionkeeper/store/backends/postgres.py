@@ -39,7 +39,7 @@ from sessionkeeper.models import (
     Session,
     Usage,
 )
-from sessionkeeper.store import window
+from sessionkeeper.store import validate, window
 from sessionkeeper.store.backends import lineage_sql, retention_sql
 from sessionkeeper.store.backends import postgres_compaction as pg_compaction
 from sessionkeeper.store.backends import postgres_forget as pg_forget
@@ -324,7 +324,12 @@ class PostgresBackend(Connections):
         return Listed([_session(r) for r in rows], [r[-1] for r in rows], total)
 
     async def update_session(
-        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+        self,
+        session_id: str,
+        values: dict[str, Any],
+        *,
+        end_at: datetime | None = None,
+        expected_metadata: dict[str, Any] | None = None,
     ) -> Session | None:
         p = sql.Params(self.dialect)
         sets = [f"{column} = {p(value)}" for column, value in values.items()]
@@ -334,7 +339,18 @@ class PostgresBackend(Connections):
             f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = {p(session_id)} "
             f"RETURNING {SESSION_COLUMNS}"
         )
-        r = await self._run("fetchrow", stmt, *p.values)
+        if expected_metadata is None:
+            r = await self._run("fetchrow", stmt, *p.values)
+            return None if r is None else _session(r)
+        async with self._transaction() as conn:  # the row locked: nobody writes between
+            found = await conn.fetchrow(
+                "SELECT metadata FROM sessions WHERE session_id = $1 FOR UPDATE", session_id
+            )
+            if found is None:
+                return None
+            if not validate.same_metadata(found[0], expected_metadata):
+                raise validate.metadata_changed(session_id)
+            r = await conn.fetchrow(stmt, *p.values)
         return None if r is None else _session(r)
 
     async def delete_rows(self, conn: Any, session_ids: Sequence[str]) -> None:

@@ -53,7 +53,7 @@ from sessionkeeper.models import (
     Session,
     Usage,
 )
-from sessionkeeper.store import window
+from sessionkeeper.store import validate, window
 from sessionkeeper.store.backends import (
     lineage_sql,
     retention_sql,
@@ -122,6 +122,7 @@ _INSERT_SESSION = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LAST_SEQ = "SELECT last_seq FROM sessions WHERE session_id = ?"
+_METADATA = "SELECT metadata FROM sessions WHERE session_id = ?"
 _FORK_SESSION = lineage_sql.fork_session("sqlite")
 _BRANCH_SESSION = lineage_sql.branch_session("sqlite")
 _COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
@@ -411,7 +412,12 @@ class SqliteBackend(Runner):
         return await self._read(read_txn(read), budget=True)
 
     async def update_session(
-        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+        self,
+        session_id: str,
+        values: dict[str, Any],
+        *,
+        end_at: datetime | None = None,
+        expected_metadata: dict[str, Any] | None = None,
     ) -> Session | None:
         sets: list[str] = []
         params: list[Any] = []
@@ -432,6 +438,12 @@ class SqliteBackend(Runner):
         )
 
         def write(conn: sqlite3.Connection) -> Session | None:
+            if expected_metadata is not None:  # under the write lock: nobody writes between
+                found = conn.execute(_METADATA, (session_id,)).fetchone()
+                if found is None:
+                    return None
+                if not validate.same_metadata(json.loads(found[0] or "{}"), expected_metadata):
+                    raise validate.metadata_changed(session_id)
             row = conn.execute(stmt, [*params, session_id]).fetchone()
             return None if row is None else _session(row)
 
