@@ -249,20 +249,8 @@ class SqliteBare:
 
     async def append_plain(self, sid: str, seq: int, tokens: int) -> None:
         # Autocommit (isolation_level=None): the INSERT is its own transaction, one commit.
-        self.conn.execute(
-            SQ_INSERT,
-            (
-                sid,
-                seq,
-                "user",
-                datagen.APPEND_TEXT,
-                None,
-                None,
-                tokens,
-                None,
-                datagen.sqlite_time(),
-            ),
-        )
+        row = (sid, seq, "user", datagen.APPEND_TEXT, None, None, tokens, None)
+        self.conn.execute(SQ_INSERT, (*row, datagen.sqlite_time()))
 
     async def fix_counters(self, sid: str) -> None:
         self.conn.execute(datagen.FIX_COUNTERS_SQLITE, (sid,))

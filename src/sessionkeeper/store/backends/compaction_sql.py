@@ -7,7 +7,10 @@ its ``compactions`` row with the highest ``through_seq`` (the primary key's orde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
 
 from sessionkeeper.models import Compaction
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS
@@ -28,6 +31,27 @@ class Statements:
     insert: str
     drop_covering: str  # (session_id, seq) → delete the compactions that stand for seq
     drop_all: str  # (session_id)
+
+
+def insert_values(
+    c: Compaction,
+    metadata: Callable[[dict[str, Any]], Any],
+    time: Callable[[datetime], Any],
+) -> tuple[Any, ...]:
+    """``Statements.insert``'s values for ``c``, its metadata and time as the dialect
+    stores them."""
+    return (
+        c.session_id,
+        c.from_seq,
+        c.through_seq,
+        c.message_count,
+        c.compacted_tokens,
+        c.summary,
+        c.token_count,
+        c.model,
+        metadata(c.metadata),
+        time(c.created_at),
+    )
 
 
 def statements(dialect: str) -> Statements:

@@ -13,7 +13,7 @@ from typing import Any
 from sessionkeeper.models import Compaction
 from sessionkeeper.store import window
 from sessionkeeper.store.backends.base import CompactionSource
-from sessionkeeper.store.backends.compaction_sql import statements
+from sessionkeeper.store.backends.compaction_sql import insert_values, statements
 from sessionkeeper.store.backends.postgres_conn import Connections
 from sessionkeeper.store.backends.postgres_sql import message
 
@@ -23,18 +23,7 @@ _EXISTS = "SELECT 1 FROM sessions WHERE session_id = $1"
 
 def params(c: Compaction) -> tuple[Any, ...]:
     """SQL.insert's values for ``c``."""
-    return (
-        c.session_id,
-        c.from_seq,
-        c.through_seq,
-        c.message_count,
-        c.compacted_tokens,
-        c.summary,
-        c.token_count,
-        c.model,
-        c.metadata or None,
-        c.created_at,
-    )
+    return insert_values(c, lambda m: m or None, lambda t: t)
 
 
 def compaction(r: Any) -> Compaction:

@@ -15,7 +15,7 @@ from typing import Any
 from sessionkeeper.models import Compaction
 from sessionkeeper.store import window
 from sessionkeeper.store.backends.base import CompactionSource
-from sessionkeeper.store.backends.compaction_sql import statements
+from sessionkeeper.store.backends.compaction_sql import insert_values, statements
 from sessionkeeper.store.backends.sqlite_rows import message, utc
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
 from sessionkeeper.store.backends.statements import sqlite_time
@@ -34,18 +34,7 @@ def compaction(r: Sequence[Any]) -> Compaction:
 
 def params(c: Compaction) -> tuple[Any, ...]:
     """SQL.insert's values for ``c``."""
-    return (
-        c.session_id,
-        c.from_seq,
-        c.through_seq,
-        c.message_count,
-        c.compacted_tokens,
-        c.summary,
-        c.token_count,
-        c.model,
-        json_text(c.metadata) if c.metadata else None,
-        sqlite_time(c.created_at),
-    )
+    return insert_values(c, lambda m: json_text(m) if m else None, sqlite_time)
 
 
 def insert_all(conn: sqlite3.Connection, compactions: Iterable[Compaction]) -> None:
