@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing as mp
 from datetime import UTC, datetime, timedelta
 
@@ -364,3 +365,42 @@ async def test_rewind_takes_the_tails_keys_and_compactions_with_it(store: Store)
     assert [m.content for m in window.messages] == ["m1", "m2", "m3"]
     branch = await store.get_messages(rewound.branch.session_id)
     assert [m.content for m in branch] == ["m1", "m2", "m3", "m4"]
+    # The branch is the conversation as it was, its summary included.
+    assert await store.get_compactions(rewound.branch.session_id) == [
+        dataclasses.replace(done, session_id=rewound.branch.session_id)
+    ]
+
+
+async def test_a_fork_takes_the_compactions_of_the_messages_it_copies(store: Store) -> None:
+    """A fork's window is its source's as it was at the fork: the compactions that stand for
+    copied messages come along (a fork before a cut gets none of that cut's)."""
+    s = await store.create_session(agent_id="a")
+    await store.add_message(s.session_id, "system", "Be brief.")
+    for i in range(1, 13):
+        await store.add_message(s.session_id, "user", f"question {i}")
+
+    async def summarize(messages: list[Message]) -> str:
+        return f"summary through {messages[-1].seq}"
+
+    first = await store.compact_session(s.session_id, keep_last_tokens=20, summarize=summarize)
+    await store.add_messages(s.session_id, [NewMessage("user", f"more {i}") for i in range(8)])
+    second = await store.compact_session(s.session_id, keep_last_tokens=20, summarize=summarize)
+    assert first is not None and second is not None
+    assert first.through_seq < second.through_seq
+
+    whole = await store.fork_session(s.session_id)
+    assert await store.get_compactions(whole.session_id) == [
+        dataclasses.replace(c, session_id=whole.session_id) for c in (first, second)
+    ]
+    source_window = await store.context_window(s.session_id, 10_000)
+    fork_window = await store.context_window(whole.session_id, 10_000)
+    assert [(m.seq, m.content) for m in fork_window.messages] == [
+        (m.seq, m.content) for m in source_window.messages
+    ]
+    between = await store.fork_session(s.session_id, at_seq=second.through_seq - 1)
+    got = await store.get_compactions(between.session_id)
+    assert [c.through_seq for c in got] == [first.through_seq]
+    before = await store.fork_session(s.session_id, at_seq=first.through_seq - 1)
+    assert await store.get_compactions(before.session_id) == []
+    # The source keeps its own.
+    assert await store.get_compactions(s.session_id) == [first, second]

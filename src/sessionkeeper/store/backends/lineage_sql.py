@@ -17,6 +17,10 @@ every read of every fork pay for the walk instead.
   id as ADK id) with the state its kept events give by ADK's rewind rule; a rewind
   recomputes the session's state the same way and its branch keeps the state as it was
   (``frameworks/*_adk.py``: ``fork_rows``, ``rewind_rows``; the rule in ``adk_base.state_at``).
+- A copy's compactions go with its messages: those of the source that stand for copied
+  messages only (``through_seq`` within the range), so a fork's context window is the
+  source's as it was at the fork, summary included; a rewind's branch (every message) takes
+  them all, and the source drops those that stood for the tail.
 - A rewind copies the kept prefix into the branch and *moves* the dropped tail there
   (``UPDATE … SET session_id``): the tail rows are the originals (on SQLite the same rowids,
   so the search index needs no work), and the branch is the whole conversation before the
@@ -27,6 +31,7 @@ Placeholders are PostgreSQL's ``$n``; SQLite takes the same numbers as ``?n`` (`
 
 from __future__ import annotations
 
+from sessionkeeper.store.backends import compaction_sql
 from sessionkeeper.store.backends.frameworks import checkpoints_base
 from sessionkeeper.store.backends.statements import MESSAGE_COLUMNS, SESSION_COLUMNS
 
@@ -58,6 +63,13 @@ SELECT $2, agent_id, title, session_type, 'active', metadata, $3, $3, NULL, last
        message_count, token_count, user_id, session_id, $4, last_seq
 FROM sessions WHERE session_id = $1
 """
+
+# $1 source, $2 target, $3 the last seq copied: the compactions standing for copied messages.
+_COMPACTION_REST = compaction_sql.COLUMNS.removeprefix("session_id, ")
+COPY_COMPACTIONS = (
+    f"INSERT INTO compactions ({compaction_sql.COLUMNS}) SELECT $2, {_COMPACTION_REST} "
+    "FROM compactions WHERE session_id = $1 AND through_seq <= $3"
+)
 
 # $1 source, $2 branch, $3 to_seq.
 MOVE_TAIL = "UPDATE messages SET session_id = $2 WHERE session_id = $1 AND seq > $3"

@@ -716,6 +716,7 @@ class PostgresBackend(Connections):
                     at,
                 )
                 await conn.execute(_COPY_MESSAGES, spec.source_id, spec.new_id, at)
+                await conn.execute(lineage_sql.COPY_COMPACTIONS, spec.source_id, spec.new_id, at)
                 await _copy_framework_rows(conn, spec.source_id, spec.new_id)
                 await postgres_adk.fork_rows(
                     conn,
@@ -744,6 +745,8 @@ class PostgresBackend(Connections):
                 if await conn.fetchval(lineage_sql.TAIL_EXISTS, session_id, to_seq):
                     await conn.execute(_BRANCH_SESSION, session_id, branch_id, now, to_seq)
                     await conn.execute(_COPY_MESSAGES, session_id, branch_id, to_seq)
+                    # Every compaction: the branch holds every message.
+                    await conn.execute(lineage_sql.COPY_COMPACTIONS, session_id, branch_id, last)
                     await _copy_framework_rows(conn, session_id, branch_id)
                     # ADK state: read from the events before the tail leaves.
                     await postgres_adk.rewind_rows(

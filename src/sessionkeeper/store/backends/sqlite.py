@@ -127,6 +127,7 @@ _FORK_SESSION = lineage_sql.fork_session("sqlite")
 _BRANCH_SESSION = lineage_sql.branch_session("sqlite")
 _COPY_MESSAGES = lineage_sql.copy_messages("sqlite")
 _MOVE_TAIL = lineage_sql.for_dialect(lineage_sql.MOVE_TAIL, "sqlite")
+_COPY_COMPACTIONS = lineage_sql.for_dialect(lineage_sql.COPY_COMPACTIONS, "sqlite")
 _REWIND_DROPS = [lineage_sql.for_dialect(s, "sqlite") for s in lineage_sql.REWIND_DROPS]
 _REWOUND = lineage_sql.rewound("sqlite")
 _HELD = lineage_sql.for_dialect(lineage_sql.HELD, "sqlite")
@@ -840,6 +841,7 @@ class SqliteBackend(Runner):
             values = (spec.source_id, spec.new_id, spec.title, meta, stamp, at)
             conn.execute(_FORK_SESSION, values)
             conn.execute(_COPY_MESSAGES, (spec.source_id, spec.new_id, at))
+            conn.execute(_COPY_COMPACTIONS, (spec.source_id, spec.new_id, at))
             _copy_framework_rows(conn, spec.source_id, spec.new_id)
             sqlite_adk.fork_rows(
                 conn,
@@ -875,6 +877,7 @@ class SqliteBackend(Runner):
             if conn.execute(_TAIL_EXISTS, (session_id, to_seq)).fetchone() is not None:
                 conn.execute(_BRANCH_SESSION, (session_id, branch_id, stamp, to_seq))
                 conn.execute(_COPY_MESSAGES, (session_id, branch_id, to_seq))
+                conn.execute(_COPY_COMPACTIONS, (session_id, branch_id, last))  # all of them
                 _copy_framework_rows(conn, session_id, branch_id)
                 # ADK state: read from the events before the tail leaves.
                 sqlite_adk.rewind_rows(conn, session_id, branch_id, to_seq, now.timestamp())
