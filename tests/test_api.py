@@ -175,6 +175,27 @@ async def test_patch_changes_only_fields_sent(client: httpx.AsyncClient) -> None
     assert (await client.get(u)).json()["status"] == "ended"
 
 
+async def test_patch_only_if_the_metadata_is_still_what_was_read(
+    client: httpx.AsyncClient,
+) -> None:
+    s = await new_session(client, metadata={"a": 1, "tags": ["x"]})
+    u = f"{API}/{s['session_id']}"
+    read = (await client.get(u)).json()["metadata"]
+    r = await client.patch(u, json={"metadata": {**read, "b": 2}, "expected_metadata": read})
+    assert r.status_code == 200 and r.json()["metadata"] == {"a": 1, "tags": ["x"], "b": 2}
+    # A second client that read before the first wrote: 409, nothing changed.
+    stale = {"metadata": {**read, "c": 3}, "expected_metadata": read, "title": "lost"}
+    r = await client.patch(u, json=stale)
+    assert_error(r, 409, "conflict", "changed since it was read")
+    got = (await client.get(u)).json()
+    assert (got["metadata"], got["title"]) == ({"a": 1, "tags": ["x"], "b": 2}, None)
+    empty = await new_session(client)
+    r = await client.patch(
+        f"{API}/{empty['session_id']}", json={"metadata": {"n": 1}, "expected_metadata": None}
+    )
+    assert r.status_code == 200 and r.json()["metadata"] == {"n": 1}
+
+
 async def test_end_and_delete(client: httpx.AsyncClient) -> None:
     s = await new_session(client)
     u = f"{API}/{s['session_id']}"

@@ -302,6 +302,13 @@ class SessionUpdate(BaseModel):
         description="A new user (null: no user). Under a key scoped to users, one of its "
         "users (403 otherwise).",
     )
+    expected_metadata: Metadata | None = Field(
+        None,
+        description="Change the session only if its metadata is still this (compared as "
+        "JSON, keys in any order; null and {} alike): else 409 and nothing changes. Send "
+        "the metadata you read with the metadata you made from it, and two clients "
+        "editing at once never lose each other's change.",
+    )
 
 
 if TYPE_CHECKING:  # the fields are made at run time (public_model); checkers see the base

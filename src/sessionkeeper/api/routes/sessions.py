@@ -334,17 +334,20 @@ async def get_session(session: VisibleSession) -> SessionPublic:
         401,
         403,
         404,
+        409,
         413,
         422,
         s403="A user_id the key may not act for (a key scoped to users keeps its sessions "
         "among them).",
+        s409="expected_metadata is not the session's metadata any more: read it again.",
         s413="Metadata over 1,000,000 bytes.",
     ),
 )
 async def update_session(
     session_id: VisibleSessionId, body: SessionUpdate, store: StoreDep, principal: PrincipalDep
 ) -> SessionPublic:
-    """Change title, metadata (replaced whole), session_type, status or user_id."""
+    """Change title, metadata (replaced whole), session_type, status or user_id; with
+    expected_metadata, only if the metadata is still that."""
     # Only the fields the client sent: absent means "leave alone", null means "clear".
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if "user_id" in changes:
