@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -306,3 +307,36 @@ async def test_context_window_long_session_reads_tail_only(store: Store) -> None
     w = await store.context_window(s.session_id, 10 * (7 + MESSAGE_OVERHEAD_TOKENS))
     assert [m.seq for m in w.messages] == list(range(991, 1001))
     assert w.dropped_messages == 990 and w.dropped_tokens == 990 * 7
+
+
+async def test_long_messages_are_counted_off_the_event_loop(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokenising 100,000 characters takes milliseconds: messages with that much text are
+    checked and counted on a worker thread, so the event loop (a server's every other
+    request) goes on meanwhile; a short one is counted where it is, as the hand-over would
+    cost more. Bad input is refused the same way on both paths, nothing written."""
+    counted_on: list[str] = []
+    count = store.tokenizer.count
+
+    def recording(text: str) -> int:
+        counted_on.append(threading.current_thread().name)
+        return count(text)
+
+    monkeypatch.setattr(store.tokenizer, "count", recording)
+    loop_thread = threading.current_thread().name
+    s = await store.create_session()
+    long_text = "word " * 10_000  # 50,000 characters
+    await store.add_message(s.session_id, "user", "short")
+    await store.add_message(s.session_id, "user", long_text)
+    await store.add_messages(s.session_id, [{"role": "user", "content": long_text}] * 2)
+    await store.add_message(s.session_id, "user", long_text, idempotency_key="k")
+    assert counted_on[0] == loop_thread
+    assert len(counted_on) == 5 and loop_thread not in counted_on[1:]
+    got = await store.get_messages(s.session_id)
+    assert [m.token_count for m in got] == [count(m.content) for m in got]
+    with pytest.raises(InvalidInput, match="role"):
+        await store.add_messages(s.session_id, [{"role": "robot", "content": long_text}])
+    with pytest.raises(TooLarge):
+        await store.add_message(s.session_id, "user", "x" * 100_001)
+    assert (await store.get_session(s.session_id)).message_count == 5

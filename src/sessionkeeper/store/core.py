@@ -17,6 +17,7 @@ Semantics in brief (details next to each piece):
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import threading
@@ -89,6 +90,11 @@ IDEMPOTENCY_BATCH = 10_000  # expired idempotency keys deleted per transaction
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _parts_lock = threading.Lock()
+# Messages with more text than this (characters, all together) are checked and counted on a
+# worker thread: tokenising 100,000 characters takes ~8 ms, which would hold the event loop
+# (every other request of a server) that long; below it, the hand-over costs more than the
+# work (20,000 characters: ~1.7 ms).
+OFF_LOOP_CHARS = 20_000
 
 
 MAX_CONTEXT = 10  # neighbours each side of a hit in search_with_neighbours
@@ -523,10 +529,25 @@ class Store:
 
     # ── messages ────────────────────────────────────────────────────────────
 
-    def _prepare(self, message: NewMessage | Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        row = validate.message_row(message, self.tokenizer.count)
-        row["created_at"] = row["created_at"] or now
-        return row
+    async def _checked(
+        self, items: Sequence[NewMessage | Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Each message checked whole, its tokens counted (``validate.message_row``): on a
+        worker thread when their text is long (OFF_LOOP_CHARS), so that tokenising it does
+        not hold the event loop and every other caller on it."""
+        count = self.tokenizer.count
+        if _text_length(items) <= OFF_LOOP_CHARS:
+            return [validate.message_row(item, count) for item in items]
+        return await asyncio.to_thread(lambda: [validate.message_row(i, count) for i in items])
+
+    async def _prepared(
+        self, items: Sequence[NewMessage | Mapping[str, Any]], now: datetime
+    ) -> list[dict[str, Any]]:
+        """``_checked``, each row's time defaulting to ``now``."""
+        rows = await self._checked(items)
+        for row in rows:
+            row["created_at"] = row["created_at"] or now
+        return rows
 
     async def add_message(
         self,
@@ -556,7 +577,7 @@ class Store:
         )
         if idempotency_key is not None:
             return (await self._append_keyed(session_id, [message], idempotency_key, now))[0]
-        row = self._prepare(message, now)
+        (row,) = await self._prepared([message], now)
         seqs = await self._backend.append(session_id, [row], now)
         if seqs is None:
             raise _not_found(session_id)
@@ -574,11 +595,10 @@ class Store:
         ``idempotency_key``: as ``add_message``'s, for the batch as a whole."""
         validate.session_id(session_id)
         now = utcnow()
-        if idempotency_key is not None:
-            items = list(items)
-            if items:
-                return await self._append_keyed(session_id, items, idempotency_key, now)
-        rows = [self._prepare(item, now) for item in items]
+        items = list(items)
+        if idempotency_key is not None and items:
+            return await self._append_keyed(session_id, items, idempotency_key, now)
+        rows = await self._prepared(items, now)
         if not rows:
             await self.get_session(session_id)
             return []
@@ -597,7 +617,7 @@ class Store:
     ) -> list[Message]:
         """A keyed append: written with its key, or the messages the key's first write
         stored (``store/idempotency.py``)."""
-        checked = [validate.message_row(item, self.tokenizer.count) for item in items]
+        checked = await self._checked(items)
         claim = idempotency.Claim(idempotency.key(key), idempotency.append_fingerprint(checked))
         rows = [{**row, "created_at": row["created_at"] or now} for row in checked]
         result = await self._backend.append(session_id, rows, now, claim)
@@ -814,7 +834,7 @@ class Store:
         if expected is not None:
             expected = [validate.seq(s, "expected") for s in expected]
         now = utcnow()
-        rows = [self._prepare(item, now) for item in items]
+        rows = await self._prepared(list(items), now)
         done = await self._backend.replace_tail(session_id, expected, rows, now, prune)
         if done is None:
             raise _not_found(session_id)
@@ -1304,6 +1324,21 @@ async def _ensure_schema(backend: Backend, upgrade: bool) -> None:
     if found is not None and not upgrade:
         raise SchemaMismatch(migrate.older_message(found))
     await backend.migrate("head")
+
+
+def _text_length(items: Sequence[NewMessage | Mapping[str, Any]]) -> int:
+    """The characters of the messages' content (what tokenising them costs), as given."""
+    total = 0
+    for item in items:
+        if isinstance(item, NewMessage):
+            content: Any = item.content
+        elif isinstance(item, Mapping):
+            content = item.get("content")
+        else:
+            continue  # refused by the check, with its reason
+        if isinstance(content, str):
+            total += len(content)
+    return total
 
 
 def _appended(session_id: str, seq: int, row: dict[str, Any]) -> Message:
