@@ -220,6 +220,33 @@ async def test_export_shapes_and_markdown(store: Store) -> None:
     assert "## User · #1" in md and "Bonjour\nça va ?" in md
     assert "## Assistant · #2" in md and "m1" in md
 
+    # A compaction: its line follows the messages, its summary a section of the transcript.
+    for i in range(4):
+        await store.add_message(session.session_id, "user", f"more {i}")
+    done = await store.compact_session(
+        session.session_id, keep_last_tokens=1, summarize=summarize, model="m2"
+    )
+    assert done is not None
+    lines = [json.loads(line) for line in (await export_text(store)).splitlines()]
+    assert [line["type"] for line in lines] == ["session", *["message"] * 6, "compaction"]
+    assert list(lines[-1]) == [
+        "type",
+        "from_seq",
+        "through_seq",
+        "message_count",
+        "compacted_tokens",
+        "summary",
+        "token_count",
+        "model",
+        "metadata",
+        "created_at",
+    ]
+    assert (lines[-1]["through_seq"], lines[-1]["summary"]) == (done.through_seq, done.summary)
+    md = await export_text(store, session_ids=[session.session_id], fmt="markdown")
+    section = f"## Summary of #1–#{done.through_seq} · "
+    assert section in md and md.index(section) > md.index("## User · #6")
+    assert md.rstrip().endswith(done.summary.rstrip())
+
 
 async def test_jsonl_import_replace_and_failures(store: Store, tmp_path: Path) -> None:
     good = await store.create_session(session_id="keep-me", title="original")
