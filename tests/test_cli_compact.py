@@ -53,6 +53,19 @@ def test_compact_command(cli: Any, file_db_url: str) -> None:
     with SyncStore.open(file_db_url) as store:
         assert store.get_compaction(sid).through_seq == body["compaction"]["through_seq"]
         assert len(store.get_messages(sid)) == 30
+    # show: where the window's cut is (all 30 messages still shown).
+    through = body["compaction"]["through_seq"]
+    shown = cli("show", sid)
+    assert shown.exit_code == 0, shown.output
+    assert f"#1–#{through} ({through} messages" in shown.stdout and "line 29" in shown.stdout
+    as_json = json.loads(cli("show", sid, "--json").stdout)
+    assert as_json["compaction"]["through_seq"] == through and len(as_json["messages"]) == 30
+    with SyncStore.open(file_db_url) as store:
+        other = store.create_session().session_id
+        store.add_message(other, "user", "never compacted")
+    plain = cli("show", other, "--json")
+    assert plain.exit_code == 0 and json.loads(plain.stdout)["compaction"] is None
+    assert "summary of" not in cli("show", other).stdout
 
 
 def test_ask_compacts_past_the_threshold(

@@ -18,7 +18,7 @@ from sessionkeeper.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from sessionkeeper import Store
-    from sessionkeeper.models import Message, Page, Session, UsageTotals
+    from sessionkeeper.models import Compaction, Message, Page, Session, UsageTotals
 
 app = typer.Typer()
 
@@ -48,7 +48,10 @@ def _session_rows(sessions: list[Session], current: str | None) -> list[list[Any
 
 
 def _print_session(
-    session: Session, title: str | None = None, usage: UsageTotals | None = None
+    session: Session,
+    title: str | None = None,
+    usage: UsageTotals | None = None,
+    compaction: Compaction | None = None,
 ) -> None:
     from sessionkeeper.cli.usage import usage_fields
 
@@ -72,7 +75,20 @@ def _print_session(
             if session.parent_session_id
             else []
         )
+        + (
+            [("compacted", _compacted(compaction))]  # where the context window's cut is
+            if compaction is not None
+            else []
+        )
         + (usage_fields(usage) if usage is not None else []),
+    )
+
+
+def _compacted(c: Compaction) -> str:
+    return (
+        f"#{c.from_seq}–#{c.through_seq} ({out.plural(c.message_count, 'message')}, "
+        f"{c.compacted_tokens:,} tokens) in a summary of {c.token_count:,} tokens, "
+        f"{out.when(c.created_at)}"
     )
 
 
@@ -256,27 +272,31 @@ def show(
     chosen = common.target(session_id)
     sid = chosen.session_id
 
-    async def work(store: Store) -> tuple[Session, UsageTotals, list[Message]]:
+    async def work(
+        store: Store,
+    ) -> tuple[Session, UsageTotals, Compaction | None, list[Message]]:
         from sessionkeeper.transfer.export import all_messages
 
         session = await store.get_session(sid)
         usage = await store.get_usage(sid)
+        compaction = await store.get_compaction(sid)
         if last is not None:
-            return session, usage, await store.get_messages(sid, last=last)
-        return session, usage, await all_messages(store, sid)
+            return session, usage, compaction, await store.get_messages(sid, last=last)
+        return session, usage, compaction, await all_messages(store, sid)
 
     with common.current_must_exist(chosen):
-        session, usage, messages = common.run(work)
+        session, usage, compaction, messages = common.run(work)
     if as_json:
         out.emit_json(
             {
                 "session": session.to_dict(),
                 "messages": [m.to_dict() for m in messages],
                 "usage": usage.to_dict(),
+                "compaction": None if compaction is None else compaction.to_dict(),
             }
         )
         return
-    _print_session(session, f"Session {session.session_id}", usage)
+    _print_session(session, f"Session {session.session_id}", usage, compaction)
     for message in messages:
         _print_message(message)
     if last is not None and len(messages) < session.message_count:
