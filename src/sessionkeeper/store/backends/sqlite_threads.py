@@ -488,9 +488,11 @@ class Runner:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
         future.add_done_callback(functools.partial(_hand_over, loop, waiter))
-        timer = loop.call_later(self.timeout + 1, _give_up, future, waiter, self.timeout)
-        if not bounded:
-            timer.cancel()
+        timer = (
+            loop.call_later(self.timeout + 1, _give_up, future, waiter, self.timeout)
+            if bounded
+            else None
+        )
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -498,7 +500,8 @@ class Runner:
                 future.cancel()  # only if still queued: a running one goes on
             raise
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     async def _write(
         self,
