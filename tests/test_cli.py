@@ -153,7 +153,7 @@ def test_json_shapes(cli: Invoke) -> None:
     assert listed["sessions"][0]["message_count"] == 2
 
     shown = as_json(cli("show", "--json"))
-    assert list(shown) == ["session", "messages", "usage"]
+    assert list(shown) == ["session", "messages", "usage", "compaction"]
     assert [m["content"] for m in shown["messages"]] == ["hello there", "general kenobi"]
     assert [
         m["content"] for m in as_json(cli("show", sid, "--last", "1", "--json"))["messages"]
