@@ -409,7 +409,13 @@ def test_export_import_commands(cli: Invoke, tmp_path: Path) -> None:
     as_json(cli("add", "user", "héllo\nworld", "--json"))
     out = tmp_path / "all.jsonl"
     summary = as_json(cli("export", "--all", "-o", str(out), "--json"))
-    assert summary == {"format": "jsonl", "sessions": 1, "messages": 1, "destination": str(out)}
+    assert summary == {
+        "format": "jsonl",
+        "sessions": 1,
+        "messages": 1,
+        "compactions": 0,
+        "destination": str(out),
+    }
     current_only = cli("export")  # default: the current session, to stdout
     assert current_only.exit_code == 0 and current_only.stdout == out.read_text(encoding="utf-8")
     md = cli("export", sid, "--format", "markdown")

@@ -36,7 +36,7 @@ def cli(file_db_url: str, fake: FakeLLM, tmp_path: Path, monkeypatch: pytest.Mon
     return make_invoke(file_db_url)
 
 
-def test_compact_command(cli: Any, file_db_url: str) -> None:
+def test_compact_command(cli: Any, file_db_url: str, tmp_path: Path) -> None:
     with SyncStore.open(file_db_url) as store:
         sid = store.create_session().session_id
         store.add_messages(sid, [{"role": "user", "content": f"line {i}"} for i in range(30)])
@@ -60,6 +60,8 @@ def test_compact_command(cli: Any, file_db_url: str) -> None:
     assert f"#1–#{through} ({through} messages" in shown.stdout and "line 29" in shown.stdout
     as_json = json.loads(cli("show", sid, "--json").stdout)
     assert as_json["compaction"]["through_seq"] == through and len(as_json["messages"]) == 30
+    exported = cli("export", sid, "-o", str(tmp_path / "out.jsonl"))
+    assert exported.exit_code == 0 and "(30 messages, 1 compaction)" in exported.stdout
     with SyncStore.open(file_db_url) as store:
         other = store.create_session().session_id
         store.add_message(other, "user", "never compacted")

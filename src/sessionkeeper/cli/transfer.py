@@ -101,9 +101,12 @@ def export(
     if as_json:
         out.emit_json(summary.to_dict())
     else:
+        compacted = (
+            f", {out.plural(summary.compactions, 'compaction')}" if summary.compactions else ""
+        )
         out.plain(
             f"Exported {out.plural(summary.sessions, 'session')} "
-            f"({out.plural(summary.messages, 'message')}) to {output}"
+            f"({out.plural(summary.messages, 'message')}{compacted}) to {output}"
         )
 
 

@@ -32,12 +32,14 @@ class ExportSummary:
     sessions: int = 0
     messages: int = 0
     destination: str | None = None
+    compactions: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.format,
             "sessions": self.sessions,
             "messages": self.messages,
+            "compactions": self.compactions,
             "destination": self.destination,
         }
 
@@ -111,7 +113,8 @@ async def export_sessions(
     check_format(fmt)
     summary = ExportSummary(format=fmt)
     async for session in select_sessions(store, session_ids, agent_ids, user_ids):
-        async for chunk in session_chunks(store, session, fmt, first=summary.sessions == 0):
+        chunks = session_chunks(store, session, fmt, first=summary.sessions == 0, summary=summary)
+        async for chunk in chunks:
             out.write(chunk)
         summary.sessions += 1
         summary.messages += session.message_count
@@ -126,12 +129,18 @@ def check_format(fmt: str) -> None:
 
 
 async def session_chunks(
-    store: Store, session: Session, fmt: str = "jsonl", *, first: bool = True
+    store: Store,
+    session: Session,
+    fmt: str = "jsonl",
+    *,
+    first: bool = True,
+    summary: ExportSummary | None = None,
 ) -> AsyncIterator[str]:
     """One session's export, a line (JSONL) or section (Markdown) at a time: the header from
     the session row's counters, the messages it counted, then the session's compactions
     (those that stand for exported messages: one made meanwhile may reach past them).
-    Conflict if a message was deleted meanwhile (the lines would not match their header)."""
+    Conflict if a message was deleted meanwhile (the lines would not match their header).
+    ``summary``: its compactions are counted there."""
     check_format(fmt)
     if fmt == "jsonl":
         yield dump_line(session_record(session))
@@ -153,6 +162,8 @@ async def session_chunks(
         )
     for compaction in await store.get_compactions(session.session_id):
         if compaction.through_seq <= last_seq:
+            if summary is not None:
+                summary.compactions += 1
             yield (
                 dump_line(compaction_record(compaction))
                 if fmt == "jsonl"
