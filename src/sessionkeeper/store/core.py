@@ -450,13 +450,8 @@ class Store:
             values["ended_at"] = now if status == "ended" else None
         if isinstance(expected_metadata, _Unset):
             return await self._update(session_id, values)
-        expected = validate.metadata(expected_metadata) or {}
-        session = await self._backend.update_session(
-            session_id, values, expected_metadata=expected
-        )
-        if session is None:
-            raise _not_found(session_id)
-        return session
+        expected = validate.metadata(expected_metadata) or {}  # None and {} alike
+        return await self._update(session_id, values, expected_metadata=expected)
 
     async def end_session(self, session_id: str) -> Session:
         """Mark ended (kept, not deleted). Ending twice keeps the first ended_at."""
@@ -496,9 +491,16 @@ class Store:
         )
 
     async def _update(
-        self, session_id: str, values: dict[str, Any], *, end_at: datetime | None = None
+        self,
+        session_id: str,
+        values: dict[str, Any],
+        *,
+        end_at: datetime | None = None,
+        expected_metadata: dict[str, Any] | None = None,
     ) -> Session:
-        session = await self._backend.update_session(session_id, values, end_at=end_at)
+        session = await self._backend.update_session(
+            session_id, values, end_at=end_at, expected_metadata=expected_metadata
+        )
         if session is None:
             raise _not_found(session_id)
         return session
