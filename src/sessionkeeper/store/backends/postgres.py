@@ -846,7 +846,7 @@ class PostgresBackend(Connections):
             await conn.execute(q.INSERT_SESSION, *row)
             if items:
                 await conn.executemany(q.INSERT_MESSAGE, [_import_message(s, m) for m in items])
-            await _insert_compactions(conn, compactions)
+            await pg_compaction.insert_all(conn, compactions)
         return True
 
     async def import_session_stream(
@@ -874,7 +874,7 @@ class PostgresBackend(Connections):
                 totals.tokens,
                 totals.last_seq,
             )
-            await _insert_compactions(conn, compactions)  # read after the messages
+            await pg_compaction.insert_all(conn, compactions)  # read after the messages
         return True
 
     # ── API keys ────────────────────────────────────────────────────────────
@@ -1039,8 +1039,3 @@ async def _make_room(backend: PostgresBackend, conn: Any, session_id: str, repla
         await backend.delete_rows(conn, [session_id])
     return True
 
-
-async def _insert_compactions(conn: Any, compactions: Iterable[Compaction]) -> None:
-    """An import's compactions, as they are (checked by ``verbatim``)."""
-    for c in compactions:
-        await conn.execute(pg_compaction.SQL.insert, *pg_compaction.params(c))

@@ -8,6 +8,7 @@ lock only as long as the check and the insert take; the summary was written befo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sessionkeeper.models import Compaction
@@ -24,6 +25,13 @@ _EXISTS = "SELECT 1 FROM sessions WHERE session_id = $1"
 def params(c: Compaction) -> tuple[Any, ...]:
     """SQL.insert's values for ``c``."""
     return insert_values(c, lambda m: m or None, lambda t: t)
+
+
+async def insert_all(conn: Any, compactions: Iterable[Compaction]) -> None:
+    """Write ``compactions`` as they are (an import's, checked by ``verbatim``)."""
+    rows = [params(c) for c in compactions]
+    if rows:
+        await conn.executemany(SQL.insert, rows)
 
 
 def compaction(r: Any) -> Compaction:

@@ -80,7 +80,11 @@ from sessionkeeper.store.backends.frameworks import sqlite_adk
 from sessionkeeper.store.backends.frameworks.sqlite_adk import SqliteAdk
 from sessionkeeper.store.backends.frameworks.sqlite_checkpoints import SqliteCheckpoints
 from sessionkeeper.store.backends.sqlite_compaction import SqliteCompactions
-from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message_params
+from sessionkeeper.store.backends.sqlite_rows import (
+    INSERT_MESSAGE,
+    message_params,
+    session_exists,
+)
 from sessionkeeper.store.backends.sqlite_rows import message as _message
 from sessionkeeper.store.backends.sqlite_rows import utc as _utc
 from sessionkeeper.store.backends.sqlite_threads import (
@@ -537,7 +541,7 @@ class SqliteBackend(Runner):
         def read(conn: sqlite3.Connection) -> list[Message] | None:
             rows = conn.execute(stmt, params).fetchall()
             # Only an empty answer needs the lookup that tells "no such session".
-            if not rows and not _exists(conn, session_id):
+            if not rows and not session_exists(conn, session_id):
                 return None
             return [_message(r) for r in rows]
 
@@ -548,7 +552,7 @@ class SqliteBackend(Runner):
     ) -> list[tuple[int, dict[str, Any]]] | None:
         def read(conn: sqlite3.Connection) -> list[tuple[int, dict[str, Any]]] | None:
             rows = conn.execute(_MESSAGE_METADATA, (session_id, last)).fetchall()
-            if not rows and not _exists(conn, session_id):
+            if not rows and not session_exists(conn, session_id):
                 return None
             loads = json.loads
             return [(r[0], loads(r[1]) if r[1] else {}) for r in rows]
@@ -584,7 +588,7 @@ class SqliteBackend(Runner):
                     (session_id, target),
                 ).fetchone()
             if row is None:
-                return _exists(conn, session_id), None
+                return session_exists(conn, session_id), None
             conn.execute(
                 "UPDATE sessions SET message_count = message_count - 1, "
                 "token_count = token_count - ?, updated_at = ? WHERE session_id = ?",
@@ -611,7 +615,7 @@ class SqliteBackend(Runner):
         def write(conn: sqlite3.Connection) -> tuple[bool, Message | None]:
             row = conn.execute(stmt, params).fetchone()
             if row is None:
-                return _exists(conn, session_id), None
+                return session_exists(conn, session_id), None
             return True, _message(row)
 
         return await self._write(write)
@@ -626,7 +630,7 @@ class SqliteBackend(Runner):
 
         def read(conn: sqlite3.Connection) -> UsageRows | None:
             rows = conn.execute(stmt, params).fetchall()
-            if not rows and session_id is not None and not _exists(conn, session_id):
+            if not rows and session_id is not None and not session_exists(conn, session_id):
                 return None
             return [tuple(r) for r in rows]
 
@@ -652,7 +656,7 @@ class SqliteBackend(Runner):
         stamp = sqlite_time(now)
 
         def write(conn: sqlite3.Connection) -> int | None:
-            if not _exists(conn, session_id):
+            if not session_exists(conn, session_id):
                 return None
             gone = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
             conn.execute(_FREE_KEYS, (session_id,))
@@ -900,7 +904,7 @@ class SqliteBackend(Runner):
     async def children(self, session_id: str) -> list[Session] | None:
         def read(conn: sqlite3.Connection) -> list[Session] | None:
             rows = conn.execute(_CHILDREN, (session_id,)).fetchall()
-            if not rows and not _exists(conn, session_id):
+            if not rows and not session_exists(conn, session_id):
                 return None
             return [_session(r) for r in rows]
 
@@ -1210,13 +1214,8 @@ def _copy_framework_rows(conn: sqlite3.Connection, source: str, target: str) -> 
 
 def _make_room(conn: sqlite3.Connection, session_id: str, replace: bool) -> bool:
     """Whether an import may write the session: absent, or deleted here to be replaced."""
-    if _exists(conn, session_id):
+    if session_exists(conn, session_id):
         if not replace:
             return False
         conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
     return True
-
-
-def _exists(conn: sqlite3.Connection, session_id: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
-    return row is not None

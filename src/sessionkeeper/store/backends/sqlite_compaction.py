@@ -16,13 +16,12 @@ from sessionkeeper.models import Compaction
 from sessionkeeper.store import window
 from sessionkeeper.store.backends.base import CompactionSource
 from sessionkeeper.store.backends.compaction_sql import insert_values, statements
-from sessionkeeper.store.backends.sqlite_rows import message, utc
+from sessionkeeper.store.backends.sqlite_rows import message, session_exists, utc
 from sessionkeeper.store.backends.sqlite_threads import Runner, read_txn
 from sessionkeeper.store.backends.statements import sqlite_time
 from sessionkeeper.store.validate import json_text
 
 SQL = statements("sqlite")
-_EXISTS = "SELECT 1 FROM sessions WHERE session_id = ?"
 
 
 def compaction(r: Sequence[Any]) -> Compaction:
@@ -57,12 +56,7 @@ class SqliteCompactions:
 
     async def source(self, session_id: str) -> CompactionSource | None:
         def read(conn: sqlite3.Connection) -> CompactionSource | None:
-            if (
-                conn.execute(
-                    "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-                ).fetchone()
-                is None
-            ):
+            if not session_exists(conn, session_id):
                 return None
             first = conn.execute(SQL.first, (session_id, window.PINNED_SCAN)).fetchall()
             pinned = window.pinned_prefix(message(r) for r in first)
@@ -81,12 +75,7 @@ class SqliteCompactions:
         values = params(c)
 
         def write(conn: sqlite3.Connection) -> bool | None:
-            if (
-                conn.execute(
-                    "SELECT 1 FROM sessions WHERE session_id = ?", (c.session_id,)
-                ).fetchone()
-                is None
-            ):
+            if not session_exists(conn, c.session_id):
                 return None
             current = latest(conn, c.session_id)
             if (current.through_seq if current else 0) != previous:
@@ -104,15 +93,14 @@ class SqliteCompactions:
             found = latest(conn, session_id)
             if found is not None:
                 return True, found
-            exists = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
-            return exists.fetchone() is not None, None
+            return session_exists(conn, session_id), None
 
         return await self.b._read(read_txn(read), inline=True)
 
     async def every(self, session_id: str) -> list[Compaction] | None:
         def read(conn: sqlite3.Connection) -> list[Compaction] | None:
             rows = conn.execute(SQL.every, (session_id,)).fetchall()
-            if not rows and conn.execute(_EXISTS, (session_id,)).fetchone() is None:
+            if not rows and not session_exists(conn, session_id):
                 return None
             return [compaction(r) for r in rows]
 

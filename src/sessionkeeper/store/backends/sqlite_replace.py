@@ -9,7 +9,12 @@ from typing import Any
 
 from sessionkeeper.models import Message
 from sessionkeeper.store.backends.replace_sql import PRUNE_CHUNK, statements
-from sessionkeeper.store.backends.sqlite_rows import INSERT_MESSAGE, message, message_params
+from sessionkeeper.store.backends.sqlite_rows import (
+    INSERT_MESSAGE,
+    message,
+    message_params,
+    session_exists,
+)
 
 SQL = statements("sqlite")
 _BUMP = (
@@ -27,10 +32,7 @@ def replace_tail(
     stamp: str,
     prune: Callable[[Message], bool] | None,
 ) -> bool | None:
-    if (
-        conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
-        is None
-    ):
+    if not session_exists(conn, session_id):
         return None
     start = 0  # expected None: the whole history
     if expected is not None:

@@ -7,6 +7,7 @@ as the validation made it (``validate.json_text``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -86,3 +87,9 @@ def _usage(array: str) -> Usage | None:
     # In an UPDATE's RETURNING, SQLite tested ``requests IS NULL`` on the old row: clearing a
     # usage returns an array of NULLs. ``requests`` (its fifth) decides, as everywhere.
     return None if values[4] is None else Usage(*values)
+
+
+def session_exists(conn: sqlite3.Connection, session_id: str) -> bool:
+    """Whether the session's row is there (in ``conn``'s transaction, if it is in one)."""
+    found = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
+    return found.fetchone() is not None
